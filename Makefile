@@ -1,0 +1,37 @@
+# The README's two commands: `make demo` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+REQS := requirements.txt functions/requirements.txt review_app/requirements.txt
+
+.PHONY: demo test lint bench iam-doc clean
+
+$(STAMP): $(REQS)
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed; found " + sys.version.split()[0])'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.txt
+	@touch $@
+
+## make demo [ONCE=1] [DATA=path/to/casting_data]: the whole pipeline on this machine
+demo: $(STAMP)
+	$(BIN)/python -m scripts.demo $(if $(ONCE),--once) $(if $(DATA),--data "$(DATA)")
+
+## make test: lint, then every test
+test: $(STAMP) lint
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+## make bench: performance figures, printed and written to bench/results.json
+bench: $(STAMP)
+	$(BIN)/python -m bench
+
+## make iam-doc: regenerate docs/iam.md from the Pulumi program (under mocks)
+iam-doc: $(STAMP)
+	$(BIN)/python -m scripts.iam_doc > docs/iam.md
+
+clean:
+	rm -rf $(VENV) .demo .pytest_cache

@@ -1,0 +1,144 @@
+"""Classifier backends. Each returns every class's confidence, keyed by the model's class name.
+
+- `vertex`: a Vertex AI endpoint's online prediction, over REST with google-auth, so that the
+  functions never import google-cloud-aiplatform (1.3 s per cold start).
+- `onnx`: a model file run with onnxruntime; its labels and preprocessing travel in its metadata.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from typing import Protocol
+
+from inspection.errors import BackendUnavailable, ConfigError
+from inspection.images import LoadedImage
+
+VERTEX_TIMEOUT_S = 30.0
+RETRYABLE_STATUS = {408, 429, 500, 502, 503, 504}
+
+
+@dataclass(frozen=True)
+class Classification:
+    confidences: dict[str, float]
+    model: str
+
+
+class Classifier(Protocol):
+    def classify(self, image: LoadedImage) -> Classification: ...
+
+
+class VertexClassifier:
+    """POST {api}/v1/{endpoint}:predict with one base64 image; see gcp-facts.md."""
+
+    def __init__(self, endpoint: str, api_endpoint: str, max_request_bytes: int):
+        self.endpoint = endpoint
+        self.url = f"{api_endpoint.rstrip('/')}/v1/{endpoint}:predict"
+        self.max_request_bytes = max_request_bytes
+
+    @functools.cached_property
+    def _session(self):
+        import requests
+
+        if self.url.startswith("http://"):  # a local stand-in; never the real service
+            return requests.Session()
+        import google.auth
+        from google.auth.transport.requests import AuthorizedSession
+
+        credentials, _ = google.auth.default(scopes=["https://www.googleapis.com/auth/cloud-platform"])
+        return AuthorizedSession(credentials)
+
+    def classify(self, image: LoadedImage) -> Classification:
+        import requests
+
+        content = base64.b64encode(image.request_bytes(self.max_request_bytes)).decode()
+        body = {
+            "instances": [{"content": content}],
+            "parameters": {"confidenceThreshold": 0.0, "maxPredictions": 100},
+        }
+        try:
+            response = self._session.post(self.url, json=body, timeout=VERTEX_TIMEOUT_S)
+        except requests.RequestException as exc:
+            raise BackendUnavailable(f"Vertex request failed: {exc}") from exc
+        if response.status_code in RETRYABLE_STATUS:
+            raise BackendUnavailable(f"Vertex answered {response.status_code}: {response.text[:200]}")
+        if response.status_code != 200:
+            # Not the image's fault (we validated it): a wrong endpoint or missing grant. Retry,
+            # so the image stays in inbound until an operator fixes it.
+            raise BackendUnavailable(f"Vertex answered {response.status_code}: {response.text[:200]}")
+        try:
+            prediction = response.json()["predictions"][0]
+            names, confidences = prediction["displayNames"], prediction["confidences"]
+            scores = {str(n): float(c) for n, c in zip(names, confidences, strict=True)}
+        except (KeyError, IndexError, TypeError, ValueError) as exc:
+            raise BackendUnavailable(f"Vertex answer has an unexpected shape: {exc}") from exc
+        model = response.json().get("deployedModelId") or self.endpoint
+        return Classification(scores, f"{self.endpoint}/deployedModels/{model}")
+
+
+class OnnxClassifier:
+    """A self-describing ONNX model (see scripts/train_local.py) run on the CPU."""
+
+    def __init__(self, path: str):
+        import onnxruntime
+
+        from inspection import features
+
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = 1  # features dominate; more threads only add contention
+        self._session = onnxruntime.InferenceSession(
+            path, sess_options=options, providers=["CPUExecutionProvider"]
+        )
+        meta = self._session.get_modelmeta().custom_metadata_map
+        try:
+            self.labels = json.loads(meta["labels"])
+            version = meta["preprocessing"]
+        except KeyError as exc:
+            raise ConfigError(f"ONNX_MODEL {path} lacks metadata {exc}; export it with train_local") from exc
+        if version != features.PREPROCESSING_VERSION:
+            raise ConfigError(
+                f"ONNX_MODEL {path} needs preprocessing {version!r}; "
+                f"this code has {features.PREPROCESSING_VERSION!r}"
+            )
+        self.model = meta.get("model_name", os.path.basename(path))
+        self._input = self._session.get_inputs()[0].name
+        self._features = features.extract
+
+    def probabilities(self, rows):
+        """Class probabilities for a batch of feature rows."""
+        outputs = self._session.run(None, {self._input: rows})
+        return outputs[1]
+
+    def classify(self, image: LoadedImage) -> Classification:
+        row = self._features(image.image)[None, :]
+        probabilities = self.probabilities(row)[0]
+        return Classification(
+            {label: float(p) for label, p in zip(self.labels, probabilities, strict=True)},
+            self.model,
+        )
+
+
+def local_model_path(location: str) -> str:
+    """A gs:// model is downloaded once per instance; a local path is used as is."""
+    if not location.startswith("gs://"):
+        return location
+    from inspection import storage
+
+    bucket, _, name = location[5:].partition("/")
+    target = os.path.join(tempfile.gettempdir(), "model-" + name.replace("/", "_"))
+    if not os.path.exists(target):
+        storage.client().bucket(bucket).blob(name).download_to_filename(target)
+    return target
+
+
+def create(settings) -> Classifier:
+    """The backend the settings name."""
+    if settings.backend == "vertex":
+        return VertexClassifier(
+            settings.vertex_endpoint, settings.vertex_api_endpoint, settings.max_request_bytes
+        )
+    return OnnxClassifier(local_model_path(settings.onnx_model))

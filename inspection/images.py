@@ -1,0 +1,101 @@
+"""Deciding whether bytes are an image we can classify, and fitting it to a backend's request limit."""
+
+from __future__ import annotations
+
+import io
+import warnings
+from dataclasses import dataclass, field
+
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+# Formats the Vertex AutoML image models accept as they are; anything else is re-encoded to JPEG.
+PASS_THROUGH_FORMATS = {"JPEG", "PNG", "GIF", "BMP"}
+
+
+class ImageRejected(Exception):
+    """The bytes are not an image we can classify. `reason` is a short stable code for metadata."""
+
+    def __init__(self, reason: str, detail: str):
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+@dataclass
+class LoadedImage:
+    """A decoded image, with the bytes it came from."""
+
+    image: Image.Image
+    raw: bytes
+    format: str
+    _encoded: dict[int, bytes] = field(default_factory=dict, repr=False)
+
+    def request_bytes(self, limit: int) -> bytes:
+        """The image as a backend accepts it: the original bytes when they fit, else a smaller JPEG."""
+        if limit not in self._encoded:
+            self._encoded[limit] = _fit(self, limit)
+        return self._encoded[limit]
+
+
+def load(data: bytes, *, max_bytes: int, min_side: int, max_pixels: int) -> LoadedImage:
+    """Decode fully (a truncated file fails here, not later) or raise ImageRejected."""
+    if not data:
+        raise ImageRejected("empty", "the object has no bytes")
+    if len(data) > max_bytes:
+        raise ImageRejected("too_large", f"{len(data)} bytes is over the limit of {max_bytes}")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data))
+            width, height = image.size
+            if width * height > max_pixels:
+                raise ImageRejected("too_many_pixels", f"{width}x{height} is over {max_pixels} pixels")
+            image.load()
+    except ImageRejected:
+        raise
+    except UnidentifiedImageError:
+        raise ImageRejected("not_an_image", "no image format recognised these bytes") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ImageRejected("too_many_pixels", str(exc)) from None
+    except (OSError, ValueError, SyntaxError, EOFError) as exc:
+        raise ImageRejected("undecodable", f"{type(exc).__name__}: {exc}") from None
+    if min(image.size) < min_side:
+        raise ImageRejected(
+            "too_small",
+            f"{image.size[0]}x{image.size[1]} is below the minimum side of {min_side}px",
+        )
+    return LoadedImage(image=image, raw=data, format=image.format or "")
+
+
+def grayscale(image: Image.Image) -> Image.Image:
+    """One 8-bit channel, whatever the mode (RGBA, CMYK, palette, 16-bit)."""
+    if image.mode in ("RGBA", "LA", "P", "PA"):
+        image = _flatten(image)
+    if image.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
+        image = ImageOps.autocontrast(image.convert("F").convert("L"))
+    return image.convert("L")
+
+
+def _flatten(image: Image.Image) -> Image.Image:
+    rgba = image.convert("RGBA")
+    background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+    return Image.alpha_composite(background, rgba).convert("RGB")
+
+
+def _fit(loaded: LoadedImage, limit: int) -> bytes:
+    if loaded.format in PASS_THROUGH_FORMATS and len(loaded.raw) <= limit:
+        return loaded.raw
+    image = loaded.image
+    image = _flatten(image) if image.mode in ("RGBA", "LA", "P", "PA") else image
+    image = image.convert("L") if image.mode in ("L", "I", "I;16", "F", "1") else image.convert("RGB")
+    quality = 90
+    while True:
+        buffer = io.BytesIO()
+        image.save(buffer, format="JPEG", quality=quality)
+        if buffer.tell() <= limit:
+            return buffer.getvalue()
+        if quality > 70:
+            quality -= 10
+        else:
+            width, height = image.size
+            image = image.resize((max(1, int(width * 0.75)), max(1, int(height * 0.75))))

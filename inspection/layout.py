@@ -1,0 +1,52 @@
+"""Where objects live in the prediction bucket.
+
+    ok/<name>                      auto-decided ok
+    defect/<name>                  auto-decided defect
+    unclear/<name>                 waiting for a reviewer
+    rejected/<name>                not classifiable; metadata says why
+    human_decided/<label>/<name>   decided by a reviewer; metadata says who and when
+    review/leases/<name>           a reviewer's short claim on unclear/<name>
+
+`<name>` is the inbound object name, kept verbatim: it is an object key, never a file path.
+"""
+
+from __future__ import annotations
+
+import posixpath
+
+OK = "ok"
+DEFECT = "defect"
+LABELS = (OK, DEFECT)
+UNCLEAR = "unclear"
+REJECTED = "rejected"
+HUMAN_DECIDED = "human_decided"
+LEASES = "review/leases"
+ROUTED_FOLDERS = (OK, DEFECT, UNCLEAR, REJECTED)
+
+
+def routed(folder: str, name: str) -> str:
+    """The destination of inbound object `name` in `folder`."""
+    return f"{folder}/{name}"
+
+
+def human_decided(label: str, name: str) -> str:
+    """Where a reviewer's decision on `name` is kept."""
+    return f"{HUMAN_DECIDED}/{label}/{name}"
+
+
+def lease(name: str) -> str:
+    """The lease object for unclear image `name`."""
+    return f"{LEASES}/{name}"
+
+
+def alongside(destination: str, generation: int) -> str:
+    """A second, deterministic name for `destination` when a different object already holds it.
+
+    Deterministic so that a redelivered message finds its own earlier copy.
+    """
+    folder, base = posixpath.split(destination)
+    stem, ext = posixpath.splitext(base)
+    if not stem:  # names like ".jpg" have no stem; keep the whole base
+        stem, ext = base, ""
+    renamed = f"{stem}__g{generation}{ext}"
+    return f"{folder}/{renamed}" if folder else renamed

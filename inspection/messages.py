@@ -1,0 +1,124 @@
+"""The prediction message that predict publishes and move consumes (JSON, UTF-8).
+
+    {"bucket": "…-inbound", "name": "line-3/part 17.jpg", "generation": "1716…",
+     "label": "defect", "score": 0.93, "scores": {"defect": 0.93, "ok": 0.07},
+     "model": "projects/…/endpoints/…", "predicted_at": "2026-11-25T10:00:00+00:00"}
+
+`generation` is a decimal string, as in the GCS JSON API, because it does not fit a JSON double.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+
+from inspection.errors import MessageError
+from inspection.layout import LABELS
+
+SCHEMA_VERSION = 1
+MAX_NAME_BYTES = 1024  # GCS object-name limit
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """What the model said about one object generation."""
+
+    bucket: str
+    name: str
+    generation: int
+    label: str
+    score: float
+    scores: dict[str, float]
+    model: str
+    predicted_at: str
+    schema: int = field(default=SCHEMA_VERSION)
+
+    def to_json(self) -> bytes:
+        body = asdict(self)
+        body["generation"] = str(self.generation)
+        return json.dumps(body, ensure_ascii=False, sort_keys=True).encode()
+
+    @classmethod
+    def from_json(cls, raw: bytes | str) -> Prediction:
+        """Parse and validate; a MessageError says exactly what is wrong."""
+        try:
+            body = json.loads(raw)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise MessageError(f"not JSON: {exc}") from None
+        if not isinstance(body, dict):
+            raise MessageError("not a JSON object")
+        return cls(
+            bucket=_text(body, "bucket"),
+            name=validate_object_name(_text(body, "name")),
+            generation=_generation(body.get("generation")),
+            label=_label(body.get("label")),
+            score=_probability(body.get("score"), "score"),
+            scores=_scores(body.get("scores")),
+            model=_text(body, "model"),
+            predicted_at=_timestamp(body.get("predicted_at")),
+            schema=int(body.get("schema", SCHEMA_VERSION)),
+        )._consistent()
+
+    def _consistent(self) -> Prediction:
+        if self.label not in self.scores:
+            raise MessageError(f"scores has no entry for label {self.label!r}")
+        if not math.isclose(self.scores[self.label], self.score, abs_tol=1e-6):
+            raise MessageError("score differs from scores[label]")
+        return self
+
+
+def validate_object_name(name: str) -> str:
+    """GCS's own rules; anything else (spaces, unicode, '#', '?', '..') is a legal name."""
+    if len(name.encode()) > MAX_NAME_BYTES:
+        raise MessageError("name longer than 1024 bytes")
+    if "\r" in name or "\n" in name:
+        raise MessageError("name contains a line break")
+    return name
+
+
+def _text(body: dict, key: str) -> str:
+    value = body.get(key)
+    if not isinstance(value, str) or not value:
+        raise MessageError(f"{key} must be a non-empty string")
+    return value
+
+
+def _generation(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise MessageError("generation must be a decimal string")
+    text = str(value)
+    if not text.isdigit() or int(text) <= 0:
+        raise MessageError("generation must be a positive decimal string")
+    return int(text)
+
+
+def _label(value: object) -> str:
+    if value not in LABELS:
+        raise MessageError(f"label must be one of {', '.join(LABELS)}")
+    return str(value)
+
+
+def _probability(value: object, key: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise MessageError(f"{key} must be a number")
+    if not 0.0 <= float(value) <= 1.0:
+        raise MessageError(f"{key} must be within [0, 1]")
+    return float(value)
+
+
+def _scores(value: object) -> dict[str, float]:
+    if not isinstance(value, dict) or not value:
+        raise MessageError("scores must be a non-empty object")
+    return {_label(label): _probability(score, f"scores.{label}") for label, score in value.items()}
+
+
+def _timestamp(value: object) -> str:
+    if not isinstance(value, str):
+        raise MessageError("predicted_at must be an ISO 8601 string")
+    try:
+        datetime.fromisoformat(value)
+    except ValueError:
+        raise MessageError("predicted_at must be an ISO 8601 string") from None
+    return value

@@ -1,0 +1,45 @@
+"""The move core: one prediction → the image in ok/, defect/ or unclear/ of the prediction bucket."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import UTC, datetime
+
+from inspection import layout, logs, routing, storage
+from inspection.messages import Prediction
+from inspection.settings import MoveSettings
+
+
+def route(prediction: Prediction, settings: MoveSettings) -> storage.MoveResult:
+    """Move the predicted image to its folder, keeping its name; safe to repeat."""
+    started = time.perf_counter()
+    folder = routing.folder_for(prediction, settings.threshold)
+    result = storage.move(
+        prediction.bucket,
+        prediction.name,
+        prediction.generation,
+        settings.prediction_bucket,
+        layout.routed(folder, prediction.name),
+        {
+            "predicted_label": prediction.label,
+            "predicted_score": f"{prediction.score:.6f}",
+            "predicted_scores": json.dumps(prediction.scores, sort_keys=True),
+            "model": prediction.model,
+            "predicted_at": prediction.predicted_at,
+            "threshold": str(settings.threshold),
+            "routed_at": datetime.now(UTC).isoformat(),
+        },
+    )
+    logs.info(
+        "routed",
+        image=prediction.name,
+        generation=prediction.generation,
+        label=prediction.label,
+        score=prediction.score,
+        folder=folder,
+        destination=result.destination,
+        outcome=result.outcome,
+        latency_ms=round((time.perf_counter() - started) * 1000, 1),
+    )
+    return result

