@@ -8,6 +8,13 @@ import threading
 from datetime import UTC, datetime
 
 _lock = threading.Lock()
+_stream = None  # None: stdout, where Cloud Run collects it
+
+
+def send_to(stream) -> None:
+    """Write log lines to `stream` instead of stdout (the local demo keeps its console readable)."""
+    global _stream
+    _stream = stream
 
 
 def log(severity: str, message: str, **fields: object) -> None:
@@ -16,8 +23,9 @@ def log(severity: str, message: str, **fields: object) -> None:
     entry.update({key: value for key, value in fields.items() if value is not None})
     line = json.dumps(entry, default=str, ensure_ascii=False)
     with _lock:
-        sys.stdout.write(line + "\n")
-        sys.stdout.flush()
+        out = _stream or sys.stdout
+        out.write(line + "\n")
+        out.flush()
 
 
 def info(message: str, **fields: object) -> None:

@@ -41,3 +41,78 @@ def make_bucket(gcs_client):
         return gcs_client.create_bucket(f"test-{kind}-{os.getpid()}-{next(_names)}")
 
     return make
+
+
+@pytest.fixture(scope="session")
+def pubsub_emulator():
+    """Google's Pub/Sub emulator; skipped loudly where Java or the gcloud SDK is missing."""
+    from scripts.localstack.pubsub import PubSubEmulator, find_emulator_jar
+
+    jar = find_emulator_jar()
+    if jar is None:
+        pytest.skip(
+            "SKIPPED LOUDLY: Google's Pub/Sub emulator is not installed (needs Java and the gcloud SDK)"
+        )
+    emulator = PubSubEmulator(jar).start()
+    yield emulator
+    emulator.stop()
+
+
+@pytest.fixture
+def topic(pubsub_emulator):
+    """A fresh topic with a pull subscription; `read()` returns what was published to it."""
+
+    class Topic:
+        path = f"projects/local/topics/t-{os.getpid()}-{next(_names)}"
+        subscription = path.replace("/topics/", "/subscriptions/") + "-read"
+
+        def read(self, expect: int = 1, timeout: float = 10.0) -> list:
+            import time
+
+            from google.api_core.exceptions import DeadlineExceeded
+
+            deadline, got = time.monotonic() + timeout, []
+            while len(got) < expect and time.monotonic() < deadline:
+                try:
+                    response = pubsub_emulator.subscriber.pull(
+                        request={"subscription": self.subscription, "max_messages": 10},
+                        timeout=max(0.3, deadline - time.monotonic()),
+                    )
+                except DeadlineExceeded:
+                    continue
+                got += [m.message for m in response.received_messages]
+                if response.received_messages:
+                    pubsub_emulator.subscriber.acknowledge(request={
+                        "subscription": self.subscription,
+                        "ack_ids": [m.ack_id for m in response.received_messages],
+                    })  # fmt: skip
+            return got
+
+    t = Topic()
+    pubsub_emulator.publisher.create_topic(name=t.path)
+    pubsub_emulator.subscriber.create_subscription(request={"name": t.subscription, "topic": t.path})
+    return t
+
+
+@pytest.fixture(scope="session")
+def small_model(tmp_path_factory):
+    """A real ONNX model trained by scripts.train_local on a small synthetic sample."""
+    from scripts import sample_data, train_local
+
+    root = tmp_path_factory.mktemp("sample")
+    sample_data.generate(root, train=80, test=20, seed=11)
+    path = root / "model.onnx"
+    train_local.train(root, path, threshold=0.9)
+    return path
+
+
+def make_function(target: str, signature: str):
+    """Load a function from its source file through functions-framework, as Cloud Run does."""
+    import functions_framework
+
+    from inspection import publishing, storage
+
+    storage.client.cache_clear()
+    publishing._publisher.cache_clear()
+    kind = "predict" if target == "predict_image" else "move"
+    return functions_framework.create_app(target, f"functions/{kind}/main.py", signature).test_client()

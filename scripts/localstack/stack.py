@@ -1,0 +1,155 @@
+"""The whole pipeline on 127.0.0.1: fake-gcs-server (+ precondition proxy), Pub/Sub, and the real
+predict and move handlers served by functions-framework, wired as Eventarc and the push
+subscription wire them in the cloud.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from google.api_core import exceptions as gexc
+from werkzeug.serving import WSGIRequestHandler, make_server
+
+from inspection import layout, storage
+from scripts.localstack.events import EventBridge
+from scripts.localstack.gcs import FakeGcs
+from scripts.localstack.ports import HOST, free_port
+from scripts.localstack.pubsub import InProcessPubSub, PubSubEmulator, find_emulator_jar
+
+ROOT = Path(__file__).resolve().parents[2]
+PROJECT = "local"
+
+
+@dataclass
+class StackConfig:
+    model_path: Path
+    threshold: float = 0.9
+    state_dir: Path | None = None  # None keeps objects in memory
+    gcs_port: int = 0
+    use_emulator: bool | None = None  # None: use Google's emulator when it is installed
+    inbound: str = "local-inbound"
+    prediction: str = "local-prediction"
+    training: str = "local-training"
+    topic: str = f"projects/{PROJECT}/topics/predictions"
+    dead_letter_topic: str = f"projects/{PROJECT}/topics/predictions-dead-letter"
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_request(self, *args, **kwargs) -> None:  # the handlers log each decision themselves
+        pass
+
+
+class _Served:
+    """A WSGI app on a free loopback port, in a daemon thread."""
+
+    def __init__(self, app, name: str, port: int = 0):
+        self.server = make_server(
+            HOST, port or free_port(), app, threaded=True, request_handler=_QuietHandler
+        )
+        self.url = f"http://{HOST}:{self.server.server_port}/"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True, name=name)
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class LocalStack:
+    """Start with `with LocalStack(config) as stack:`; everything stops on exit, also on error."""
+
+    def __init__(self, config: StackConfig):
+        self.config = config
+        self._stoppers: list = []
+
+    # lifecycle -------------------------------------------------------------------------------
+    def __enter__(self) -> LocalStack:
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        import functions_framework
+
+        c = self.config
+        gcs_root = c.state_dir / "gcs" if c.state_dir else None
+        self.gcs = FakeGcs(port=c.gcs_port, root=gcs_root).start()
+        self._stoppers.append(self.gcs.stop)
+        c.gcs_port = self.gcs.port  # a restart comes back on the same address
+        os.environ.update({"STORAGE_EMULATOR_HOST": self.gcs.url, "GOOGLE_CLOUD_PROJECT": PROJECT})
+        storage.client.cache_clear()
+        for bucket in (c.inbound, c.prediction, c.training):
+            with contextlib.suppress(gexc.Conflict):
+                storage.client().create_bucket(bucket)
+
+        jar = find_emulator_jar() if c.use_emulator is not False else None
+        if c.use_emulator and jar is None:
+            raise RuntimeError("Google's Pub/Sub emulator was asked for but is not installed")
+        self.pubsub = PubSubEmulator(jar).start() if jar else InProcessPubSub().start()
+        self._stoppers.append(self.pubsub.stop)
+
+        os.environ.update({
+            "PREDICTIONS_TOPIC": c.topic, "DEAD_LETTER_TOPIC": c.dead_letter_topic,
+            "PREDICTION_BUCKET": c.prediction, "PREDICTION_THRESHOLD": str(c.threshold),
+            "CLASSIFIER_BACKEND": "onnx", "ONNX_MODEL": str(c.model_path), **c.extra_env,
+        })  # fmt: skip
+        functions = ROOT / "functions"
+        self.predict = _Served(
+            functions_framework.create_app(
+                "predict_image", str(functions / "predict" / "main.py"), "cloudevent"
+            ),
+            "predict",
+        )
+        self._stoppers.append(self.predict.stop)
+        self.move = _Served(
+            functions_framework.create_app("move_image", str(functions / "move" / "main.py"), "http"), "move"
+        )
+        self._stoppers.append(self.move.stop)
+        self.pubsub.push_topic(c.topic, self.move.url, c.dead_letter_topic)
+
+        self.bridge = EventBridge(c.inbound, self.predict.url).start()
+        self._stoppers.append(self.bridge.stop)
+        self.gcs.on_finalize.append(self.bridge)
+        self.resync()
+
+    def stop(self) -> None:
+        while self._stoppers:
+            stopper = self._stoppers.pop()
+            try:
+                stopper()
+            except Exception as exc:  # keep stopping the rest
+                print(f"warning: while stopping: {exc}")
+
+    def resync(self) -> int:
+        """Announce objects already waiting in inbound, as Eventarc redelivers what was never acknowledged."""
+        pending = list(storage.client().list_blobs(self.config.inbound))
+        for blob in pending:
+            self.bridge(blob._properties)
+        return len(pending)
+
+    # inspection ------------------------------------------------------------------------------
+    def routed(self) -> dict[str, list[str]]:
+        """Folder → names of the objects in it (names as uploaded; collision suffixes kept)."""
+        result: dict[str, list[str]] = {folder: [] for folder in layout.ROUTED_FOLDERS}
+        for blob in storage.client().list_blobs(self.config.prediction):
+            folder, _, name = blob.name.partition("/")
+            if folder in result:
+                result[folder].append(name)
+        return result
+
+    def inbound_names(self) -> list[str]:
+        return [blob.name for blob in storage.client().list_blobs(self.config.inbound)]
+
+    def dead_letters(self) -> list[bytes]:
+        return self.pubsub.dead_letters(self.config.dead_letter_topic)

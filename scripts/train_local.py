@@ -1,0 +1,138 @@
+"""Train the small local classifier on a casting data set and export it as a self-describing ONNX model.
+
+    python -m scripts.train_local DATA_ROOT OUT.onnx [--threshold 0.9]
+
+Features come from inspection.features (the same function the predict function runs); the model
+is a standardised logistic regression, whose probabilities are calibrated enough to route on.
+The ONNX file carries its labels, input size and preprocessing version in its metadata.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from inspection import features
+from inspection.layout import DEFECT, LABELS, OK
+from scripts.casting import labelled_images
+
+MODEL_NAME = "local-geometry-logreg"
+
+
+def featurise(items: list[tuple[Path, str]], desc: str) -> tuple[np.ndarray, np.ndarray]:
+    from tqdm import tqdm
+
+    rows, labels = [], []
+    for path, label in tqdm(items, desc=desc, unit="img", leave=False):
+        with Image.open(path) as image:
+            rows.append(features.extract(image))
+        labels.append(LABELS.index(label))
+    return np.stack(rows), np.array(labels)
+
+
+def fit(x: np.ndarray, y: np.ndarray):
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    return make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=5000)).fit(x, y)
+
+
+def export(model, path: Path) -> None:
+    """Write the ONNX model with the metadata the serving side checks."""
+    import onnx
+    from skl2onnx import convert_sklearn
+    from skl2onnx.common.data_types import FloatTensorType
+
+    classifier = model.steps[-1][1]
+    proto = convert_sklearn(
+        model,
+        initial_types=[("features", FloatTensorType([None, len(features.FEATURE_NAMES)]))],
+        options={id(classifier): {"zipmap": False}},
+        target_opset=17,
+    )
+    meta = {
+        "labels": json.dumps(list(LABELS)),
+        "preprocessing": features.PREPROCESSING_VERSION,
+        "input_size": str(features.INPUT_SIZE),
+        "feature_names": json.dumps(list(features.FEATURE_NAMES)),
+        "model_name": MODEL_NAME,
+    }
+    onnx.helper.set_model_props(proto, meta)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(proto.SerializeToString())
+
+
+def report(probabilities: np.ndarray, truth: np.ndarray, threshold: float) -> dict:
+    """Metrics on a labelled split, overall and among the images the threshold would auto-decide."""
+    defect = LABELS.index(DEFECT)
+    predicted = probabilities.argmax(axis=1)
+    auto = probabilities.max(axis=1) >= threshold
+    tp = int(((predicted == defect) & (truth == defect)).sum())
+    fp = int(((predicted == defect) & (truth != defect)).sum())
+    fn = int(((predicted != defect) & (truth == defect)).sum())
+    confusion = {
+        f"true_{LABELS[t]}": {
+            f"pred_{LABELS[p]}": int(((truth == t) & (predicted == p)).sum()) for p in range(2)
+        }
+        for t in range(2)
+    }
+    return {
+        "images": len(truth),
+        "accuracy": float((predicted == truth).mean()),
+        "defect_precision": tp / max(tp + fp, 1),
+        "defect_recall": tp / max(tp + fn, 1),
+        "confusion": confusion,
+        "threshold": threshold,
+        "unclear_share": float(1 - auto.mean()),
+        "auto_accuracy": float((predicted[auto] == truth[auto]).mean()) if auto.any() else 1.0,
+        "defects_passed_as_ok": int(((predicted == LABELS.index(OK)) & (truth == defect) & auto).sum()),
+    }
+
+
+def train(root: Path, out: Path, threshold: float = 0.9) -> dict:
+    """Fit on train/, evaluate on test/, export; returns the test report."""
+    started = time.perf_counter()
+    x_train, y_train = featurise(labelled_images(root, "train"), "features (train)")
+    x_test, y_test = featurise(labelled_images(root, "test"), "features (test)")
+    model = fit(x_train, y_train)
+    export(model, out)
+    result = report(model.predict_proba(x_test), y_test, threshold)
+    result["seconds"] = round(time.perf_counter() - started, 1)
+    return result
+
+
+def describe(result: dict) -> str:
+    c = result["confusion"]
+    return "\n".join([
+        f"test split: {result['images']} images, accuracy {result['accuracy']:.1%}, "
+        f"defect precision {result['defect_precision']:.1%}, recall {result['defect_recall']:.1%}",
+        "confusion (rows: truth):   pred ok  pred defect",
+        f"  ok                      {c['true_ok']['pred_ok']:7d}  {c['true_ok']['pred_defect']:11d}",
+        f"  defect                  {c['true_defect']['pred_ok']:7d}  {c['true_defect']['pred_defect']:11d}",
+        f"at threshold {result['threshold']}: {result['unclear_share']:.1%} unclear, "
+        f"{result['auto_accuracy']:.1%} accurate among auto-decided, "
+        f"{result['defects_passed_as_ok']} defects passed as ok",
+    ])  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("data", type=Path, help="folder in the casting layout (train/ and test/)")
+    parser.add_argument("out", type=Path, help="where to write the .onnx model")
+    parser.add_argument("--threshold", type=float, default=0.9, help="routing threshold to report at")
+    args = parser.parse_args(argv)
+    result = train(args.data, args.out, args.threshold)
+    print(describe(result))
+    print(f"model written to {args.out} in {result['seconds']}s")
+
+
+if __name__ == "__main__":
+    main()

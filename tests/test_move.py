@@ -1,0 +1,226 @@
+"""The move function, through functions-framework, against fake-gcs-server (behind the enforcing
+proxy) and Google's Pub/Sub emulator."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from cloudevents.conversion import to_binary, to_structured
+from cloudevents.http import CloudEvent
+
+from inspection import storage
+from inspection.errors import ConfigError
+from tests.conftest import make_function
+from tests.helpers import prediction, push_body
+
+THRESHOLD = 0.8
+
+
+@pytest.fixture
+def env(monkeypatch, make_bucket, topic):
+    inbound, predicted = make_bucket("inbound"), make_bucket("prediction")
+    monkeypatch.setenv("PREDICTION_BUCKET", predicted.name)
+    monkeypatch.setenv("PREDICTION_THRESHOLD", str(THRESHOLD))
+    monkeypatch.setenv("DEAD_LETTER_TOPIC", topic.path)
+    return inbound, predicted, topic
+
+
+@pytest.fixture
+def move(env):
+    return make_function("move_image", "http")
+
+
+def upload(bucket, name: str, data: bytes = b"image bytes"):
+    blob = bucket.blob(name)
+    blob.upload_from_string(data)
+    return blob
+
+
+def names(bucket) -> list[str]:
+    return sorted(b.name for b in bucket.list_blobs())
+
+
+def post(move, body: dict):
+    return move.post("/", json=body)
+
+
+@pytest.mark.parametrize(
+    ("label", "score", "folder"),
+    [("ok", 0.8, "ok"), ("defect", 0.99, "defect"), ("defect", 0.79, "unclear"), ("ok", 0.5, "unclear")],
+)
+def test_routes_by_threshold_and_keeps_the_name(env, move, label, score, folder):
+    inbound, predicted, _ = env
+    blob = upload(inbound, "line 1/part-7.jpg")
+    assert (
+        post(move, push_body(prediction(inbound.name, blob.name, blob.generation, label, score))).status_code
+        == 204
+    )
+    assert names(inbound) == []
+    assert names(predicted) == [f"{folder}/line 1/part-7.jpg"]
+    meta = predicted.get_blob(f"{folder}/line 1/part-7.jpg").metadata
+    assert meta["predicted_label"] == label
+    assert float(meta["predicted_score"]) == pytest.approx(score)
+    assert json.loads(meta["predicted_scores"])[label] == pytest.approx(score)
+    assert meta["model"] == "test-model"
+    assert meta["source_bucket"] == inbound.name
+    assert meta["source_generation"] == str(blob.generation)
+    assert meta["routed_at"]
+
+
+def test_routed_object_keeps_the_bytes(env, move):
+    inbound, predicted, _ = env
+    blob = upload(inbound, "a.jpg", b"\x00\x01 exact bytes")
+    post(move, push_body(prediction(inbound.name, "a.jpg", blob.generation)))
+    assert predicted.blob("ok/a.jpg").download_as_bytes() == b"\x00\x01 exact bytes"
+
+
+@pytest.mark.parametrize("mode", [to_structured, to_binary])
+def test_accepts_the_eventarc_message_published_cloudevent(env, move, mode):
+    inbound, predicted, _ = env
+    blob = upload(inbound, "ce.jpg")
+    event = CloudEvent(
+        {"type": "google.cloud.pubsub.topic.v1.messagePublished", "source": "//pubsub.googleapis.com/x"},
+        push_body(prediction(inbound.name, "ce.jpg", blob.generation, "defect", 0.95)),
+    )
+    headers, body = mode(event)
+    assert move.post("/", headers=headers, data=body).status_code == 204
+    assert names(predicted) == ["defect/ce.jpg"]
+
+
+def test_redelivery_is_a_no_op(env, move):
+    inbound, predicted, topic = env
+    blob = upload(inbound, "twice.jpg")
+    body = push_body(prediction(inbound.name, "twice.jpg", blob.generation))
+    assert post(move, body).status_code == 204
+    first = predicted.get_blob("ok/twice.jpg").generation
+    assert post(move, body).status_code == 204
+    assert names(predicted) == ["ok/twice.jpg"]
+    assert predicted.get_blob("ok/twice.jpg").generation == first
+    assert topic.read(expect=1, timeout=1) == []  # nothing dead-lettered
+
+
+def test_a_crash_between_copy_and_delete_is_finished_by_redelivery(env, move, monkeypatch):
+    inbound, predicted, _ = env
+    blob = upload(inbound, "crash.jpg")
+    body = push_body(prediction(inbound.name, "crash.jpg", blob.generation))
+    real_delete = storage._delete_generation
+
+    def crash(*args):
+        raise ConnectionError("instance died")
+
+    monkeypatch.setattr(storage, "_delete_generation", crash)
+    assert post(move, body).status_code == 500  # the platform will redeliver
+    assert names(inbound) == ["crash.jpg"] and names(predicted) == ["ok/crash.jpg"]
+    monkeypatch.setattr(storage, "_delete_generation", real_delete)
+    assert post(move, body).status_code == 204
+    assert names(inbound) == [] and names(predicted) == ["ok/crash.jpg"]
+
+
+def test_an_old_message_never_deletes_a_newer_upload(env, move):
+    inbound, predicted, _ = env
+    old = upload(inbound, "same.jpg", b"old")
+    newer = upload(inbound, "same.jpg", b"newer")
+    assert post(move, push_body(prediction(inbound.name, "same.jpg", old.generation))).status_code == 204
+    assert inbound.blob("same.jpg").download_as_bytes() == b"newer"
+    assert names(predicted) == []  # the old generation is gone; nothing to move
+    assert post(move, push_body(prediction(inbound.name, "same.jpg", newer.generation))).status_code == 204
+    assert predicted.blob("ok/same.jpg").download_as_bytes() == b"newer"
+
+
+def test_a_redelivered_old_message_after_a_reupload_leaves_the_new_file(env, move):
+    inbound, predicted, _ = env
+    old = upload(inbound, "again.jpg", b"old")
+    body = push_body(prediction(inbound.name, "again.jpg", old.generation))
+    post(move, body)
+    upload(inbound, "again.jpg", b"new upload")
+    assert post(move, body).status_code == 204
+    assert inbound.blob("again.jpg").download_as_bytes() == b"new upload"
+    assert predicted.blob("ok/again.jpg").download_as_bytes() == b"old"
+
+
+def test_a_different_file_at_the_destination_is_kept_and_so_is_ours(env, move, capsys):
+    inbound, predicted, _ = env
+    upload(predicted, "ok/clash.jpg", b"someone else's")
+    blob = upload(inbound, "clash.jpg", b"ours")
+    body = push_body(prediction(inbound.name, "clash.jpg", blob.generation))
+    assert post(move, body).status_code == 204
+    alternative = f"ok/clash__g{blob.generation}.jpg"
+    assert names(predicted) == sorted(["ok/clash.jpg", alternative])
+    assert predicted.blob("ok/clash.jpg").download_as_bytes() == b"someone else's"
+    assert predicted.blob(alternative).download_as_bytes() == b"ours"
+    assert "keeping both" in capsys.readouterr().out
+    assert post(move, body).status_code == 204  # and a redelivery adds nothing
+    assert len(names(predicted)) == 2
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["with space.jpg", "ünïcödé/部品.jpg", "quote's \"double\".jpg", "hash#frag.jpg", "query?x=1&y=2.jpg",
+     "deep/nested/folders/part.jpg", "../../etc/passwd", "a/../b/./c.jpg", "%2F..%2Fescaped.jpg", "<script>.jpg"],
+)  # fmt: skip
+def test_every_legal_name_is_kept_verbatim(env, move, name):
+    inbound, predicted, _ = env
+    blob = upload(inbound, name)
+    assert (
+        post(move, push_body(prediction(inbound.name, name, blob.generation, "defect", 0.9))).status_code
+        == 204
+    )
+    assert names(predicted) == [f"defect/{name}"]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"not json at all",
+        json.dumps({"subscription": "s"}).encode(),
+        json.dumps({"message": {"data": "!!!not base64!!!"}}).encode(),
+        json.dumps(push_body(b"{not json")).encode(),
+        json.dumps(push_body({"bucket": "b", "name": "x", "generation": "1", "label": "Maybe"})).encode(),
+    ],
+)
+def test_malformed_messages_go_to_the_dead_letter_topic_and_are_acknowledged(env, move, body, capsys):
+    _, _, topic = env
+    response = move.post("/", data=body, content_type="application/json")
+    assert response.status_code == 204  # acknowledged: never a crash loop
+    held = topic.read(expect=1)
+    assert [m.data for m in held] == [body]
+    assert held[0].attributes["reason"]
+    line = json.loads([ln for ln in capsys.readouterr().out.splitlines() if "dead letter" in ln][-1])
+    assert line["severity"] == "ERROR" and line["payload"] == body.decode()
+
+
+def test_storage_trouble_is_retried_not_acknowledged(env, move, monkeypatch):
+    inbound, _, topic = env
+    blob = upload(inbound, "flaky.jpg")
+
+    def unavailable(*args, **kwargs):
+        from google.api_core.exceptions import ServiceUnavailable
+
+        raise ServiceUnavailable("try later")
+
+    monkeypatch.setattr(storage, "_copy_unless_taken", unavailable)
+    assert post(move, push_body(prediction(inbound.name, "flaky.jpg", blob.generation))).status_code == 500
+    assert names(inbound) == ["flaky.jpg"]
+    assert topic.read(expect=1, timeout=1) == []
+
+
+@pytest.mark.parametrize("bad", ["0.5", "1.2", "high"])
+def test_a_bad_threshold_stops_the_function_at_start(env, monkeypatch, bad):
+    monkeypatch.setenv("PREDICTION_THRESHOLD", bad)
+    with pytest.raises(ConfigError, match=r"PREDICTION_THRESHOLD"):
+        make_function("move_image", "http")
+
+
+def test_one_log_line_per_decision(env, move, capsys):
+    inbound, _, _ = env
+    blob = upload(inbound, "logged.jpg")
+    capsys.readouterr()
+    post(move, push_body(prediction(inbound.name, "logged.jpg", blob.generation, "defect", 0.7)))
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    decisions = [line for line in lines if line["message"] == "routed"]
+    assert len(decisions) == 1
+    assert {"severity", "message", "image", "generation", "label", "score", "folder", "latency_ms"} <= set(
+        decisions[0]
+    )
+    assert decisions[0]["folder"] == "unclear"

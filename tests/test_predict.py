@@ -1,0 +1,236 @@
+"""The predict function, through functions-framework with Eventarc's CloudEvent, against
+fake-gcs-server, Google's Pub/Sub emulator, a real ONNX model and a local Vertex stub."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import subprocess
+import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+from cloudevents.conversion import to_binary
+from PIL import Image
+
+from tests.conftest import make_function
+from tests.helpers import image_bytes, storage_event
+
+ENDPOINT = "projects/demo/locations/europe-west4/endpoints/1234"
+
+
+class VertexStub:
+    """Speaks the documented `:predict` request and response; records what it was sent."""
+
+    def __init__(self):
+        self.requests: list[dict] = []
+        self.status = 200
+        self.answer = {"Defect": 0.82, "Ok": 0.18}
+        stub = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                stub.requests.append({"path": self.path, "body": body})
+                if stub.status != 200:
+                    payload = json.dumps({"error": {"code": stub.status}}).encode()
+                else:
+                    payload = json.dumps({
+                        "predictions": [{"ids": ["1", "2"], "displayNames": list(stub.answer),
+                                         "confidences": list(stub.answer.values())}],
+                        "deployedModelId": "777",
+                    }).encode()  # fmt: skip
+                self.send_response(stub.status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+@pytest.fixture
+def vertex():
+    stub = VertexStub()
+    yield stub
+    stub.server.shutdown()
+
+
+@pytest.fixture
+def buckets(make_bucket, monkeypatch, topic):
+    inbound, predicted = make_bucket("inbound"), make_bucket("prediction")
+    monkeypatch.setenv("PREDICTION_BUCKET", predicted.name)
+    monkeypatch.setenv("PREDICTIONS_TOPIC", topic.path)
+    return inbound, predicted, topic
+
+
+@pytest.fixture
+def onnx_predict(buckets, monkeypatch, small_model):
+    monkeypatch.setenv("CLASSIFIER_BACKEND", "onnx")
+    monkeypatch.setenv("ONNX_MODEL", str(small_model))
+    return make_function("predict_image", "cloudevent")
+
+
+@pytest.fixture
+def vertex_predict(buckets, monkeypatch, vertex):
+    monkeypatch.setenv("CLASSIFIER_BACKEND", "vertex")
+    monkeypatch.setenv("VERTEX_ENDPOINT", ENDPOINT)
+    monkeypatch.setenv("VERTEX_API_ENDPOINT", vertex.url)
+    return make_function("predict_image", "cloudevent")
+
+
+def deliver(client, blob):
+    headers, body = to_binary(storage_event(blob))
+    return client.post("/", headers=headers, data=body)
+
+
+def upload(bucket, name, data):
+    blob = bucket.blob(name)
+    blob.upload_from_string(data)
+    return bucket.get_blob(name)
+
+
+def test_onnx_backend_publishes_a_complete_prediction(buckets, onnx_predict):
+    inbound, _, topic = buckets
+    blob = upload(inbound, "line 1/part #1.jpeg", image_bytes(defect="blowhole"))
+    assert deliver(onnx_predict, blob).status_code == 200
+    [message] = topic.read()
+    body = json.loads(message.data)
+    assert {"bucket", "name", "generation", "label", "score", "scores", "model", "predicted_at"} <= set(body)
+    assert (body["bucket"], body["name"], body["generation"]) == (
+        inbound.name,
+        blob.name,
+        str(blob.generation),
+    )
+    assert body["label"] in ("ok", "defect")
+    assert set(body["scores"]) == {"ok", "defect"}
+    assert body["score"] == body["scores"][body["label"]] == max(body["scores"].values())
+    assert sum(body["scores"].values()) == pytest.approx(1.0, abs=1e-4)
+    assert body["model"] == "local-geometry-logreg"
+
+
+def test_vertex_backend_sends_the_documented_request_and_maps_labels(buckets, vertex_predict, vertex):
+    inbound, _, topic = buckets
+    data = image_bytes("PNG")
+    blob = upload(inbound, "v.png", data)
+    assert deliver(vertex_predict, blob).status_code == 200
+    [request] = vertex.requests
+    assert request["path"] == f"/v1/{ENDPOINT}:predict"
+    assert base64.b64decode(request["body"]["instances"][0]["content"]) == data
+    assert request["body"]["parameters"]["confidenceThreshold"] == 0.0
+    body = json.loads(topic.read()[0].data)
+    assert (body["label"], body["score"]) == ("defect", 0.82)
+    assert body["scores"] == {"defect": 0.82, "ok": 0.18}
+    assert body["model"] == f"{ENDPOINT}/deployedModels/777"
+
+
+def test_vertex_requests_stay_within_its_size_limit(buckets, vertex_predict, vertex):
+    import numpy as np
+
+    inbound, _, topic = buckets
+    noisy = np.random.default_rng(0).integers(0, 255, (2000, 2000), dtype=np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(noisy).save(buffer, format="BMP")
+    blob = upload(inbound, "huge.bmp", buffer.getvalue())
+    assert deliver(vertex_predict, blob).status_code == 200
+    sent = vertex.requests[0]["body"]
+    assert len(json.dumps(sent)) <= 1_500_000
+    Image.open(io.BytesIO(base64.b64decode(sent["instances"][0]["content"]))).load()
+    assert len(topic.read()) == 1
+
+
+@pytest.mark.parametrize("status", [429, 500, 503])
+def test_backend_trouble_is_retried_never_rejected(buckets, vertex_predict, vertex, status):
+    inbound, predicted, topic = buckets
+    vertex.status = status
+    blob = upload(inbound, "busy.jpg", image_bytes())
+    assert deliver(vertex_predict, blob).status_code == 500
+    assert [b.name for b in inbound.list_blobs()] == ["busy.jpg"]
+    assert list(predicted.list_blobs()) == []
+    assert topic.read(expect=1, timeout=1) == []
+
+
+def test_a_failed_publish_raises_and_keeps_the_image(buckets, monkeypatch, small_model):
+    inbound, _, _ = buckets
+    monkeypatch.setenv("CLASSIFIER_BACKEND", "onnx")
+    monkeypatch.setenv("ONNX_MODEL", str(small_model))
+    monkeypatch.setenv("PREDICTIONS_TOPIC", "projects/local/topics/does-not-exist")
+    client = make_function("predict_image", "cloudevent")
+    blob = upload(inbound, "keep.jpg", image_bytes())
+    assert deliver(client, blob).status_code == 500
+    assert [b.name for b in inbound.list_blobs()] == ["keep.jpg"]
+
+
+def _truncated_jpeg() -> bytes:
+    return image_bytes("JPEG")[:1500]
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "reason"),
+    [
+        ("empty.jpg", b"", "empty"),
+        ("notes.txt", b"just text", "not_an_image"),
+        ("page.html", b"<html><script>alert(1)</script></html>", "not_an_image"),
+        ("cut.jpg", _truncated_jpeg(), "undecodable"),
+        ("tiny.png", image_bytes("PNG", size=(16, 16)), "too_small"),
+    ],
+)
+def test_bad_input_is_quarantined_with_its_reason(buckets, onnx_predict, capsys, name, data, reason):
+    inbound, predicted, topic = buckets
+    blob = upload(inbound, name, data)
+    capsys.readouterr()
+    assert deliver(onnx_predict, blob).status_code == 200  # acknowledged, not retried
+    assert list(inbound.list_blobs()) == []
+    kept = predicted.get_blob(f"rejected/{name}")
+    assert kept.download_as_bytes() == data
+    assert kept.metadata["rejected_reason"] == reason
+    assert kept.metadata["source_generation"] == str(blob.generation)
+    errors = [json.loads(x) for x in capsys.readouterr().out.splitlines() if '"ERROR"' in x]
+    assert len(errors) == 1 and errors[0]["reason"] == reason and errors[0]["image"] == name
+    assert topic.read(expect=1, timeout=1) == []
+
+
+def test_oversized_objects_are_rejected_without_download(buckets, onnx_predict, monkeypatch):
+    inbound, predicted, _ = buckets
+    blob = upload(inbound, "big.jpg", image_bytes())
+    blob._properties["size"] = str(10**9)  # what the event says; the file itself stays small here
+    assert deliver(onnx_predict, blob).status_code == 200
+    assert predicted.get_blob("rejected/big.jpg").metadata["rejected_reason"] == "too_large"
+
+
+@pytest.mark.parametrize(("fmt", "mode"), [("JPEG", "CMYK"), ("PNG", "RGBA"), ("WEBP", "RGB"), ("BMP", "L")])
+def test_every_decodable_format_is_classified(buckets, onnx_predict, fmt, mode):
+    inbound, _, topic = buckets
+    blob = upload(inbound, f"part.{fmt.lower()}", image_bytes(fmt, mode))
+    assert deliver(onnx_predict, blob).status_code == 200
+    assert json.loads(topic.read()[0].data)["name"] == blob.name
+
+
+def test_redelivery_after_the_image_moved_on_is_acknowledged_quietly(buckets, onnx_predict):
+    inbound, _, topic = buckets
+    blob = upload(inbound, "gone.jpg", image_bytes())
+    blob.delete()
+    assert deliver(onnx_predict, blob).status_code == 200
+    assert topic.read(expect=1, timeout=1) == []
+
+
+def test_importing_the_entrypoints_does_not_pull_aiplatform():
+    code = (
+        "import os, sys; os.environ.update(PREDICTIONS_TOPIC='projects/p/topics/t', PREDICTION_BUCKET='b',"
+        " CLASSIFIER_BACKEND='vertex', VERTEX_ENDPOINT='projects/p/locations/l/endpoints/1',"
+        " PREDICTION_THRESHOLD='0.9', DEAD_LETTER_TOPIC='projects/p/topics/d');"
+        " sys.path[:0] = ['.', 'functions/predict']; import main;"
+        " sys.path[1] = 'functions/move'; del sys.modules['main']; import main;"
+        " heavy = [m for m in sys.modules if m.startswith(('google.cloud.aiplatform', 'onnxruntime', 'PIL', 'numpy'))];"
+        " print(heavy)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert "aiplatform" not in out
+    assert "onnxruntime" not in out
