@@ -8,7 +8,6 @@ import json
 from datetime import UTC, datetime
 
 from cloudevents.http import CloudEvent
-from PIL import Image
 
 from scripts.sample_data import draw_part
 
