@@ -14,9 +14,9 @@ $(STAMP): $(REQS)
 	$(BIN)/python -m pip install --quiet -r requirements.txt
 	@touch $@
 
-## make demo [ONCE=1] [DATA=path/to/casting_data]: the whole pipeline on this machine
+## make demo [ONCE=1] [DATA=path/to/casting_data] [PORT=8080]: the whole pipeline on this machine
 demo: $(STAMP)
-	$(BIN)/python -m scripts.demo $(if $(ONCE),--once) $(if $(DATA),--data "$(DATA)")
+	$(BIN)/python -m scripts.demo $(if $(ONCE),--once) $(if $(DATA),--data "$(DATA)") $(if $(PORT),--review-port $(PORT))
 
 ## make test: lint, then every test
 test: $(STAMP) lint

@@ -24,7 +24,7 @@ from scripts import sample_data, train_local
 from scripts.casting import labelled_images
 from scripts.localstack.stack import ROOT, LocalStack, StackConfig
 
-STATE = ROOT / ".demo"
+DEFAULT_STATE = ROOT / ".demo"
 BAD_FILES = {  # shown to go to rejected/, not lost
     "line-1/notes.txt": b"shift report: nothing to see here\n",
     "line-1/empty.jpeg": b"",
@@ -36,13 +36,13 @@ def object_name(path: Path) -> str:
     return f"line-1/part-{hashlib.sha256(path.name.encode()).hexdigest()[:10]}{path.suffix.lower()}"
 
 
-def prepare_data(data: Path | None, train: int, test: int) -> Path:
+def prepare_data(state: Path, data: Path | None, train: int, test: int) -> Path:
     if data is not None:
         if not data.is_dir():
             raise SystemExit(f"--data {data}: no such folder")
         print(f"data: your folder {data}")
         return data
-    target = STATE / "sample"
+    target = state / "sample"
     marker = target / f".generated-{train}-{test}"
     if marker.exists():
         print(f"data: reusing synthetic sample in {target}")
@@ -99,23 +99,24 @@ def summarise(truth: dict[str, str], where: dict[str, str], seconds: float, expe
 
 
 def run(args: argparse.Namespace) -> int:
-    STATE.mkdir(exist_ok=True)
-    data = prepare_data(args.data, args.train, args.test)
-    model = STATE / "model.onnx"
+    state = args.state
+    state.mkdir(parents=True, exist_ok=True)
+    data = prepare_data(state, args.data, args.train, args.test)
+    model = state / "model.onnx"
     print("model: training the local classifier on train/ …")
     print(train_local.describe(train_local.train(data, model, args.threshold)))
 
-    if (STATE / "gcs").exists():
-        print("state: cleaning the previous run's buckets (.demo/gcs)")
-        shutil.rmtree(STATE / "gcs")
-    log_file = (STATE / "pipeline.log").open("w")
+    if (state / "gcs").exists():
+        print(f"state: cleaning the previous run's buckets ({state / 'gcs'})")
+        shutil.rmtree(state / "gcs")
+    log_file = (state / "pipeline.log").open("w")
     logs.send_to(log_file)
     print(f"logs: the handlers' JSON log lines go to {log_file.name}")
-    config = StackConfig(model_path=model, threshold=args.threshold, state_dir=STATE, gcs_port=args.gcs_port)
+    config = StackConfig(model_path=model, threshold=args.threshold, state_dir=state, gcs_port=args.gcs_port)
     with LocalStack(config) as stack:
         print(f"storage: fake-gcs-server at {stack.gcs.url}; Pub/Sub: {stack.pubsub.description}")
         print(f"handlers: predict at {stack.predict.url}, move at {stack.move.url} (functions-framework)")
-        (STATE / "stack.json").write_text(json.dumps({"gcs": stack.gcs.url, "inbound": config.inbound}))
+        (state / "stack.json").write_text(json.dumps({"gcs": stack.gcs.url, "inbound": config.inbound}))
 
         tests = labelled_images(data, "test")
         truth = {object_name(path): label for path, label in tests}
@@ -131,7 +132,10 @@ def run(args: argparse.Namespace) -> int:
             return 1
         if args.once:
             return 0
-        return serve_review(config, args.review_port)
+        try:
+            return serve_review(config, args.review_port)
+        finally:
+            (state / "stack.json").unlink(missing_ok=True)
 
 
 def print_summary(s: dict, stack: LocalStack) -> None:
@@ -151,7 +155,11 @@ def serve_review(config: StackConfig, port: int) -> int:
     from review_app import create_app
 
     app = create_app({"BUCKET": config.prediction, "AUTH_MODE": "local", "SIGNING": "local"})
-    server = make_server("127.0.0.1", port, app, threaded=True)
+    try:
+        server = make_server("127.0.0.1", port, app, threaded=True)
+    except OSError as exc:
+        print(f"port {port} is not free ({exc.strerror}): run `make demo PORT=8081` or stop what uses it")
+        return 1
     print(f"\nreview app: http://127.0.0.1:{server.server_port}  (local mode; Ctrl-C stops everything)")
     print("add images:  .venv/bin/python -m scripts.upload PATH [PATH …]")
     signal.signal(signal.SIGTERM, lambda *_: server.shutdown())
@@ -178,6 +186,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--test", type=int, default=200, help="synthetic test images (default 200)")
     parser.add_argument("--threshold", type=float, default=0.9, help="PREDICTION_THRESHOLD (default 0.9)")
     parser.add_argument("--review-port", type=int, default=8080)
+    parser.add_argument("--state", type=Path, default=DEFAULT_STATE, help="working folder (default .demo/)")
     parser.add_argument("--gcs-port", type=int, default=0, help="default: a free port")
     args = parser.parse_args(argv)
     sys.exit(run(args))

@@ -14,7 +14,7 @@ from pathlib import Path
 from google.api_core import exceptions as gexc
 from werkzeug.serving import WSGIRequestHandler, make_server
 
-from inspection import layout, storage
+from inspection import layout, publishing, storage
 from scripts.localstack.events import EventBridge
 from scripts.localstack.gcs import FakeGcs
 from scripts.localstack.ports import HOST, free_port
@@ -97,6 +97,7 @@ class LocalStack:
         if c.use_emulator and jar is None:
             raise RuntimeError("Google's Pub/Sub emulator was asked for but is not installed")
         self.pubsub = PubSubEmulator(jar).start() if jar else InProcessPubSub().start()
+        publishing._publisher.cache_clear()  # a restarted emulator listens on a new port
         self._stoppers.append(self.pubsub.stop)
 
         os.environ.update({
