@@ -1,0 +1,85 @@
+"""Helpers for review-app tests: IAP tokens signed by a key the test makes, and a reviewer page object."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from google.auth import crypt, jwt
+
+AUDIENCE = "/projects/123456/apps/demo-project"
+
+
+class FakeIap:
+    """Signs IAP-shaped JWTs and serves the public keys at `certs_url`, as gstatic does."""
+
+    def __init__(self):
+        self.key = ec.generate_private_key(ec.SECP256R1())
+        pem = self.key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+        self.signer = crypt.ES256Signer.from_string(pem, key_id="test-kid")
+        public = (
+            self.key.public_key()
+            .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+            .decode()
+        )
+        keys = json.dumps({"test-kid": public}).encode()
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(keys)))
+                self.end_headers()
+                self.wfile.write(keys)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.certs_url = f"http://127.0.0.1:{self.server.server_port}/public_key"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def token(self, email: str, *, audience: str = AUDIENCE, issuer: str = "https://cloud.google.com/iap",
+              expires_in: int = 600, signer=None) -> str:  # fmt: skip
+        now = int(time.time())
+        payload = {"iss": issuer, "aud": audience, "email": email, "sub": "accounts.google.com:1",
+                   "iat": now - 5, "exp": now + expires_in}  # fmt: skip
+        return jwt.encode(signer or self.signer, payload).decode()
+
+
+class Reviewer:
+    """A page object for one reviewer on the Flask test client (like flaskr's AuthActions)."""
+
+    def __init__(self, client, token: str | None = None):
+        self.client = client
+        self.headers = {"x-goog-iap-jwt-assertion": token} if token else {}
+        response = client.get("/", headers=self.headers)
+        assert response.status_code == 200, response.status_code
+        self.csrf = client.get_cookie("qi_csrf").value
+
+    def get(self, path: str, **kwargs):
+        return self.client.get(path, headers=self.headers, **kwargs)
+
+    def post(self, path: str, body: dict, csrf: str | None = None):
+        headers = {**self.headers, "X-CSRF-Token": self.csrf if csrf is None else csrf}
+        return self.client.post(path, json=body, headers=headers)
+
+    def next(self, exclude: tuple[str, ...] = ()) -> dict:
+        return self.get("/api/next", query_string=[("exclude", e) for e in exclude]).get_json()
+
+    def decide(self, item: dict, label: str):
+        return self.post(
+            "/api/decide", {"name": item["name"], "generation": item["generation"], "label": label}
+        )
+
+    def skip(self, item: dict):
+        return self.post("/api/skip", {"name": item["name"]})
+
+    def undo(self, decision_name: str):
+        return self.post("/api/undo", {"decision": decision_name})

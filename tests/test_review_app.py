@@ -1,0 +1,357 @@
+"""The review app through Flask's test client, against fake-gcs-server behind the enforcing proxy."""
+
+from __future__ import annotations
+
+import csv
+import io
+import threading
+from datetime import timedelta
+
+import pytest
+import requests
+
+from inspection import reviews as reviews_module
+from inspection.errors import ConfigError
+from inspection.reviews import AlreadyDecided, Reviews
+from review_app import create_app
+from tests.review_helpers import AUDIENCE, FakeIap, Reviewer
+
+
+@pytest.fixture(scope="module")
+def iap():
+    fake = FakeIap()
+    yield fake
+    fake.server.shutdown()
+
+
+@pytest.fixture
+def bucket(make_bucket):
+    return make_bucket("prediction")
+
+
+def add_unclear(bucket, name: str, label: str = "defect", score: float = 0.7, data: bytes = b"jpeg bytes"):
+    blob = bucket.blob(f"unclear/{name}")
+    blob.metadata = {"predicted_label": label, "predicted_score": f"{score:.6f}",
+                     "routed_at": "2026-11-25T10:00:00+00:00"}  # fmt: skip
+    blob.upload_from_string(data, content_type="image/jpeg")
+    return blob
+
+
+def names(bucket, prefix: str = "") -> list[str]:
+    return sorted(b.name for b in bucket.list_blobs(prefix=prefix))
+
+
+@pytest.fixture
+def make_app(bucket, iap):
+    def make(**config):
+        settings = {"BUCKET": bucket.name, "AUTH_MODE": "iap", "IAP_AUDIENCE": AUDIENCE,
+                    "IAP_CERTS_URL": iap.certs_url, **config}  # fmt: skip
+        return create_app(settings)
+
+    return make
+
+
+@pytest.fixture
+def app(make_app):
+    return make_app()
+
+
+def reviewer(app, iap, email: str) -> Reviewer:
+    return Reviewer(app.test_client(), iap.token(email))
+
+
+# --- the queue ------------------------------------------------------------------------------------
+
+
+def test_two_reviewers_are_leased_different_images(app, iap, bucket):
+    for i in range(3):
+        add_unclear(bucket, f"part-{i}.jpg")
+    alice, bob = reviewer(app, iap, "alice@example.com"), reviewer(app, iap, "bob@example.com")
+    a, b = alice.next(), bob.next()
+    assert a["name"] != b["name"]
+    assert alice.next()["name"] == a["name"]  # her own lease is hers to see again
+    assert bob.next(exclude=(b["name"],))["name"] not in (a["name"], b["name"])
+    assert (a["model_label"], a["model_score"]) == ("defect", 0.7)
+    assert a["display_name"] == a["name"].removeprefix("unclear/")
+
+
+def test_an_expired_lease_returns_to_the_queue(app, iap, bucket, monkeypatch):
+    add_unclear(bucket, "only.jpg")
+    alice, bob = reviewer(app, iap, "alice@example.com"), reviewer(app, iap, "bob@example.com")
+    assert alice.next()["name"] == "unclear/only.jpg"
+    assert bob.next() == {"empty": True}
+    later = reviews_module.now() + timedelta(minutes=6)
+    monkeypatch.setattr(reviews_module, "now", lambda: later)
+    assert bob.next()["name"] == "unclear/only.jpg"
+
+
+def test_skip_gives_the_image_back(app, iap, bucket):
+    add_unclear(bucket, "skipped.jpg")
+    alice, bob = reviewer(app, iap, "alice@example.com"), reviewer(app, iap, "bob@example.com")
+    item = alice.next()
+    assert alice.skip(item).status_code == 204
+    assert bob.next()["name"] == item["name"]
+
+
+def test_the_empty_queue(app, iap):
+    alice = reviewer(app, iap, "alice@example.com")
+    assert alice.next() == {"empty": True}
+    assert alice.get("/api/queue").get_json() == {"unclear": 0, "capped": False}
+
+
+def test_the_next_image_is_found_without_listing_the_whole_prefix(bucket, gcs_client, monkeypatch):
+    for i in range(reviews_module.PAGE_SIZE * 3):
+        add_unclear(bucket, f"bulk-{i:04d}.jpg")
+    pages = []
+    original = type(bucket).list_blobs
+
+    def counting(self, *args, **kwargs):
+        pages.append(kwargs.get("max_results"))
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(type(bucket), "list_blobs", counting)
+    assert Reviews(bucket.name).next_item("alice@example.com") is not None
+    assert reviews_module.PAGE_SIZE in pages  # the unclear/ listing is one bounded page
+
+
+# --- deciding ---------------------------------------------------------------------------------------
+
+
+def test_a_decision_moves_the_image_and_records_who_and_what(app, iap, bucket):
+    add_unclear(bucket, "line 1/part #7.jpg", label="ok", score=0.61, data=b"the image")
+    alice = reviewer(app, iap, "Alice@Example.com")
+    item = alice.next()
+    response = alice.decide(item, "defect")
+    assert response.status_code == 200
+    decision = response.get_json()
+    assert decision["name"] == "human_decided/defect/line 1/part #7.jpg"
+    assert names(bucket, "unclear/") == [] and names(bucket, "review/") == []
+    kept = bucket.get_blob(decision["name"])
+    assert kept.download_as_bytes() == b"the image"
+    meta = kept.metadata
+    assert meta["reviewer"] == "alice@example.com"
+    assert meta["human_label"] == "defect"
+    assert (meta["model_label"], meta["model_score"]) == ("ok", "0.610000")
+    assert meta["copied_from"] == f"gs://{bucket.name}/unclear/line 1/part #7.jpg#{item['generation']}"
+    assert meta["decided_at"]
+
+
+def test_two_reviewers_deciding_the_same_image_record_exactly_one_decision(app, iap, bucket):
+    add_unclear(bucket, "contested.jpg")
+    alice, bob = reviewer(app, iap, "alice@example.com"), reviewer(app, iap, "bob@example.com")
+    item = alice.next()
+    assert alice.decide(item, "ok").status_code == 200
+    late = bob.decide(item, "defect")
+    assert late.status_code == 409
+    assert "already decided" in late.get_json()["error"]
+    assert names(bucket, "human_decided/") == ["human_decided/ok/contested.jpg"]
+
+
+@pytest.mark.parametrize("labels", [("ok", "defect") * 4, ("ok",) * 8])
+def test_a_real_race_between_many_deciders_records_one_decision(bucket, labels):
+    blob = add_unclear(bucket, "race.jpg")
+    core = Reviews(bucket.name)
+    outcomes, barrier = [], threading.Barrier(len(labels))
+
+    def attempt(i: int, label: str):
+        barrier.wait()
+        try:
+            core.decide("unclear/race.jpg", blob.generation, label, f"r{i}@example.com")
+            outcomes.append("won")
+        except AlreadyDecided:
+            outcomes.append("lost")
+
+    threads = [threading.Thread(target=attempt, args=(i, label)) for i, label in enumerate(labels)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert outcomes.count("won") == 1
+    assert len(names(bucket, "human_decided/")) == 1
+    assert names(bucket, "unclear/") == []
+
+
+def test_undo_puts_the_image_back_as_it_was(app, iap, bucket):
+    add_unclear(bucket, "oops.jpg", label="defect", score=0.66, data=b"bytes")
+    alice = reviewer(app, iap, "alice@example.com")
+    item = alice.next()
+    decision = alice.decide(item, "ok").get_json()
+    restored = alice.undo(decision["name"])
+    assert restored.status_code == 200
+    assert restored.get_json()["name"] == "unclear/oops.jpg"
+    assert names(bucket, "human_decided/") == []
+    back = bucket.get_blob("unclear/oops.jpg")
+    assert back.download_as_bytes() == b"bytes"
+    assert (back.metadata["predicted_label"], back.metadata["predicted_score"]) == ("defect", "0.660000")
+    assert "reviewer" not in back.metadata
+    assert alice.next()["name"] == "unclear/oops.jpg"
+
+
+def test_only_your_own_recent_decision_can_be_undone(make_app, iap, bucket):
+    app = make_app()
+    add_unclear(bucket, "mine.jpg")
+    alice, bob = reviewer(app, iap, "alice@example.com"), reviewer(app, iap, "bob@example.com")
+    decision = alice.decide(alice.next(), "ok").get_json()
+    assert bob.undo(decision["name"]).status_code == 404
+    strict = make_app(UNDO_SECONDS=0)
+    assert reviewer(strict, iap, "alice@example.com").undo(decision["name"]).status_code == 400
+    assert names(bucket, "human_decided/") == [decision["name"]]
+
+
+def test_a_retried_decision_after_an_interrupted_attempt_completes(bucket, monkeypatch):
+    blob = add_unclear(bucket, "retry.jpg")
+    core = Reviews(bucket.name)
+    real_delete = type(blob).delete
+
+    def crash(self, *args, **kwargs):
+        if self.name == "unclear/retry.jpg":
+            raise ConnectionError("instance died between copy and delete")
+        return real_delete(self, *args, **kwargs)
+
+    monkeypatch.setattr(type(blob), "delete", crash)
+    with pytest.raises(ConnectionError):
+        core.decide("unclear/retry.jpg", blob.generation, "ok", "alice@example.com")
+    monkeypatch.setattr(type(blob), "delete", real_delete)
+    core.decide("unclear/retry.jpg", blob.generation, "ok", "alice@example.com")
+    assert names(bucket) == ["human_decided/ok/retry.jpg"]
+
+
+# --- audit ------------------------------------------------------------------------------------------
+
+
+def test_the_audit_csv_lists_who_decided_what(app, iap, bucket):
+    add_unclear(bucket, "=cmd().jpg", label="ok", score=0.55)
+    add_unclear(bucket, "b.jpg", label="defect", score=0.72)
+    alice, bob = reviewer(app, iap, "alice@example.com"), reviewer(app, iap, "bob@example.com")
+    alice.decide(alice.next(), "defect")
+    bob.decide(bob.next(), "ok")
+    response = alice.get("/audit.csv")
+    assert response.status_code == 200
+    assert response.headers["Content-Disposition"].startswith("attachment;")
+    rows = list(csv.DictReader(io.StringIO(response.get_data(as_text=True))))
+    assert sorted((r["reviewer"], r["human_label"]) for r in rows) == [
+        ("alice@example.com", "defect"), ("bob@example.com", "ok")]  # fmt: skip
+    by_image = {r["image"]: r for r in rows}
+    assert by_image["'=cmd().jpg"]["model_label"] == "ok"  # formula neutralised for spreadsheets
+    assert by_image["b.jpg"]["model_score"] == "0.720000"
+    assert all(r["decided_at"] for r in rows)
+    future = alice.get("/audit.csv", query_string={"from": "2099-01-01", "to": "2099-01-02"})
+    assert len(list(csv.reader(io.StringIO(future.get_data(as_text=True))))) == 1  # the header only
+    assert alice.get("/audit.csv", query_string={"from": "yesterday"}).status_code == 400
+
+
+def test_the_audit_page_escapes_names(app, iap, bucket):
+    add_unclear(bucket, "<script>alert(1)</script>.jpg")
+    alice = reviewer(app, iap, "alice@example.com")
+    alice.decide(alice.next(), "ok")
+    html = alice.get("/audit").get_data(as_text=True)
+    assert "<script>alert(1)" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;.jpg" in html
+
+
+# --- security ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("csrf", ["", "wrong-token-wrong-token-wrong-token"])
+def test_state_changes_need_the_csrf_token(app, iap, bucket, csrf):
+    add_unclear(bucket, "csrf.jpg")
+    alice = reviewer(app, iap, "alice@example.com")
+    item = alice.next()
+    body = {"name": item["name"], "generation": item["generation"], "label": "ok"}
+    response = alice.post("/api/decide", body, csrf=csrf)
+    assert response.status_code == 403
+    assert names(bucket, "unclear/") == ["unclear/csrf.jpg"]
+
+
+def test_cross_origin_posts_are_refused(app, iap, bucket):
+    add_unclear(bucket, "x.jpg")
+    alice = reviewer(app, iap, "alice@example.com")
+    item = alice.next()
+    headers = {**alice.headers, "X-CSRF-Token": alice.csrf, "Origin": "https://evil.example"}
+    body = {"name": item["name"], "generation": item["generation"], "label": "ok"}
+    assert alice.client.post("/api/decide", json=body, headers=headers).status_code == 403
+
+
+@pytest.mark.parametrize(
+    ("name", "status"),
+    [("ok/victim.jpg", 400), ("unclear/../ok/victim.jpg", 404), ("/etc/passwd", 400),
+     ("unclear/a\x00b", 400), ("unclear/", 400), ("unclear\\..\\ok\\victim.jpg", 400),
+     ("human_decided/ok/victim.jpg", 400), (None, 400), ("review/leases/unclear/x.jpg", 400)],
+)  # fmt: skip
+def test_only_names_under_unclear_are_accepted(app, iap, bucket, name, status):
+    bucket.blob("ok/victim.jpg").upload_from_string(b"auto-decided, must stay")
+    alice = reviewer(app, iap, "alice@example.com")
+    response = alice.post("/api/decide", {"name": name, "generation": 1, "label": "defect"})
+    assert response.status_code == status
+    assert alice.undo("ok/victim.jpg").status_code == 400
+    assert names(bucket) == ["ok/victim.jpg"]
+
+
+def test_security_headers_are_strict(app, iap):
+    response = reviewer(app, iap, "alice@example.com").get("/")
+    csp = response.headers["Content-Security-Policy"]
+    assert "default-src 'none'" in csp and "script-src 'self'" in csp and "frame-ancestors 'none'" in csp
+    assert "unsafe-inline" not in csp
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert response.headers["X-Frame-Options"] == "DENY"
+    assert "max-age" in response.headers["Strict-Transport-Security"]
+    html = response.get_data(as_text=True)
+    assert "<script>" not in html and "http" not in html.split("<body>")[1].replace("https://", "")  # no CDN
+
+
+def test_images_are_served_through_short_lived_v4_signed_urls(app, iap, bucket):
+    add_unclear(bucket, "signed.jpg", data=b"\xff\xd8 real bytes")
+    item = reviewer(app, iap, "alice@example.com").next()
+    assert "X-Goog-Signature=" in item["url"] and "X-Goog-Algorithm=GOOG4-RSA-SHA256" in item["url"]
+    assert "X-Goog-Expires=300" in item["url"]
+    assert requests.get(item["url"], timeout=5).content == b"\xff\xd8 real bytes"
+
+
+# --- identity ---------------------------------------------------------------------------------------
+
+
+def _status(app, token):
+    headers = {"x-goog-iap-jwt-assertion": token} if token is not None else {}
+    return app.test_client().get("/api/queue", headers=headers).status_code
+
+
+def test_a_valid_iap_assertion_is_the_reviewer(app, iap):
+    client = app.test_client()
+    page = client.get("/", headers={"x-goog-iap-jwt-assertion": iap.token("carol@example.com")})
+    assert page.status_code == 200 and "carol@example.com" in page.get_data(as_text=True)
+
+
+@pytest.mark.parametrize(
+    "make_token",
+    [
+        lambda iap: None,
+        lambda iap: "",
+        lambda iap: "not-a-jwt",
+        lambda iap: iap.token("a@example.com", expires_in=-120),
+        lambda iap: iap.token("a@example.com", audience="/projects/999/apps/other"),
+        lambda iap: iap.token("a@example.com", issuer="https://accounts.google.com"),
+        lambda iap: iap.token("a@example.com", signer=FakeIap().signer),
+    ],
+    ids=["missing", "empty", "garbage", "expired", "wrong-audience", "wrong-issuer", "foreign-key"],
+)
+def test_requests_without_a_valid_assertion_get_401(app, iap, make_token):
+    assert _status(app, make_token(iap)) == 401
+
+
+def test_the_allow_list_refuses_others(make_app, iap):
+    app = make_app(ALLOWED_REVIEWERS="boss@example.com,@factory.example")
+    assert _status(app, iap.token("boss@example.com")) == 200
+    assert _status(app, iap.token("worker@factory.example")) == 200
+    assert _status(app, iap.token("intruder@example.com")) == 403
+
+
+def test_local_mode_is_explicit_and_never_the_default(bucket, monkeypatch, capsys):
+    monkeypatch.delenv("REVIEW_AUTH", raising=False)
+    monkeypatch.delenv("IAP_AUDIENCE", raising=False)
+    with pytest.raises(ConfigError, match="IAP_AUDIENCE"):
+        create_app({"BUCKET": bucket.name})
+    local = create_app({"BUCKET": bucket.name, "AUTH_MODE": "local"})
+    assert "REVIEW_AUTH=local" in capsys.readouterr().out
+    assert local.test_client().get("/api/queue").status_code == 200
+    with pytest.raises(ConfigError, match="REVIEW_AUTH"):
+        create_app({"BUCKET": bucket.name, "AUTH_MODE": "none"})
