@@ -116,3 +116,19 @@ def make_function(target: str, signature: str):
     publishing._publisher.cache_clear()
     kind = "predict" if target == "predict_image" else "move"
     return functions_framework.create_app(target, f"functions/{kind}/main.py", signature).test_client()
+
+
+CHROMIUM = "/usr/bin/chromium"
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args(browser_type_launch_args):
+    """Debian's Chromium, headless; Playwright never downloads a browser here."""
+    if not os.path.exists(CHROMIUM):
+        pytest.skip("SKIPPED LOUDLY: /usr/bin/chromium is missing (.ci/run installs Debian's chromium)")
+    return {
+        **browser_type_launch_args,
+        "executable_path": CHROMIUM,
+        "args": ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"],
+    }  # fmt: skip

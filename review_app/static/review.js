@@ -133,6 +133,7 @@
     lastDecision = null;
     busy = false;
     setEnabled(Boolean(current));
+    refreshCount();
   }
 
   async function refreshCount() {

@@ -1,0 +1,84 @@
+"""A reviewer in a real headless Chromium: sees the image, decides with the keyboard, undoes it."""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+
+import pytest
+from playwright.sync_api import expect
+from werkzeug.serving import make_server
+
+from review_app import create_app
+from tests.helpers import image_bytes
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture
+def served(make_bucket):
+    bucket = make_bucket("prediction")
+    for i, defect in enumerate(("crack", None)):
+        blob = bucket.blob(f"unclear/line-1/part-{i}.jpeg")
+        blob.metadata = {"predicted_label": "defect", "predicted_score": "0.710000",
+                         "routed_at": "2026-11-25T09:30:00+00:00"}  # fmt: skip
+        blob.upload_from_string(image_bytes(defect=defect), content_type="image/jpeg")
+    server = make_server(
+        "127.0.0.1", 0, create_app({"BUCKET": bucket.name, "AUTH_MODE": "local"}), threaded=True
+    )
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_port}", bucket
+    server.shutdown()
+
+
+def wait_for(condition, timeout: float = 10.0):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def names(bucket, prefix):
+    return sorted(b.name for b in bucket.list_blobs(prefix=prefix))
+
+
+def test_a_reviewer_decides_with_the_keyboard_and_undoes(page, served, output_path):
+    url, bucket = served
+    errors = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.goto(url)
+    image = page.locator("#image")
+    image.wait_for(state="visible")
+    wait_for(lambda: image.evaluate("img => img.complete && img.naturalWidth") > 0)  # the signed URL loaded
+    shown = page.locator("#name").inner_text()
+    assert shown.startswith("line-1/part-")
+    assert page.locator("#model").inner_text() == "defect (71%)"
+    page.screenshot(path=f"{output_path}/review-before.png")
+
+    page.keyboard.press("d")
+    wait_for(lambda: names(bucket, "human_decided/") == [f"human_decided/defect/{shown}"])
+    expect(page.locator("#status")).to_have_text(re.compile("^Saved"))
+    assert page.locator("#session-count").inner_text() == "1"
+    assert page.locator("#name").inner_text() != shown  # the next image is already there
+
+    page.keyboard.press("u")
+    wait_for(lambda: names(bucket, "human_decided/") == [])
+    wait_for(lambda: f"unclear/{shown}" in names(bucket, "unclear/"))
+    expect(page.locator("#status")).to_have_text(re.compile("^Undone"))
+    assert page.locator("#name").inner_text() == shown
+    page.screenshot(path=f"{output_path}/review-after-undo.png")
+    assert errors == []
+
+
+def test_the_page_works_with_buttons_and_shows_an_empty_queue(page, served):
+    url, bucket = served
+    page.goto(url)
+    page.locator("#image").wait_for(state="visible")
+    page.get_by_role("button", name="Ok").click()
+    expect(page.locator("#session-count")).to_have_text("1")
+    page.get_by_role("button", name="Ok").click()
+    expect(page.locator("#session-count")).to_have_text("2")
+    page.locator("#empty").wait_for(state="visible")
+    assert "Nothing to review" in page.locator("#empty").inner_text()
+    assert len(names(bucket, "human_decided/ok/")) == 2
