@@ -31,7 +31,7 @@ bench: $(STAMP)
 
 ## make iam-doc: regenerate docs/iam.md from the Pulumi program (under mocks)
 iam-doc: $(STAMP)
-	$(BIN)/python -m scripts.iam_doc > docs/iam.md
+	$(BIN)/python -m scripts.iam_doc > docs/iam.md.tmp && mv docs/iam.md.tmp docs/iam.md
 
 clean:
 	rm -rf $(VENV) .demo .pytest_cache

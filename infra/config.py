@@ -1,0 +1,187 @@
+"""Stack configuration, read once into one frozen, validated object.
+
+A bad value stops `pulumi up` before anything is created, with a message that names the key and
+says how to fix it. Components take `Settings`, never `pulumi.Config`.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import pulumi
+
+PREFIX = re.compile(r"^[a-z][a-z0-9-]{2,18}[a-z0-9]$")
+MEMBER = re.compile(r"^(user|group|domain|serviceAccount):[^\s,]+$")
+APP_ENGINE_LOCATION = re.compile(r"^[a-z]+(-[a-z]+)?[0-9]*$")
+ENDPOINT_ID = re.compile(r"^[0-9]{1,25}$")
+BACKENDS = ("vertex", "onnx")
+
+
+class ConfigError(Exception):
+    """A stack setting is missing or invalid; the message names it and says how to fix it."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    project: str
+    region: str
+    prefix: str
+    threshold: float
+    backend: str
+    vertex_endpoint_id: str
+    vertex_region: str
+    onnx_model: str
+    label_map: str
+    reviewers: tuple[str, ...]
+    app_engine_location: str
+    iap_client_id: str
+    iap_client_secret: pulumi.Output[str] | str
+    retention_days: int
+    predict_max_instances: int
+    move_max_instances: int
+
+    @property
+    def labels(self) -> dict[str, str]:
+        return {"app": "quality-inspection", "prefix": self.prefix}
+
+    @property
+    def vertex_endpoint(self) -> str:
+        return f"projects/{self.project}/locations/{self.vertex_region}/endpoints/{self.vertex_endpoint_id}"
+
+
+def _fix(key: str, problem: str, how: str) -> ConfigError:
+    return ConfigError(f"quality-inspection:{key} {problem}. Fix: {how}")
+
+
+def _int(cfg: pulumi.Config, key: str, default: int, low: int, high: int) -> int:
+    raw = cfg.get(key) or str(default)
+    try:
+        value = int(raw)
+    except ValueError:
+        value = None
+    if value is None or not low <= value <= high:
+        raise _fix(
+            key, f"is {raw!r}, not an integer in [{low}, {high}]", f"pulumi config set {key} {default}"
+        )
+    return value
+
+
+def _reviewers(cfg: pulumi.Config) -> tuple[str, ...]:
+    try:
+        raw = cfg.get_object("reviewers")
+    except Exception:  # a plain string, not YAML
+        raw = cfg.get("reviewers")
+    if raw is None:
+        return ()
+    items = raw.split(",") if isinstance(raw, str) else raw
+    members = tuple(str(item).strip() for item in items if str(item).strip())
+    for member in members:
+        if not MEMBER.match(member):
+            raise _fix(
+                "reviewers",
+                f"has {member!r}, which is not a user:, group: or domain: member",
+                "pulumi config set --path 'reviewers[0]' user:alice@example.com",
+            )
+    return members
+
+
+def load() -> Settings:
+    """Read and validate the stack's configuration."""
+    gcp = pulumi.Config("gcp")
+    cfg = pulumi.Config("quality-inspection")
+    project = gcp.get("project") or ""
+    if not project:
+        raise ConfigError("gcp:project is not set. Fix: pulumi config set gcp:project <your-project-id>")
+    region = gcp.get("region") or ""
+    if not region:
+        raise ConfigError("gcp:region is not set. Fix: pulumi config set gcp:region europe-west4")
+
+    prefix = cfg.get("prefix") or ""
+    if not PREFIX.match(prefix):
+        raise _fix(
+            "prefix",
+            f"is {prefix!r}; it must be 4-20 characters of a-z, 0-9 and '-', starting with a letter",
+            "pulumi config set prefix acme-qi",
+        )
+
+    raw_threshold = cfg.get("predictionThreshold") or "0.9"
+    try:
+        threshold = float(raw_threshold)
+    except ValueError:
+        threshold = -1.0
+    if not 0.5 < threshold <= 1.0:
+        raise _fix(
+            "predictionThreshold",
+            f"is {raw_threshold!r}, not a number in (0.5, 1]",
+            "pulumi config set predictionThreshold 0.9 (see README: choosing the threshold)",
+        )
+
+    backend = (cfg.get("classifierBackend") or "vertex").lower()
+    if backend not in BACKENDS:
+        raise _fix(
+            "classifierBackend",
+            f"is {backend!r}, not vertex or onnx",
+            "pulumi config set classifierBackend vertex",
+        )
+    endpoint_id = cfg.get("vertexEndpointId") or ""
+    onnx_model = cfg.get("onnxModel") or ""
+    if backend == "vertex" and not ENDPOINT_ID.match(endpoint_id):
+        raise _fix(
+            "vertexEndpointId",
+            f"is {endpoint_id!r}, not a Vertex AI endpoint id (digits)",
+            "deploy a model with `python -m scripts.train_vertex … --deploy`, which prints the exact "
+            "`pulumi config set vertexEndpointId …` line",
+        )
+    if backend == "onnx" and not onnx_model.startswith("gs://"):
+        raise _fix(
+            "onnxModel",
+            f"is {onnx_model!r}, not a gs:// path",
+            "pulumi config set onnxModel gs://bucket/model.onnx",
+        )
+
+    location = cfg.get("appEngineLocation") or ""
+    if not APP_ENGINE_LOCATION.match(location):
+        raise _fix(
+            "appEngineLocation",
+            f"is {location!r}; App Engine uses its own ids such as europe-west or us-central",
+            "pulumi config set appEngineLocation europe-west (it cannot change once created)",
+        )
+    client_id = cfg.get("iapClientId") or ""
+    if not client_id.endswith(".apps.googleusercontent.com"):
+        raise _fix(
+            "iapClientId",
+            f"is {client_id!r}, not an OAuth client id",
+            "create the OAuth client once in the console (README: the one manual step), then "
+            "pulumi config set iapClientId <id>.apps.googleusercontent.com",
+        )
+    secret = cfg.get_secret("iapClientSecret")
+    if secret is None:
+        raise _fix("iapClientSecret", "is not set", "pulumi config set --secret iapClientSecret <secret>")
+
+    from inspection.labels import LabelMap  # the same validation the function runs at start
+
+    label_map = cfg.get("labelMap") or ""
+    try:
+        LabelMap.parse(label_map, key="quality-inspection:labelMap")
+    except ValueError as exc:
+        raise ConfigError(f"{exc}. Fix: pulumi config set labelMap 'Defect=defect,Ok=ok'") from None
+
+    return Settings(
+        project=project,
+        region=region,
+        prefix=prefix,
+        threshold=threshold,
+        backend=backend,
+        vertex_endpoint_id=endpoint_id,
+        vertex_region=cfg.get("vertexRegion") or region,
+        onnx_model=onnx_model,
+        label_map=label_map,
+        reviewers=_reviewers(cfg),
+        app_engine_location=location,
+        iap_client_id=client_id,
+        iap_client_secret=secret,
+        retention_days=_int(cfg, "retentionDays", 30, 1, 365),
+        predict_max_instances=_int(cfg, "predictMaxInstances", 10, 1, 1000),
+        move_max_instances=_int(cfg, "moveMaxInstances", 10, 1, 1000),
+    )

@@ -1,0 +1,111 @@
+"""Pulumi mocks that fill in what GCP would compute, for tests and the IAM doc generator.
+
+No CLI, no plugins, no network: `pulumi.runtime.set_mocks` must run before the program does.
+Every resource the program registers is recorded in `resources`, with its inputs resolved.
+"""
+
+from __future__ import annotations
+
+import pulumi
+
+PROJECT_NUMBER = "123456789012"
+
+
+class Mocks(pulumi.runtime.Mocks):
+    def __init__(self, project: str):
+        self.project = project
+        self.resources: list[dict] = []
+
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs):
+        inputs = dict(args.inputs)
+        self.resources.append({"type": args.typ, "name": args.name, "inputs": inputs})
+        state = dict(inputs)
+        t = args.typ
+        if t == "gcp:serviceaccount/account:Account":
+            email = f"{inputs['accountId']}@{self.project}.iam.gserviceaccount.com"
+            state.update(
+                email=email,
+                name=f"projects/{self.project}/serviceAccounts/{email}",
+                member=f"serviceAccount:{email}",
+            )
+            return f"projects/{self.project}/serviceAccounts/{email}", state
+        if t == "gcp:cloudfunctionsv2/function:Function":
+            name = inputs["name"]
+            state["url"] = f"https://{inputs['location']}-{self.project}.cloudfunctions.net/{name}"
+            state["serviceConfig"] = {
+                **inputs.get("serviceConfig", {}),
+                "service": name,
+                "uri": f"https://{name}-abc123-ew.a.run.app",
+            }
+            return f"projects/{self.project}/locations/{inputs['location']}/functions/{name}", state
+        if t == "gcp:storage/bucket:Bucket":
+            state["url"] = f"gs://{inputs['name']}"
+            return inputs["name"], state
+        if t == "gcp:pubsub/topic:Topic" or t == "gcp:pubsub/subscription:Subscription":
+            kind = "topics" if t.endswith("Topic") else "subscriptions"
+            return f"projects/{self.project}/{kind}/{inputs['name']}", state
+        if t == "gcp:projects/serviceIdentity:ServiceIdentity":
+            agent = {"pubsub.googleapis.com": "gcp-sa-pubsub", "eventarc.googleapis.com": "gcp-sa-eventarc"}
+            state["email"] = f"service-{PROJECT_NUMBER}@{agent[inputs['service']]}.iam.gserviceaccount.com"
+            state["member"] = "serviceAccount:" + state["email"]
+        if t == "gcp:appengine/application:Application":
+            state.update(
+                app_id=self.project, appId=self.project, defaultHostname=f"{self.project}.ew.r.appspot.com"
+            )
+        if t == "gcp:storage/bucketObject:BucketObject":
+            state["mediaLink"] = f"https://storage.googleapis.com/{inputs['bucket']}/{inputs['name']}"
+        return f"{args.name}-id", state
+
+    def call(self, args: pulumi.runtime.MockCallArgs):
+        gcs_agent = f"service-{PROJECT_NUMBER}@gs-project-accounts.iam.gserviceaccount.com"
+        answers = {
+            "gcp:organizations/getProject:getProject": {
+                "number": PROJECT_NUMBER,
+                "projectId": self.project,
+                "name": self.project,
+            },
+            "gcp:storage/getProjectServiceAccount:getProjectServiceAccount": {
+                "emailAddress": gcs_agent,
+                "member": "serviceAccount:" + gcs_agent,
+            },
+        }
+        return answers.get(args.token, {})
+
+
+def dev_config(path: str = "Pulumi.dev.yaml", **overrides: object) -> dict[str, str]:
+    """The example stack's config as Pulumi passes it to a program, plus a stand-in secret."""
+    import json
+
+    import yaml
+
+    with open(path) as file:
+        raw = yaml.safe_load(file)["config"]
+    raw.setdefault("quality-inspection:iapClientSecret", "stand-in-secret")
+    raw.update({(k if ":" in k else f"quality-inspection:{k}"): v for k, v in overrides.items()})
+    return {k: v if isinstance(v, str) else json.dumps(v) for k, v in raw.items() if v is not None}
+
+
+def run_program(config: dict[str, str]) -> tuple[Mocks, list[dict]]:
+    """Run the whole program under mocks; returns the mocks (with every resource) and the resolved ledger."""
+    from infra import config as stack_config
+    from infra import identity, program
+
+    mocks = Mocks(config.get("gcp:project", "project"))
+    pulumi.runtime.set_mocks(mocks, preview=False)
+    pulumi.runtime.set_all_config(config, ["quality-inspection:iapClientSecret"])
+    identity.LEDGER.clear()
+    ledger: list[dict] = []
+
+    @pulumi.runtime.test
+    def build():
+        program.build(stack_config.load())
+        rows = [
+            pulumi.Output.all(g.principal, g.role, g.resource, g.why).apply(
+                lambda v: dict(zip(("principal", "role", "resource", "why"), v, strict=True))
+            )
+            for g in identity.LEDGER
+        ]
+        return pulumi.Output.all(*rows).apply(ledger.extend)
+
+    build()
+    return mocks, ledger

@@ -1,0 +1,62 @@
+"""The four buckets. Every one: uniform access, public access prevention enforced, labels, and a
+name from the prefix (no random suffix)."""
+
+from __future__ import annotations
+
+import pulumi
+import pulumi_gcp as gcp
+
+from infra.config import Settings
+
+SOURCES_KEEP_DAYS = 90  # deployables are read once at deploy time; old ones only serve rollbacks
+
+
+class Buckets(pulumi.ComponentResource):
+    def __init__(self, name: str, settings: Settings, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("quality-inspection:storage:Buckets", name, None, opts)
+        self.settings = settings
+        self.training = self._bucket("training", "training data and model import files")
+        self.inbound = self._bucket("inbound", "where cameras upload photos")
+        # Versioning keeps an overwritten or deleted decision recoverable for retentionDays.
+        self.prediction = self._bucket(
+            "prediction",
+            "routed images and human decisions",
+            versioning={"enabled": True},
+            lifecycle_rules=[
+                {
+                    "action": {"type": "Delete"},
+                    "condition": {
+                        "days_since_noncurrent_time": settings.retention_days,
+                        "with_state": "ARCHIVED",
+                    },
+                }
+            ],
+        )
+        self.sources = self._bucket(
+            "sources",
+            "zipped deployables, named by content hash",
+            lifecycle_rules=[{"action": {"type": "Delete"}, "condition": {"age": SOURCES_KEEP_DAYS}}],
+        )
+        self.register_outputs(
+            {
+                "training": self.training.name,
+                "inbound": self.inbound.name,
+                "prediction": self.prediction.name,
+                "sources": self.sources.name,
+            }
+        )
+
+    def _bucket(self, role: str, purpose: str, **extra) -> gcp.storage.Bucket:
+        s = self.settings
+        return gcp.storage.Bucket(
+            f"bucket-{role}",
+            name=f"{s.prefix}-{role}",
+            project=s.project,
+            location=s.region,
+            uniform_bucket_level_access=True,
+            public_access_prevention="enforced",
+            labels={**s.labels, "purpose": role},
+            force_destroy=False,
+            opts=pulumi.ResourceOptions(parent=self),
+            **extra,
+        )

@@ -1,0 +1,290 @@
+"""The Pulumi program under mocks: no CLI, no plugins, no network. Each test pins one invariant."""
+
+from __future__ import annotations
+
+import pytest
+
+from infra.mocks import PROJECT_NUMBER, dev_config, run_program
+
+PROJECT = "my-factory-project"
+SA = f"@{PROJECT}.iam.gserviceaccount.com"
+IAM_TYPES = ("IAMMember", "IamMember")
+SECRET_SIG = "4dabf18193072939515e22adb298388d"  # how the Pulumi wire format marks a secret value
+
+
+@pytest.fixture(scope="module")
+def program():
+    mocks, ledger = run_program(dev_config())
+    return mocks.resources, ledger
+
+
+def of_type(resources, suffix: str) -> list[dict]:
+    return [r for r in resources if r["type"].endswith(suffix)]
+
+
+def one(resources, name: str) -> dict:
+    [found] = [r for r in resources if r["name"] == name]
+    return found["inputs"]
+
+
+def iam(resources) -> list[dict]:
+    return [r for r in resources if r["type"].split(":")[-1].endswith(IAM_TYPES)]
+
+
+# --- policy checks ---------------------------------------------------------------------------------
+
+
+def test_no_primitive_roles_and_no_public_members(program):
+    resources, _ = program
+    for grant in iam(resources):
+        role, member = grant["inputs"]["role"], grant["inputs"]["member"]
+        assert role not in ("roles/owner", "roles/editor", "roles/viewer"), grant["name"]
+        assert member not in ("allUsers", "allAuthenticatedUsers"), grant["name"]
+
+
+def test_every_bucket_is_uniform_private_labelled_and_prefixed(program):
+    resources, _ = program
+    buckets = of_type(resources, "storage/bucket:Bucket")
+    assert sorted(b["inputs"]["name"] for b in buckets) == [
+        "acme-qi-inbound", "acme-qi-prediction", "acme-qi-sources", "acme-qi-training"]  # fmt: skip
+    for bucket in buckets:
+        inputs = bucket["inputs"]
+        assert inputs["uniformBucketLevelAccess"] is True
+        assert inputs["publicAccessPrevention"] == "enforced"
+        assert inputs["labels"]["app"] == "quality-inspection"
+        assert inputs["location"] == "europe-west4"
+
+
+def test_no_project_level_storage_role(program):
+    resources, _ = program
+    for grant in of_type(resources, "projects/iAMMember:IAMMember"):
+        assert not grant["inputs"]["role"].startswith("roles/storage."), grant["name"]
+
+
+def test_no_service_account_keys(program):
+    resources, _ = program
+    assert not [r for r in resources if r["type"].startswith("gcp:serviceaccount/key")]
+
+
+def test_functions_use_their_own_accounts_and_never_a_default_one(program):
+    resources, _ = program
+    accounts = set()
+    for name in ("function-predict", "function-move"):
+        function = one(resources, name)
+        email = function["serviceConfig"]["serviceAccountEmail"]
+        assert email.endswith(SA) and "compute@developer" not in email and "appspot" not in email
+        assert function["buildConfig"]["serviceAccount"].endswith(
+            f"{PROJECT}-builder{SA}".replace(PROJECT + "-", "acme-qi-")
+        )
+        accounts.add(email)
+    review = one(resources, "review-app-version")["serviceAccount"]
+    trigger = one(resources, "function-predict")["eventTrigger"]["serviceAccountEmail"]
+    accounts |= {review, trigger}
+    assert accounts == {f"acme-qi-{c}{SA}" for c in ("predict", "move", "review", "invoker")}
+
+
+# --- every grant, exactly ---------------------------------------------------------------------------
+
+
+def test_the_iam_grants_are_exactly_these(program):
+    resources, ledger = program
+    pubsub_agent = f"serviceAccount:service-{PROJECT_NUMBER}@gcp-sa-pubsub.iam.gserviceaccount.com"
+    gcs_agent = f"serviceAccount:service-{PROJECT_NUMBER}@gs-project-accounts.iam.gserviceaccount.com"
+
+    def sa(c):
+        return f"serviceAccount:acme-qi-{c}{SA}"
+
+    expected = {
+        (sa("predict"), "roles/storage.objectUser", "bucket acme-qi-inbound"),
+        (sa("predict"), "roles/storage.objectUser", "bucket acme-qi-prediction"),
+        (sa("predict"), "roles/pubsub.publisher", "topic acme-qi-predictions"),
+        (sa("predict"), "roles/aiplatform.user", "Vertex AI endpoint 1234567890123456789"),
+        (sa("move"), "roles/storage.objectUser", "bucket acme-qi-inbound"),
+        (sa("move"), "roles/storage.objectUser", "bucket acme-qi-prediction"),
+        (sa("move"), "roles/pubsub.publisher", "topic acme-qi-predictions-dead-letter"),
+        (sa("review"), "roles/storage.objectUser", "bucket acme-qi-prediction"),
+        (sa("review"), "roles/storage.objectViewer", "bucket acme-qi-sources"),
+        (sa("review"), "roles/iam.serviceAccountTokenCreator", f"service account acme-qi-review{SA}"),
+        (sa("invoker"), "roles/eventarc.eventReceiver", f"project {PROJECT}"),
+        (sa("invoker"), "roles/run.invoker", "Cloud Run service acme-qi-predict"),
+        (sa("invoker"), "roles/run.invoker", "Cloud Run service acme-qi-move"),
+        (sa("builder"), "roles/storage.objectViewer", "bucket acme-qi-sources"),
+        (sa("builder"), "roles/logging.logWriter", f"project {PROJECT}"),
+        (sa("builder"), "roles/artifactregistry.writer", f"project {PROJECT}"),
+        (gcs_agent, "roles/pubsub.publisher", f"project {PROJECT}"),
+        (pubsub_agent, "roles/pubsub.publisher", "topic acme-qi-predictions-dead-letter"),
+        (pubsub_agent, "roles/pubsub.subscriber", "subscription acme-qi-predictions-to-move"),
+        (pubsub_agent, "roles/iam.serviceAccountTokenCreator", f"service account acme-qi-invoker{SA}"),
+        ("user:alice@example.com", "roles/iap.httpsResourceAccessor", "the review app (IAP)"),
+        ("group:quality-reviewers@example.com", "roles/iap.httpsResourceAccessor", "the review app (IAP)"),
+    }
+    assert {(g["principal"], g["role"], g["resource"]) for g in ledger} == expected
+    assert len(ledger) == len(expected)
+    # every IAM resource the program creates is in the ledger, with a reason
+    assert len(iam(resources)) == len(ledger)
+    assert sorted((r["inputs"]["member"], r["inputs"]["role"]) for r in iam(resources)) == sorted(
+        (g["principal"], g["role"]) for g in ledger
+    )
+    assert all(len(g["why"]) > 20 for g in ledger)
+
+
+def test_iam_doc_is_current():
+    from pathlib import Path
+
+    from scripts.iam_doc import render
+
+    assert Path("docs/iam.md").read_text() == render(), "docs/iam.md is stale: run `make iam-doc`"
+
+
+# --- key properties ---------------------------------------------------------------------------------
+
+
+def test_predict_is_triggered_by_finalized_objects_in_inbound(program):
+    resources, _ = program
+    f = one(resources, "function-predict")
+    assert f["buildConfig"]["runtime"] == "python312"
+    assert f["buildConfig"]["entryPoint"] == "predict_image"
+    trigger = f["eventTrigger"]
+    assert trigger["eventType"] == "google.cloud.storage.object.v1.finalized"
+    assert trigger["eventFilters"] == [{"attribute": "bucket", "value": "acme-qi-inbound"}]
+    assert trigger["retryPolicy"] == "RETRY_POLICY_RETRY"
+    assert trigger["triggerRegion"] == "europe-west4"
+    service = f["serviceConfig"]
+    assert service["environmentVariables"] == {
+        "PREDICTIONS_TOPIC": f"projects/{PROJECT}/topics/acme-qi-predictions",
+        "PREDICTION_BUCKET": "acme-qi-prediction", "CLASSIFIER_BACKEND": "vertex",
+        "LABEL_MAP": "Defect=defect,Ok=ok",
+        "VERTEX_ENDPOINT": f"projects/{PROJECT}/locations/europe-west4/endpoints/1234567890123456789",
+    }  # fmt: skip
+    assert (service["maxInstanceCount"], service["availableMemory"], service["timeoutSeconds"]) == (
+        10,
+        "1Gi",
+        120,
+    )
+    assert service["ingressSettings"] == "ALLOW_INTERNAL_ONLY"
+
+
+def test_move_is_pushed_by_our_own_subscription_with_a_dead_letter_topic(program):
+    resources, _ = program
+    f = one(resources, "function-move")
+    assert "eventTrigger" not in f
+    assert f["buildConfig"]["runtime"] == "python312" and f["buildConfig"]["entryPoint"] == "move_image"
+    assert f["serviceConfig"]["environmentVariables"] == {
+        "PREDICTION_BUCKET": "acme-qi-prediction", "PREDICTION_THRESHOLD": "0.9",
+        "DEAD_LETTER_TOPIC": f"projects/{PROJECT}/topics/acme-qi-predictions-dead-letter",
+    }  # fmt: skip
+    assert f["serviceConfig"]["ingressSettings"] == "ALLOW_INTERNAL_ONLY"
+    push = one(resources, "subscription-predictions-to-move")
+    move_url = f"https://europe-west4-{PROJECT}.cloudfunctions.net/acme-qi-move"
+    assert push["topic"] == f"projects/{PROJECT}/topics/acme-qi-predictions"
+    assert push["pushConfig"]["pushEndpoint"] == move_url
+    assert push["pushConfig"]["oidcToken"] == {
+        "serviceAccountEmail": f"acme-qi-invoker{SA}",
+        "audience": move_url,
+    }
+    assert push["deadLetterPolicy"] == {
+        "deadLetterTopic": f"projects/{PROJECT}/topics/acme-qi-predictions-dead-letter",
+        "maxDeliveryAttempts": 5,
+    }
+    assert push["retryPolicy"] == {"minimumBackoff": "10s", "maximumBackoff": "600s"}
+    held = one(resources, "subscription-dead-letter-held")
+    assert held["topic"] == f"projects/{PROJECT}/topics/acme-qi-predictions-dead-letter"
+    assert held["messageRetentionDuration"] == "604800s" and held["expirationPolicy"] == {"ttl": ""}
+
+
+def test_prediction_bucket_keeps_versions_and_sources_expire(program):
+    resources, _ = program
+    prediction = one(resources, "bucket-prediction")
+    assert prediction["versioning"] == {"enabled": True}
+    assert prediction["lifecycleRules"][0]["condition"]["daysSinceNoncurrentTime"] == 30
+    assert one(resources, "bucket-sources")["lifecycleRules"][0]["condition"]["age"] == 90
+
+
+def test_apis_are_enabled_and_kept_on_destroy(program):
+    resources, _ = program
+    services = of_type(resources, "projects/service:Service")
+    names = {s["inputs"]["service"] for s in services}
+    for api in ("storage", "pubsub", "run", "cloudfunctions", "cloudbuild", "artifactregistry", "eventarc",
+                "appengine", "iap", "aiplatform", "iamcredentials"):  # fmt: skip
+        assert f"{api}.googleapis.com" in names
+    assert all(s["inputs"]["disableOnDestroy"] is False for s in services)
+
+
+def test_review_app_runs_behind_iap_with_its_own_account(program):
+    resources, _ = program
+    app = one(resources, "appengine-application")
+    assert app["locationId"] == "europe-west"
+    assert SECRET_SIG in app["iap"], (
+        "the IAP block carries the client secret, so it must stay a Pulumi secret"
+    )
+    iap = app["iap"]["value"]
+    assert iap["enabled"] is True
+    assert iap["oauth2ClientId"].endswith(".apps.googleusercontent.com")
+    assert iap["oauth2ClientSecret"] == "stand-in-secret"
+    version = one(resources, "review-app-version")
+    assert version["runtime"] == "python313"
+    assert (
+        version["entrypoint"]["shell"].startswith("gunicorn ")
+        and "main:app" in version["entrypoint"]["shell"]
+    )
+    assert version["deployment"]["zip"]["sourceUrl"].startswith(
+        "https://storage.googleapis.com/acme-qi-sources/review-app-"
+    )
+    assert version["envVariables"] == {
+        "PREDICTION_BUCKET": "acme-qi-prediction", "REVIEW_AUTH": "iap",
+        "IAP_AUDIENCE": f"/projects/{PROJECT_NUMBER}/apps/{PROJECT}",
+    }  # fmt: skip
+    reviewers = {r["inputs"]["member"] for r in of_type(resources, "WebTypeAppEngingIamMember")}
+    assert reviewers == {"user:alice@example.com", "group:quality-reviewers@example.com"}
+
+
+def test_onnx_backend_swaps_the_vertex_grant_for_the_model_bucket():
+    onnx = dev_config(classifierBackend="onnx", onnxModel="gs://acme-qi-training/models/model.onnx")
+    resources = run_program(onnx)[0].resources
+    f = one(resources, "function-predict")["serviceConfig"]["environmentVariables"]
+    assert f["CLASSIFIER_BACKEND"] == "onnx" and f["ONNX_MODEL"] == "gs://acme-qi-training/models/model.onnx"
+    assert "VERTEX_ENDPOINT" not in f
+    roles = {(r["inputs"]["role"], r["inputs"].get("bucket")) for r in iam(resources)}
+    assert ("roles/storage.objectViewer", "acme-qi-training") in roles
+    assert not of_type(resources, "AiEndpointIamMember")
+
+
+# --- config validation ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("change", "key", "hint"),
+    [
+        ({"prefix": "Bad_Prefix"}, "quality-inspection:prefix", "pulumi config set prefix"),
+        ({"predictionThreshold": "0.5"}, "quality-inspection:predictionThreshold", "(0.5, 1]"),
+        ({"predictionThreshold": "lots"}, "quality-inspection:predictionThreshold", "(0.5, 1]"),
+        ({"classifierBackend": "automl"}, "quality-inspection:classifierBackend", "vertex or onnx"),
+        ({"vertexEndpointId": "my-endpoint"}, "quality-inspection:vertexEndpointId", "train_vertex"),
+        ({"classifierBackend": "onnx"}, "quality-inspection:onnxModel", "gs://"),
+        ({"reviewers": ["alice@example.com"]}, "quality-inspection:reviewers", "user:"),
+        ({"appEngineLocation": "Europe West"}, "quality-inspection:appEngineLocation", "europe-west"),
+        ({"iapClientId": "abc"}, "quality-inspection:iapClientId", "manual step"),
+        ({"iapClientSecret": None}, "quality-inspection:iapClientSecret", "--secret"),
+        ({"labelMap": "Defect=broken"}, "quality-inspection:labelMap", "Defect=defect"),
+        ({"retentionDays": "0"}, "quality-inspection:retentionDays", "[1, 365]"),
+        ({"gcp:project": None}, "gcp:project", "pulumi config set gcp:project"),
+    ],
+)
+def test_bad_config_stops_with_the_key_and_the_fix(change, key, hint):
+    import pulumi
+
+    from infra import config
+
+    pulumi.runtime.set_all_config(dev_config(**change), [])
+    with pytest.raises(config.ConfigError) as error:
+        config.load()
+    assert key in str(error.value) and hint in str(error.value)
+
+
+def test_reviewers_may_be_a_comma_separated_string():
+    import pulumi
+
+    from infra import config
+
+    pulumi.runtime.set_all_config(dev_config(reviewers="user:a@x.com, domain:x.com"), [])
+    assert config.load().reviewers == ("user:a@x.com", "domain:x.com")

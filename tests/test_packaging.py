@@ -1,0 +1,82 @@
+"""Deployables: named by content hash, and complete enough to import in a clean interpreter."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import zipfile
+
+import pytest
+
+from infra import packaging
+
+
+def test_the_same_source_gives_the_same_object_name():
+    first = packaging.content_name("predict", packaging.build_zip(packaging.function_files("predict")))
+    again = packaging.content_name("predict", packaging.build_zip(packaging.function_files("predict")))
+    assert first == again and first.startswith("predict-") and first.endswith(".zip")
+
+
+def test_a_changed_source_gives_a_new_object_name(tmp_path):
+    files = packaging.function_files("move")
+    before = packaging.content_name("move", packaging.build_zip(files))
+    changed = tmp_path / "main.py"
+    changed.write_bytes(files[0][0].read_bytes() + b"\n# changed\n")
+    after = packaging.content_name("move", packaging.build_zip([(changed, "main.py"), *files[1:]]))
+    assert before != after
+
+
+def test_the_object_names_the_program_uploads_are_the_content_hashes():
+    from infra.mocks import dev_config, run_program
+
+    resources = run_program(dev_config())[0].resources
+    uploaded = {
+        r["inputs"]["name"] for r in resources if r["type"] == "gcp:storage/bucketObject:BucketObject"
+    }
+    expected = {
+        packaging.content_name("predict", packaging.build_zip(packaging.function_files("predict"))),
+        packaging.content_name("move", packaging.build_zip(packaging.function_files("move"))),
+        packaging.content_name("review-app", packaging.build_zip(packaging.review_app_files())),
+    }
+    assert uploaded == expected
+
+
+ENV = {
+    "predict": {
+        "PREDICTIONS_TOPIC": "projects/p/topics/t", "PREDICTION_BUCKET": "b", "CLASSIFIER_BACKEND": "vertex",
+        "VERTEX_ENDPOINT": "projects/p/locations/europe-west4/endpoints/1",
+    },
+    "move": {
+        "PREDICTION_BUCKET": "b", "PREDICTION_THRESHOLD": "0.9", "DEAD_LETTER_TOPIC": "projects/p/topics/d",
+    },
+    "review-app": {"PREDICTION_BUCKET": "b", "REVIEW_AUTH": "iap", "IAP_AUDIENCE": "/projects/1/apps/p"},
+}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("kind", "files", "check"),
+    [
+        ("predict", packaging.function_files("predict"), "main.predict_image"),
+        ("move", packaging.function_files("move"), "main.move_image"),
+        ("review-app", packaging.review_app_files(), "main.app.url_map"),
+    ],
+)
+def test_each_zip_imports_its_entrypoint_in_a_clean_interpreter(tmp_path, kind, files, check):
+    with zipfile.ZipFile(__import__("io").BytesIO(packaging.build_zip(files))) as archive:
+        archive.extractall(tmp_path)
+        listed = archive.namelist()
+    assert "requirements.txt" in listed and "main.py" in listed and "inspection/__init__.py" in listed
+    assert not [n for n in listed if "__pycache__" in n or n.endswith((".json", ".pem", ".key"))]
+    code = (
+        "import sys, main, inspection; "
+        f"assert main.__file__.startswith({str(tmp_path)!r}), main.__file__; "
+        f"assert inspection.__file__.startswith({str(tmp_path)!r}), inspection.__file__; "
+        f"{check}; print('ok')"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "STORAGE_EMULATOR_HOST")}
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, env={**env, **ENV[kind]}, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "ok"
