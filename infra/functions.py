@@ -36,6 +36,7 @@ class Functions(pulumi.ComponentResource):
         buckets,
         messaging,
         accounts,
+        grants: list[pulumi.Resource],
         opts: pulumi.ResourceOptions | None = None,
     ):
         super().__init__("quality-inspection:functions:Functions", name, None, opts)
@@ -56,7 +57,9 @@ class Functions(pulumi.ComponentResource):
             "PREDICTION_THRESHOLD": str(s.threshold),
             "DEAD_LETTER_TOPIC": messaging.dead_letter.id,
         }
-        child = pulumi.ResourceOptions(parent=self)
+        # Each function (and so its trigger) waits for its grants itself: a component's depends_on is
+        # not a promise about its children, and fresh projects fail exactly here (gcp-facts.md).
+        child = pulumi.ResourceOptions(parent=self, depends_on=grants)
         self.predict_source = source_object(
             "predict", packaging.function_files("predict"), buckets.sources, self
         )

@@ -42,7 +42,7 @@ def build(settings: Settings) -> Stack:
         buckets=buckets,
         messaging=topics,
         accounts=accounts,
-        opts=pulumi.ResourceOptions(depends_on=[*apis.all(), *pipeline, *token]),
+        grants=[*apis.all(), *pipeline, *token],
     )
     invocation = identity.invocation_grants(settings, accounts, functions)
     push = messaging.push_to_move(

@@ -288,3 +288,30 @@ def test_reviewers_may_be_a_comma_separated_string():
 
     pulumi.runtime.set_all_config(dev_config(reviewers="user:a@x.com, domain:x.com"), [])
     assert config.load().reviewers == ("user:a@x.com", "domain:x.com")
+
+
+def test_triggers_and_the_push_subscription_wait_for_their_grants(monkeypatch):
+    """The known first-deploy failure: a trigger created before its IAM has propagated."""
+    import pulumi_gcp as gcp
+
+    seen: dict[str, list[str]] = {}
+
+    def spy(cls):
+        original = cls.__init__
+
+        def init(self, resource_name, *args, opts=None, **kwargs):
+            seen[resource_name] = [d._name for d in (opts.depends_on or [])] if opts else []
+            original(self, resource_name, *args, opts=opts, **kwargs)
+
+        monkeypatch.setattr(cls, "__init__", init)
+
+    spy(gcp.cloudfunctionsv2.Function)
+    spy(gcp.pubsub.Subscription)
+    run_program(dev_config())
+    for function in ("function-predict", "function-move"):
+        needed = {"iam-gcs-agent-publisher", "iam-invoker-event-receiver", "iam-builder-artifacts",
+                  "iam-predict-inbound", "iam-move-prediction", "api-eventarc"}  # fmt: skip
+        assert needed <= set(seen[function])
+    assert {"iam-invoker-run-move", "iam-pubsub-agent-invoker-token"} <= set(
+        seen["subscription-predictions-to-move"]
+    )
