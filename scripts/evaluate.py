@@ -1,0 +1,181 @@
+"""Evaluate a model on labelled images, and choose predictionThreshold from data.
+
+    python -m scripts.evaluate --onnx .demo/model.onnx --folder .demo/sample --split test
+    python -m scripts.evaluate --endpoint projects/P/locations/R/endpoints/ID --import-file gs://…/import.csv
+
+The images go through the same code the predict function runs (decode, size checks, the backend,
+the label map). It prints per-label precision and recall, the confusion matrix, and the threshold
+sweep: for each threshold, the share of images sent to unclear/ and the errors among the images
+decided automatically. --plot writes the sweep as a PNG.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections import Counter
+from dataclasses import dataclass
+
+from inspection import classifiers, images
+from inspection.labels import LabelMap
+from inspection.layout import DEFECT, LABELS, OK
+from inspection.settings import DEFAULT_MAX_REQUEST_BYTES
+from scripts.datasets import read_bytes, read_import_file, read_text, scan
+
+THRESHOLDS = (0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9, 0.92, 0.94, 0.96, 0.98, 0.99)
+
+
+@dataclass(frozen=True)
+class Scored:
+    uri: str
+    truth: str
+    label: str
+    score: float
+
+
+def labelled(folder: str | None, import_file: str | None, split: str | None) -> list[tuple[str, str]]:
+    if folder:
+        found, _ = scan(folder)
+        return [(i.uri, i.label) for i in found if split is None or (split == "test") == i.in_test_folder]
+    rows = read_import_file(read_text(import_file))
+    return [(uri, label) for s, uri, label in rows if split is None or s == split]
+
+
+def score_all(items, classifier, label_map: LabelMap, progress: bool = True) -> list[Scored]:
+    from tqdm import tqdm
+
+    out = []
+    for uri, truth in tqdm(items, desc="classify", unit="img", disable=not progress):
+        loaded = images.load(read_bytes(uri), max_bytes=20 * 1024 * 1024, min_side=32, max_pixels=50_000_000)
+        scores = label_map.normalise(classifier.classify(loaded).confidences)
+        label = max(scores, key=scores.__getitem__)
+        out.append(
+            Scored(uri, label_map.normalise({truth: 1.0}) and _ours(truth, label_map), label, scores[label])
+        )
+    return out
+
+
+def _ours(label: str, label_map: LabelMap) -> str:
+    """A data set's label name (Defect, def_front, …) as ours."""
+    scores = label_map.normalise({label: 1.0})
+    return max(scores, key=scores.__getitem__)
+
+
+def metrics(scored: list[Scored]) -> dict:
+    confusion = Counter((s.truth, s.label) for s in scored)
+    per_label = {}
+    for label in LABELS:
+        tp = confusion[(label, label)]
+        predicted = sum(confusion[(t, label)] for t in LABELS)
+        actual = sum(confusion[(label, p)] for p in LABELS)
+        per_label[label] = {
+            "precision": tp / predicted if predicted else 1.0,
+            "recall": tp / actual if actual else 1.0,
+            "support": actual,
+        }
+    return {
+        "confusion": confusion,
+        "per_label": per_label,
+        "accuracy": sum(confusion[(x, x)] for x in LABELS) / max(len(scored), 1),
+    }
+
+
+def sweep(scored: list[Scored], thresholds=THRESHOLDS) -> list[dict]:
+    rows = []
+    for threshold in thresholds:
+        auto = [s for s in scored if s.score >= threshold]
+        errors = sum(1 for s in auto if s.label != s.truth)
+        rows.append(
+            {
+                "threshold": threshold,
+                "unclear_share": 1 - len(auto) / max(len(scored), 1),
+                "auto_decided": len(auto),
+                "errors": errors,
+                "auto_accuracy": 1 - errors / len(auto) if auto else 1.0,
+                "defects_passed_as_ok": sum(1 for s in auto if s.truth == DEFECT and s.label == OK),
+            }
+        )
+    return rows
+
+
+def report(result: dict, table: list[dict]) -> str:
+    lines = [f"accuracy (top label, no threshold): {result['accuracy']:.1%}"]
+    for label, m in result["per_label"].items():
+        lines.append(
+            f"  {label:7s} precision {m['precision']:.1%}  recall {m['recall']:.1%}  ({m['support']} images)"
+        )
+    c = result["confusion"]
+    lines += [
+        "confusion (rows: truth)   pred ok  pred defect",
+        f"  ok                      {c[(OK, OK)]:7d}  {c[(OK, DEFECT)]:11d}",
+        f"  defect                  {c[(DEFECT, OK)]:7d}  {c[(DEFECT, DEFECT)]:11d}",
+        "",
+        "threshold  unclear  auto-decided  errors  accuracy(auto)  defects passed as ok",
+    ]
+    for row in table:
+        lines.append(
+            f"{row['threshold']:9.2f}  {row['unclear_share']:6.1%}  {row['auto_decided']:12d}"
+            f"  {row['errors']:6d}  {row['auto_accuracy']:14.1%}  {row['defects_passed_as_ok']:20d}"
+        )
+    return "\n".join(lines)
+
+
+def plot(table: list[dict], path: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    x = [r["threshold"] for r in table]
+    fig, ax = plt.subplots(figsize=(7, 4), dpi=120)
+    ax.plot(x, [100 * r["unclear_share"] for r in table], marker="o", label="sent to a person (unclear) %")
+    ax.plot(
+        x, [100 * (1 - r["auto_accuracy"]) for r in table], marker="s", label="errors among auto-decided %"
+    )
+    ax.plot(x, [r["defects_passed_as_ok"] for r in table], marker="^", label="defects passed as ok (count)")
+    ax.set_xlabel("predictionThreshold")
+    ax.set_title("Choosing the threshold")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    model = parser.add_mutually_exclusive_group(required=True)
+    model.add_argument("--onnx", help="a local .onnx model from scripts.train_local")
+    model.add_argument("--endpoint", help="projects/P/locations/R/endpoints/ID of a deployed Vertex model")
+    data = parser.add_mutually_exclusive_group(required=True)
+    data.add_argument("--folder", help="a folder in the casting layout")
+    data.add_argument("--import-file", help="an import file (gs:// or local)")
+    parser.add_argument(
+        "--split", default="test", help="which split to use (default test; 'all' for every row)"
+    )
+    parser.add_argument("--label-map", default="", help="as the LABEL_MAP setting")
+    parser.add_argument("--plot", help="write the threshold sweep as a PNG here")
+    args = parser.parse_args(argv)
+
+    if args.onnx:
+        classifier = classifiers.OnnxClassifier(args.onnx)
+    else:
+        region = args.endpoint.split("/")[3]
+        classifier = classifiers.VertexClassifier(
+            args.endpoint, f"https://{region}-aiplatform.googleapis.com", DEFAULT_MAX_REQUEST_BYTES
+        )
+    items = labelled(args.folder, args.import_file, None if args.split == "all" else args.split)
+    if not items:
+        raise SystemExit("no labelled images found for that split")
+    label_map = LabelMap.parse(args.label_map, key="--label-map")
+    scored = score_all(items, classifier, label_map)
+    table = sweep(scored)
+    print(report(metrics(scored), table))
+    if args.plot:
+        plot(table, args.plot)
+        print(f"plot written to {args.plot}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,115 @@
+"""Build the Vertex AI import file for image classification from a bucket prefix or a local folder.
+
+    python -m scripts.prepare gs://acme-qi-training/casting_data
+    python -m scripts.prepare data/casting_data --gcs-base gs://acme-qi-training/casting_data
+
+Labels come from each image's folder (def_front → defect, ok_front → ok; other names are made to
+fit Vertex's label rules). An existing test/ folder stays the test split; the rest is split into
+training and validation, stratified per label and deterministic for a seed: the same data and
+seed always give the same file, whatever order the storage lists it in. No path appears twice;
+non-images are skipped and reported. The file is Vertex's `training|validation|test,gs://…,label`
+(or the legacy `TRAIN|VALIDATION|TEST` form with --legacy), uploaded next to the data.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+from collections import Counter
+
+from scripts.datasets import LEGACY_SPLITS, VERTEX_SPLITS, Image, scan
+
+
+def assign(images: list[Image], seed: int, validation: float, test: float) -> list[tuple[str, str, str]]:
+    """(split, uri, label) for every image.
+
+    Within each label, images are ordered by a seeded hash of their uri, so an image's place does
+    not depend on listing order, and each split gets round(n × fraction) images: stratified to
+    within one image per label. test/ folders are test; a data set without one gets `test` too.
+    """
+    has_test_folder = any(image.in_test_folder for image in images)
+    rows = [("test", i.uri, i.label) for i in images if i.in_test_folder]
+    by_label: dict[str, list[Image]] = {}
+    for image in images:
+        if not image.in_test_folder:
+            by_label.setdefault(image.label, []).append(image)
+    for label, group in sorted(by_label.items()):
+        group.sort(key=lambda i: hashlib.sha256(f"{seed}:{i.uri}".encode()).hexdigest())
+        n_test = 0 if has_test_folder else round(len(group) * test)
+        n_validation = round(len(group) * validation)
+        for index, image in enumerate(group):
+            split = (
+                "test" if index < n_test else "validation" if index < n_test + n_validation else "training"
+            )
+            rows.append((split, image.uri, label))
+    return sorted(rows, key=lambda row: (VERTEX_SPLITS.index(row[0]), row[2], row[1]))
+
+
+def render(rows: list[tuple[str, str, str]], legacy: bool = False) -> str:
+    lines = []
+    for split, uri, label in rows:
+        lines.append(f"{LEGACY_SPLITS[split] if legacy else split},{uri},{label}")
+    return "\n".join(lines) + "\n"
+
+
+def counts(rows: list[tuple[str, str, str]]) -> str:
+    table = Counter((split, label) for split, _, label in rows)
+    labels = sorted({label for _, _, label in rows})
+    out = ["split        " + "".join(f"{label:>10s}" for label in labels) + "     total"]
+    for split in VERTEX_SPLITS:
+        row = [table[(split, label)] for label in labels]
+        out.append(f"{split:12s} " + "".join(f"{n:10d}" for n in row) + f"{sum(row):10d}")
+    return "\n".join(out)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("source", help="gs://bucket/prefix or a local folder in the casting layout")
+    parser.add_argument("--gcs-base", help="for a local folder: the gs:// prefix it was uploaded to")
+    parser.add_argument(
+        "--out", default="import.csv", help="local copy of the import file (default import.csv)"
+    )
+    parser.add_argument("--seed", type=int, default=20240331)
+    parser.add_argument(
+        "--validation", type=float, default=0.15, help="share of non-test images (default 0.15)"
+    )
+    parser.add_argument("--test", type=float, default=0.1, help="test share when there is no test/ folder")
+    parser.add_argument("--legacy", action="store_true", help="legacy AutoML TRAIN|VALIDATION|TEST form")
+    parser.add_argument("--no-upload", action="store_true", help="do not upload the file next to the data")
+    args = parser.parse_args(argv)
+
+    images, skipped = scan(args.source)
+    if not images:
+        raise SystemExit(f"no images under {args.source}: expected <split>/<def_front|ok_front>/<image>")
+    if args.gcs_base and not args.source.startswith("gs://"):
+        base = args.gcs_base.rstrip("/")
+        root = args.source.rstrip("/")
+        images = [
+            Image(base + i.uri[len(root) :].replace("\\", "/"), i.label, i.in_test_folder) for i in images
+        ]
+    rows = assign(images, args.seed, args.validation, args.test)
+    text = render(rows, args.legacy)
+    with open(args.out, "w") as file:
+        file.write(text)
+    print(counts(rows))
+    if skipped:
+        print(f"skipped {len(skipped)} non-image file(s), e.g. {skipped[0]}")
+    print(f"wrote {len(rows)} rows to {args.out}")
+    target = (args.gcs_base if not args.source.startswith("gs://") else args.source) or ""
+    if target.startswith("gs://") and not args.no_upload:
+        from inspection import storage
+
+        bucket, _, prefix = target[5:].partition("/")
+        name = (prefix.rstrip("/") + "/" if prefix else "") + (
+            "import-legacy.csv" if args.legacy else "import.csv"
+        )
+        storage.client().bucket(bucket).blob(name).upload_from_string(text, content_type="text/csv")
+        print(f"uploaded gs://{bucket}/{name}")
+    elif not target.startswith("gs://"):
+        print("note: the rows hold local paths; pass --gcs-base to make a file Vertex can import")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,126 @@
+"""The learning loop: a new import file from the original training set plus every human decision.
+
+    python -m scripts.retrain_from_reviews gs://acme-qi-training/casting_data/import.csv \
+        --prediction-bucket acme-qi-prediction --reviewed gs://acme-qi-training/reviewed
+
+Every image in human_decided/<label>/ is copied into the training bucket (named by its MD5, so a
+rerun copies nothing twice and the training set no longer depends on the prediction bucket). The
+same image (same bytes) already in the training set takes the reviewer's label: human labels win.
+New images join training or validation by the same seeded split as prepare; test stays as it was,
+so old and new models are compared on the same test images.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import hashlib
+from collections import Counter
+from pathlib import Path, PurePosixPath
+
+from google.api_core import exceptions as gexc
+
+from inspection import layout, storage
+from scripts.datasets import read_import_file, read_text, vertex_label
+from scripts.prepare import render
+
+
+def _md5_of(uri: str, cache: dict[str, dict[str, str]]) -> str | None:
+    """The base64 MD5 of a row's image, from one listing per bucket (or the local file)."""
+    if not uri.startswith("gs://"):
+        path = Path(uri)
+        return (
+            base64.b64encode(hashlib.md5(path.read_bytes(), usedforsecurity=False).digest()).decode()
+            if path.exists()
+            else None
+        )
+    bucket, _, name = uri[5:].partition("/")
+    if bucket not in cache:
+        cache[bucket] = {b.name: b.md5_hash for b in storage.client().list_blobs(bucket)}
+    return cache[bucket].get(name)
+
+
+def human_decisions(prediction_bucket: str) -> dict[str, tuple[str, object]]:
+    """md5 → (label, blob) of the latest decision on each distinct image."""
+    latest: dict[str, tuple[str, str, object]] = {}
+    for blob in storage.client().list_blobs(prediction_bucket, prefix=layout.HUMAN_DECIDED + "/"):
+        parts = blob.name.split("/", 2)
+        if len(parts) < 3 or parts[1] not in layout.LABELS:
+            continue
+        decided_at = (blob.metadata or {}).get("decided_at", "")
+        if blob.md5_hash not in latest or decided_at > latest[blob.md5_hash][1]:
+            latest[blob.md5_hash] = (parts[1], decided_at, blob)
+    return {md5: (label, blob) for md5, (label, _, blob) in latest.items()}
+
+
+def copy_reviewed(blob, label: str, target: str) -> str:
+    """Copy a decided image into the training bucket under its MD5; returns its gs:// uri."""
+    bucket, _, prefix = target[5:].partition("/")
+    digest = base64.b64decode(blob.md5_hash).hex()
+    name = f"{prefix.rstrip('/')}/{label}/{digest}{PurePosixPath(blob.name).suffix.lower()}".lstrip("/")
+    destination = storage.client().bucket(bucket).blob(name)
+    try:
+        token, _, _ = destination.rewrite(blob, if_generation_match=0)
+        while token is not None:
+            token, _, _ = destination.rewrite(blob, token=token, if_generation_match=0)
+    except gexc.PreconditionFailed:
+        pass  # copied by an earlier run
+    return f"gs://{bucket}/{name}"
+
+
+def merge(rows, decisions, reviewed: str, seed: int, validation: float):
+    """(new rows, added per label, relabelled count)."""
+    cache: dict[str, dict[str, str]] = {}
+    by_md5: dict[str, int] = {}
+    rows = [list(row) for row in rows]
+    for index, (_, uri, _) in enumerate(rows):
+        md5 = _md5_of(uri, cache)
+        if md5:
+            by_md5.setdefault(md5, index)
+    added: Counter = Counter()
+    relabelled = 0
+    for md5, (label, blob) in sorted(decisions.items()):
+        label = vertex_label(label)
+        if md5 in by_md5:
+            row = rows[by_md5[md5]]
+            if row[2] != label:
+                row[2] = label
+                relabelled += 1
+            continue
+        uri = copy_reviewed(blob, label, reviewed)
+        share = int(hashlib.sha256(f"{seed}:{uri}".encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
+        rows.append(["validation" if share < validation else "training", uri, label])
+        added[label] += 1
+    return [tuple(row) for row in rows], added, relabelled
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("import_file", help="the original import file (gs:// or local)")
+    parser.add_argument("--prediction-bucket", required=True)
+    parser.add_argument("--reviewed", required=True, help="gs://training-bucket/prefix for reviewed images")
+    parser.add_argument("--out", default="import-retrain.csv")
+    parser.add_argument("--upload", help="also upload the new file to this gs:// path")
+    parser.add_argument("--seed", type=int, default=20240331)
+    parser.add_argument("--validation", type=float, default=0.15)
+    args = parser.parse_args(argv)
+
+    rows = read_import_file(read_text(args.import_file))
+    decisions = human_decisions(args.prediction_bucket)
+    merged, added, relabelled = merge(rows, decisions, args.reviewed, args.seed, args.validation)
+    text = render(merged)
+    Path(args.out).write_text(text)
+    for label in layout.LABELS:
+        print(f"reviewers added {added[label]} new {label} image(s)")
+    print(f"reviewers relabelled {relabelled} image(s) already in the training set")
+    print(f"wrote {len(merged)} rows to {args.out} (was {len(rows)})")
+    if args.upload:
+        bucket, _, name = args.upload[5:].partition("/")
+        storage.client().bucket(bucket).blob(name).upload_from_string(text, content_type="text/csv")
+        print(f"uploaded {args.upload}; train on it with scripts.train_vertex")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,296 @@
+"""The training scripts: prepare, upload, retrain-from-reviews, evaluate, and the Vertex calls."""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from collections import Counter
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from scripts import evaluate, prepare, retrain_from_reviews, train_vertex, upload_dataset
+from scripts.datasets import read_import_file, scan
+from scripts.sample_data import generate
+
+VERTEX_ROW = re.compile(r"^(training|validation|test),(gs://[a-z0-9._-]+/\S.*|/\S.*),[A-Za-z][A-Za-z0-9_]*$")
+
+
+@pytest.fixture(scope="module")
+def sample(tmp_path_factory):
+    root = tmp_path_factory.mktemp("casting")
+    generate(root, train=60, test=20, seed=3)
+    (root / "train" / "ok_front" / "README.txt").write_text("not an image")
+    return root
+
+
+# --- prepare ------------------------------------------------------------------------------------------
+
+
+def test_prepare_writes_valid_unique_rows_and_keeps_test_as_test(sample, tmp_path, capsys):
+    out = tmp_path / "import.csv"
+    prepare.main([str(sample), "--out", str(out), "--no-upload"])
+    lines = out.read_text().splitlines()
+    assert all(VERTEX_ROW.match(line) for line in lines), [x for x in lines if not VERTEX_ROW.match(x)][:3]
+    uris = [line.split(",")[1] for line in lines]
+    assert len(uris) == len(set(uris)) == 80, "every image exactly once"
+    for split, uri, _ in read_import_file(out.read_text()):
+        assert (split == "test") == ("/test/" in uri), "no test image leaks into training or validation"
+    printed = capsys.readouterr().out
+    assert "skipped 1 non-image" in printed and "validation" in printed
+
+
+def test_prepare_is_deterministic_and_stratified(sample):
+    images, _ = scan(str(sample))
+    first = prepare.assign(images, seed=7, validation=0.15, test=0.1)
+    assert prepare.assign(list(reversed(images)), seed=7, validation=0.15, test=0.1) == first
+    assert prepare.assign(images, seed=8, validation=0.15, test=0.1) != first
+    per_label = Counter(label for s, _, label in first if s != "test")
+    validation = Counter(label for s, _, label in first if s == "validation")
+    for label, n in per_label.items():
+        assert abs(validation[label] - n * 0.15) <= 1, "stratified within one image per label"
+
+
+def test_prepare_without_a_test_folder_makes_a_stratified_test_split(sample):
+    images = [i for i in scan(str(sample))[0] if not i.in_test_folder]
+    rows = prepare.assign(images, seed=1, validation=0.15, test=0.1)
+    for label, n in Counter(label for _, _, label in rows).items():
+        tests = sum(1 for s, _, x in rows if s == "test" and x == label)
+        assert abs(tests - n * 0.1) <= 1
+
+
+def test_legacy_format_and_vertex_labels(sample):
+    rows = prepare.assign(scan(str(sample))[0], seed=1, validation=0.2, test=0.1)
+    legacy = prepare.render(rows, legacy=True).splitlines()
+    assert {line.split(",")[0] for line in legacy} == {"TRAIN", "VALIDATION", "TEST"}
+    assert {line.split(",")[2] for line in legacy} == {"ok", "defect"}
+    from scripts.datasets import vertex_label
+
+    assert vertex_label("2nd-batch scratch") == "L_2nd_batch_scratch"
+
+
+def test_upload_is_parallel_resumable_and_prepare_reads_the_bucket(sample, make_bucket, tmp_path, capsys):
+    bucket = make_bucket("training")
+    target = f"gs://{bucket.name}/casting_data"
+    assert upload_dataset.upload(sample, target, workers=4, progress=False) == (81, 0)
+    assert upload_dataset.upload(sample, target, workers=4, progress=False) == (0, 81)
+    changed = sample / "test" / "ok_front" / "cast_ok_0_0000.jpeg"
+    original = changed.read_bytes()
+    try:
+        changed.write_bytes(original + b"\x00")
+        assert upload_dataset.upload(sample, target, workers=4, progress=False) == (1, 80)
+    finally:
+        changed.write_bytes(original)
+    out = tmp_path / "import.csv"
+    prepare.main([target, "--out", str(out)])
+    uploaded = bucket.blob("casting_data/import.csv").download_as_text()
+    assert uploaded == out.read_text()
+    assert all(
+        line.split(",")[1].startswith(f"gs://{bucket.name}/casting_data/") for line in uploaded.splitlines()
+    )
+    assert len(uploaded.splitlines()) == 80
+
+
+# --- the learning loop ----------------------------------------------------------------------------
+
+
+def test_retrain_from_reviews_adds_new_images_and_human_labels_win(make_bucket, tmp_path, capsys):
+    training, predicted = make_bucket("training"), make_bucket("prediction")
+    training.blob("data/train/ok_front/a.jpg").upload_from_string(b"image A")
+    training.blob("data/train/def_front/b.jpg").upload_from_string(b"image B")
+    training.blob("data/test/ok_front/c.jpg").upload_from_string(b"image C")
+    original = (f"training,gs://{training.name}/data/train/ok_front/a.jpg,ok\n"
+                f"validation,gs://{training.name}/data/train/def_front/b.jpg,defect\n"
+                f"test,gs://{training.name}/data/test/ok_front/c.jpg,ok\n")  # fmt: skip
+    (tmp_path / "import.csv").write_text(original)
+
+    def decide(name, label, data, when):
+        blob = predicted.blob(f"human_decided/{label}/{name}")
+        blob.metadata = {"decided_at": when, "reviewer": "r@example.com"}
+        blob.upload_from_string(data)
+
+    decide("line-1/same-as-a.jpg", "defect", b"image A", "2026-11-25T10:00:00+00:00")  # relabels a.jpg
+    decide("line-1/new-1.jpg", "defect", b"new defect", "2026-11-25T10:01:00+00:00")
+    decide("line-1/new-2.jpg", "ok", b"new ok", "2026-11-25T10:02:00+00:00")
+    decide(
+        "line-1/new-2-again.jpg", "defect", b"new ok", "2026-11-25T10:03:00+00:00"
+    )  # a later decision wins
+    out = tmp_path / "retrain.csv"
+    args = [str(tmp_path / "import.csv"), "--prediction-bucket", predicted.name,
+            "--reviewed", f"gs://{training.name}/reviewed", "--out", str(out)]  # fmt: skip
+    retrain_from_reviews.main(args)
+    rows = read_import_file(out.read_text())
+    by_uri = {uri: (split, label) for split, uri, label in rows}
+    assert by_uri[f"gs://{training.name}/data/train/ok_front/a.jpg"] == ("training", "defect")
+    assert by_uri[f"gs://{training.name}/data/test/ok_front/c.jpg"] == ("test", "ok")
+    new = [(s, u, lab) for s, u, lab in rows if "/reviewed/" in u]
+    assert sorted(lab for _, _, lab in new) == ["defect", "defect"]
+    assert all(s in ("training", "validation") for s, _, _ in new)
+    for (
+        _,
+        uri,
+        _,
+    ) in new:  # copied into the training bucket, so training no longer needs the prediction bucket
+        assert training.get_blob(uri.split("/", 3)[3]) is not None
+    printed = capsys.readouterr().out
+    assert "added 2 new defect" in printed and "added 0 new ok" in printed and "relabelled 1" in printed
+    retrain_from_reviews.main(args)  # a rerun copies nothing twice and gives the same file
+    assert read_import_file(out.read_text()) == rows
+
+
+# --- evaluate -------------------------------------------------------------------------------------
+
+
+def test_evaluate_reports_metrics_and_a_threshold_sweep(sample, small_model, tmp_path, capsys):
+    plot = tmp_path / "sweep.png"
+    evaluate.main(
+        ["--onnx", str(small_model), "--folder", str(sample), "--split", "test", "--plot", str(plot)]
+    )
+    printed = capsys.readouterr().out
+    assert "defect  precision" in printed and "threshold  unclear" in printed
+    sweep_lines = [line for line in printed.splitlines() if re.match(r"^\s+0\.\d\d\s", line)]
+    assert len(sweep_lines) == len(evaluate.THRESHOLDS)
+    unclear = [float(line.split()[1].rstrip("%")) for line in sweep_lines]
+    assert unclear == sorted(unclear), "a higher threshold never sends fewer images to a person"
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_sweep_counts_errors_among_auto_decided_only():
+    scored = [
+        evaluate.Scored("a", "ok", "ok", 0.99),
+        evaluate.Scored("b", "defect", "ok", 0.7),
+        evaluate.Scored("c", "defect", "defect", 0.95),
+        evaluate.Scored("d", "ok", "defect", 0.55),
+    ]
+    rows = {r["threshold"]: r for r in evaluate.sweep(scored, thresholds=(0.5, 0.9))}
+    assert (
+        rows[0.5]["errors"] == 2
+        and rows[0.5]["defects_passed_as_ok"] == 1
+        and rows[0.5]["unclear_share"] == 0
+    )
+    assert (
+        rows[0.9]["errors"] == 0 and rows[0.9]["unclear_share"] == 0.5 and rows[0.9]["auto_accuracy"] == 1.0
+    )
+
+
+# --- Vertex, at the API boundary ---------------------------------------------------------------------
+
+
+class VertexApiStub:
+    """Answers the v1 REST calls train_vertex makes, as Vertex documents them; records each request."""
+
+    P = "projects/demo/locations/europe-west4"
+
+    def __init__(self):
+        self.calls: list[tuple[str, str, dict]] = []
+        stub = self
+
+        def op(response_type: str, response: dict) -> dict:
+            kind = f"type.googleapis.com/google.cloud.aiplatform.v1.{response_type}"
+            return {"name": f"{stub.P}/operations/1", "done": True, "response": {"@type": kind, **response}}
+
+        routes = {
+            ("POST", f"/v1/{self.P}/datasets"): lambda b: op("Dataset", {"name": f"{stub.P}/datasets/11"}),
+            ("POST", f"/v1/{self.P}/datasets/11:import"): lambda b: op("ImportDataResponse", {}),
+            ("POST", f"/v1/{self.P}/trainingPipelines"): lambda b: {"name": f"{stub.P}/trainingPipelines/22",
+                                                                    "state": "PIPELINE_STATE_RUNNING"},
+            ("GET", f"/v1/{self.P}/trainingPipelines/22"): lambda b: {
+                "name": f"{stub.P}/trainingPipelines/22", "state": "PIPELINE_STATE_SUCCEEDED",
+                "modelToUpload": {"name": f"{stub.P}/models/33"}},
+            ("GET", f"/v1/{self.P}/models/33/evaluations"): lambda b: {"modelEvaluations": [{"metrics": {
+                "confusionMatrix": {"annotationSpecs": [{"displayName": "defect"}, {"displayName": "ok"}],
+                                    "rows": [[98, 2], [1, 99]]}}}]},
+            ("POST", f"/v1/{self.P}/endpoints"): lambda b: op("Endpoint", {"name": f"{stub.P}/endpoints/44"}),
+            ("POST", f"/v1/{self.P}/endpoints/44:deployModel"): lambda b: op("DeployModelResponse", {}),
+            ("GET", f"/v1/{self.P}/endpoints/44"): lambda b: {"name": f"{stub.P}/endpoints/44",
+                                                              "deployedModels": [{"id": "55"}]},
+            ("POST", f"/v1/{self.P}/endpoints/44:undeployModel"): lambda b: op("UndeployModelResponse", {}),
+        }  # fmt: skip
+
+        class Handler(BaseHTTPRequestHandler):
+            def _answer(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                body = json.loads(self.rfile.read(length) or b"{}")
+                path = self.path.split("?")[0]
+                stub.calls.append((self.command, path, body))
+                route = routes.get((self.command, path))
+                payload = json.dumps(route(body) if route else {"error": {"code": 404}}).encode()
+                self.send_response(200 if route else 404)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            do_GET = do_POST = _answer
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+
+    def body(self, method: str, suffix: str) -> dict:
+        return next(b for m, p, b in self.calls if m == method and p.endswith(suffix))
+
+
+@pytest.fixture
+def vertex_api():
+    stub = VertexApiStub()
+    yield stub
+    stub.server.shutdown()
+
+
+def vertex_client(stub):
+    from google.auth.credentials import AnonymousCredentials
+
+    return train_vertex.Vertex(
+        "demo", "europe-west4", api_endpoint=stub.url, credentials=AnonymousCredentials()
+    )
+
+
+def test_train_sends_the_dataset_import_budget_and_deploy_requests(vertex_api, capsys):
+    train_vertex.main(
+        ["--project", "demo", "--region", "europe-west4", "--import-file", "gs://t/casting_data/import.csv",
+         "--budget", "8", "--deploy", "--poll-seconds", "0"],
+        vertex=vertex_client(vertex_api),
+    )  # fmt: skip
+    dataset = vertex_api.body("POST", "/datasets")
+    assert dataset["metadataSchemaUri"] == train_vertex.IMAGE_METADATA
+    imported = vertex_api.body("POST", "/datasets/11:import")["importConfigs"][0]
+    assert imported["gcsSource"]["uris"] == ["gs://t/casting_data/import.csv"]
+    assert imported["importSchemaUri"] == train_vertex.SINGLE_LABEL_IMPORT
+    pipeline = vertex_api.body("POST", "/trainingPipelines")
+    assert pipeline["trainingTaskDefinition"] == train_vertex.AUTOML_IMAGE_CLASSIFICATION
+    assert pipeline["trainingTaskInputs"]["budgetMilliNodeHours"] == 8000
+    assert pipeline["trainingTaskInputs"]["multiLabel"] is False
+    assert pipeline["inputDataConfig"]["datasetId"] == "11"
+    assert pipeline["inputDataConfig"]["filterSplit"]["testFilter"] == f"{train_vertex.ML_USE}=test"
+    deployed = vertex_api.body("POST", "/endpoints/44:deployModel")
+    assert deployed["deployedModel"]["model"] == f"{VertexApiStub.P}/models/33"
+    assert deployed["deployedModel"]["automaticResources"] == {"minReplicaCount": 1, "maxReplicaCount": 1}
+    printed = capsys.readouterr().out
+    assert "pulumi config set vertexEndpointId 44" in printed
+    assert "defects passed as ok: 2" in printed and "precision 99.0%" in printed
+
+
+def test_undeploy_stops_the_endpoint_cost(vertex_api, capsys):
+    train_vertex.main(["--project", "demo", "--region", "europe-west4", "--undeploy", "--endpoint", "44"],
+                      vertex=vertex_client(vertex_api))  # fmt: skip
+    assert vertex_api.body("POST", "/endpoints/44:undeployModel")["deployedModelId"] == "55"
+    assert "1 model(s) undeployed" in capsys.readouterr().out
+
+
+def test_every_script_has_help():
+    import subprocess
+    import sys
+
+    for module in ("prepare", "upload_dataset", "train_vertex", "retrain_from_reviews", "evaluate",
+                   "train_local", "sample_data", "upload", "demo"):  # fmt: skip
+        result = subprocess.run(
+            [sys.executable, "-m", f"scripts.{module}", "--help"], capture_output=True, text=True
+        )
+        assert result.returncode == 0 and "usage:" in result.stdout, module
+    assert "$3.465" in subprocess.run([sys.executable, "-m", "scripts.train_vertex", "--help"],
+                                      capture_output=True, text=True).stdout  # fmt: skip
