@@ -56,7 +56,8 @@ def scan(source: str) -> tuple[list[Image], list[str]]:
         root = Path(source)
         if not root.is_dir():
             raise SystemExit(f"{source}: no such folder")
-        for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        visible = (p for p in root.rglob("*") if p.is_file() and not p.name.startswith("."))
+        for path in sorted(visible):
             found = _image(PurePosixPath(path.relative_to(root).as_posix()), str(path))
             if found is None:
                 skipped.append(str(path))

@@ -9,6 +9,7 @@ import zipfile
 
 import pytest
 
+from bench import ENTRYPOINT_ENV
 from infra import packaging
 
 
@@ -43,15 +44,10 @@ def test_the_object_names_the_program_uploads_are_the_content_hashes():
 
 
 ENV = {
-    "predict": {
-        "PREDICTIONS_TOPIC": "projects/p/topics/t", "PREDICTION_BUCKET": "b", "CLASSIFIER_BACKEND": "vertex",
-        "VERTEX_ENDPOINT": "projects/p/locations/europe-west4/endpoints/1",
-    },
-    "move": {
-        "PREDICTION_BUCKET": "b", "PREDICTION_THRESHOLD": "0.9", "DEAD_LETTER_TOPIC": "projects/p/topics/d",
-    },
-    "review-app": {"PREDICTION_BUCKET": "b", "REVIEW_AUTH": "iap", "IAP_AUDIENCE": "/projects/1/apps/p"},
-}  # fmt: skip
+    "predict": ENTRYPOINT_ENV["predict"],
+    "move": ENTRYPOINT_ENV["move"],
+    "review-app": ENTRYPOINT_ENV["review_app"],
+}
 
 
 @pytest.mark.parametrize(

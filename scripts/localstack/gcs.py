@@ -21,7 +21,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
-from scripts.localstack.ports import HOST, free_port, wait_for_http
+from scripts.localstack.ports import HOST, free_port, terminate, wait_for_http
 
 MUTATING = {"POST", "PUT", "PATCH", "DELETE"}
 
@@ -78,13 +78,8 @@ class FakeGcs:
             self._server.shutdown()
             self._server.server_close()
             self._server = None
-        if self._process is not None:
-            self._process.terminate()
-            try:
-                self._process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-            self._process = None
+        terminate(self._process)
+        self._process = None
         self._events.put(None)
 
     def __enter__(self) -> FakeGcs:

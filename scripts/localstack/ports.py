@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import subprocess
 import time
 import urllib.error
 import urllib.request
@@ -29,3 +30,15 @@ def wait_for_http(url: str, timeout: float = 30.0, what: str = "service") -> Non
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{what} did not start at {url} within {timeout:.0f}s") from None
             time.sleep(0.05)
+
+
+def terminate(process: subprocess.Popen | None) -> None:
+    """Stop a child process politely, then firmly."""
+    if process is None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=5)

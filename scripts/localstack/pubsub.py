@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 import requests
 
 from inspection import publishing
-from scripts.localstack.ports import HOST, free_port
+from scripts.localstack.ports import HOST, free_port, terminate
 
 JAR_GLOB = "platform/pubsub-emulator/lib/cloud-pubsub-emulator-*.jar"
 MAX_DELIVERY_ATTEMPTS = 5  # the smallest Pub/Sub allows; the infra uses the same
@@ -102,13 +102,8 @@ class PubSubEmulator:
 
     def stop(self) -> None:
         os.environ.pop("PUBSUB_EMULATOR_HOST", None)
-        if self._process is not None:
-            self._process.terminate()
-            try:
-                self._process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-            self._process = None
+        terminate(self._process)
+        self._process = None
 
 
 class InProcessPubSub:

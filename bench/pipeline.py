@@ -1,0 +1,62 @@
+"""End-to-end images per second through predict and move on the local stack (ONNX backend), next to
+the bare classifier's images per second on the same images."""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from inspection import images, storage
+from inspection.classifiers import OnnxClassifier
+from scripts import sample_data, train_local
+from scripts.localstack.stack import LocalStack, StackConfig
+
+LIMITS = {"max_bytes": 20 * 1024 * 1024, "min_side": 32, "max_pixels": 50_000_000}
+
+
+def _images(count: int, root: Path) -> list[bytes]:
+    sample_data.generate(root, train=120, test=count, seed=99)
+    return [p.read_bytes() for p in sorted((root / "test").rglob("*.jpeg"))]
+
+
+def bare_classifier(model: Path, data: list[bytes]) -> float:
+    classifier = OnnxClassifier(str(model))
+    started = time.perf_counter()
+    for raw in data:
+        classifier.classify(images.load(raw, **LIMITS))
+    return len(data) / (time.perf_counter() - started)
+
+
+def through_pipeline(model: Path, data: list[bytes]) -> float:
+    with LocalStack(StackConfig(model_path=model)) as stack:
+        bucket = storage.client().bucket(stack.config.inbound)
+        names = {f"bench/part-{i:05d}.jpeg" for i in range(len(data))}
+        started = time.perf_counter()
+        with ThreadPoolExecutor(4) as pool:
+            list(pool.map(lambda item: bucket.blob(item[0]).upload_from_string(item[1]),
+                          zip(sorted(names), data, strict=True)))  # fmt: skip
+        deadline = time.monotonic() + 60 + len(data)
+        while time.monotonic() < deadline:
+            routed = {n for found in stack.routed().values() for n in found}
+            if names <= routed:
+                return len(data) / (time.perf_counter() - started)
+            time.sleep(0.2)
+        raise RuntimeError("the pipeline did not route every image in time")
+
+
+def measure(sizes=(100, 1000)) -> dict[str, float]:
+    figures = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        data = _images(max(sizes), root / "data")
+        model = root / "model.onnx"
+        train_local.train(root / "data", model)
+        for size in sizes:
+            bare = bare_classifier(model, data[:size])
+            pipeline = through_pipeline(model, data[:size])
+            figures[f"pipeline_images_per_s_{size}"] = round(pipeline, 1)
+            figures[f"classifier_images_per_s_{size}"] = round(bare, 1)
+            figures[f"pipeline_to_classifier_ratio_{size}"] = round(pipeline / bare, 3)
+    return figures

@@ -1,0 +1,62 @@
+"""Review latency on fake-gcs-server: the next image with 100 and 10,000 unclear objects, and a decision."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+from inspection import storage
+from inspection.reviews import Reviews
+from scripts.localstack.gcs import FakeGcs
+
+
+def _fill(bucket, count: int) -> None:
+    def put(i: int) -> None:
+        blob = bucket.blob(f"unclear/line-1/part-{i:05d}.jpeg")
+        blob.metadata = {"predicted_label": "defect", "predicted_score": "0.700000"}
+        blob.upload_from_string(b"x")
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(put, range(count)))
+
+
+def _percentiles(samples: list[float]) -> tuple[float, float]:
+    ordered = sorted(samples)
+    return statistics.median(ordered) * 1000, ordered[int(0.95 * (len(ordered) - 1))] * 1000
+
+
+def measure(sizes=(100, 10_000), samples: int = 40) -> dict[str, float]:
+    import os
+
+    figures = {}
+    with FakeGcs() as gcs:
+        os.environ["STORAGE_EMULATOR_HOST"] = gcs.url
+        storage.client.cache_clear()
+        for size in sizes:
+            bucket = storage.client().create_bucket(f"bench-review-{size}")
+            _fill(bucket, size)
+            reviews = Reviews(bucket.name)
+            timings = []
+            for i in range(samples):  # each sample is a different reviewer: leases pile up as in real use
+                started = time.perf_counter()
+                assert reviews.next_item(f"reviewer-{i}@example.com") is not None
+                timings.append(time.perf_counter() - started)
+            median, p95 = _percentiles(timings)
+            figures[f"review_next_ms_median_{size}"] = round(median, 1)
+            figures[f"review_next_ms_p95_{size}"] = round(p95, 1)
+            if size == sizes[-1]:
+                decisions = []
+                for _ in range(samples):
+                    item = reviews.next_item("decider@example.com")
+                    started = time.perf_counter()
+                    reviews.decide(item.name, item.generation, "ok", "decider@example.com")
+                    decisions.append(time.perf_counter() - started)
+                median, p95 = _percentiles(decisions)
+                figures["review_decide_ms_median"] = round(median, 1)
+                figures["review_decide_ms_p95"] = round(p95, 1)
+        figures["review_next_median_ratio_10000_to_100"] = round(
+            figures[f"review_next_ms_median_{sizes[-1]}"] / figures[f"review_next_ms_median_{sizes[0]}"], 2
+        )
+        os.environ.pop("STORAGE_EMULATOR_HOST", None)
+    return figures
