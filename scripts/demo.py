@@ -14,6 +14,7 @@ import hashlib
 import json
 import shutil
 import signal
+import socket
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -68,15 +69,17 @@ def upload(stack: LocalStack, items: list[tuple[str, bytes]]) -> None:
 
 
 def wait_until_routed(stack: LocalStack, names: set[str], timeout: float) -> dict[str, str]:
-    """name → folder, once every name is routed, or what was routed when progress stopped."""
-    deadline, last_count, last_progress = time.monotonic() + timeout, -1, time.monotonic()
+    """name → folder once every name is routed and gone from inbound (a move deletes its source
+    just after the copy), or what was routed when progress stopped."""
+    deadline, last, last_progress = time.monotonic() + timeout, None, time.monotonic()
     while True:
         where = {name: folder for folder, found in stack.routed().items() for name in found}
         done = {n: where[n] for n in names if n in where}
-        if len(done) == len(names):
+        pending = names & set(stack.inbound_names())
+        if len(done) == len(names) and not pending:
             return done
-        if len(done) != last_count:
-            last_count, last_progress = len(done), time.monotonic()
+        if (len(done), len(pending)) != last:
+            last, last_progress = (len(done), len(pending)), time.monotonic()
         if time.monotonic() > deadline or time.monotonic() - last_progress > 60:
             return done
         time.sleep(0.25)
@@ -98,7 +101,19 @@ def summarise(truth: dict[str, str], where: dict[str, str], seconds: float, expe
     }
 
 
+def port_is_free(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
 def run(args: argparse.Namespace) -> int:
+    if not args.once and not port_is_free(args.review_port):
+        print(f"port {args.review_port} is in use: run `make demo PORT=8081`, or stop what uses it")
+        return 1
     state = args.state
     state.mkdir(parents=True, exist_ok=True)
     data = prepare_data(state, args.data, args.train, args.test)
@@ -126,9 +141,9 @@ def run(args: argparse.Namespace) -> int:
         where = wait_until_routed(stack, {name for name, _ in items}, timeout=120 + len(items))
         summary = summarise(truth, where, time.monotonic() - started, len(items))
         print_summary(summary, stack)
-        lost = summary["routed"] != len(items) or stack.inbound_names() or stack.dead_letters()
-        if lost:
-            print(f"FAILED: {len(items) - summary['routed']} of {len(items)} images were not routed")
+        problems = check(items, where, stack)
+        if problems:
+            print("FAILED: " + "; ".join(problems))
             return 1
         if args.once:
             return 0
@@ -136,6 +151,20 @@ def run(args: argparse.Namespace) -> int:
             return serve_review(config, args.review_port)
         finally:
             (state / "stack.json").unlink(missing_ok=True)
+
+
+def check(items: list[tuple[str, bytes]], where: dict[str, str], stack: LocalStack) -> list[str]:
+    """Everything that would mean an image was lost or stuck; empty when all is well."""
+    problems = []
+    missing = [name for name, _ in items if name not in where]
+    if missing:
+        problems.append(f"{len(missing)} of {len(items)} uploads were not routed, e.g. {missing[0]}")
+    if stack.inbound_names():
+        problems.append(f"{len(stack.inbound_names())} object(s) still in the inbound bucket")
+    dead = stack.dead_letters()
+    if dead:
+        problems.append(f"{len(dead)} message(s) in the dead-letter topic")
+    return problems
 
 
 def print_summary(s: dict, stack: LocalStack) -> None:
@@ -155,24 +184,26 @@ def serve_review(config: StackConfig, port: int) -> int:
     from review_app import create_app
 
     app = create_app({"BUCKET": config.prediction, "AUTH_MODE": "local", "SIGNING": "local"})
-    try:
-        server = make_server("127.0.0.1", port, app, threaded=True)
-    except OSError as exc:
-        print(f"port {port} is not free ({exc.strerror}): run `make demo PORT=8081` or stop what uses it")
-        return 1
+    server = make_server("127.0.0.1", port, app, threaded=True)
     print(f"\nreview app: http://127.0.0.1:{server.server_port}  (local mode; Ctrl-C stops everything)")
     print("add images:  .venv/bin/python -m scripts.upload PATH [PATH …]")
-    signal.signal(signal.SIGTERM, lambda *_: server.shutdown())
     try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        print("\nstopping …")
+        server.serve_forever()  # werkzeug returns from here on Ctrl-C
     finally:
         server.server_close()
+        print("\nstopping everything the demo started …")
     return 0
 
 
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> None:
+    # Ctrl-C and a plain `kill` both unwind through the stack's `finally`, which stops every child
+    # process; set both explicitly, since a shell may start us with SIGINT ignored.
+    signal.signal(signal.SIGINT, _interrupt)
+    signal.signal(signal.SIGTERM, _interrupt)
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
