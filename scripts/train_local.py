@@ -15,9 +15,8 @@ import time
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
-from inspection import features
+from inspection import features, images
 from inspection.layout import DEFECT, LABELS, OK
 from scripts.casting import labelled_images
 
@@ -27,11 +26,21 @@ MODEL_NAME = "local-geometry-logreg"
 def featurise(items: list[tuple[Path, str]], desc: str) -> tuple[np.ndarray, np.ndarray]:
     from tqdm import tqdm
 
-    rows, labels = [], []
+    rows, labels, skipped = [], [], []
     for path, label in tqdm(items, desc=desc, unit="img", leave=False):
-        with Image.open(path) as image:
-            rows.append(features.extract(image))
+        try:  # the same checks the predict function makes
+            loaded = images.load(
+                path.read_bytes(), max_bytes=50 * 1024 * 1024, min_side=32, max_pixels=50_000_000
+            )
+        except images.ImageRejected as rejected:
+            skipped.append(f"{path.name} ({rejected.reason})")
+            continue
+        rows.append(features.extract(loaded.image))
         labels.append(LABELS.index(label))
+    if skipped:
+        print(f"{desc}: skipped {len(skipped)} unusable file(s): {', '.join(skipped[:3])}")
+    if len(set(labels)) < len(LABELS):
+        raise SystemExit(f"{desc}: need images of both labels (def_front and ok_front) to train and evaluate")
     return np.stack(rows), np.array(labels)
 
 

@@ -82,3 +82,20 @@ def test_the_page_works_with_buttons_and_shows_an_empty_queue(page, served):
     page.locator("#empty").wait_for(state="visible")
     assert "Nothing to review" in page.locator("#empty").inner_text()
     assert len(names(bucket, "human_decided/ok/")) == 2
+
+
+def test_an_empty_queue_refreshes_by_itself(page, make_bucket):
+    bucket = make_bucket("prediction")
+    server = make_server(
+        "127.0.0.1", 0, create_app({"BUCKET": bucket.name, "AUTH_MODE": "local"}), threaded=True
+    )
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        page.goto(f"http://127.0.0.1:{server.server_port}")
+        expect(page.locator("#empty")).to_be_visible()
+        blob = bucket.blob("unclear/late/arrival.jpeg")
+        blob.upload_from_string(image_bytes(), content_type="image/jpeg")
+        expect(page.locator("#name")).to_have_text("late/arrival.jpeg", timeout=15_000)  # polls every 10 s
+        expect(page.locator("#empty")).to_be_hidden()
+    finally:
+        server.shutdown()
