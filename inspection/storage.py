@@ -79,8 +79,10 @@ def move(
             raise RuntimeError(f"{target} holds another object; refusing to overwrite it")
     if state == "gone":
         # Either an earlier delivery finished this move, or a newer upload replaced the source.
-        done = any(_holds_ours(dst_bucket, t, src_bucket, generation) for t in (destination, target))
-        return MoveResult("already_moved" if done else "source_gone", target)
+        for candidate in (destination, layout.alongside(destination, generation)):
+            if _holds_ours(dst_bucket, candidate, src_bucket, generation):
+                return MoveResult("already_moved", candidate)
+        return MoveResult("source_gone", target)
     _delete_generation(src_bucket, name, generation)
     if taken:
         return MoveResult("kept_both", target)

@@ -152,6 +152,8 @@ def test_a_different_file_at_the_destination_is_kept_and_so_is_ours(env, move, c
     assert "keeping both" in capsys.readouterr().out
     assert post(move, body).status_code == 204  # and a redelivery adds nothing
     assert len(names(predicted)) == 2
+    redelivered = [json.loads(x) for x in capsys.readouterr().out.splitlines() if '"routed"' in x]
+    assert [(r["outcome"], r["destination"]) for r in redelivered] == [("already_moved", alternative)]
 
 
 @pytest.mark.parametrize(
