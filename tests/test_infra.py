@@ -31,15 +31,57 @@ def iam(resources) -> list[dict]:
     return [r for r in resources if r["type"].split(":")[-1].endswith(IAM_TYPES)]
 
 
-# --- policy checks ---------------------------------------------------------------------------------
+# --- policy checks (the same rules the CrossGuard pack in policy/ applies) ----------------------------
 
 
-def test_no_primitive_roles_and_no_public_members(program):
+def test_the_program_breaks_no_policy_rule(program):
+    from policy import rules
+
     resources, _ = program
-    for grant in iam(resources):
-        role, member = grant["inputs"]["role"], grant["inputs"]["member"]
-        assert role not in ("roles/owner", "roles/editor", "roles/viewer"), grant["name"]
-        assert member not in ("allUsers", "allAuthenticatedUsers"), grant["name"]
+    broken = {r["name"]: rules.violations(r["type"], r["inputs"]) for r in resources}
+    assert {name: found for name, found in broken.items() if found} == {}
+    assert rules.shared_accounts((r["type"], r["name"], r["inputs"]) for r in resources) == []
+
+
+PROJECT_IAM, BUCKET_IAM = "gcp:projects/iAMMember:IAMMember", "gcp:storage/bucketIAMMember:BucketIAMMember"
+TOPIC_IAM, BUCKET = "gcp:pubsub/topicIAMMember:TopicIAMMember", "gcp:storage/bucket:Bucket"
+FUNCTION, APP = (
+    "gcp:cloudfunctionsv2/function:Function",
+    "gcp:appengine/standardAppVersion:StandardAppVersion",
+)
+BUILD = {"buildConfig": {"serviceAccount": "builder@p.iam.gserviceaccount.com"}}
+DEFAULT_COMPUTE = "1-compute@developer.gserviceaccount.com"
+
+
+@pytest.mark.parametrize(
+    ("resource_type", "props", "complaint"),
+    [
+        (PROJECT_IAM, {"role": "roles/editor", "member": "user:a@x.com"}, "primitive"),
+        (BUCKET_IAM, {"role": "roles/storage.objectViewer", "member": "allUsers"}, "allUsers"),
+        (TOPIC_IAM, {"role": "roles/pubsub.publisher", "member": "allAuthenticatedUsers"}, "allUsers"),
+        (PROJECT_IAM, {"role": "roles/storage.admin", "member": "user:a@x.com"}, "project-level"),
+        ("gcp:projects/iAMBinding:IAMBinding", {"role": "roles/run.invoker", "members": ["user:a@x.com"]},
+         "authoritative"),
+        ("gcp:serviceaccount/key:Key", {"serviceAccountId": "x"}, "keys are forbidden"),
+        (BUCKET, {"publicAccessPrevention": "enforced"}, "uniform"),
+        (BUCKET, {"uniformBucketLevelAccess": True, "publicAccessPrevention": "inherited"}, "public access"),
+        (FUNCTION, {"serviceConfig": {}, **BUILD}, "default compute"),
+        (FUNCTION, {"serviceConfig": {"serviceAccountEmail": DEFAULT_COMPUTE}, **BUILD}, "default service"),
+        (APP, {"serviceAccount": "p@appspot.gserviceaccount.com"}, "default service account"),
+    ],
+)  # fmt: skip
+def test_each_policy_rule_catches_what_it_forbids(resource_type, props, complaint):
+    from policy import rules
+
+    assert any(complaint in message for message in rules.violations(resource_type, props))
+
+
+def test_components_sharing_an_account_are_caught():
+    from policy import rules
+
+    function = "gcp:cloudfunctionsv2/function:Function"
+    same = {"serviceConfig": {"serviceAccountEmail": "x@p.iam.gserviceaccount.com"}}
+    assert rules.shared_accounts([(function, "a", same), (function, "b", same)])
 
 
 def test_every_bucket_is_uniform_private_labelled_and_prefixed(program):
