@@ -79,7 +79,9 @@ def merge(rows, decisions, reviewed: str, seed: int, validation: float):
             by_md5.setdefault(md5, index)
     added: Counter = Counter()
     relabelled = 0
-    for md5, (label, blob) in sorted(decisions.items()):
+    from tqdm import tqdm
+
+    for md5, (label, blob) in tqdm(sorted(decisions.items()), desc="reviewed", unit="img", leave=False):
         label = vertex_label(label)
         if md5 in by_md5:
             row = rows[by_md5[md5]]
