@@ -59,7 +59,10 @@ def push_to_move(
     invoker_email: pulumi.Input[str],
     opts: pulumi.ResourceOptions,
 ) -> gcp.pubsub.Subscription:
-    """Predictions → the move function over HTTPS with an OIDC token, retried, then dead-lettered."""
+    """Predictions → the move function over HTTPS with an OIDC token, retried, then dead-lettered.
+
+    `move_uri` is the Cloud Run service URI (run.app): Cloud Run checks the token's audience against it.
+    """
     return gcp.pubsub.Subscription(
         "subscription-predictions-to-move",
         name=f"{settings.prefix}-predictions-to-move",

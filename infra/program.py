@@ -48,7 +48,7 @@ def build(settings: Settings) -> Stack:
     push = messaging.push_to_move(
         settings,
         topics,
-        functions.move.url,
+        functions.move.service_config.apply(lambda c: c.uri),
         accounts.invoker.email,
         opts=pulumi.ResourceOptions(depends_on=[*invocation, *token]),
     )

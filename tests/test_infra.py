@@ -217,7 +217,9 @@ def test_move_is_pushed_by_our_own_subscription_with_a_dead_letter_topic(program
     }  # fmt: skip
     assert f["serviceConfig"]["ingressSettings"] == "ALLOW_INTERNAL_ONLY"
     push = one(resources, "subscription-predictions-to-move")
-    move_url = f"https://europe-west4-{PROJECT}.cloudfunctions.net/acme-qi-move"
+    move_url = (
+        "https://acme-qi-move-abc123-ew.a.run.app"  # the Cloud Run URI, which Cloud Run checks as audience
+    )
     assert push["topic"] == f"projects/{PROJECT}/topics/acme-qi-predictions"
     assert push["pushConfig"]["pushEndpoint"] == move_url
     assert push["pushConfig"]["oidcToken"] == {
