@@ -50,7 +50,7 @@ class ReviewApp(pulumi.ComponentResource):
                 lambda n: n.removesuffix(".zip").replace("review-app-", "v-")[:30]
             ),
             runtime=RUNTIME,
-            entrypoint={"shell": "gunicorn -b :$PORT --workers 2 --threads 8 --timeout 60 main:app"},
+            entrypoint={"shell": "gunicorn -b :$PORT --workers 1 --threads 8 --timeout 60 main:app"},
             deployment={
                 "zip": {
                     "source_url": pulumi.Output.concat(
@@ -64,7 +64,7 @@ class ReviewApp(pulumi.ComponentResource):
                 "IAP_AUDIENCE": pulumi.Output.concat("/projects/", project_number, "/apps/", s.project),
             },
             service_account=accounts.review.email,
-            instance_class="F1",
+            instance_class="F1",  # 384 MB: one worker process, concurrency from threads
             automatic_scaling={
                 "max_concurrent_requests": 50,
                 "standard_scheduler_settings": {"max_instances": 5},
