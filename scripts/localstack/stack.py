@@ -40,6 +40,8 @@ class StackConfig:
 
 
 class _QuietHandler(WSGIRequestHandler):
+    disable_nagle_algorithm = True  # headers and body are separate writes; don't wait for delayed ACKs
+
     def log_request(self, *args, **kwargs) -> None:  # the handlers log each decision themselves
         pass
 
