@@ -37,11 +37,14 @@ def measure(sizes=(100, 10_000), samples: int = 40) -> dict[str, float]:
             bucket = storage.client().create_bucket(f"bench-review-{size}")
             _fill(bucket, size)
             reviews = Reviews(bucket.name)
-            timings = []
+            timings, calls = [], []
             for i in range(samples):  # each sample is a different reviewer: leases pile up as in real use
+                before = gcs.requests
                 started = time.perf_counter()
                 assert reviews.next_item(f"reviewer-{i}@example.com") is not None
                 timings.append(time.perf_counter() - started)
+                calls.append(gcs.requests - before)
+            figures[f"review_next_storage_requests_{size}"] = statistics.median(calls)
             median, p95 = _percentiles(timings)
             figures[f"review_next_ms_median_{size}"] = round(median, 1)
             figures[f"review_next_ms_p95_{size}"] = round(p95, 1)

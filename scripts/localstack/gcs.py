@@ -54,6 +54,7 @@ class FakeGcs:
         self._lock = threading.Lock()
         self._events: queue.Queue = queue.Queue()
         self._local = threading.local()
+        self.requests = 0  # requests served, for benchmarks that count calls rather than time
 
     # lifecycle -------------------------------------------------------------------------------
     def start(self) -> FakeGcs:
@@ -180,6 +181,7 @@ class _ProxyHandler(BaseHTTPRequestHandler):
     do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_GET
 
     def _proxy(self) -> None:
+        self.gcs.requests += 1
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else None
         split = urlsplit(self.path)
