@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from inspection.labels import DEFAULT_ALIASES
+from inspection.layout import LABELS
 
 IMAGE_SUFFIXES = {".jpeg", ".jpg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff"}
 VERTEX_SPLITS = ("training", "validation", "test")
@@ -97,3 +98,14 @@ def read_bytes(location: str) -> bytes:
         bucket, _, name = location[5:].partition("/")
         return storage.client().bucket(bucket).blob(name).download_as_bytes()
     return Path(location).read_bytes()
+
+
+def labelled_images(root: Path, split: str) -> list[tuple[Path, str]]:
+    """(path, our label) for every image of one split of a local casting folder, in a stable order."""
+    base = root / split
+    if not base.is_dir():
+        raise SystemExit(f"{root} has no {split}/ folder: expected {split}/def_front and {split}/ok_front")
+    found = [(Path(image.uri), image.label) for image in scan(str(base))[0] if image.label in LABELS]
+    if not found:
+        raise SystemExit(f"{base} holds no images under def_front/ or ok_front/")
+    return found

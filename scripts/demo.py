@@ -22,7 +22,7 @@ from pathlib import Path
 
 from inspection import layout, logs, storage
 from scripts import sample_data, train_local
-from scripts.casting import labelled_images
+from scripts.datasets import labelled_images
 from scripts.localstack.stack import ROOT, LocalStack, StackConfig
 
 DEFAULT_STATE = ROOT / ".demo"

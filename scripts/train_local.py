@@ -18,7 +18,7 @@ import numpy as np
 
 from inspection import features, images
 from inspection.layout import DEFECT, LABELS, OK
-from scripts.casting import labelled_images
+from scripts.datasets import labelled_images
 
 MODEL_NAME = "local-geometry-logreg"
 
