@@ -29,6 +29,7 @@ def route(prediction: Prediction, settings: MoveSettings) -> storage.MoveResult:
             "predicted_at": prediction.predicted_at,
             "threshold": str(settings.threshold),
             "routed_at": datetime.now(UTC).isoformat(),
+            **storage.provenance(prediction.bucket, prediction.generation),
         },
     )
     logs.info(

@@ -89,6 +89,7 @@ def _reject(obj: dict, rejection: images.ImageRejected, settings: PredictSetting
             "rejected_reason": rejection.reason,
             "rejected_detail": rejection.detail[:1000],
             "rejected_at": datetime.now(UTC).isoformat(),
+            **storage.provenance(obj["bucket"], generation),
         },
     )
     logs.error(

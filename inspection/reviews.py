@@ -7,14 +7,14 @@ literally is simply not found.
 Concurrency rests on GCS generation preconditions only, so any number of app instances agree:
 - a lease is `review/leases/<object>`, created with `if_generation_match=0`, or taken over once
   expired with `if_generation_match=<its generation>`;
-- a decision copies to `human_decided/<label>/<name>` with `if_generation_match=0`, then deletes
-  `unclear/<name>` at the generation the reviewer saw. That delete decides who won: a reviewer
-  whose delete fails removes the copy they made and is told "already decided".
+- a decision is the pipeline's own lossless move (storage.move) from `unclear/<name>`, at the
+  generation the reviewer saw, to `human_decided/<label>/<name>`, made exclusive: deleting the
+  source decides who won, and a reviewer who lost has their copy taken back and is told
+  "already decided". Undo is the same move in reverse.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -130,7 +130,7 @@ class Reviews:
         check_unclear_name(name)
         blob = self.bucket.get_blob(layout.lease(name))
         if blob is not None and json.loads(blob.download_as_bytes()).get("reviewer") == reviewer:
-            self._delete_quietly(blob.name, blob.generation)
+            storage.delete_quietly(self.bucket_name, blob.name, blob.generation)
 
     def _leases(self) -> dict[str, dict]:
         """Live leases: one or two per active reviewer, so listing them is cheap."""
@@ -195,17 +195,11 @@ class Reviews:
             "reviewer": reviewer, "decided_at": decided_at, "human_label": label,
             "model_label": meta.get("predicted_label", ""), "model_score": meta.get("predicted_score", ""),
         })  # fmt: skip
-        copy, created = self._place(name, generation, layout.human_decided(label, inner), meta)
-        try:
-            self.bucket.blob(name).delete(if_generation_match=generation)
-        except (gexc.NotFound, gexc.PreconditionFailed):
-            if created:  # we lost the race; take back only the copy we made
-                self._delete_quietly(copy.name, copy.generation)
-            raise AlreadyDecided(name) from None
-        self._delete_quietly(layout.lease(name), None)
-        logs.info("decided", image=name, label=label, reviewer=reviewer, destination=copy.name,
+        result = self._exclusive_move(name, generation, layout.human_decided(label, inner), meta)
+        storage.delete_quietly(self.bucket_name, layout.lease(name))
+        logs.info("decided", image=name, label=label, reviewer=reviewer, destination=result.destination,
                   model_label=meta["model_label"], model_score=meta["model_score"])  # fmt: skip
-        return Decision(copy.name, copy.generation, label, reviewer, decided_at, name)
+        return Decision(result.destination, result.generation, label, reviewer, decided_at, name)
 
     def undo(self, decided_name: str, reviewer: str) -> Item:
         """Move the reviewer's own recent decision back to unclear/, with the same care."""
@@ -221,47 +215,18 @@ class Reviews:
         inner = decided_name[len(DECIDED_PREFIX) :].split("/", 1)[1]
         original = UNCLEAR_PREFIX + inner
         restored = {k: v for k, v in meta.items() if k not in _DECISION_KEYS}
-        copy, created = self._place(decided_name, decided.generation, original, restored)
-        try:
-            self.bucket.blob(decided_name).delete(if_generation_match=decided.generation)
-        except (gexc.NotFound, gexc.PreconditionFailed):
-            if created:
-                self._delete_quietly(copy.name, copy.generation)
-            raise AlreadyDecided(decided_name) from None
+        result = self._exclusive_move(decided_name, decided.generation, original, restored)
         logs.info("undone", image=original, reviewer=reviewer, was=decided_name)
-        return Item(original, copy.generation, restored.get("predicted_label", ""),
+        return Item(original, result.generation, restored.get("predicted_label", ""),
                     _float(restored.get("predicted_score")), restored.get("routed_at", ""), "")  # fmt: skip
 
-    def _place(self, name: str, generation: int, target: str, metadata: dict):
-        """Copy one generation to `target` without overwriting; returns (blob, created_now).
-
-        A copy of the same source generation already there (an interrupted earlier attempt) is
-        adopted; a different object keeps its name and ours goes beside it, as in the move.
-        """
-        metadata = {**metadata, COPIED_FROM: f"gs://{self.bucket_name}/{name}#{generation}"}
-        for candidate in (target, layout.alongside(target, generation)):
-            dst = self.bucket.blob(candidate)
-            dst.metadata = metadata
-            source = self.bucket.blob(name, generation=generation)
-            try:
-                token, _, _ = dst.rewrite(source, if_generation_match=0)
-                while token is not None:
-                    token, _, _ = dst.rewrite(source, token=token, if_generation_match=0)
-                return dst, True
-            except gexc.NotFound:
-                raise AlreadyDecided(name) from None
-            except gexc.PreconditionFailed:
-                existing = self.bucket.get_blob(candidate)
-                if (
-                    existing is not None
-                    and (existing.metadata or {}).get(COPIED_FROM) == metadata[COPIED_FROM]
-                ):
-                    return existing, False
-        raise AlreadyDecided(name)
-
-    def _delete_quietly(self, name: str, generation: int | None) -> None:
-        with contextlib.suppress(gexc.NotFound, gexc.PreconditionFailed):
-            self.bucket.blob(name).delete(if_generation_match=generation)
+    def _exclusive_move(self, name: str, generation: int, target: str, metadata: dict) -> storage.MoveResult:
+        """The pipeline's lossless move, where deleting the source decides who won."""
+        bucket = self.bucket_name
+        result = storage.move(bucket, name, generation, bucket, target, metadata, exclusive=True)
+        if result.outcome == "lost":
+            raise AlreadyDecided(name)
+        return result
 
     # audit -----------------------------------------------------------------------------------
     def decisions(self, start: datetime, end: datetime) -> list[dict]:
@@ -278,13 +243,12 @@ class Reviews:
                     "decided_at": meta["decided_at"], "reviewer": meta.get("reviewer", ""),
                     "image": blob.name.split("/", 2)[2], "human_label": meta.get("human_label", ""),
                     "model_label": meta.get("model_label", ""), "model_score": meta.get("model_score", ""),
-                    "object": blob.name, "original": meta.get(COPIED_FROM, ""),
+                    "object": blob.name, "original": meta.get(storage.COPIED_FROM, ""),
                 })  # fmt: skip
         return sorted(rows, key=lambda row: row["decided_at"])
 
 
-COPIED_FROM = "copied_from"  # gs://bucket/name#generation: the exact object a copy was made of
-_DECISION_KEYS = {"reviewer", "decided_at", "human_label", "model_label", "model_score", COPIED_FROM}
+_DECISION_KEYS = {"reviewer", "decided_at", "human_label", "model_label", "model_score", storage.COPIED_FROM}
 
 
 def _iso(value) -> str:

@@ -3,10 +3,14 @@
 A move is a copy that may not overwrite (`if_generation_match=0`), then a delete of exactly the
 generation that was copied. Every step is safe to repeat, so a redelivered message finishes a move
 that crashed half way, and an old message can never delete a newer upload of the same name.
+Each copy records the exact object it was made of (`copied_from`), which is how a repeated move
+recognises its own earlier copy. The pipeline routes images with it, and the review app decides
+and undoes with it (as an exclusive move, where the source delete decides who won).
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 from dataclasses import dataclass
@@ -16,7 +20,8 @@ from google.cloud import storage
 
 from inspection import layout, logs
 
-# Metadata keys that tie a routed object to the exact object generation it came from.
+COPIED_FROM = "copied_from"  # gs://bucket/name#generation: the exact object a copy was made of
+# Where a routed image came from, for people and the learning loop (README: the folders).
 SOURCE_BUCKET = "source_bucket"
 SOURCE_GENERATION = "source_generation"
 
@@ -34,12 +39,19 @@ def client() -> storage.Client:
 
 @dataclass(frozen=True)
 class MoveResult:
-    """How a move ended. `outcome` is one of OUTCOMES."""
+    """How a move ended, and where the copy is. `outcome` is one of OUTCOMES."""
 
     outcome: str
     destination: str
+    generation: int | None = None
 
-    OUTCOMES = ("moved", "already_moved", "source_gone", "kept_both")
+    # lost: an exclusive move whose source was deleted or replaced by someone else first
+    OUTCOMES = ("moved", "already_moved", "kept_both", "source_gone", "lost")
+
+
+def provenance(bucket: str, generation: int) -> dict[str, str]:
+    """Metadata naming the inbound object a routed image came from."""
+    return {SOURCE_BUCKET: bucket, SOURCE_GENERATION: str(generation)}
 
 
 def read(bucket: str, name: str, generation: int) -> bytes | None:
@@ -51,6 +63,13 @@ def read(bucket: str, name: str, generation: int) -> bytes | None:
         return None
 
 
+def rewrite(destination, source, **preconditions) -> None:
+    """A server-side copy, however many rewrite calls a large object takes."""
+    token, _, _ = destination.rewrite(source, **preconditions)
+    while token is not None:
+        token, _, _ = destination.rewrite(source, token=token, **preconditions)
+
+
 def move(
     src_bucket: str,
     name: str,
@@ -58,67 +77,88 @@ def move(
     dst_bucket: str,
     destination: str,
     metadata: dict[str, str],
+    *,
+    exclusive: bool = False,
 ) -> MoveResult:
-    """Move one object generation to `destination`, idempotently; never overwrite, never lose."""
-    metadata = {**metadata, SOURCE_BUCKET: src_bucket, SOURCE_GENERATION: str(generation)}
-    target = destination
-    state = _copy_unless_taken(src_bucket, name, generation, dst_bucket, target, metadata)
-    taken = state == "taken"
+    """Move one object generation to `destination`, idempotently; never overwrite, never lose.
+
+    With `exclusive`, the move only counts if this call deletes the source: when someone else
+    deleted or replaced it first, the copy this call made is taken back and the outcome is `lost`.
+    """
+    origin = f"gs://{src_bucket}/{name}#{generation}"
+    state, target, copy_generation, taken = _place(
+        src_bucket, name, generation, dst_bucket, destination, {**metadata, COPIED_FROM: origin}
+    )
+    if state in ("gone", "finished"):  # the source generation no longer exists
+        if exclusive:
+            return MoveResult("lost", target)
+        outcome = "already_moved" if state == "finished" else "source_gone"
+        return MoveResult(outcome, target, copy_generation)
+    deleted = _delete_generation(src_bucket, name, generation)
+    if deleted != "deleted":
+        if exclusive:
+            if state == "copied":
+                delete_quietly(dst_bucket, target, copy_generation)
+            return MoveResult("lost", target)
+        if deleted == "replaced":
+            logs.info("source was replaced by a newer upload; leaving it", image=name, generation=generation)
     if taken:
-        # The alternative name embeds our generation, so it is either free or our own copy.
-        target = layout.alongside(destination, generation)
-        logs.warning(
-            "destination holds a different object; keeping both",
-            image=name,
-            generation=generation,
-            taken=destination,
-            alternative=target,
-        )
-        state = _copy_unless_taken(src_bucket, name, generation, dst_bucket, target, metadata)
-        if state == "taken":
-            raise RuntimeError(f"{target} holds another object; refusing to overwrite it")
-    if state == "gone":
-        # Either an earlier delivery finished this move, or a newer upload replaced the source.
-        for candidate in (destination, layout.alongside(destination, generation)):
-            if _holds_ours(dst_bucket, candidate, src_bucket, generation):
-                return MoveResult("already_moved", candidate)
-        return MoveResult("source_gone", target)
-    _delete_generation(src_bucket, name, generation)
-    if taken:
-        return MoveResult("kept_both", target)
-    return MoveResult("already_moved" if state == "ours" else "moved", target)
+        return MoveResult("kept_both", target, copy_generation)
+    return MoveResult("already_moved" if state == "ours" else "moved", target, copy_generation)
 
 
-def _copy_unless_taken(
-    src_bucket: str, name: str, generation: int, dst_bucket: str, target: str, metadata: dict
-) -> str:
-    """'copied', 'ours' (an earlier delivery copied it), 'taken' (another object) or 'gone'."""
+def _place(
+    src_bucket: str, name: str, generation: int, dst_bucket: str, destination: str, metadata: dict
+) -> tuple[str, str, int | None, bool]:
+    """(state, target, copy generation, destination was taken by another object).
+
+    state: 'copied' now; 'ours', an earlier attempt's copy while the source still exists;
+    'finished', our copy exists and the source is gone; 'gone', the source is gone and no copy
+    of ours exists. A different object at `destination` keeps its name; ours goes beside it under
+    a name that embeds our generation, so it is either free or our own copy.
+    """
     gcs = client()
-    dst = gcs.bucket(dst_bucket).blob(target)
-    dst.metadata = metadata
-    src = gcs.bucket(src_bucket).blob(name, generation=generation)
-    try:
-        token, _, _ = dst.rewrite(src, if_generation_match=0)
-        while token is not None:
-            token, _, _ = dst.rewrite(src, token=token, if_generation_match=0)
-        return "copied"
-    except gexc.PreconditionFailed:
-        return "ours" if _holds_ours(dst_bucket, target, src_bucket, generation) else "taken"
-    except gexc.NotFound:
-        return "gone"
+    source = gcs.bucket(src_bucket).blob(name, generation=generation)
+    alternative = layout.alongside(destination, generation)
+    for target in (destination, alternative):
+        copy = gcs.bucket(dst_bucket).blob(target)
+        copy.metadata = metadata
+        try:
+            rewrite(copy, source, if_generation_match=0)
+            return "copied", target, copy.generation, target == alternative
+        except gexc.PreconditionFailed:
+            existing = gcs.bucket(dst_bucket).get_blob(target)
+            if existing is not None and (existing.metadata or {}).get(COPIED_FROM) == metadata[COPIED_FROM]:
+                return "ours", target, existing.generation, target == alternative
+            if target == destination:
+                logs.warning(
+                    "destination holds a different object; keeping both",
+                    image=name, generation=generation, taken=destination, alternative=alternative,
+                )  # fmt: skip
+        except gexc.NotFound:  # the source generation is gone: did an earlier attempt finish?
+            for candidate in (destination, alternative):
+                existing = gcs.bucket(dst_bucket).get_blob(candidate)
+                if (
+                    existing is not None
+                    and (existing.metadata or {}).get(COPIED_FROM) == metadata[COPIED_FROM]
+                ):
+                    return "finished", candidate, existing.generation, candidate == alternative
+            return "gone", destination, None, False
+    raise RuntimeError(f"{alternative} holds another object; refusing to overwrite it")
 
 
-def _holds_ours(dst_bucket: str, target: str, src_bucket: str, generation: int) -> bool:
-    """Whether `target` is a copy of exactly this source generation."""
-    existing = client().bucket(dst_bucket).get_blob(target)
-    theirs = (existing.metadata or {}) if existing is not None else {}
-    return theirs.get(SOURCE_BUCKET) == src_bucket and theirs.get(SOURCE_GENERATION) == str(generation)
-
-
-def _delete_generation(bucket: str, name: str, generation: int) -> None:
+def _delete_generation(bucket: str, name: str, generation: int) -> str:
+    """'deleted', 'gone' (an earlier delivery deleted it) or 'replaced' (a newer upload is there)."""
     try:
         client().bucket(bucket).blob(name).delete(if_generation_match=generation)
+        return "deleted"
     except gexc.NotFound:
-        pass  # an earlier delivery deleted it
+        return "gone"
     except gexc.PreconditionFailed:
-        logs.info("source was replaced by a newer upload; leaving it", image=name, generation=generation)
+        return "replaced"
+
+
+def delete_quietly(bucket: str, name: str, generation: int | None = None) -> None:
+    """Delete if it is still there (at that generation, when given); otherwise do nothing."""
+    with contextlib.suppress(gexc.NotFound, gexc.PreconditionFailed):
+        client().bucket(bucket).blob(name).delete(if_generation_match=generation)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import hashlib
 from collections import Counter
 from pathlib import Path, PurePosixPath
@@ -59,12 +60,8 @@ def copy_reviewed(blob, label: str, target: str) -> str:
     digest = base64.b64decode(blob.md5_hash).hex()
     name = f"{prefix.rstrip('/')}/{label}/{digest}{PurePosixPath(blob.name).suffix.lower()}".lstrip("/")
     destination = storage.client().bucket(bucket).blob(name)
-    try:
-        token, _, _ = destination.rewrite(blob, if_generation_match=0)
-        while token is not None:
-            token, _, _ = destination.rewrite(blob, token=token, if_generation_match=0)
-    except gexc.PreconditionFailed:
-        pass  # copied by an earlier run
+    with contextlib.suppress(gexc.PreconditionFailed):  # copied by an earlier run
+        storage.rewrite(destination, blob, if_generation_match=0)
     return f"gs://{bucket}/{name}"
 
 

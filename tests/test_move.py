@@ -202,7 +202,7 @@ def test_storage_trouble_is_retried_not_acknowledged(env, move, monkeypatch):
 
         raise ServiceUnavailable("try later")
 
-    monkeypatch.setattr(storage, "_copy_unless_taken", unavailable)
+    monkeypatch.setattr(storage, "_place", unavailable)
     assert post(move, push_body(prediction(inbound.name, "flaky.jpg", blob.generation))).status_code == 500
     assert names(inbound) == ["flaky.jpg"]
     assert topic.read(expect=1, timeout=1) == []
