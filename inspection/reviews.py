@@ -195,7 +195,7 @@ class Reviews:
             "reviewer": reviewer, "decided_at": decided_at, "human_label": label,
             "model_label": meta.get("predicted_label", ""), "model_score": meta.get("predicted_score", ""),
         })  # fmt: skip
-        result = self._exclusive_move(name, generation, layout.human_decided(label, inner), meta)
+        result = self._exclusive_move(name, generation, layout.human_decided(label, inner), meta, reviewer)
         storage.delete_quietly(self.bucket_name, layout.lease(name))
         logs.info("decided", image=name, label=label, reviewer=reviewer, destination=result.destination,
                   model_label=meta["model_label"], model_score=meta["model_score"])  # fmt: skip
@@ -215,15 +215,17 @@ class Reviews:
         inner = decided_name[len(DECIDED_PREFIX) :].split("/", 1)[1]
         original = UNCLEAR_PREFIX + inner
         restored = {k: v for k, v in meta.items() if k not in _DECISION_KEYS}
-        result = self._exclusive_move(decided_name, decided.generation, original, restored)
+        result = self._exclusive_move(decided_name, decided.generation, original, restored, reviewer)
         logs.info("undone", image=original, reviewer=reviewer, was=decided_name)
         return Item(original, result.generation, restored.get("predicted_label", ""),
                     _float(restored.get("predicted_score")), restored.get("routed_at", ""), "")  # fmt: skip
 
-    def _exclusive_move(self, name: str, generation: int, target: str, metadata: dict) -> storage.MoveResult:
+    def _exclusive_move(
+        self, name: str, generation: int, target: str, metadata: dict, reviewer: str
+    ) -> storage.MoveResult:
         """The pipeline's lossless move, where deleting the source decides who won."""
         bucket = self.bucket_name
-        result = storage.move(bucket, name, generation, bucket, target, metadata, exclusive=True)
+        result = storage.move(bucket, name, generation, bucket, target, metadata, exclusive=reviewer)
         if result.outcome == "lost":
             raise AlreadyDecided(name)
         return result
@@ -248,7 +250,8 @@ class Reviews:
         return sorted(rows, key=lambda row: row["decided_at"])
 
 
-_DECISION_KEYS = {"reviewer", "decided_at", "human_label", "model_label", "model_score", storage.COPIED_FROM}
+_DECISION_KEYS = {"reviewer", "decided_at", "human_label", "model_label", "model_score"}
+_DECISION_KEYS |= {storage.COPIED_FROM, storage.COPIED_BY}
 
 
 def _iso(value) -> str:

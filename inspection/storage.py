@@ -14,6 +14,7 @@ import contextlib
 import functools
 import os
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from google.api_core import exceptions as gexc
 from google.cloud import storage
@@ -21,6 +22,8 @@ from google.cloud import storage
 from inspection import layout, logs
 
 COPIED_FROM = "copied_from"  # gs://bucket/name#generation: the exact object a copy was made of
+COPIED_BY = "copied_by"  # who made the copy, for exclusive moves
+STALE_ATTEMPT_S = 600  # an exclusive attempt takes seconds; a copy this old was left by a crash
 # Where a routed image came from, for people and the learning loop (README: the folders).
 SOURCE_BUCKET = "source_bucket"
 SOURCE_GENERATION = "source_generation"
@@ -78,20 +81,25 @@ def move(
     destination: str,
     metadata: dict[str, str],
     *,
-    exclusive: bool = False,
+    exclusive: str | None = None,
 ) -> MoveResult:
     """Move one object generation to `destination`, idempotently; never overwrite, never lose.
 
-    With `exclusive`, the move only counts if this call deletes the source: when someone else
-    deleted or replaced it first, the copy this call made is taken back and the outcome is `lost`.
+    `exclusive` names an owner (a reviewer): the move then only counts if this call deletes the
+    source. When someone else deleted or replaced it first, or another owner's copy of the same
+    object is already at the destination, the outcome is `lost` and any copy this call made is
+    taken back. Only copies by the same owner are adopted, so a loser never takes back a copy
+    that holds someone else's win.
     """
-    origin = f"gs://{src_bucket}/{name}#{generation}"
+    identity = {COPIED_FROM: f"gs://{src_bucket}/{name}#{generation}"}
+    if exclusive:
+        identity[COPIED_BY] = exclusive
     state, target, copy_generation, taken = _place(
-        src_bucket, name, generation, dst_bucket, destination, {**metadata, COPIED_FROM: origin}
+        src_bucket, name, generation, dst_bucket, destination, {**metadata, **identity}, identity
     )
+    if state == "contended" or (exclusive and state in ("gone", "finished")):
+        return MoveResult("lost", target)
     if state in ("gone", "finished"):  # the source generation no longer exists
-        if exclusive:
-            return MoveResult("lost", target)
         outcome = "already_moved" if state == "finished" else "source_gone"
         return MoveResult(outcome, target, copy_generation)
     deleted = _delete_generation(src_bucket, name, generation)
@@ -108,19 +116,28 @@ def move(
 
 
 def _place(
-    src_bucket: str, name: str, generation: int, dst_bucket: str, destination: str, metadata: dict
+    src_bucket: str,
+    name: str,
+    generation: int,
+    dst_bucket: str,
+    destination: str,
+    metadata: dict,
+    identity: dict[str, str],
 ) -> tuple[str, str, int | None, bool]:
     """(state, target, copy generation, destination was taken by another object).
 
-    state: 'copied' now; 'ours', an earlier attempt's copy while the source still exists;
-    'finished', our copy exists and the source is gone; 'gone', the source is gone and no copy
-    of ours exists. A different object at `destination` keeps its name; ours goes beside it under
-    a name that embeds our generation, so it is either free or our own copy.
+    state: 'copied' now; 'ours', an earlier attempt's copy (same `identity`) while the source
+    still exists; 'finished', our copy exists and the source is gone; 'gone', the source is gone
+    and no copy of ours exists; 'contended', another owner's live copy of the same object is there.
+    A different object at `destination` keeps its name; ours goes beside it under a name that
+    embeds our generation, so it is either free or a copy of the same object.
     """
     gcs = client()
     source = gcs.bucket(src_bucket).blob(name, generation=generation)
     alternative = layout.alongside(destination, generation)
-    for target in (destination, alternative):
+    candidates = [destination, alternative]
+    while candidates:
+        target = candidates[0]
         copy = gcs.bucket(dst_bucket).blob(target)
         copy.metadata = metadata
         try:
@@ -128,23 +145,35 @@ def _place(
             return "copied", target, copy.generation, target == alternative
         except gexc.PreconditionFailed:
             existing = gcs.bucket(dst_bucket).get_blob(target)
-            if existing is not None and (existing.metadata or {}).get(COPIED_FROM) == metadata[COPIED_FROM]:
+            if existing is None:
+                continue  # deleted meanwhile: try the same name again
+            theirs = existing.metadata or {}
+            if all(theirs.get(k) == v for k, v in identity.items()):
                 return "ours", target, existing.generation, target == alternative
+            if theirs.get(COPIED_FROM) == identity[COPIED_FROM]:  # the same object, another owner
+                if _older_than(existing, STALE_ATTEMPT_S):
+                    delete_quietly(dst_bucket, target, existing.generation)
+                    continue  # that attempt crashed long ago; its copy was never a decision
+                return "contended", target, None, False
             if target == destination:
                 logs.warning(
                     "destination holds a different object; keeping both",
                     image=name, generation=generation, taken=destination, alternative=alternative,
                 )  # fmt: skip
+            candidates.pop(0)
         except gexc.NotFound:  # the source generation is gone: did an earlier attempt finish?
             for candidate in (destination, alternative):
                 existing = gcs.bucket(dst_bucket).get_blob(candidate)
-                if (
-                    existing is not None
-                    and (existing.metadata or {}).get(COPIED_FROM) == metadata[COPIED_FROM]
-                ):
+                theirs = (existing.metadata or {}) if existing is not None else {}
+                if existing is not None and all(theirs.get(k) == v for k, v in identity.items()):
                     return "finished", candidate, existing.generation, candidate == alternative
             return "gone", destination, None, False
     raise RuntimeError(f"{alternative} holds another object; refusing to overwrite it")
+
+
+def _older_than(blob, seconds: float) -> bool:
+    created = blob.time_created
+    return created is not None and (datetime.now(UTC) - created).total_seconds() > seconds
 
 
 def _delete_generation(bucket: str, name: str, generation: int) -> str:

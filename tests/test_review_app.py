@@ -171,6 +171,50 @@ def test_a_real_race_between_many_deciders_records_one_decision(bucket, labels):
     assert names(bucket, "unclear/") == []
 
 
+def test_a_loser_never_takes_back_the_copy_that_holds_the_winners_decision(bucket, monkeypatch):
+    """Same label, interleaved: B arrives while A's copy exists but before A deletes the source."""
+    from inspection import storage
+
+    blob = add_unclear(bucket, "interleaved.jpg")
+    core = Reviews(bucket.name)
+    real_delete = storage._delete_generation
+    outcomes = []
+
+    def b_decides_first(*args):
+        if not outcomes:
+            try:
+                core.decide("unclear/interleaved.jpg", blob.generation, "ok", "bob@example.com")
+                outcomes.append("bob won")
+            except AlreadyDecided:
+                outcomes.append("bob lost")
+        return real_delete(*args)
+
+    monkeypatch.setattr(storage, "_delete_generation", b_decides_first)
+    core.decide("unclear/interleaved.jpg", blob.generation, "ok", "alice@example.com")
+    assert outcomes == ["bob lost"]
+    assert names(bucket) == ["human_decided/ok/interleaved.jpg"]
+    assert bucket.get_blob("human_decided/ok/interleaved.jpg").metadata["reviewer"] == "alice@example.com"
+
+
+def test_a_copy_left_by_a_crashed_attempt_does_not_block_the_image(bucket, monkeypatch):
+    from inspection import storage
+
+    blob = add_unclear(bucket, "orphan.jpg")
+    core = Reviews(bucket.name)
+    monkeypatch.setattr(
+        storage, "_delete_generation", lambda *a: (_ for _ in ()).throw(ConnectionError("died"))
+    )
+    with pytest.raises(ConnectionError):
+        core.decide("unclear/orphan.jpg", blob.generation, "ok", "alice@example.com")
+    monkeypatch.undo()
+    with pytest.raises(AlreadyDecided):  # a live attempt by someone else: wait for it
+        core.decide("unclear/orphan.jpg", blob.generation, "ok", "bob@example.com")
+    monkeypatch.setattr(storage, "STALE_ATTEMPT_S", 0)  # long after: alice's attempt is dead
+    core.decide("unclear/orphan.jpg", blob.generation, "ok", "bob@example.com")
+    assert names(bucket) == ["human_decided/ok/orphan.jpg"]
+    assert bucket.get_blob("human_decided/ok/orphan.jpg").metadata["reviewer"] == "bob@example.com"
+
+
 def test_undo_puts_the_image_back_as_it_was(app, iap, bucket):
     add_unclear(bucket, "oops.jpg", label="defect", score=0.66, data=b"bytes")
     alice = reviewer(app, iap, "alice@example.com")
