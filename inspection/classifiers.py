@@ -19,7 +19,6 @@ from inspection.errors import BackendUnavailable, ConfigError
 from inspection.images import LoadedImage
 
 VERTEX_TIMEOUT_S = 30.0
-RETRYABLE_STATUS = {408, 429, 500, 502, 503, 504}
 
 
 @dataclass(frozen=True)
@@ -64,20 +63,21 @@ class VertexClassifier:
             response = self._session.post(self.url, json=body, timeout=VERTEX_TIMEOUT_S)
         except requests.RequestException as exc:
             raise BackendUnavailable(f"Vertex request failed: {exc}") from exc
-        if response.status_code in RETRYABLE_STATUS:
-            raise BackendUnavailable(f"Vertex answered {response.status_code}: {response.text[:200]}")
         if response.status_code != 200:
-            # Not the image's fault (we validated it): a wrong endpoint or missing grant. Retry,
-            # so the image stays in inbound until an operator fixes it.
+            # Never the image's fault (we validated it): quota, an outage, a wrong endpoint or a
+            # missing grant. Raise, so the image stays in inbound until it can be classified.
             raise BackendUnavailable(f"Vertex answered {response.status_code}: {response.text[:200]}")
         try:
-            prediction = response.json()["predictions"][0]
+            answer = response.json()
+            prediction = answer["predictions"][0]
             names, confidences = prediction["displayNames"], prediction["confidences"]
             scores = {str(n): float(c) for n, c in zip(names, confidences, strict=True)}
         except (KeyError, IndexError, TypeError, ValueError) as exc:
             raise BackendUnavailable(f"Vertex answer has an unexpected shape: {exc}") from exc
-        model = response.json().get("deployedModelId") or self.endpoint
-        return Classification(scores, f"{self.endpoint}/deployedModels/{model}")
+        deployed = answer.get("deployedModelId")
+        return Classification(
+            scores, f"{self.endpoint}/deployedModels/{deployed}" if deployed else self.endpoint
+        )
 
 
 class OnnxClassifier:
@@ -130,8 +130,10 @@ def local_model_path(location: str) -> str:
 
     bucket, _, name = location[5:].partition("/")
     target = os.path.join(tempfile.gettempdir(), "model-" + name.replace("/", "_"))
-    if not os.path.exists(target):
-        storage.client().bucket(bucket).blob(name).download_to_filename(target)
+    if not os.path.exists(target):  # download beside it, then rename: never a half-written model
+        partial = f"{target}.{os.getpid()}.part"
+        storage.client().bucket(bucket).blob(name).download_to_filename(partial)
+        os.replace(partial, target)
     return target
 
 

@@ -41,15 +41,19 @@ class LabelMap:
             entries[name.strip().lower()] = label
         return cls(entries)
 
+    def label_of(self, name: str) -> str:
+        """Our label for one class name; an unknown class is a configuration error."""
+        label = self.entries.get(name.strip().lower())
+        if label is None:
+            raise ConfigError(
+                f"the model returned class {name!r}, which LABEL_MAP does not map: "
+                f"add {name}=ok or {name}=defect"
+            )
+        return label
+
     def normalise(self, confidences: Mapping[str, float]) -> dict[str, float]:
-        """Sum each class's confidence into our labels; an unknown class is a configuration error."""
+        """Sum each class's confidence into our labels."""
         scores = dict.fromkeys(LABELS, 0.0)
         for name, confidence in confidences.items():
-            label = self.entries.get(name.strip().lower())
-            if label is None:
-                raise ConfigError(
-                    f"the model returned class {name!r}, which LABEL_MAP does not map: "
-                    f"add {name}=ok or {name}=defect"
-                )
-            scores[label] += float(confidence)
+            scores[self.label_of(name)] += float(confidence)
         return {label: round(min(score, 1.0), 6) for label, score in scores.items()}

@@ -82,16 +82,12 @@ def read_import_file(text: str) -> list[tuple[str, str, str]]:
 
 
 def read_text(location: str) -> str:
-    """A local file or a gs:// object, as text."""
-    if location.startswith("gs://"):
-        from inspection import storage
-
-        bucket, _, name = location[5:].partition("/")
-        return storage.client().bucket(bucket).blob(name).download_as_text()
-    return Path(location).read_text()
+    """A local file or a gs:// object, as UTF-8 text."""
+    return read_bytes(location).decode()
 
 
 def read_bytes(location: str) -> bytes:
+    """A local file or a gs:// object."""
     if location.startswith("gs://"):
         from inspection import storage
 

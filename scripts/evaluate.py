@@ -48,16 +48,8 @@ def score_all(items, classifier, label_map: LabelMap, progress: bool = True) -> 
         loaded = images.load(read_bytes(uri), max_bytes=20 * 1024 * 1024, min_side=32, max_pixels=50_000_000)
         scores = label_map.normalise(classifier.classify(loaded).confidences)
         label = max(scores, key=scores.__getitem__)
-        out.append(
-            Scored(uri, label_map.normalise({truth: 1.0}) and _ours(truth, label_map), label, scores[label])
-        )
+        out.append(Scored(uri, label_map.label_of(truth), label, scores[label]))
     return out
-
-
-def _ours(label: str, label_map: LabelMap) -> str:
-    """A data set's label name (Defect, def_front, …) as ours."""
-    scores = label_map.normalise({label: 1.0})
-    return max(scores, key=scores.__getitem__)
 
 
 def metrics(scored: list[Scored]) -> dict:

@@ -19,11 +19,14 @@ import sys
 import time
 from dataclasses import dataclass
 
+from inspection.labels import LabelMap
+
 SCHEMAS = "gs://google-cloud-aiplatform/schema"
 IMAGE_METADATA = f"{SCHEMAS}/dataset/metadata/image_1.0.0.yaml"
 SINGLE_LABEL_IMPORT = f"{SCHEMAS}/dataset/ioformat/image_classification_single_label_io_format_1.0.0.yaml"
 AUTOML_IMAGE_CLASSIFICATION = f"{SCHEMAS}/trainingjob/definition/automl_image_classification_1.0.0.yaml"
 ML_USE = "labels.aiplatform.googleapis.com/ml_use"
+KNOWN_CLASSES = LabelMap()  # the class names prepare writes and the Kaggle folders use
 DONE = {"PIPELINE_STATE_SUCCEEDED", "PIPELINE_STATE_FAILED", "PIPELINE_STATE_CANCELLED"}
 
 
@@ -124,9 +127,9 @@ def evaluation(vertex: Vertex, model: str) -> dict:
         actual = sum(rows[i])
         per_label[label] = {"precision": rows[i][i] / predicted if predicted else 1.0,
                             "recall": rows[i][i] / actual if actual else 1.0}  # fmt: skip
-    ours = {label: label.lower().replace("def_front", "defect").replace("ok_front", "ok") for label in labels}
-    defect = next((i for i, x in enumerate(labels) if ours[x] == "defect"), None)
-    ok = next((i for i, x in enumerate(labels) if ours[x] == "ok"), None)
+    ours = [KNOWN_CLASSES.entries.get(label.strip().lower()) for label in labels]
+    defect = ours.index("defect") if "defect" in ours else None
+    ok = ours.index("ok") if "ok" in ours else None
     passed = rows[defect][ok] if defect is not None and ok is not None else None
     return {"labels": labels, "rows": rows, "per_label": per_label, "defects_passed_as_ok": passed}
 
