@@ -11,6 +11,10 @@ from dataclasses import dataclass
 
 import pulumi
 
+# The same rules the functions apply at start, so a value Pulumi accepts is one they accept.
+from inspection import routing
+from inspection.labels import LabelMap
+
 PREFIX = re.compile(r"^[a-z][a-z0-9-]{2,18}[a-z0-9]$")
 MEMBER = re.compile(r"^(user|group|domain|serviceAccount):[^\s,]+$")
 APP_ENGINE_LOCATION = re.compile(r"^[a-z]+(-[a-z]+)?[0-9]*$")
@@ -105,17 +109,14 @@ def load() -> Settings:
             "pulumi config set prefix acme-qi",
         )
 
-    raw_threshold = cfg.get("predictionThreshold") or "0.9"
     try:
-        threshold = float(raw_threshold)
-    except ValueError:
-        threshold = -1.0
-    if not 0.5 < threshold <= 1.0:
-        raise _fix(
-            "predictionThreshold",
-            f"is {raw_threshold!r}, not a number in (0.5, 1]",
-            "pulumi config set predictionThreshold 0.9 (see README: choosing the threshold)",
+        threshold = routing.parse_threshold(
+            cfg.get("predictionThreshold") or "0.9", "quality-inspection:predictionThreshold"
         )
+    except ValueError as exc:
+        raise ConfigError(
+            f"{exc}. Fix: pulumi config set predictionThreshold 0.9 (see README: choosing the threshold)"
+        ) from None
 
     backend = (cfg.get("classifierBackend") or "vertex").lower()
     if backend not in BACKENDS:
@@ -158,8 +159,6 @@ def load() -> Settings:
     secret = cfg.get_secret("iapClientSecret")
     if secret is None:
         raise _fix("iapClientSecret", "is not set", "pulumi config set --secret iapClientSecret <secret>")
-
-    from inspection.labels import LabelMap  # the same validation the function runs at start
 
     label_map = cfg.get("labelMap") or ""
     try:
