@@ -24,6 +24,7 @@ test: $(STAMP) lint
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 ## make bench: performance figures, printed and written to bench/results.json
 bench: $(STAMP)

@@ -4,11 +4,15 @@
 # The packaging test imports the built zips with it too.
 ENTRYPOINT_ENV = {
     "predict": {
-        "PREDICTIONS_TOPIC": "projects/p/topics/t", "PREDICTION_BUCKET": "b", "CLASSIFIER_BACKEND": "vertex",
+        "PREDICTIONS_TOPIC": "projects/p/topics/t",
+        "PREDICTION_BUCKET": "b",
+        "CLASSIFIER_BACKEND": "vertex",
         "VERTEX_ENDPOINT": "projects/p/locations/europe-west4/endpoints/1",
     },
     "move": {
-        "PREDICTION_BUCKET": "b", "PREDICTION_THRESHOLD": "0.9", "DEAD_LETTER_TOPIC": "projects/p/topics/d",
+        "PREDICTION_BUCKET": "b",
+        "PREDICTION_THRESHOLD": "0.9",
+        "DEAD_LETTER_TOPIC": "projects/p/topics/d",
     },
     "review_app": {"PREDICTION_BUCKET": "b", "REVIEW_AUTH": "iap", "IAP_AUDIENCE": "/projects/1/apps/p"},
-}  # fmt: skip
+}

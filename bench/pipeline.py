@@ -37,8 +37,12 @@ def through_pipeline(model: Path, data: list[bytes]) -> float:
         names = {f"bench/part-{i:05d}.jpeg" for i in range(len(data))}
         started = time.perf_counter()
         with ThreadPoolExecutor(4) as pool:
-            list(pool.map(lambda item: bucket.blob(item[0]).upload_from_string(item[1]),
-                          zip(sorted(names), data, strict=True)))  # fmt: skip
+            list(
+                pool.map(
+                    lambda item: bucket.blob(item[0]).upload_from_string(item[1]),
+                    zip(sorted(names), data, strict=True),
+                )
+            )
         deadline = time.monotonic() + 60 + len(data)
         while time.monotonic() < deadline:
             routed = {n for found in stack.routed().values() for n in found}

@@ -22,6 +22,7 @@ APIS = (
     "iam",
     "cloudresourcemanager",
     "logging",
+    "cloudscheduler",
 )
 
 
@@ -44,3 +45,6 @@ class Apis(pulumi.ComponentResource):
 
     def all(self) -> list[pulumi.Resource]:
         return list(self.services.values())
+
+    def service(self, api: str) -> pulumi.Resource:
+        return self.services[api]

@@ -14,12 +14,16 @@ import pulumi
 # The same rules the functions apply at start, so a value Pulumi accepts is one they accept.
 from inspection import routing
 from inspection.labels import LabelMap
+from inspection.settings import CLASSIFIER_BACKENDS
 
+MODEL_URL = re.compile(r"^gs://[a-z0-9][a-z0-9._-]{1,220}/(.+/)?[^/]+$")
 PREFIX = re.compile(r"^[a-z][a-z0-9-]{2,18}[a-z0-9]$")
 MEMBER = re.compile(r"^(user|group|domain|serviceAccount):[^\s,]+$")
 APP_ENGINE_LOCATION = re.compile(r"^[a-z]+(-[a-z]+)?[0-9]*$")
 ENDPOINT_ID = re.compile(r"^[0-9]{1,25}$")
-BACKENDS = ("vertex", "onnx")
+ACCOUNT_EMAIL = re.compile(r"^[a-z0-9-]+@[a-z0-9.-]+\.gserviceaccount\.com$")
+# The same list the predict function accepts: one config change switches between them.
+BACKENDS = CLASSIFIER_BACKENDS
 
 
 class ConfigError(Exception):
@@ -44,6 +48,13 @@ class Settings:
     retention_days: int
     predict_max_instances: int
     move_max_instances: int
+    pubsub_agent_token_creator: bool
+    app_engine_build_account: str  # "" means the project's default Cloud Build account
+    iam_propagation: str
+
+    @property
+    def has_model(self) -> bool:
+        return self.backend != "none"
 
     @property
     def labels(self) -> dict[str, str]:
@@ -69,6 +80,13 @@ def _int(cfg: pulumi.Config, key: str, default: int, low: int, high: int) -> int
             key, f"is {raw!r}, not an integer in [{low}, {high}]", f"pulumi config set {key} {default}"
         )
     return value
+
+
+def _bool(cfg: pulumi.Config, key: str, default: bool) -> bool:
+    raw = (cfg.get(key) or str(default)).strip().lower()
+    if raw not in ("true", "false"):
+        raise _fix(key, f"is {raw!r}, not true or false", f"pulumi config set {key} {str(default).lower()}")
+    return raw == "true"
 
 
 def _reviewers(cfg: pulumi.Config) -> tuple[str, ...]:
@@ -118,12 +136,13 @@ def load() -> Settings:
             f"{exc}. Fix: pulumi config set predictionThreshold 0.9 (see README: choosing the threshold)"
         ) from None
 
-    backend = (cfg.get("classifierBackend") or "vertex").lower()
+    # Day zero has no model: every image goes to reviewers until one is trained (README: deploy).
+    backend = (cfg.get("classifierBackend") or "none").lower()
     if backend not in BACKENDS:
         raise _fix(
             "classifierBackend",
-            f"is {backend!r}, not vertex or onnx",
-            "pulumi config set classifierBackend vertex",
+            f"is {backend!r}, not one of {', '.join(BACKENDS)}",
+            "pulumi config set classifierBackend none (until a model is trained)",
         )
     endpoint_id = cfg.get("vertexEndpointId") or ""
     onnx_model = cfg.get("onnxModel") or ""
@@ -134,11 +153,25 @@ def load() -> Settings:
             "deploy a model with `python -m scripts.train_vertex … --deploy`, which prints the exact "
             "`pulumi config set vertexEndpointId …` line",
         )
-    if backend == "onnx" and not onnx_model.startswith("gs://"):
+    if backend == "onnx" and not MODEL_URL.match(onnx_model):
         raise _fix(
             "onnxModel",
-            f"is {onnx_model!r}, not a gs:// path",
-            "pulumi config set onnxModel gs://bucket/model.onnx",
+            f"is {onnx_model!r}, not gs://<bucket>/<folder>/<model>.onnx",
+            f"pulumi config set onnxModel gs://{prefix}-training/models/model.onnx",
+        )
+    build_account = cfg.get("appEngineBuildAccount") or ""
+    if build_account and not ACCOUNT_EMAIL.match(build_account):
+        raise _fix(
+            "appEngineBuildAccount",
+            f"is {build_account!r}, not a service account email",
+            "pulumi config rm appEngineBuildAccount (the project's default Cloud Build account)",
+        )
+    propagation = cfg.get("iamPropagationWait") or "90s"
+    if not re.fullmatch(r"([0-9]{1,3})s", propagation) or not 0 <= int(propagation[:-1]) <= 600:
+        raise _fix(
+            "iamPropagationWait",
+            f"is {propagation!r}, not 0s to 600s",
+            "pulumi config set iamPropagationWait 90s",
         )
 
     location = cfg.get("appEngineLocation") or ""
@@ -183,4 +216,7 @@ def load() -> Settings:
         retention_days=_int(cfg, "retentionDays", 30, 1, 365),
         predict_max_instances=_int(cfg, "predictMaxInstances", 10, 1, 1000),
         move_max_instances=_int(cfg, "moveMaxInstances", 10, 1, 1000),
+        pubsub_agent_token_creator=_bool(cfg, "pubsubAgentTokenCreator", False),
+        app_engine_build_account=build_account,
+        iam_propagation=propagation,
     )

@@ -1,30 +1,27 @@
-"""The predict and move functions (Cloud Run functions, gen2), packaged from this repository."""
+"""The predict and move functions (Cloud Run functions, gen2), packaged from this repository, and
+the grants their work and their trigger need.
+
+First-deploy facts this relies on (docs/gcp-rules.md):
+- grants and new service agents take time to take effect, and an Eventarc trigger created seconds
+  after its grants fails in a fresh project: a declared wait sits between them
+  (https://github.com/hashicorp/terraform-provider-google/issues/25294);
+- a storage trigger needs the Cloud Storage service agent to publish, and the trigger's identity
+  to receive events (https://cloud.google.com/eventarc/standard/docs/roles-permissions).
+"""
 
 from __future__ import annotations
 
 import pulumi
 import pulumi_gcp as gcp
+import pulumiverse_time as time
 
 from infra import packaging
 from infra.config import Settings
+from infra.iam import Grants, bucket_condition, sa
 
 RUNTIME = "python312"
 FINALIZED = "google.cloud.storage.object.v1.finalized"
-
-
-def source_object(
-    kind: str, files, bucket: gcp.storage.Bucket, parent: pulumi.Resource
-) -> gcp.storage.BucketObject:
-    """Upload a deployable named by its content hash; the same source is the same object."""
-    name, path = packaging.write(kind, files)
-    return gcp.storage.BucketObject(
-        f"source-{kind}",
-        bucket=bucket.name,
-        name=name,
-        source=pulumi.FileAsset(str(path)),
-        content_type="application/zip",
-        opts=pulumi.ResourceOptions(parent=parent),
-    )
+MODELS_FOLDER = "models"
 
 
 class Functions(pulumi.ComponentResource):
@@ -33,59 +30,195 @@ class Functions(pulumi.ComponentResource):
         name: str,
         settings: Settings,
         *,
+        apis,
         buckets,
         messaging,
         accounts,
-        grants: list[pulumi.Resource],
+        agents,
+        roles,
+        build,
         opts: pulumi.ResourceOptions | None = None,
     ):
         super().__init__("quality-inspection:functions:Functions", name, None, opts)
-        s = settings
+        s, a = settings, accounts
+        self._settings, self._buckets, self._build = s, buckets, build
+        iam = Grants(self, [apis.service(n) for n in ("iam", "storage", "pubsub", "cloudresourcemanager")])
+        take, place = roles.name("objectTake"), roles.name("objectPlace")
+        predict, move = sa(a.predict.email), sa(a.move.email)
+        iam.bucket(
+            "iam-predict-inbound",
+            buckets.inbound,
+            predict,
+            take,
+            "predict reads each new photo, and removes an unusable one after quarantining it",
+        )
+        iam.bucket(
+            "iam-predict-prediction",
+            buckets.prediction,
+            predict,
+            place,
+            "predict quarantines unusable files in rejected/ without overwriting anything",
+        )
+        iam.topic(
+            "iam-predict-publish",
+            messaging.predictions,
+            predict,
+            "roles/pubsub.publisher",
+            "predict publishes each prediction",
+        )
+        iam.bucket(
+            "iam-move-inbound",
+            buckets.inbound,
+            move,
+            take,
+            "move copies the photo out of inbound and deletes exactly the copied generation",
+        )
+        iam.bucket(
+            "iam-move-prediction",
+            buckets.prediction,
+            move,
+            place,
+            "move writes ok/, defect/ and unclear/ without overwriting, and reads its copies back",
+        )
+        iam.topic(
+            "iam-move-dead-letter",
+            messaging.dead_letter,
+            move,
+            "roles/pubsub.publisher",
+            "move sends messages it cannot parse to the dead-letter topic",
+        )
+        self._model_grant(iam, roles, apis, predict)
+        iam.project(
+            "iam-gcs-agent-publisher",
+            s.project,
+            sa(agents.gcs),
+            "roles/pubsub.publisher",
+            "the Cloud Storage service agent publishes object events to the topic Eventarc creates for the "
+            "trigger; that topic does not exist before the trigger, so the grant is on the project",
+        )
+        iam.project(
+            "iam-trigger-event-receiver",
+            s.project,
+            sa(a.trigger.email),
+            "roles/eventarc.eventReceiver",
+            "the trigger's identity receives the storage events; Eventarc accepts this role only on "
+            "the project",
+        )
+        self.grants = iam.grants
+
+        # One declared wait between every grant and service agent above (and the build's) and the
+        # functions and their trigger: IAM propagation is not instant in a fresh project.
+        self.propagation = time.Sleep(
+            "wait-iam-functions",
+            create_duration=s.iam_propagation,
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                depends_on=[*(g.resource for g in [*self.grants, *build.grants]), agents.eventarc_identity],
+            ),
+        )
+        self._child = pulumi.ResourceOptions(
+            parent=self, depends_on=[self.propagation, *(apis.service(n) for n in FUNCTION_APIS)]
+        )
         predict_env = {
             "PREDICTIONS_TOPIC": messaging.predictions.id,
             "PREDICTION_BUCKET": buckets.prediction.name,
             "CLASSIFIER_BACKEND": s.backend,
             "LABEL_MAP": s.label_map,
-            **(
-                {"VERTEX_ENDPOINT": s.vertex_endpoint}
-                if s.backend == "vertex"
-                else {"ONNX_MODEL": s.onnx_model}
-            ),
+            **({"VERTEX_ENDPOINT": s.vertex_endpoint} if s.backend == "vertex" else {}),
+            **({"ONNX_MODEL": s.onnx_model} if s.backend == "onnx" else {}),
         }
         move_env = {
             "PREDICTION_BUCKET": buckets.prediction.name,
             "PREDICTION_THRESHOLD": str(s.threshold),
             "DEAD_LETTER_TOPIC": messaging.dead_letter.id,
         }
-        # Each function (and so its trigger) waits for its grants itself: a component's depends_on is
-        # not a promise about its children, and fresh projects fail exactly here (gcp-facts.md).
-        self._child = pulumi.ResourceOptions(parent=self, depends_on=grants)
-        self._settings, self._buckets, self._builder = s, buckets, accounts.builder
         self.predict = self._function(
-            "predict", "predict_image", "Classify each photo finalized in the inbound bucket and publish it",
-            account=accounts.predict, env=predict_env, max_instances=s.predict_max_instances,
-            memory="1Gi", timeout=120,  # image decoding and onnxruntime
+            "predict",
+            "predict_image",
+            "Classify each photo finalized in the inbound bucket and publish it",
+            account=a.predict,
+            env=predict_env,
+            max_instances=s.predict_max_instances,
+            memory="1Gi",
+            timeout=120,  # image decoding and onnxruntime
             event_trigger={
                 "event_type": FINALIZED,
                 "event_filters": [{"attribute": "bucket", "value": buckets.inbound.name}],
                 "retry_policy": "RETRY_POLICY_RETRY",
-                "service_account_email": accounts.invoker.email,
+                "service_account_email": a.trigger.email,
                 "trigger_region": s.region,
             },
-        )  # fmt: skip
-        # No event_trigger: our own push subscription (messaging.push_to_move) invokes move.
+        )
+        # No event_trigger: our own push subscription (messaging.PushToMove) invokes move.
         self.move = self._function(
-            "move", "move_image", "Route each prediction into ok/, defect/ or unclear/",
-            account=accounts.move, env=move_env, max_instances=s.move_max_instances,
-            memory="256Mi", timeout=60,
-        )  # fmt: skip
+            "move",
+            "move_image",
+            "Route each prediction into ok/, defect/ or unclear/",
+            account=a.move,
+            env=move_env,
+            max_instances=s.move_max_instances,
+            memory="256Mi",
+            timeout=60,
+        )
+        invoke = Grants(self, [apis.service("run")])
+        invoke.run_service(
+            "iam-trigger-run-predict",
+            s.project,
+            s.region,
+            self.predict.service_config.apply(lambda c: c.service),
+            sa(a.trigger.email),
+            "roles/run.invoker",
+            "Eventarc delivers storage events to predict as the trigger",
+        )
+        self.grants += invoke.grants
         self.register_outputs({"predict_uri": self.predict.url, "move_uri": self.move.url})
 
-    def _function(self, kind: str, entry_point: str, description: str, *, account, env, max_instances: int,
-                  memory: str, timeout: int, **trigger) -> gcp.cloudfunctionsv2.Function:  # fmt: skip
+    def _model_grant(self, iam: Grants, roles, apis, predict) -> None:
+        """Access to exactly the configured model, only when one is configured. A model in one of our
+        buckets makes the grant wait for that bucket."""
+        s = self._settings
+        if s.backend == "vertex":
+            iam.after.append(apis.service("aiplatform"))
+            iam.endpoint(
+                "iam-predict-vertex",
+                s.project,
+                s.vertex_region,
+                s.vertex_endpoint_id,
+                predict,
+                roles.name("predictOnly"),
+                "predict asks the endpoint for online predictions, and nothing else",
+            )
+        elif s.backend == "onnx":
+            bucket_name, _, path = s.onnx_model.removeprefix("gs://").partition("/")
+            folder = path.rpartition("/")[0]
+            ours = self._buckets.by_name.get(bucket_name)
+            iam.bucket(
+                "iam-predict-model",
+                ours if ours is not None else bucket_name,
+                predict,
+                "roles/storage.objectViewer",
+                "predict downloads the model once per instance, from the folder models live in",
+                condition=bucket_condition(f"only {folder or 'the model'}", bucket_name, folder)
+                if folder
+                else None,
+            )
+
+    def _function(
+        self,
+        kind: str,
+        entry_point: str,
+        description: str,
+        *,
+        account,
+        env,
+        max_instances: int,
+        memory: str,
+        timeout: int,
+        **trigger,
+    ) -> gcp.cloudfunctionsv2.Function:
         """A gen2 function from its content-named zip, on its own account, reachable only internally."""
         s = self._settings
-        source = source_object(kind, packaging.function_files(kind), self._buckets.sources, self)
+        source = packaging.source_object(kind, packaging.function_files(kind), self._buckets.sources, self)
         return gcp.cloudfunctionsv2.Function(
             f"function-{kind}",
             name=f"{s.prefix}-{kind}",
@@ -95,7 +228,8 @@ class Functions(pulumi.ComponentResource):
             build_config={
                 "runtime": RUNTIME,
                 "entry_point": entry_point,
-                "service_account": self._builder.id,
+                "service_account": self._build.builder.id,
+                "docker_repository": self._build.repository.id,
                 "source": {"storage_source": {"bucket": self._buckets.sources.name, "object": source.name}},
             },
             service_config={
@@ -112,3 +246,6 @@ class Functions(pulumi.ComponentResource):
             opts=self._child,
             **trigger,
         )
+
+
+FUNCTION_APIS = ("cloudfunctions", "run", "cloudbuild", "artifactregistry", "eventarc")

@@ -3,7 +3,8 @@ subscription that delivers predictions to the move function.
 
 Why our own push subscription: the subscription Eventarc creates for a gen2 Pub/Sub trigger cannot
 be given a dead-letter policy, so messages that keep failing would be dropped after the retry
-window (gcp-facts.md). Ours retries with backoff, then dead-letters, and a person can read what
+window (https://github.com/hashicorp/terraform-provider-google/issues/17697). Ours retries with
+backoff, then dead-letters, and a person can read what
 ended there from `<prefix>-predictions-dead-letter-held`.
 """
 
@@ -11,17 +12,19 @@ from __future__ import annotations
 
 import pulumi
 import pulumi_gcp as gcp
+import pulumiverse_time as time
 
 from infra.config import Settings
+from infra.iam import Grants, sa
 
 MAX_DELIVERY_ATTEMPTS = 5  # Pub/Sub allows 5-100
 DEAD_LETTER_RETENTION = "604800s"  # 7 days, the maximum
 
 
 class Messaging(pulumi.ComponentResource):
-    def __init__(self, name: str, settings: Settings, opts: pulumi.ResourceOptions | None = None):
+    def __init__(self, name: str, settings: Settings, apis, opts: pulumi.ResourceOptions | None = None):
         super().__init__("quality-inspection:messaging:Topics", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
+        child = pulumi.ResourceOptions(parent=self, depends_on=[apis.service("pubsub")])
         p = settings.prefix
         self.predictions = gcp.pubsub.Topic(
             "topic-predictions",
@@ -52,33 +55,87 @@ class Messaging(pulumi.ComponentResource):
         self.register_outputs({"predictions": self.predictions.id, "dead_letter": self.dead_letter.id})
 
 
-def push_to_move(
-    settings: Settings,
-    messaging: Messaging,
-    move_uri: pulumi.Input[str],
-    invoker_email: pulumi.Input[str],
-    opts: pulumi.ResourceOptions,
-) -> gcp.pubsub.Subscription:
-    """Predictions → the move function over HTTPS with an OIDC token, retried, then dead-lettered.
+class PushToMove(pulumi.ComponentResource):
+    """Predictions → the move function over HTTPS with an OIDC token, retried, then dead-lettered,
+    and the grants that delivery needs.
 
-    `move_uri` is the Cloud Run service URI (run.app): Cloud Run checks the token's audience against it.
+    The push endpoint and audience are the Cloud Run service URI (run.app), which is the audience
+    Cloud Run checks (https://cloud.google.com/run/docs/triggering/pubsub-push).
     """
-    return gcp.pubsub.Subscription(
-        "subscription-predictions-to-move",
-        name=f"{settings.prefix}-predictions-to-move",
-        project=settings.project,
-        topic=messaging.predictions.id,
-        ack_deadline_seconds=120,
-        push_config={
-            "push_endpoint": move_uri,
-            "oidc_token": {"service_account_email": invoker_email, "audience": move_uri},
-        },
-        dead_letter_policy={
-            "dead_letter_topic": messaging.dead_letter.id,
-            "max_delivery_attempts": MAX_DELIVERY_ATTEMPTS,
-        },
-        retry_policy={"minimum_backoff": "10s", "maximum_backoff": "600s"},
-        expiration_policy={"ttl": ""},
-        labels=settings.labels,
-        opts=opts,
-    )
+
+    def __init__(
+        self,
+        name: str,
+        settings: Settings,
+        *,
+        apis,
+        messaging: Messaging,
+        move,
+        pusher,
+        agents,
+        opts: pulumi.ResourceOptions | None = None,
+    ):
+        super().__init__("quality-inspection:messaging:PushToMove", name, None, opts)
+        s = settings
+        iam = Grants(self, [apis.service("run"), apis.service("iam"), apis.service("pubsub")])
+        move_uri = move.service_config.apply(lambda c: c.uri)
+        iam.run_service(
+            "iam-pusher-run-move",
+            s.project,
+            s.region,
+            move.service_config.apply(lambda c: c.service),
+            sa(pusher.email),
+            "roles/run.invoker",
+            "the push subscription calls move with the pusher's OIDC token",
+        )
+        if s.pubsub_agent_token_creator:
+            iam.service_account(
+                "iam-pubsub-agent-pusher-token",
+                pusher,
+                sa(agents.pubsub),
+                "roles/iam.serviceAccountTokenCreator",
+                "Pub/Sub mints the push OIDC token as the pusher; only projects created before "
+                "2021-04-08 need "
+                "this grant (pubsubAgentTokenCreator: true)",
+            )
+        iam.topic(
+            "iam-pubsub-agent-dead-letter",
+            messaging.dead_letter,
+            sa(agents.pubsub),
+            "roles/pubsub.publisher",
+            f"Pub/Sub forwards messages that failed {MAX_DELIVERY_ATTEMPTS} deliveries to the "
+            "dead-letter topic",
+        )
+        self.propagation = time.Sleep(
+            "wait-iam-push",
+            create_duration=s.iam_propagation,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[g.resource for g in iam.grants]),
+        )
+        self.subscription = gcp.pubsub.Subscription(
+            "subscription-predictions-to-move",
+            name=f"{s.prefix}-predictions-to-move",
+            project=s.project,
+            topic=messaging.predictions.id,
+            ack_deadline_seconds=120,
+            push_config={
+                "push_endpoint": move_uri,
+                "oidc_token": {"service_account_email": pusher.email, "audience": move_uri},
+            },
+            dead_letter_policy={
+                "dead_letter_topic": messaging.dead_letter.id,
+                "max_delivery_attempts": MAX_DELIVERY_ATTEMPTS,
+            },
+            retry_policy={"minimum_backoff": "10s", "maximum_backoff": "600s"},
+            expiration_policy={"ttl": ""},
+            labels=s.labels,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.propagation, apis.service("pubsub")]),
+        )
+        iam.subscription(
+            "iam-pubsub-agent-ack",
+            self.subscription,
+            sa(agents.pubsub),
+            "roles/pubsub.subscriber",
+            "Pub/Sub acknowledges a dead-lettered message on the source subscription",
+        )
+        self.grants = iam.grants
+        self.register_outputs({"subscription": self.subscription.id})

@@ -6,15 +6,32 @@ Every resource the program registers is recorded in `resources`, with its inputs
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import pulumi
+from pulumi.runtime import mocks as pulumi_mocks
 
 PROJECT_NUMBER = "123456789012"
+
+
+@dataclass
+class Node:
+    """One registered resource and the edges Pulumi was told about: explicit `depends_on`, the
+    resources its inputs came from, and its parent."""
+
+    type: str
+    name: str
+    urn: str
+    parent: str
+    dependencies: set[str] = field(default_factory=set)  # URNs
 
 
 class Mocks(pulumi.runtime.Mocks):
     def __init__(self, project: str):
         self.project = project
         self.resources: list[dict] = []
+        self.graph: dict[str, Node] = {}  # resource name → what Pulumi was told it depends on
+        self.invokes: list[dict] = []
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs):
         inputs = dict(args.inputs)
@@ -52,6 +69,14 @@ class Mocks(pulumi.runtime.Mocks):
             state.update(
                 app_id=self.project, appId=self.project, defaultHostname=f"{self.project}.ew.r.appspot.com"
             )
+        if t == "gcp:projects/iAMCustomRole:IAMCustomRole":
+            state["name"] = f"projects/{inputs['project']}/roles/{inputs['roleId']}"
+            return state["name"], state
+        if t == "gcp:artifactregistry/repository:Repository":
+            location = f"projects/{inputs['project']}/locations/{inputs['location']}"
+            repo = f"{location}/repositories/{inputs['repositoryId']}"
+            state["name"] = inputs["repositoryId"]
+            return repo, state
         if t == "gcp:storage/bucketObject:BucketObject":
             state["mediaLink"] = f"https://storage.googleapis.com/{inputs['bucket']}/{inputs['name']}"
         return f"{args.name}-id", state
@@ -88,24 +113,48 @@ def dev_config(path: str = "Pulumi.dev.yaml", **overrides: object) -> dict[str, 
 def run_program(config: dict[str, str]) -> tuple[Mocks, list[dict]]:
     """Run the whole program under mocks; returns the mocks (with every resource) and the resolved ledger."""
     from infra import config as stack_config
-    from infra import identity, program
+    from infra import program
 
     mocks = Mocks(config.get("gcp:project", "project"))
+    _record_graph(mocks)
     pulumi.runtime.set_mocks(mocks, preview=False)
     pulumi.runtime.set_all_config(config, ["quality-inspection:iapClientSecret"])
-    identity.LEDGER.clear()
     ledger: list[dict] = []
 
     @pulumi.runtime.test
     def build():
-        program.build(stack_config.load())
+        stack = program.build(stack_config.load())
         rows = [
-            pulumi.Output.all(g.principal, g.role, g.resource, g.why).apply(
-                lambda v: dict(zip(("principal", "role", "resource", "why"), v, strict=True))
+            pulumi.Output.all(g.principal, g.role, g.target, g.why, g.condition, g.resource.urn).apply(
+                lambda v: dict(
+                    zip(("principal", "role", "resource", "why", "condition", "urn"), v, strict=True)
+                )
             )
-            for g in identity.LEDGER
+            for g in stack.grants()
         ]
         return pulumi.Output.all(*rows).apply(ledger.extend)
 
     build()
     return mocks, ledger
+
+
+def _record_graph(mocks: Mocks) -> None:
+    """Keep what the engine would see of each registration: its dependencies, not just its inputs."""
+    original = pulumi_mocks.MockMonitor.RegisterResource
+    if getattr(original, "records_graph", False):
+        original = original.__wrapped__
+
+    def register(monitor, request):
+        response = original(monitor, request)
+        current = getattr(pulumi_mocks.MockMonitor, "graph_sink", None)
+        if current is not None:
+            deps = set(request.dependencies)
+            for property_deps in request.propertyDependencies.values():
+                deps.update(property_deps.urns)
+            current.graph[request.name] = Node(request.type, request.name, response.urn, request.parent, deps)
+        return response
+
+    register.records_graph = True
+    register.__wrapped__ = original
+    pulumi_mocks.MockMonitor.RegisterResource = register
+    pulumi_mocks.MockMonitor.graph_sink = mocks

@@ -9,6 +9,9 @@ import io
 import zipfile
 from pathlib import Path
 
+import pulumi
+import pulumi_gcp as gcp
+
 ROOT = Path(__file__).resolve().parents[1]
 BUILD = ROOT / ".build"
 FIXED_TIME = (2020, 1, 1, 0, 0, 0)
@@ -67,3 +70,18 @@ def write(kind: str, files: list[tuple[Path, str]]) -> tuple[str, Path]:
     if not path.exists():
         path.write_bytes(data)
     return name, path
+
+
+def source_object(
+    kind: str, files, bucket: gcp.storage.Bucket, parent: pulumi.Resource
+) -> gcp.storage.BucketObject:
+    """Upload a deployable named by its content hash; the same source is the same object."""
+    name, path = write(kind, files)
+    return gcp.storage.BucketObject(
+        f"source-{kind}",
+        bucket=bucket.name,
+        name=name,
+        source=pulumi.FileAsset(str(path)),
+        content_type="application/zip",
+        opts=pulumi.ResourceOptions(parent=parent),
+    )

@@ -8,8 +8,10 @@ import pulumi
 
 from infra import identity, messaging
 from infra.apis import Apis
+from infra.build import FunctionBuild
 from infra.config import Settings
 from infra.functions import Functions
+from infra.iam import CustomRoles, Grant
 from infra.review import ReviewApp
 from infra.storage import Buckets
 
@@ -21,49 +23,64 @@ class Stack:
     messaging: messaging.Messaging
     accounts: identity.Accounts
     functions: Functions
-    push: pulumi.Resource
+    push: messaging.PushToMove
     review: ReviewApp
+    components: list
+
+    def grants(self) -> list[Grant]:
+        """Every grant, from the components that declare them."""
+        return [grant for component in self.components for grant in getattr(component, "grants", [])]
 
 
 def build(settings: Settings) -> Stack:
     apis = Apis("apis", settings)
-    after_apis = pulumi.ResourceOptions(depends_on=apis.all())
-    accounts = identity.Accounts("accounts", settings, opts=after_apis)
-    agents = identity.Agents(settings, apis.all())
-    buckets = Buckets("buckets", settings, opts=after_apis)
-    topics = messaging.Messaging("messaging", settings, opts=after_apis)
-
-    # Triggers wait for their grants: the known first-deploy failure in fresh projects (gcp-facts.md).
-    pipeline = identity.pipeline_grants(settings, accounts, agents, buckets, topics)
-    token = identity.token_grants(accounts, agents)
+    accounts = identity.Accounts("accounts", settings, after=[apis.service("iam")])
+    agents = identity.Agents(settings, apis)
+    roles = CustomRoles("roles", settings, after=[apis.service("iam")])
+    buckets = Buckets("buckets", settings, apis)
+    topics = messaging.Messaging("messaging", settings, apis)
+    function_build = FunctionBuild(
+        "function-build", settings, builder=accounts.builder, project_number=agents.project_number, apis=apis
+    )
     functions = Functions(
         "functions",
         settings,
+        apis=apis,
         buckets=buckets,
         messaging=topics,
         accounts=accounts,
-        grants=[*apis.all(), *pipeline, *token],
+        agents=agents,
+        roles=roles,
+        build=function_build,
     )
-    invocation = identity.invocation_grants(settings, accounts, functions)
-    push = messaging.push_to_move(
+    push = messaging.PushToMove(
+        "push-to-move",
         settings,
-        topics,
-        functions.move.service_config.apply(lambda c: c.uri),
-        accounts.invoker.email,
-        opts=pulumi.ResourceOptions(depends_on=[*invocation, *token]),
+        apis=apis,
+        messaging=topics,
+        move=functions.move,
+        pusher=accounts.pusher,
+        agents=agents,
     )
-    identity.dead_letter_grants(agents, topics, push)
-
     review = ReviewApp(
         "review",
         settings,
+        apis=apis,
         buckets=buckets,
         accounts=accounts,
+        roles=roles,
         project_number=agents.project_number,
-        opts=after_apis,
     )
-    identity.review_grants(settings, accounts, buckets, review)
-    return Stack(settings, buckets, topics, accounts, functions, push, review)
+    return Stack(
+        settings,
+        buckets,
+        topics,
+        accounts,
+        functions,
+        push,
+        review,
+        components=[function_build, functions, push, review],
+    )
 
 
 NEXT_STEPS = """\
@@ -91,13 +108,14 @@ def export(stack: Stack) -> None:
             "predictions": m.predictions.name,
             "dead_letter": m.dead_letter.name,
             "dead_letter_subscription": m.dead_letter_held.name,
+            "push_subscription": stack.push.subscription.name,
         },
     )
     pulumi.export("function_uris", {"predict": f.predict.url, "move": f.move.url})
     pulumi.export("review_app_url", stack.review.url)
     pulumi.export(
         "service_accounts",
-        {k: getattr(a, k).email for k in ("predict", "move", "review", "invoker", "builder")},
+        {k: account.email for k, account in a.all.items()},
     )
     pulumi.export(
         "next_steps",

@@ -1,7 +1,17 @@
-"""The review app: App Engine standard behind IAP, deployed from a content-named zip.
+"""The review app: App Engine standard behind IAP, deployed from a content-named zip, and the
+grants the app, its build and its reviewers need.
 
-`gcp.iap.Brand` and `gcp.iap.Client` no longer exist (the IAP OAuth Admin API shut down); the
-OAuth client is created once in the console and passed in as config (README: the manual step).
+- `gcp.iap.Brand` and `gcp.iap.Client` no longer exist (the IAP OAuth Admin API shut down); the
+  OAuth client is created once in the console and passed in as config (README: the manual step).
+- A new App Engine version gets no traffic, except a service's first version, and the provider
+  does not move it (https://github.com/pulumi/pulumi-gcp/issues/718): `EngineSplitTraffic` sends
+  all of it to the version this program just deployed, and the replaced version is deleted.
+- App Engine builds the app with the project's default Cloud Build account, which neither the
+  Admin API's version resource nor the provider lets a program choose. In projects created since
+  May 2024 that is the Compute Engine default account
+  (https://cloud.google.com/build/docs/cloud-build-service-account-updates); with
+  `iam.automaticIamGrantsForDefaultServiceAccounts` enforced it has no roles, so the stack grants
+  it exactly what the build needs (config `appEngineBuildAccount` names another account).
 """
 
 from __future__ import annotations
@@ -11,9 +21,10 @@ import pulumi_gcp as gcp
 
 from infra import packaging
 from infra.config import Settings
-from infra.functions import source_object
+from infra.iam import Grants, sa
 
 RUNTIME = "python313"
+SERVICE = "default"
 
 
 class ReviewApp(pulumi.ComponentResource):
@@ -22,13 +33,16 @@ class ReviewApp(pulumi.ComponentResource):
         name: str,
         settings: Settings,
         *,
+        apis,
         buckets,
         accounts,
-        project_number: pulumi.Input[str],
+        roles,
+        project_number,
         opts: pulumi.ResourceOptions | None = None,
     ):
         super().__init__("quality-inspection:review:ReviewApp", name, None, opts)
         s = settings
+        after = [apis.service("appengine"), apis.service("iap")]
         # One App Engine application per project, and it cannot be deleted: keep it on destroy.
         self.application = gcp.appengine.Application(
             "appengine-application",
@@ -39,13 +53,61 @@ class ReviewApp(pulumi.ComponentResource):
                 "oauth2_client_id": s.iap_client_id,
                 "oauth2_client_secret": s.iap_client_secret,
             },
-            opts=pulumi.ResourceOptions(parent=self, retain_on_delete=True),
+            opts=pulumi.ResourceOptions(parent=self, retain_on_delete=True, depends_on=after),
         )
-        self.source = source_object("review-app", packaging.review_app_files(), buckets.sources, self)
+        iam = Grants(
+            self, [apis.service("iam"), apis.service("storage"), apis.service("cloudresourcemanager")]
+        )
+        member = sa(accounts.review.email)
+        iam.bucket(
+            "iam-review-prediction",
+            buckets.prediction,
+            member,
+            roles.name("objectReview"),
+            "the app lists the queue, leases, decides, undoes and reads the audit trail",
+        )
+        iam.service_account(
+            "iam-review-sign-self",
+            accounts.review,
+            member,
+            roles.name("signBlobOnly"),
+            "the app signs image URLs as itself through IAM signBlob, with no key file",
+        )
+        builder = (
+            pulumi.Output.from_input(s.app_engine_build_account)
+            if s.app_engine_build_account
+            else pulumi.Output.concat(project_number, "-compute@developer.gserviceaccount.com")
+        )
+        build = sa(builder)
+        iam.bucket(
+            "iam-appengine-build-sources",
+            buckets.sources,
+            build,
+            "roles/storage.objectViewer",
+            "App Engine's build (the project's default Cloud Build account) fetches the app's zip",
+        )
+        iam.project(
+            "iam-appengine-build-logs",
+            s.project,
+            build,
+            "roles/logging.logWriter",
+            "App Engine's build writes its logs; log writing is granted on the project only",
+        )
+        iam.project(
+            "iam-appengine-build-images",
+            s.project,
+            build,
+            "roles/artifactregistry.createOnPushWriter",
+            "App Engine's build creates and pushes to its own gae-standard repository, which does not exist "
+            "before the first build, so no narrower resource can be named",
+        )
+        self.source = packaging.source_object(
+            "review-app", packaging.review_app_files(), buckets.sources, self
+        )
         self.version = gcp.appengine.StandardAppVersion(
             "review-app-version",
             project=s.project,
-            service="default",
+            service=SERVICE,
             version_id=self.source.name.apply(
                 lambda n: n.removesuffix(".zip").replace("review-app-", "v-")[:30]
             ),
@@ -70,8 +132,31 @@ class ReviewApp(pulumi.ComponentResource):
                 "standard_scheduler_settings": {"max_instances": 5},
             },
             delete_service_on_destroy=False,  # the default service cannot be deleted
-            noop_on_destroy=True,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.application]),
+            # A replaced version is deleted once traffic has moved to its successor, so versions do
+            # not pile up (App Engine caps them per app).
+            noop_on_destroy=False,
+            opts=pulumi.ResourceOptions(
+                parent=self, depends_on=[self.application, *(g.resource for g in iam.grants)]
+            ),
         )
+        self.traffic = gcp.appengine.EngineSplitTraffic(
+            "review-app-traffic",
+            project=s.project,
+            service=self.version.service,
+            migrate_traffic=False,
+            split={"shard_by": "IP", "allocations": self.version.version_id.apply(lambda v: {v: "1"})},
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.version]),
+        )
+        for reviewer in s.reviewers:
+            key = "iam-reviewer-" + "".join(ch if ch.isalnum() else "-" for ch in reviewer).strip("-").lower()
+            iam.app_engine(
+                key,
+                s.project,
+                self.application.app_id,
+                reviewer,
+                "roles/iap.httpsResourceAccessor",
+                "a configured reviewer may pass IAP to the review app",
+            )
+        self.grants = iam.grants
         self.url = self.application.default_hostname.apply(lambda host: f"https://{host}")
         self.register_outputs({"url": self.url})

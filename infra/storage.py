@@ -12,9 +12,10 @@ SOURCES_KEEP_DAYS = 90  # deployables are read once at deploy time; old ones onl
 
 
 class Buckets(pulumi.ComponentResource):
-    def __init__(self, name: str, settings: Settings, opts: pulumi.ResourceOptions | None = None):
+    def __init__(self, name: str, settings: Settings, apis, opts: pulumi.ResourceOptions | None = None):
         super().__init__("quality-inspection:storage:Buckets", name, None, opts)
         self.settings = settings
+        self._after = [apis.service("storage")]
         self.training = self._bucket("training", "training data and model import files")
         self.inbound = self._bucket("inbound", "where cameras upload photos")
         # Versioning keeps an overwritten or deleted decision recoverable for retentionDays.
@@ -37,6 +38,15 @@ class Buckets(pulumi.ComponentResource):
             "zipped deployables, named by content hash",
             lifecycle_rules=[{"action": {"type": "Delete"}, "condition": {"age": SOURCES_KEEP_DAYS}}],
         )
+        self.by_name = {
+            f"{settings.prefix}-{role}": bucket
+            for role, bucket in (
+                ("training", self.training),
+                ("inbound", self.inbound),
+                ("prediction", self.prediction),
+                ("sources", self.sources),
+            )
+        }
         self.register_outputs(
             {
                 "training": self.training.name,
@@ -57,6 +67,6 @@ class Buckets(pulumi.ComponentResource):
             public_access_prevention="enforced",
             labels={**s.labels, "purpose": role},
             force_destroy=False,
-            opts=pulumi.ResourceOptions(parent=self),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=self._after),
             **extra,
         )

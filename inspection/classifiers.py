@@ -3,6 +3,8 @@
 - `vertex`: a Vertex AI endpoint's online prediction, over REST with google-auth, so that the
   functions never import google-cloud-aiplatform (1.3 s per cold start).
 - `onnx`: a model file run with onnxruntime; its labels and preprocessing travel in its metadata.
+- `none`: no model yet (day zero). Every image goes to reviewers, whose decisions become the
+  first training set (scripts/retrain_from_reviews.py).
 """
 
 from __future__ import annotations
@@ -25,6 +27,17 @@ VERTEX_TIMEOUT_S = 30.0
 class Classification:
     confidences: dict[str, float]
     model: str
+    unclear_reason: str = ""  # set when a person must decide, whatever the scores say
+
+
+NO_MODEL = "none"
+
+
+class NoModel:
+    """Day zero: nothing to ask, so a person decides every image."""
+
+    def classify(self, image: LoadedImage) -> Classification:
+        return Classification({"ok": 0.5, "defect": 0.5}, NO_MODEL, unclear_reason="no_model")
 
 
 class Classifier(Protocol):
@@ -32,7 +45,7 @@ class Classifier(Protocol):
 
 
 class VertexClassifier:
-    """POST {api}/v1/{endpoint}:predict with one base64 image; see gcp-facts.md."""
+    """POST {api}/v1/{endpoint}:predict with one base64 image (docs/gcp-rules.md, "Vertex AI")."""
 
     def __init__(self, endpoint: str, api_endpoint: str, max_request_bytes: int):
         self.endpoint = endpoint
@@ -139,6 +152,8 @@ def local_model_path(location: str) -> str:
 
 def create(settings) -> Classifier:
     """The backend the settings name."""
+    if settings.backend == "none":
+        return NoModel()
     if settings.backend == "vertex":
         return VertexClassifier(
             settings.vertex_endpoint, settings.vertex_api_endpoint, settings.max_request_bytes

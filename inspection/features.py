@@ -1,9 +1,10 @@
 """The one preprocessing function, shared by training (scripts/train_local.py) and serving (onnx backend).
 
-Generic pixel classifiers score near chance on cast parts (toolchain.md); what separates a defect
-is geometry. So: find the part's centre, subtract the brightness expected at each radius and the
-lighting gradient, then measure what is left: unusually dark pixels (blowholes, cracks), where they
-cluster, and how far the rim departs from a circle (chips inward, burrs outward).
+Generic pixel classifiers score near chance on cast parts (measured: docs/measurements.md); what
+separates a defect is geometry. So: find the part's centre, subtract the brightness expected at
+each radius and the lighting gradient, then measure what is left: unusually dark pixels
+(blowholes, cracks), where they cluster, and how far the rim departs from a circle (chips inward,
+burrs outward).
 """
 
 from __future__ import annotations
@@ -18,10 +19,23 @@ INPUT_SIZE = 256
 ANGLE_BINS = 180
 SECTORS = 24
 FEATURE_NAMES = (
-    "dark30", "dark45", "dark60", "bright40", "min_residual", "p001_residual",
-    "sector_dark_max", "sector_dark_ratio", "rim_inward", "rim_outward", "rim_std",
-    "rim_inward_run", "part_radius", "centre_offset", "residual_std", "hub_dark45",
-)  # fmt: skip
+    "dark30",
+    "dark45",
+    "dark60",
+    "bright40",
+    "min_residual",
+    "p001_residual",
+    "sector_dark_max",
+    "sector_dark_ratio",
+    "rim_inward",
+    "rim_outward",
+    "rim_std",
+    "rim_inward_run",
+    "part_radius",
+    "centre_offset",
+    "residual_std",
+    "hub_dark45",
+)
 
 
 def extract(image: Image.Image) -> np.ndarray:

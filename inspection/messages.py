@@ -34,6 +34,8 @@ class Prediction:
     model: str
     predicted_at: str
     schema: int = field(default=SCHEMA_VERSION)
+    # Why a person must decide whatever the score: "no_model" on day zero. Empty otherwise.
+    unclear_reason: str = ""
 
     def to_json(self) -> bytes:
         body = asdict(self)
@@ -58,7 +60,8 @@ class Prediction:
             scores=_scores(body.get("scores")),
             model=_text(body, "model"),
             predicted_at=_timestamp(body.get("predicted_at")),
-            schema=int(body.get("schema", SCHEMA_VERSION)),
+            schema=_schema(body.get("schema", SCHEMA_VERSION)),
+            unclear_reason=_reason(body.get("unclear_reason", "")),
         )._consistent()
 
     def _consistent(self) -> Prediction:
@@ -112,6 +115,18 @@ def _scores(value: object) -> dict[str, float]:
     if not isinstance(value, dict) or not value:
         raise MessageError("scores must be a non-empty object")
     return {_label(label): _probability(score, f"scores.{label}") for label, score in value.items()}
+
+
+def _schema(value: object) -> int:
+    if value != SCHEMA_VERSION or isinstance(value, bool):
+        raise MessageError(f"schema must be {SCHEMA_VERSION}")
+    return SCHEMA_VERSION
+
+
+def _reason(value: object) -> str:
+    if not isinstance(value, str) or len(value) > 64 or not all(ch.islower() or ch == "_" for ch in value):
+        raise MessageError("unclear_reason must be a short lowercase code")
+    return value
 
 
 def _timestamp(value: object) -> str:

@@ -29,6 +29,7 @@ def route(prediction: Prediction, settings: MoveSettings) -> storage.MoveResult:
             "predicted_at": prediction.predicted_at,
             "threshold": str(settings.threshold),
             "routed_at": datetime.now(UTC).isoformat(),
+            **({"unclear_reason": prediction.unclear_reason} if prediction.unclear_reason else {}),
             **storage.provenance(prediction.bucket, prediction.generation),
         },
     )
@@ -39,6 +40,7 @@ def route(prediction: Prediction, settings: MoveSettings) -> storage.MoveResult:
         label=prediction.label,
         score=prediction.score,
         folder=folder,
+        unclear_reason=prediction.unclear_reason or None,
         destination=result.destination,
         outcome=result.outcome,
         latency_ms=round((time.perf_counter() - started) * 1000, 1),

@@ -59,6 +59,7 @@ def handle_object(obj: dict, settings: PredictSettings, classifier: Classifier) 
         scores=scores,
         model=result.model,
         predicted_at=datetime.now(UTC).isoformat(),
+        unclear_reason=result.unclear_reason,
     )
     message_id = publishing.publish(settings.predictions_topic, prediction.to_json(), image=name)
     logs.info(

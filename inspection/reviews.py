@@ -138,8 +138,11 @@ class Reviews:
         for blob in self.bucket.list_blobs(prefix=layout.LEASES + "/"):
             meta = blob.metadata or {}
             name = blob.name[len(layout.LEASES) + 1 :]
-            held[name] = {"reviewer": meta.get("reviewer", ""), "expires": meta.get("expires", ""),
-                          "generation": blob.generation}  # fmt: skip
+            held[name] = {
+                "reviewer": meta.get("reviewer", ""),
+                "expires": meta.get("expires", ""),
+                "generation": blob.generation,
+            }
         return held
 
     def _expired(self, lease: dict) -> bool:
@@ -160,8 +163,9 @@ class Reviews:
         try:
             lease.upload_from_string(
                 json.dumps({"reviewer": reviewer, "expires": expires.isoformat()}),
-                content_type="application/json", if_generation_match=precondition,
-            )  # fmt: skip
+                content_type="application/json",
+                if_generation_match=precondition,
+            )
         except gexc.PreconditionFailed:
             return None  # another reviewer got there first
         meta = blob.metadata or {}
@@ -170,10 +174,13 @@ class Reviews:
         except (KeyError, ValueError):
             score = None
         return Item(
-            name=blob.name, generation=blob.generation, model_label=meta.get("predicted_label", ""),
-            model_score=score, arrived=meta.get("routed_at") or _iso(blob.time_created),
+            name=blob.name,
+            generation=blob.generation,
+            model_label=meta.get("predicted_label", ""),
+            model_score=score,
+            arrived=meta.get("routed_at") or _iso(blob.time_created),
             lease_expires=expires.isoformat(),
-        )  # fmt: skip
+        )
 
     # decisions -------------------------------------------------------------------------------
     def decide(self, name: str, generation: int, label: str, reviewer: str) -> Decision:
@@ -191,14 +198,26 @@ class Reviews:
             raise AlreadyDecided(name)
         decided_at = now().isoformat()
         meta = dict(source.metadata or {})
-        meta.update({
-            "reviewer": reviewer, "decided_at": decided_at, "human_label": label,
-            "model_label": meta.get("predicted_label", ""), "model_score": meta.get("predicted_score", ""),
-        })  # fmt: skip
+        meta.update(
+            {
+                "reviewer": reviewer,
+                "decided_at": decided_at,
+                "human_label": label,
+                "model_label": meta.get("predicted_label", ""),
+                "model_score": meta.get("predicted_score", ""),
+            }
+        )
         result = self._exclusive_move(name, generation, layout.human_decided(label, inner), meta, reviewer)
         storage.delete_quietly(self.bucket_name, layout.lease(name))
-        logs.info("decided", image=name, label=label, reviewer=reviewer, destination=result.destination,
-                  model_label=meta["model_label"], model_score=meta["model_score"])  # fmt: skip
+        logs.info(
+            "decided",
+            image=name,
+            label=label,
+            reviewer=reviewer,
+            destination=result.destination,
+            model_label=meta["model_label"],
+            model_score=meta["model_score"],
+        )
         return Decision(result.destination, result.generation, label, reviewer, decided_at, name)
 
     def undo(self, decided_name: str, reviewer: str) -> Item:
@@ -217,8 +236,14 @@ class Reviews:
         restored = {k: v for k, v in meta.items() if k not in _DECISION_KEYS}
         result = self._exclusive_move(decided_name, decided.generation, original, restored, reviewer)
         logs.info("undone", image=original, reviewer=reviewer, was=decided_name)
-        return Item(original, result.generation, restored.get("predicted_label", ""),
-                    _float(restored.get("predicted_score")), restored.get("routed_at", ""), "")  # fmt: skip
+        return Item(
+            original,
+            result.generation,
+            restored.get("predicted_label", ""),
+            _float(restored.get("predicted_score")),
+            restored.get("routed_at", ""),
+            "",
+        )
 
     def _exclusive_move(
         self, name: str, generation: int, target: str, metadata: dict, reviewer: str
@@ -241,12 +266,18 @@ class Reviews:
             except (KeyError, ValueError):
                 continue
             if start <= when < end:
-                rows.append({
-                    "decided_at": meta["decided_at"], "reviewer": meta.get("reviewer", ""),
-                    "image": blob.name.split("/", 2)[2], "human_label": meta.get("human_label", ""),
-                    "model_label": meta.get("model_label", ""), "model_score": meta.get("model_score", ""),
-                    "object": blob.name, "original": meta.get(storage.COPIED_FROM, ""),
-                })  # fmt: skip
+                rows.append(
+                    {
+                        "decided_at": meta["decided_at"],
+                        "reviewer": meta.get("reviewer", ""),
+                        "image": blob.name.split("/", 2)[2],
+                        "human_label": meta.get("human_label", ""),
+                        "model_label": meta.get("model_label", ""),
+                        "model_score": meta.get("model_score", ""),
+                        "object": blob.name,
+                        "original": meta.get(storage.COPIED_FROM, ""),
+                    }
+                )
         return sorted(rows, key=lambda row: row["decided_at"])
 
 

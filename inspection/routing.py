@@ -10,7 +10,10 @@ THRESHOLD_RANGE = "a number in (0.5, 1]"
 
 
 def folder_for(prediction: Prediction, threshold: float) -> str:
-    """The label's folder when its score reaches the threshold, else unclear."""
+    """The label's folder when its score reaches the threshold, else unclear; a reason to ask a
+    person (no model yet, unusual input) always means unclear."""
+    if prediction.unclear_reason:
+        return UNCLEAR
     return prediction.label if prediction.score >= threshold else UNCLEAR
 
 

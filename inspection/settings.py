@@ -17,7 +17,8 @@ from inspection.routing import parse_threshold
 
 TOPIC_PATTERN = re.compile(r"^projects/[^/]+/topics/[^/]+$")
 ENDPOINT_PATTERN = re.compile(r"^projects/[^/]+/locations/([^/]+)/endpoints/[^/]+$")
-BACKENDS = ("vertex", "onnx")
+# none: no model yet, so every image goes to reviewers (day zero; README: deploy).
+CLASSIFIER_BACKENDS = ("none", "vertex", "onnx")
 # Vertex rejects requests over 1.5 MB; base64 grows the image by 4/3, plus a little JSON.
 DEFAULT_MAX_REQUEST_BYTES = 1_100_000
 
@@ -67,10 +68,9 @@ class PredictSettings:
     def from_env(cls, env: Mapping[str, str] | None = None) -> PredictSettings:
         env = os.environ if env is None else env
         backend = env.get("CLASSIFIER_BACKEND", "").strip().lower()
-        if backend not in BACKENDS:
-            raise ConfigError(
-                f"CLASSIFIER_BACKEND={backend!r} is not valid: expected one of {', '.join(BACKENDS)}"
-            )
+        if backend not in CLASSIFIER_BACKENDS:
+            allowed = ", ".join(CLASSIFIER_BACKENDS)
+            raise ConfigError(f"CLASSIFIER_BACKEND={backend!r} is not valid: expected one of {allowed}")
         vertex_endpoint = vertex_api = onnx_model = ""
         if backend == "vertex":
             vertex_endpoint = _required(
@@ -85,7 +85,7 @@ class PredictSettings:
             vertex_api = env.get("VERTEX_API_ENDPOINT", "").strip() or (
                 f"https://{match.group(1)}-aiplatform.googleapis.com"
             )
-        else:
+        elif backend == "onnx":
             onnx_model = _required(env, "ONNX_MODEL", "a local path or gs://bucket/object of a .onnx model")
         return cls(
             predictions_topic=_topic(env, "PREDICTIONS_TOPIC"),

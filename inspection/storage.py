@@ -158,8 +158,11 @@ def _place(
             if target == destination:
                 logs.warning(
                     "destination holds a different object; keeping both",
-                    image=name, generation=generation, taken=destination, alternative=alternative,
-                )  # fmt: skip
+                    image=name,
+                    generation=generation,
+                    taken=destination,
+                    alternative=alternative,
+                )
             candidates.pop(0)
         except gexc.NotFound:  # the source generation is gone: did an earlier attempt finish?
             for candidate in (destination, alternative):

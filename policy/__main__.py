@@ -35,8 +35,9 @@ PolicyPack(
     policies=[
         ResourceValidationPolicy(
             name="least-privilege-and-private",
-            description="No primitive roles, public members, project-level storage roles, bindings, "
-            "keys, non-uniform or public buckets, or default service accounts.",
+            description="No primitive or broader-than-the-work roles, public members, unconditioned "
+            "project-level storage roles, bindings, keys, non-uniform or public buckets, default service "
+            "accounts, undeclared image repositories, or App Engine versions kept forever.",
             validate=_each_resource,
         ),
         StackValidationPolicy(

@@ -11,6 +11,17 @@ from collections.abc import Iterable
 PRIMITIVE_ROLES = {"roles/owner", "roles/editor", "roles/viewer"}
 PUBLIC_MEMBERS = {"allUsers", "allAuthenticatedUsers"}
 DEFAULT_ACCOUNT_SUFFIXES = ("-compute@developer.gserviceaccount.com", "@appspot.gserviceaccount.com")
+# Predefined roles that allow more than any work here needs; a custom role names the permissions
+# instead (docs/gcp-rules.md, "Least privilege").
+BROADER_THAN_THE_WORK = {
+    "roles/aiplatform.user": "use a custom role with aiplatform.endpoints.predict",
+    "roles/storage.objectUser": "use a custom role with the object permissions the work uses",
+    "roles/storage.objectAdmin": "use a custom role with the object permissions the work uses",
+    "roles/storage.admin": "use a custom role with the object permissions the work uses",
+    "roles/iam.serviceAccountTokenCreator": "use a custom role with iam.serviceAccounts.signBlob",
+}
+# The one exception: the Pub/Sub agent in projects created before 2021-04-08 (pubsubAgentTokenCreator).
+PUBSUB_AGENT = "@gcp-sa-pubsub.iam.gserviceaccount.com"
 FUNCTION = "gcp:cloudfunctionsv2/function:Function"
 APP_VERSION = "gcp:appengine/standardAppVersion:StandardAppVersion"
 
@@ -30,8 +41,18 @@ def violations(resource_type: str, props: dict) -> list[str]:
             found.append(f"primitive role {role}: grant a predefined role on the resource instead")
         if PUBLIC_MEMBERS & set(members):
             found.append("grants to allUsers or allAuthenticatedUsers are forbidden")
-        if resource_type.startswith("gcp:projects/") and role.startswith("roles/storage."):
-            found.append(f"project-level {role}: grant it on the bucket")
+        if (
+            resource_type.startswith("gcp:projects/")
+            and role.startswith("roles/storage.")
+            and not props.get("condition")
+        ):
+            found.append(f"project-level {role}: grant it on the bucket, or limit it to one with a condition")
+        if resource_type.startswith("gcp:projects/") and role == "roles/artifactregistry.writer":
+            found.append("project-level Artifact Registry writer: grant it on the repository")
+        if role in BROADER_THAN_THE_WORK and not (
+            role == "roles/iam.serviceAccountTokenCreator" and all(m.endswith(PUBSUB_AGENT) for m in members)
+        ):
+            found.append(f"{role} allows more than the work: {BROADER_THAN_THE_WORK[role]}")
         if resource_type.endswith("Binding"):
             found.append("authoritative bindings are forbidden: use additive members")
     if resource_type.startswith("gcp:serviceaccount/key:"):
@@ -41,6 +62,10 @@ def violations(resource_type: str, props: dict) -> list[str]:
             found.append("bucket without uniform bucket-level access")
         if props.get("publicAccessPrevention") != "enforced":
             found.append("bucket without public access prevention enforced")
+    if resource_type == FUNCTION and not (props.get("buildConfig") or {}).get("dockerRepository"):
+        found.append("function without docker_repository: images would go to a repository nobody declared")
+    if resource_type == APP_VERSION and props.get("noopOnDestroy") is True:
+        found.append("App Engine versions kept on replace pile up: set noop_on_destroy false")
     for account in _accounts(resource_type, props):
         if not account:
             found.append("no explicit service account: the default compute account would be used")

@@ -62,6 +62,7 @@ def download():
         writer.writerow([_cell(str(row[c])) for c in COLUMNS])
     filename = f"decisions_{start.date()}_{(end - timedelta(days=1)).date()}.csv"
     return Response(
-        buffer.getvalue(), mimetype="text/csv",
+        buffer.getvalue(),
+        mimetype="text/csv",
         headers={"Content-Disposition": f'attachment; filename="{filename}"'},
-    )  # fmt: skip
+    )

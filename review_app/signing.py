@@ -32,7 +32,8 @@ class IamSigner:
                     scopes=["https://www.googleapis.com/auth/cloud-platform"]
                 )
             if not self._credentials.valid:
-                # refresh() first, or service_account_email is the literal "default" (gcp-facts.md)
+                # refresh() first, or service_account_email is the literal "default"
+                # (docs/gcp-rules.md, "Signed URLs")
                 self._credentials.refresh(Request())
             return self._credentials.service_account_email, self._credentials.token
 
@@ -40,9 +41,12 @@ class IamSigner:
         email, token = self._token()
         blob = storage.client().bucket(bucket).blob(name, generation=generation)
         return blob.generate_signed_url(
-            version="v4", expiration=self.expiration, method="GET",
-            service_account_email=email, access_token=token,
-        )  # fmt: skip
+            version="v4",
+            expiration=self.expiration,
+            method="GET",
+            service_account_email=email,
+            access_token=token,
+        )
 
 
 class LocalSigner:
@@ -55,20 +59,28 @@ class LocalSigner:
         pem = key.private_bytes(
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
         ).decode()
-        self.credentials = service_account.Credentials.from_service_account_info({
-            "type": "service_account", "client_email": "local-signer@local.iam.gserviceaccount.com",
-            "private_key": pem, "private_key_id": "local", "token_uri": "https://oauth2.googleapis.com/token",
-            "project_id": "local",
-        })  # fmt: skip
+        self.credentials = service_account.Credentials.from_service_account_info(
+            {
+                "type": "service_account",
+                "client_email": "local-signer@local.iam.gserviceaccount.com",
+                "private_key": pem,
+                "private_key_id": "local",
+                "token_uri": "https://oauth2.googleapis.com/token",
+                "project_id": "local",
+            }
+        )
         self.expiration = timedelta(seconds=seconds)
         self.endpoint = endpoint
 
     def url(self, bucket: str, name: str, generation: int) -> str:
         blob = storage.client().bucket(bucket).blob(name)
         return blob.generate_signed_url(
-            version="v4", expiration=self.expiration, method="GET",
-            credentials=self.credentials, api_access_endpoint=self.endpoint,
-        )  # fmt: skip
+            version="v4",
+            expiration=self.expiration,
+            method="GET",
+            credentials=self.credentials,
+            api_access_endpoint=self.endpoint,
+        )
 
 
 def create(config: dict):

@@ -65,8 +65,9 @@ def copy_reviewed(blob, label: str, target: str) -> str:
     return f"gs://{bucket}/{name}"
 
 
-def merge(rows, decisions, reviewed: str, seed: int, validation: float):
-    """(new rows, added per label, relabelled count)."""
+def merge(rows, decisions, reviewed: str, seed: int, validation: float, test: float = 0.0):
+    """(new rows, added per label, relabelled count). New images join validation, test (only when
+    there is no test split yet: day zero) or training by a seeded hash of their name."""
     cache: dict[str, dict[str, str]] = {}
     by_md5: dict[str, int] = {}
     rows = [list(row) for row in rows]
@@ -88,7 +89,8 @@ def merge(rows, decisions, reviewed: str, seed: int, validation: float):
             continue
         uri = copy_reviewed(blob, label, reviewed)
         share = int(hashlib.sha256(f"{seed}:{uri}".encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
-        rows.append(["validation" if share < validation else "training", uri, label])
+        split = "validation" if share < validation else "test" if share < validation + test else "training"
+        rows.append([split, uri, label])
         added[label] += 1
     return [tuple(row) for row in rows], added, relabelled
 
@@ -97,18 +99,25 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("import_file", help="the original import file (gs:// or local)")
+    parser.add_argument(
+        "import_file",
+        nargs="?",
+        help="the original import file (gs:// or local); leave it out on day zero, when the reviewers' "
+        "decisions are the first training set (then they get a test split too)",
+    )
     parser.add_argument("--prediction-bucket", required=True)
     parser.add_argument("--reviewed", required=True, help="gs://training-bucket/prefix for reviewed images")
     parser.add_argument("--out", default="import-retrain.csv")
     parser.add_argument("--upload", help="also upload the new file to this gs:// path")
     parser.add_argument("--seed", type=int, default=20240331)
     parser.add_argument("--validation", type=float, default=0.15)
+    parser.add_argument("--test", type=float, default=0.15, help="test share on day zero (no import file)")
     args = parser.parse_args(argv)
 
-    rows = read_import_file(read_text(args.import_file))
+    rows = read_import_file(read_text(args.import_file)) if args.import_file else []
     decisions = human_decisions(args.prediction_bucket)
-    merged, added, relabelled = merge(rows, decisions, args.reviewed, args.seed, args.validation)
+    test = 0.0 if any(split == "test" for split, _, _ in rows) else args.test
+    merged, added, relabelled = merge(rows, decisions, args.reviewed, args.seed, args.validation, test)
     text = render(merged)
     Path(args.out).write_text(text)
     for label in layout.LABELS:

@@ -118,16 +118,19 @@ def train(root: Path, out: Path, threshold: float = 0.9) -> dict:
 
 def describe(result: dict) -> str:
     c = result["confusion"]
-    return "\n".join([
-        f"test split: {result['images']} images, accuracy {result['accuracy']:.1%}, "
-        f"defect precision {result['defect_precision']:.1%}, recall {result['defect_recall']:.1%}",
-        "confusion (rows: truth):   pred ok  pred defect",
-        f"  ok                      {c['true_ok']['pred_ok']:7d}  {c['true_ok']['pred_defect']:11d}",
-        f"  defect                  {c['true_defect']['pred_ok']:7d}  {c['true_defect']['pred_defect']:11d}",
-        f"at threshold {result['threshold']}: {result['unclear_share']:.1%} unclear, "
-        f"{result['auto_accuracy']:.1%} accurate among auto-decided, "
-        f"{result['defects_passed_as_ok']} defects passed as ok",
-    ])  # fmt: skip
+    ok, defect = c["true_ok"], c["true_defect"]
+    return "\n".join(
+        [
+            f"test split: {result['images']} images, accuracy {result['accuracy']:.1%}, "
+            f"defect precision {result['defect_precision']:.1%}, recall {result['defect_recall']:.1%}",
+            "confusion (rows: truth):   pred ok  pred defect",
+            f"  ok                      {ok['pred_ok']:7d}  {ok['pred_defect']:11d}",
+            f"  defect                  {defect['pred_ok']:7d}  {defect['pred_defect']:11d}",
+            f"at threshold {result['threshold']}: {result['unclear_share']:.1%} unclear, "
+            f"{result['auto_accuracy']:.1%} accurate among auto-decided, "
+            f"{result['defects_passed_as_ok']} defects passed as ok",
+        ]
+    )
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -69,10 +69,15 @@ def start_training(vertex: Vertex, dataset: str, name: str, budget_node_hours: f
     from google.protobuf import json_format, struct_pb2
 
     inputs = struct_pb2.Value()
-    json_format.ParseDict({
-        "multiLabel": False, "modelType": "CLOUD",
-        "budgetMilliNodeHours": int(budget_node_hours * 1000), "disableEarlyStopping": False,
-    }, inputs)  # fmt: skip
+    json_format.ParseDict(
+        {
+            "multiLabel": False,
+            "modelType": "CLOUD",
+            "budgetMilliNodeHours": int(budget_node_hours * 1000),
+            "disableEarlyStopping": False,
+        },
+        inputs,
+    )
     pipeline = vertex.pipelines.create_training_pipeline(
         parent=vertex.parent,
         training_pipeline={
@@ -125,8 +130,10 @@ def evaluation(vertex: Vertex, model: str) -> dict:
     for i, label in enumerate(labels):
         predicted = sum(row[i] for row in rows)
         actual = sum(rows[i])
-        per_label[label] = {"precision": rows[i][i] / predicted if predicted else 1.0,
-                            "recall": rows[i][i] / actual if actual else 1.0}  # fmt: skip
+        per_label[label] = {
+            "precision": rows[i][i] / predicted if predicted else 1.0,
+            "recall": rows[i][i] / actual if actual else 1.0,
+        }
     ours = [KNOWN_CLASSES.entries.get(label.strip().lower()) for label in labels]
     defect = ours.index("defect") if "defect" in ours else None
     ok = ours.index("ok") if "ok" in ours else None
@@ -152,10 +159,13 @@ def deploy(vertex: Vertex, model: str, name: str) -> str:
     print(f"deploying to {endpoint.name} (often 10-20 minutes; billing starts now) …")
     vertex.endpoints.deploy_model(
         endpoint=endpoint.name,
-        deployed_model={"model": model, "display_name": name,
-                        "automatic_resources": {"min_replica_count": 1, "max_replica_count": 1}},
+        deployed_model={
+            "model": model,
+            "display_name": name,
+            "automatic_resources": {"min_replica_count": 1, "max_replica_count": 1},
+        },
         traffic_split={"0": 100},
-    ).result(timeout=3 * 3600)  # fmt: skip
+    ).result(timeout=3 * 3600)
     return endpoint.name.rsplit("/", 1)[-1]
 
 
@@ -179,8 +189,12 @@ def main(argv: list[str] | None = None, vertex: Vertex | None = None) -> None:
         "--import-file", help="gs:// import file from scripts.prepare or retrain_from_reviews"
     )
     parser.add_argument("--name", default="quality-inspection", help="display name prefix")
-    parser.add_argument("--budget", type=float, default=8.0,
-                        help="node hours to train, at $3.465 each (default 8: at most ~$28)")  # fmt: skip
+    parser.add_argument(
+        "--budget",
+        type=float,
+        default=8.0,
+        help="node hours to train, at $3.465 each (default 8: at most ~$28)",
+    )
     parser.add_argument("--deploy", action="store_true", help="deploy to a new endpoint (~$1,000/month)")
     parser.add_argument("--undeploy", action="store_true", help="undeploy everything from --endpoint")
     parser.add_argument("--endpoint", help="endpoint id for --undeploy")
@@ -210,8 +224,10 @@ def main(argv: list[str] | None = None, vertex: Vertex | None = None) -> None:
         print(f"  pulumi config set vertexEndpointId {endpoint_id}")
         print(f"  pulumi config set vertexRegion {args.region}")
         print("  pulumi up")
-        print(f"stop the hourly cost later with: python -m scripts.train_vertex --project {args.project} "
-              f"--region {args.region} --undeploy --endpoint {endpoint_id}")  # fmt: skip
+        print(
+            f"stop the hourly cost later with: python -m scripts.train_vertex --project {args.project} "
+            f"--region {args.region} --undeploy --endpoint {endpoint_id}"
+        )
 
 
 if __name__ == "__main__":

@@ -82,10 +82,12 @@ def topic(pubsub_emulator):
                     continue
                 got += [m.message for m in response.received_messages]
                 if response.received_messages:
-                    pubsub_emulator.subscriber.acknowledge(request={
-                        "subscription": self.subscription,
-                        "ack_ids": [m.ack_id for m in response.received_messages],
-                    })  # fmt: skip
+                    pubsub_emulator.subscriber.acknowledge(
+                        request={
+                            "subscription": self.subscription,
+                            "ack_ids": [m.ack_id for m in response.received_messages],
+                        }
+                    )
             return got
 
     t = Topic()
@@ -129,6 +131,12 @@ def browser_type_launch_args(browser_type_launch_args):
     return {
         **browser_type_launch_args,
         "executable_path": CHROMIUM,
-        "args": ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"],
-    }  # fmt: skip
+        "args": [
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+        ],
+    }

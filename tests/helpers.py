@@ -43,10 +43,15 @@ def storage_event(blob) -> CloudEvent:
 def prediction(bucket: str, name: str, generation: int, label: str = "ok", score: float = 0.95) -> dict:
     other = "defect" if label == "ok" else "ok"
     return {
-        "bucket": bucket, "name": name, "generation": str(generation), "label": label, "score": score,
-        "scores": {label: score, other: round(1 - score, 6)}, "model": "test-model",
+        "bucket": bucket,
+        "name": name,
+        "generation": str(generation),
+        "label": label,
+        "score": score,
+        "scores": {label: score, other: round(1 - score, 6)},
+        "model": "test-model",
         "predicted_at": datetime.now(UTC).isoformat(),
-    }  # fmt: skip
+    }
 
 
 def push_body(data: bytes | dict) -> dict:

@@ -45,11 +45,24 @@ class FakeIap:
         self.certs_url = f"http://127.0.0.1:{self.server.server_port}/public_key"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
-    def token(self, email: str, *, audience: str = AUDIENCE, issuer: str = "https://cloud.google.com/iap",
-              expires_in: int = 600, signer=None) -> str:  # fmt: skip
+    def token(
+        self,
+        email: str,
+        *,
+        audience: str = AUDIENCE,
+        issuer: str = "https://cloud.google.com/iap",
+        expires_in: int = 600,
+        signer=None,
+    ) -> str:
         now = int(time.time())
-        payload = {"iss": issuer, "aud": audience, "email": email, "sub": "accounts.google.com:1",
-                   "iat": now - 5, "exp": now + expires_in}  # fmt: skip
+        payload = {
+            "iss": issuer,
+            "aud": audience,
+            "email": email,
+            "sub": "accounts.google.com:1",
+            "iat": now - 5,
+            "exp": now + expires_in,
+        }
         return jwt.encode(signer or self.signer, payload).decode()
 
 

@@ -21,8 +21,11 @@ def served(make_bucket):
     bucket = make_bucket("prediction")
     for i, defect in enumerate(("crack", None)):
         blob = bucket.blob(f"unclear/line-1/part-{i}.jpeg")
-        blob.metadata = {"predicted_label": "defect", "predicted_score": "0.710000",
-                         "routed_at": "2026-11-25T09:30:00+00:00"}  # fmt: skip
+        blob.metadata = {
+            "predicted_label": "defect",
+            "predicted_score": "0.710000",
+            "routed_at": "2026-11-25T09:30:00+00:00",
+        }
         blob.upload_from_string(image_bytes(defect=defect), content_type="image/jpeg")
     server = make_server(
         "127.0.0.1", 0, create_app({"BUCKET": bucket.name, "AUTH_MODE": "local"}), threaded=True

@@ -94,10 +94,14 @@ def test_bad_predict_settings_name_the_key(env, key):
 
 
 def test_vertex_api_endpoint_follows_the_region():
-    settings = PredictSettings.from_env({
-        "PREDICTIONS_TOPIC": "projects/p/topics/t", "PREDICTION_BUCKET": "b", "CLASSIFIER_BACKEND": "vertex",
-        "VERTEX_ENDPOINT": "projects/p/locations/europe-west4/endpoints/42",
-    })  # fmt: skip
+    settings = PredictSettings.from_env(
+        {
+            "PREDICTIONS_TOPIC": "projects/p/topics/t",
+            "PREDICTION_BUCKET": "b",
+            "CLASSIFIER_BACKEND": "vertex",
+            "VERTEX_ENDPOINT": "projects/p/locations/europe-west4/endpoints/42",
+        }
+    )
     assert settings.vertex_api_endpoint == "https://europe-west4-aiplatform.googleapis.com"
 
 

@@ -16,9 +16,20 @@ LIMITS = {"max_bytes": 20 * 1024 * 1024, "min_side": 32, "max_pixels": 50_000_00
 
 @pytest.mark.parametrize(
     ("fmt", "mode"),
-    [("JPEG", "L"), ("JPEG", "RGB"), ("JPEG", "CMYK"), ("PNG", "RGBA"), ("PNG", "L"), ("PNG", "P"),
-     ("BMP", "RGB"), ("WEBP", "RGB"), ("WEBP", "RGBA"), ("TIFF", "I;16"), ("GIF", "P")],
-)  # fmt: skip
+    [
+        ("JPEG", "L"),
+        ("JPEG", "RGB"),
+        ("JPEG", "CMYK"),
+        ("PNG", "RGBA"),
+        ("PNG", "L"),
+        ("PNG", "P"),
+        ("BMP", "RGB"),
+        ("WEBP", "RGB"),
+        ("WEBP", "RGBA"),
+        ("TIFF", "I;16"),
+        ("GIF", "P"),
+    ],
+)
 def test_every_format_pillow_decodes_is_accepted(fmt, mode):
     loaded = images.load(image_bytes(fmt, mode), **LIMITS)
     assert images.grayscale(loaded.image).mode == "L"

@@ -51,10 +51,22 @@ def exactly_once(routed: dict[str, list[str]], names: set[str]) -> None:
 def test_demo_once_routes_every_image_and_exits_zero(tmp_path):
     """`make demo ONCE=1` on a small sample: exit 0, and the counts add up to every upload."""
     result = subprocess.run(
-        [sys.executable, "-m", "scripts.demo", "--once", "--train", "60", "--test", "24",
-         "--state", str(tmp_path)],
-        capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "scripts.demo",
+            "--once",
+            "--train",
+            "60",
+            "--test",
+            "24",
+            "--state",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     out = result.stdout
     counts = {}

@@ -158,10 +158,19 @@ def test_a_different_file_at_the_destination_is_kept_and_so_is_ours(env, move, c
 
 @pytest.mark.parametrize(
     "name",
-    ["with space.jpg", "ünïcödé/部品.jpg", "quote's \"double\".jpg", "hash#frag.jpg",
-     "query?x=1&y=2.jpg", "deep/nested/folders/part.jpg", "../../etc/passwd", "a/../b/./c.jpg",
-     "%2F..%2Fescaped.jpg", "<script>.jpg"],
-)  # fmt: skip
+    [
+        "with space.jpg",
+        "ünïcödé/部品.jpg",
+        'quote\'s "double".jpg',
+        "hash#frag.jpg",
+        "query?x=1&y=2.jpg",
+        "deep/nested/folders/part.jpg",
+        "../../etc/passwd",
+        "a/../b/./c.jpg",
+        "%2F..%2Fescaped.jpg",
+        "<script>.jpg",
+    ],
+)
 def test_every_legal_name_is_kept_verbatim(env, move, name):
     inbound, predicted, _ = env
     blob = upload(inbound, name)

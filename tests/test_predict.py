@@ -37,11 +37,18 @@ class VertexStub:
                 if stub.status != 200:
                     payload = json.dumps({"error": {"code": stub.status}}).encode()
                 else:
-                    payload = json.dumps({
-                        "predictions": [{"ids": ["1", "2"], "displayNames": list(stub.answer),
-                                         "confidences": list(stub.answer.values())}],
-                        "deployedModelId": "777",
-                    }).encode()  # fmt: skip
+                    payload = json.dumps(
+                        {
+                            "predictions": [
+                                {
+                                    "ids": ["1", "2"],
+                                    "displayNames": list(stub.answer),
+                                    "confidences": list(stub.answer.values()),
+                                }
+                            ],
+                            "deployedModelId": "777",
+                        }
+                    ).encode()
                 self.send_response(stub.status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(payload)))
@@ -233,3 +240,27 @@ def test_importing_the_entrypoints_does_not_pull_aiplatform():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert "aiplatform" not in out
     assert "onnxruntime" not in out
+
+
+def test_day_zero_without_a_model_sends_every_image_to_a_person(buckets, monkeypatch):
+    """classifierBackend none: predict publishes "a person must decide", and move puts the image in
+    unclear/ whatever the threshold, saying why in its metadata."""
+    inbound, predicted, topic = buckets
+    monkeypatch.setenv("CLASSIFIER_BACKEND", "none")
+    predict = make_function("predict_image", "cloudevent")
+    blob = inbound.blob("line-1/part-1.jpeg")
+    blob.upload_from_string(image_bytes())
+    headers, body = to_binary(storage_event(blob))
+    assert predict.post("/", headers=headers, data=body).status_code == 200
+    [message] = topic.read()
+    published = json.loads(message.data)
+    assert (published["model"], published["unclear_reason"]) == ("none", "no_model")
+
+    monkeypatch.setenv("PREDICTION_THRESHOLD", "0.51")
+    monkeypatch.setenv("DEAD_LETTER_TOPIC", topic.path)
+    move = make_function("move_image", "http")
+    envelope = {"message": {"data": base64.b64encode(message.data).decode(), "messageId": "1"}}
+    assert move.post("/", json=envelope).status_code == 204
+    [routed] = list(predicted.list_blobs())
+    assert routed.name == "unclear/line-1/part-1.jpeg"
+    assert (routed.metadata["model"], routed.metadata["unclear_reason"]) == ("none", "no_model")

@@ -31,8 +31,11 @@ def bucket(make_bucket):
 
 def add_unclear(bucket, name: str, label: str = "defect", score: float = 0.7, data: bytes = b"jpeg bytes"):
     blob = bucket.blob(f"unclear/{name}")
-    blob.metadata = {"predicted_label": label, "predicted_score": f"{score:.6f}",
-                     "routed_at": "2026-11-25T10:00:00+00:00"}  # fmt: skip
+    blob.metadata = {
+        "predicted_label": label,
+        "predicted_score": f"{score:.6f}",
+        "routed_at": "2026-11-25T10:00:00+00:00",
+    }
     blob.upload_from_string(data, content_type="image/jpeg")
     return blob
 
@@ -44,8 +47,13 @@ def names(bucket, prefix: str = "") -> list[str]:
 @pytest.fixture
 def make_app(bucket, iap):
     def make(**config):
-        settings = {"BUCKET": bucket.name, "AUTH_MODE": "iap", "IAP_AUDIENCE": AUDIENCE,
-                    "IAP_CERTS_URL": iap.certs_url, **config}  # fmt: skip
+        settings = {
+            "BUCKET": bucket.name,
+            "AUTH_MODE": "iap",
+            "IAP_AUDIENCE": AUDIENCE,
+            "IAP_CERTS_URL": iap.certs_url,
+            **config,
+        }
         return create_app(settings)
 
     return make
@@ -274,7 +282,9 @@ def test_the_audit_csv_lists_who_decided_what(app, iap, bucket):
     assert response.headers["Content-Disposition"].startswith("attachment;")
     rows = list(csv.DictReader(io.StringIO(response.get_data(as_text=True))))
     assert sorted((r["reviewer"], r["human_label"]) for r in rows) == [
-        ("alice@example.com", "defect"), ("bob@example.com", "ok")]  # fmt: skip
+        ("alice@example.com", "defect"),
+        ("bob@example.com", "ok"),
+    ]
     by_image = {r["image"]: r for r in rows}
     assert by_image["'=cmd().jpg"]["model_label"] == "ok"  # formula neutralised for spreadsheets
     assert by_image["b.jpg"]["model_score"] == "0.720000"
@@ -318,10 +328,18 @@ def test_cross_origin_posts_are_refused(app, iap, bucket):
 
 @pytest.mark.parametrize(
     ("name", "status"),
-    [("ok/victim.jpg", 400), ("unclear/../ok/victim.jpg", 404), ("/etc/passwd", 400),
-     ("unclear/a\x00b", 400), ("unclear/", 400), ("unclear\\..\\ok\\victim.jpg", 400),
-     ("human_decided/ok/victim.jpg", 400), (None, 400), ("review/leases/unclear/x.jpg", 400)],
-)  # fmt: skip
+    [
+        ("ok/victim.jpg", 400),
+        ("unclear/../ok/victim.jpg", 404),
+        ("/etc/passwd", 400),
+        ("unclear/a\x00b", 400),
+        ("unclear/", 400),
+        ("unclear\\..\\ok\\victim.jpg", 400),
+        ("human_decided/ok/victim.jpg", 400),
+        (None, 400),
+        ("review/leases/unclear/x.jpg", 400),
+    ],
+)
 def test_only_names_under_unclear_are_accepted(app, iap, bucket, name, status):
     bucket.blob("ok/victim.jpg").upload_from_string(b"auto-decided, must stay")
     alice = reviewer(app, iap, "alice@example.com")

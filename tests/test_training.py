@@ -100,9 +100,11 @@ def test_retrain_from_reviews_adds_new_images_and_human_labels_win(make_bucket, 
     training.blob("data/train/ok_front/a.jpg").upload_from_string(b"image A")
     training.blob("data/train/def_front/b.jpg").upload_from_string(b"image B")
     training.blob("data/test/ok_front/c.jpg").upload_from_string(b"image C")
-    original = (f"training,gs://{training.name}/data/train/ok_front/a.jpg,ok\n"
-                f"validation,gs://{training.name}/data/train/def_front/b.jpg,defect\n"
-                f"test,gs://{training.name}/data/test/ok_front/c.jpg,ok\n")  # fmt: skip
+    original = (
+        f"training,gs://{training.name}/data/train/ok_front/a.jpg,ok\n"
+        f"validation,gs://{training.name}/data/train/def_front/b.jpg,defect\n"
+        f"test,gs://{training.name}/data/test/ok_front/c.jpg,ok\n"
+    )
     (tmp_path / "import.csv").write_text(original)
 
     def decide(name, label, data, when):
@@ -117,8 +119,15 @@ def test_retrain_from_reviews_adds_new_images_and_human_labels_win(make_bucket, 
         "line-1/new-2-again.jpg", "defect", b"new ok", "2026-11-25T10:03:00+00:00"
     )  # a later decision wins
     out = tmp_path / "retrain.csv"
-    args = [str(tmp_path / "import.csv"), "--prediction-bucket", predicted.name,
-            "--reviewed", f"gs://{training.name}/reviewed", "--out", str(out)]  # fmt: skip
+    args = [
+        str(tmp_path / "import.csv"),
+        "--prediction-bucket",
+        predicted.name,
+        "--reviewed",
+        f"gs://{training.name}/reviewed",
+        "--out",
+        str(out),
+    ]
     retrain_from_reviews.main(args)
     rows = read_import_file(out.read_text())
     by_uri = {uri: (split, label) for split, uri, label in rows}
@@ -137,6 +146,30 @@ def test_retrain_from_reviews_adds_new_images_and_human_labels_win(make_bucket, 
     assert "added 2 new defect" in printed and "added 0 new ok" in printed and "relabelled 1" in printed
     retrain_from_reviews.main(args)  # a rerun copies nothing twice and gives the same file
     assert read_import_file(out.read_text()) == rows
+
+
+def test_on_day_zero_the_reviewers_decisions_are_the_first_training_set(make_bucket, tmp_path):
+    """No import file yet (classifierBackend none): every decision joins, and some form the test split."""
+    training, predicted = make_bucket("training"), make_bucket("prediction")
+    for index in range(40):
+        label = ("ok", "defect")[index % 2]
+        blob = predicted.blob(f"human_decided/{label}/line-1/part-{index}.jpeg")
+        blob.metadata = {"decided_at": "2026-11-25T10:00:00+00:00", "reviewer": "r@example.com"}
+        blob.upload_from_string(f"image {index}".encode())
+    out = tmp_path / "first.csv"
+    retrain_from_reviews.main(
+        [
+            "--prediction-bucket",
+            predicted.name,
+            "--reviewed",
+            f"gs://{training.name}/reviewed",
+            "--out",
+            str(out),
+        ]
+    )
+    rows = read_import_file(out.read_text())
+    assert len(rows) == 40 and {split for split, _, _ in rows} == {"training", "validation", "test"}
+    assert sum(label == "defect" for _, _, label in rows) == 20
 
 
 # --- evaluate -------------------------------------------------------------------------------------
@@ -193,20 +226,35 @@ class VertexApiStub:
         routes = {
             ("POST", f"/v1/{self.P}/datasets"): lambda b: op("Dataset", {"name": f"{stub.P}/datasets/11"}),
             ("POST", f"/v1/{self.P}/datasets/11:import"): lambda b: op("ImportDataResponse", {}),
-            ("POST", f"/v1/{self.P}/trainingPipelines"): lambda b: {"name": f"{stub.P}/trainingPipelines/22",
-                                                                    "state": "PIPELINE_STATE_RUNNING"},
+            ("POST", f"/v1/{self.P}/trainingPipelines"): lambda b: {
+                "name": f"{stub.P}/trainingPipelines/22",
+                "state": "PIPELINE_STATE_RUNNING",
+            },
             ("GET", f"/v1/{self.P}/trainingPipelines/22"): lambda b: {
-                "name": f"{stub.P}/trainingPipelines/22", "state": "PIPELINE_STATE_SUCCEEDED",
-                "modelToUpload": {"name": f"{stub.P}/models/33"}},
-            ("GET", f"/v1/{self.P}/models/33/evaluations"): lambda b: {"modelEvaluations": [{"metrics": {
-                "confusionMatrix": {"annotationSpecs": [{"displayName": "defect"}, {"displayName": "ok"}],
-                                    "rows": [[98, 2], [1, 99]]}}}]},
+                "name": f"{stub.P}/trainingPipelines/22",
+                "state": "PIPELINE_STATE_SUCCEEDED",
+                "modelToUpload": {"name": f"{stub.P}/models/33"},
+            },
+            ("GET", f"/v1/{self.P}/models/33/evaluations"): lambda b: {
+                "modelEvaluations": [
+                    {
+                        "metrics": {
+                            "confusionMatrix": {
+                                "annotationSpecs": [{"displayName": "defect"}, {"displayName": "ok"}],
+                                "rows": [[98, 2], [1, 99]],
+                            }
+                        }
+                    }
+                ]
+            },
             ("POST", f"/v1/{self.P}/endpoints"): lambda b: op("Endpoint", {"name": f"{stub.P}/endpoints/44"}),
             ("POST", f"/v1/{self.P}/endpoints/44:deployModel"): lambda b: op("DeployModelResponse", {}),
-            ("GET", f"/v1/{self.P}/endpoints/44"): lambda b: {"name": f"{stub.P}/endpoints/44",
-                                                              "deployedModels": [{"id": "55"}]},
+            ("GET", f"/v1/{self.P}/endpoints/44"): lambda b: {
+                "name": f"{stub.P}/endpoints/44",
+                "deployedModels": [{"id": "55"}],
+            },
             ("POST", f"/v1/{self.P}/endpoints/44:undeployModel"): lambda b: op("UndeployModelResponse", {}),
-        }  # fmt: skip
+        }
 
         class Handler(BaseHTTPRequestHandler):
             def _answer(self):
@@ -252,10 +300,21 @@ def vertex_client(stub):
 
 def test_train_sends_the_dataset_import_budget_and_deploy_requests(vertex_api, capsys):
     train_vertex.main(
-        ["--project", "demo", "--region", "europe-west4", "--import-file", "gs://t/casting_data/import.csv",
-         "--budget", "8", "--deploy", "--poll-seconds", "0"],
+        [
+            "--project",
+            "demo",
+            "--region",
+            "europe-west4",
+            "--import-file",
+            "gs://t/casting_data/import.csv",
+            "--budget",
+            "8",
+            "--deploy",
+            "--poll-seconds",
+            "0",
+        ],
         vertex=vertex_client(vertex_api),
-    )  # fmt: skip
+    )
     dataset = vertex_api.body("POST", "/datasets")
     assert dataset["metadataSchemaUri"] == train_vertex.IMAGE_METADATA
     imported = vertex_api.body("POST", "/datasets/11:import")["importConfigs"][0]
@@ -276,8 +335,10 @@ def test_train_sends_the_dataset_import_budget_and_deploy_requests(vertex_api, c
 
 
 def test_undeploy_stops_the_endpoint_cost(vertex_api, capsys):
-    train_vertex.main(["--project", "demo", "--region", "europe-west4", "--undeploy", "--endpoint", "44"],
-                      vertex=vertex_client(vertex_api))  # fmt: skip
+    train_vertex.main(
+        ["--project", "demo", "--region", "europe-west4", "--undeploy", "--endpoint", "44"],
+        vertex=vertex_client(vertex_api),
+    )
     assert vertex_api.body("POST", "/endpoints/44:undeployModel")["deployedModelId"] == "55"
     assert "1 model(s) undeployed" in capsys.readouterr().out
 
@@ -286,11 +347,24 @@ def test_every_script_has_help():
     import subprocess
     import sys
 
-    for module in ("prepare", "upload_dataset", "train_vertex", "retrain_from_reviews", "evaluate",
-                   "train_local", "sample_data", "upload", "demo"):  # fmt: skip
+    for module in (
+        "prepare",
+        "upload_dataset",
+        "train_vertex",
+        "retrain_from_reviews",
+        "evaluate",
+        "train_local",
+        "sample_data",
+        "upload",
+        "demo",
+    ):
         result = subprocess.run(
             [sys.executable, "-m", f"scripts.{module}", "--help"], capture_output=True, text=True
         )
         assert result.returncode == 0 and "usage:" in result.stdout, module
-    assert "$3.465" in subprocess.run([sys.executable, "-m", "scripts.train_vertex", "--help"],
-                                      capture_output=True, text=True).stdout  # fmt: skip
+    assert (
+        "$3.465"
+        in subprocess.run(
+            [sys.executable, "-m", "scripts.train_vertex", "--help"], capture_output=True, text=True
+        ).stdout
+    )

@@ -1,7 +1,7 @@
 """fake-gcs-server behind a thin proxy that enforces GCS's preconditions and reports finalized objects.
 
 fake-gcs-server checks `ifGenerationMatch` on uploads only: it lets a copy overwrite an existing
-object and a delete remove a newer generation, where GCS answers 412 (measured; toolchain.md).
+object and a delete remove a newer generation, where GCS answers 412 (measured: docs/measurements.md).
 Our lossless contract rests on exactly those answers, so the proxy checks them against the
 emulator's current state before forwarding, under one lock so check and change are atomic.
 It also plays the GCS notification service: every object it sees finalized (upload, copy,
@@ -63,10 +63,23 @@ class FakeGcs:
             self.root.mkdir(parents=True, exist_ok=True)
             backend = ["-backend", "filesystem", "-filesystem-root", str(self.root)]
         self._process = subprocess.Popen(
-            [emulator_binary(), "-scheme", "http", "-host", HOST, "-port", str(self._upstream_port),
-             "-public-host", f"{HOST}:{self.port}", "-log-level", "error", *backend],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
+            [
+                emulator_binary(),
+                "-scheme",
+                "http",
+                "-host",
+                HOST,
+                "-port",
+                str(self._upstream_port),
+                "-public-host",
+                f"{HOST}:{self.port}",
+                "-log-level",
+                "error",
+                *backend,
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         wait_for_http(f"http://{HOST}:{self._upstream_port}/storage/v1/b", what="fake-gcs-server")
         handler = type("Handler", (_ProxyHandler,), {"gcs": self})
         self._server = ThreadingHTTPServer((HOST, self.port), handler)

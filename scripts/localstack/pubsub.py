@@ -57,8 +57,9 @@ class PubSubEmulator:
     def start(self) -> PubSubEmulator:
         self._process = subprocess.Popen(
             ["java", "-jar", self.jar, f"--host={HOST}", f"--port={self.port}"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         os.environ["PUBSUB_EMULATOR_HOST"] = f"{HOST}:{self.port}"
         from google.cloud import pubsub_v1
 
@@ -78,12 +79,17 @@ class PubSubEmulator:
         """A topic pushing to `endpoint`, and a held pull subscription on its dead-letter topic."""
         for name in (topic, dead_letter_topic):
             self.publisher.create_topic(name=name)
-        self.subscriber.create_subscription(request={
-            "name": _subscription(topic, "push"), "topic": topic,
-            "push_config": {"push_endpoint": endpoint},
-            "dead_letter_policy": {"dead_letter_topic": dead_letter_topic,
-                                   "max_delivery_attempts": MAX_DELIVERY_ATTEMPTS},
-        })  # fmt: skip
+        self.subscriber.create_subscription(
+            request={
+                "name": _subscription(topic, "push"),
+                "topic": topic,
+                "push_config": {"push_endpoint": endpoint},
+                "dead_letter_policy": {
+                    "dead_letter_topic": dead_letter_topic,
+                    "max_delivery_attempts": MAX_DELIVERY_ATTEMPTS,
+                },
+            }
+        )
         self.subscriber.create_subscription(
             request={"name": _subscription(dead_letter_topic, "held"), "topic": dead_letter_topic}
         )
@@ -94,10 +100,12 @@ class PubSubEmulator:
             request={"subscription": _subscription(dead_letter_topic, "held"), "max_messages": 100}, timeout=5
         )
         if response.received_messages:
-            self.subscriber.acknowledge(request={
-                "subscription": _subscription(dead_letter_topic, "held"),
-                "ack_ids": [m.ack_id for m in response.received_messages],
-            })  # fmt: skip
+            self.subscriber.acknowledge(
+                request={
+                    "subscription": _subscription(dead_letter_topic, "held"),
+                    "ack_ids": [m.ack_id for m in response.received_messages],
+                }
+            )
         return [m.message.data for m in response.received_messages]
 
     def stop(self) -> None:
@@ -147,11 +155,13 @@ class InProcessPubSub:
             topic, endpoint, dead_letter, data, attributes, message_id, attempt = item
             body = {
                 "message": {
-                    "data": base64.b64encode(data).decode(), "attributes": attributes,
-                    "messageId": message_id, "publishTime": datetime.now(UTC).isoformat(),
+                    "data": base64.b64encode(data).decode(),
+                    "attributes": attributes,
+                    "messageId": message_id,
+                    "publishTime": datetime.now(UTC).isoformat(),
                 },
                 "subscription": _subscription(topic, "push"),
-            }  # fmt: skip
+            }
             try:
                 ok = session.post(endpoint, json=body, timeout=60).status_code < 300
             except requests.RequestException:

@@ -102,11 +102,17 @@ class LocalStack:
         publishing._publisher.cache_clear()  # a restarted emulator listens on a new port
         self._stoppers.append(self.pubsub.stop)
 
-        os.environ.update({
-            "PREDICTIONS_TOPIC": c.topic, "DEAD_LETTER_TOPIC": c.dead_letter_topic,
-            "PREDICTION_BUCKET": c.prediction, "PREDICTION_THRESHOLD": str(c.threshold),
-            "CLASSIFIER_BACKEND": "onnx", "ONNX_MODEL": str(c.model_path), **c.extra_env,
-        })  # fmt: skip
+        os.environ.update(
+            {
+                "PREDICTIONS_TOPIC": c.topic,
+                "DEAD_LETTER_TOPIC": c.dead_letter_topic,
+                "PREDICTION_BUCKET": c.prediction,
+                "PREDICTION_THRESHOLD": str(c.threshold),
+                "CLASSIFIER_BACKEND": "onnx",
+                "ONNX_MODEL": str(c.model_path),
+                **c.extra_env,
+            }
+        )
         functions = ROOT / "functions"
         self.predict = _Served(
             functions_framework.create_app(

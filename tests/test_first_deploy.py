@@ -1,0 +1,314 @@
+"""A fresh-project rehearsal of `pulumi up`, under mocks.
+
+Mocks cannot see GCP's rules, so each rule the first deploy depends on is one check here, with its
+source, applied to the whole resource graph the program registers: inputs, explicit `depends_on`
+and the resources each input came from (infra.mocks records what the engine would be told).
+docs/gcp-rules.md lists the same rules for people.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from infra.mocks import PROJECT_NUMBER, dev_config, run_program
+
+REGION = "europe-west4"
+FUNCTION = "gcp:cloudfunctionsv2/function:Function"
+SLEEP = "time:index/sleep:Sleep"
+
+
+class Graph:
+    """The registered resources by name, and what each one waits for."""
+
+    def __init__(self, mocks):
+        self.nodes = mocks.graph
+        self.inputs = {r["name"]: r["inputs"] for r in mocks.resources}
+        self.types = {r["name"]: r["type"] for r in mocks.resources}
+        self._by_urn = {node.urn: name for name, node in self.nodes.items()}
+
+    def upstream(self, name: str) -> set[str]:
+        """Every resource `name` waits for, directly or through others."""
+        seen, todo = set(), [name]
+        while todo:
+            for urn in self.nodes[todo.pop()].dependencies:
+                dep = self._by_urn.get(urn)
+                if dep and dep not in seen:
+                    seen.add(dep)
+                    todo.append(dep)
+        return seen
+
+    def of_type(self, suffix: str) -> list[str]:
+        return [name for name, t in self.types.items() if t.endswith(suffix)]
+
+    def grants(self) -> list[str]:
+        return [n for n, t in self.types.items() if t.rsplit(":", 1)[-1].endswith(("IAMMember", "IamMember"))]
+
+    def grants_to(self, member: str) -> list[str]:
+        return [n for n in self.grants() if self.inputs[n]["member"] == member]
+
+
+@pytest.fixture(scope="module")
+def graph():
+    return Graph(run_program(dev_config())[0])
+
+
+def _email(account_id: str) -> str:
+    return account_id.rsplit("/", 1)[-1]
+
+
+def test_function_builds_can_read_the_bucket_cloud_functions_copies_their_source_to(graph):
+    """Gen2 builds fetch the source from `gcf-v2-sources-<project number>-<region>`, a bucket Google
+    owns, not from the bucket the program uploaded to; a custom build account without read there
+    fails with "Access to bucket gcf-v2-sources-… denied".
+    Source: https://github.com/hashicorp/terraform-provider-google/issues/20571 and
+    https://github.com/GoogleCloudPlatform/marketing-analytics-jumpstart/issues/153"""
+    bucket = f"gcf-v2-sources-{PROJECT_NUMBER}-{REGION}"
+    for function in graph.of_type("Function"):
+        builder = "serviceAccount:" + _email(graph.inputs[function]["buildConfig"]["serviceAccount"])
+        readable = [
+            g
+            for g in graph.grants_to(builder)
+            if graph.inputs[g]["role"] == "roles/storage.objectViewer"
+            and (
+                graph.inputs[g].get("bucket") == bucket
+                or f'"projects/_/buckets/{bucket}"'
+                in (graph.inputs[g].get("condition") or {}).get("expression", "")
+            )
+        ]
+        assert readable, f"{function}'s build account cannot read {bucket}"
+        for grant in readable:
+            assert grant in graph.upstream(function), f"{function} does not wait for {grant}"
+
+
+def test_function_images_go_to_a_declared_repository_and_the_builder_writes_only_there(graph):
+    """Without `docker_repository` Cloud Functions pushes to `gcf-artifacts`, a repository it creates
+    itself, so a writer grant can only be project-wide. Source:
+    https://cloud.google.com/functions/docs/reference/rest/v2/projects.locations.functions#BuildConfig"""
+    repositories = {
+        f"projects/my-factory-project/locations/{REGION}/repositories/{graph.inputs[r]['repositoryId']}": r
+        for r in graph.of_type("artifactregistry/repository:Repository")
+    }
+    for function in graph.of_type("Function"):
+        build = graph.inputs[function]["buildConfig"]
+        assert build.get("dockerRepository") in repositories, function
+        builder = "serviceAccount:" + _email(build["serviceAccount"])
+        writes = [
+            g for g in graph.grants_to(builder) if graph.inputs[g]["role"] == "roles/artifactregistry.writer"
+        ]
+        assert writes and all(graph.types[g].endswith("RepositoryIamMember") for g in writes)
+    project_writers = [
+        g
+        for g in graph.of_type("projects/iAMMember:IAMMember")
+        if graph.inputs[g]["role"] == "roles/artifactregistry.writer"
+    ]
+    assert project_writers == []
+
+
+def _trigger_needs(graph, function: str) -> set[str]:
+    f = graph.inputs[function]
+    members = {
+        "serviceAccount:" + f["serviceConfig"]["serviceAccountEmail"],
+        "serviceAccount:" + _email(f["buildConfig"]["serviceAccount"]),
+    }
+    if "eventTrigger" in f:
+        members |= {
+            "serviceAccount:" + f["eventTrigger"]["serviceAccountEmail"],
+            f"serviceAccount:service-{PROJECT_NUMBER}@gs-project-accounts.iam.gserviceaccount.com",
+        }
+    after_function = {g for g in graph.grants() if function in graph.upstream(g)}
+    return {g for m in members for g in graph.grants_to(m)} - after_function
+
+
+def test_functions_and_their_triggers_wait_for_iam_propagation(graph):
+    """New grants and service agents take time to take effect: Eventarc triggers created seconds
+    after their grants fail on the first apply in a fresh project. A declared wait between them is
+    the cure. Sources: https://github.com/hashicorp/terraform-provider-google/issues/25294,
+    https://github.com/hashicorp/terraform-provider-google/issues/14584,
+    https://github.com/pulumi/pulumi-gcp/issues/1290"""
+    for function in graph.of_type("Function"):
+        sleeps = [s for s in graph.upstream(function) if graph.types[s] == SLEEP]
+        assert sleeps, f"{function} is created the moment its grants are"
+        covered = set().union(*(graph.upstream(s) for s in sleeps))
+        assert _trigger_needs(graph, function) <= covered
+        assert "agent-eventarc" in covered
+
+
+def test_the_push_subscription_waits_for_its_grants_to_propagate(graph):
+    """The same propagation rule for push delivery: the pusher's run.invoker and the Pub/Sub agent's
+    dead-letter grants must be in effect before deliveries start. Sources as above, and
+    https://cloud.google.com/pubsub/docs/handling-failures#grant_forwarding_permissions"""
+    [push] = [s for s in graph.of_type("pubsub/subscription:Subscription") if "pushConfig" in graph.inputs[s]]
+    pusher = "serviceAccount:" + graph.inputs[push]["pushConfig"]["oidcToken"]["serviceAccountEmail"]
+    sleeps = [s for s in graph.upstream(push) if graph.types[s] == SLEEP]
+    assert sleeps
+    covered = set().union(*(graph.upstream(s) for s in sleeps))
+    needed = [g for g in graph.grants_to(pusher) if push not in graph.upstream(g)]
+    needed += [
+        g
+        for g in graph.grants()
+        if graph.inputs[g].get("topic", "").endswith("dead-letter")
+        and "gcp-sa-pubsub" in graph.inputs[g]["member"]
+    ]
+    assert needed and set(needed) <= covered
+
+
+# The API each kind of resource is created through.
+API_OF = {
+    "gcp:storage/": "storage",
+    "gcp:pubsub/": "pubsub",
+    "gcp:cloudfunctionsv2/": "cloudfunctions",
+    "gcp:cloudrunv2/": "run",
+    "gcp:artifactregistry/": "artifactregistry",
+    "gcp:appengine/": "appengine",
+    "gcp:iap/": "iap",
+    "gcp:serviceaccount/": "iam",
+    "gcp:projects/iAMCustomRole": "iam",
+    "gcp:projects/iAMMember": "cloudresourcemanager",
+    "gcp:vertex/": "aiplatform",
+    "gcp:cloudscheduler/": "cloudscheduler",
+    "gcp:projects/serviceIdentity": None,
+}
+
+
+def test_every_resource_waits_for_the_api_it_is_created_through(graph):
+    """A resource created before its API is enabled fails with SERVICE_DISABLED, and enabling takes
+    minutes to propagate. A component's `depends_on` does not reach its children, so each resource
+    must wait itself. Source: https://cloud.google.com/service-usage/docs/enable-disable and
+    https://www.pulumi.com/docs/iac/concepts/options/dependson/"""
+    missing = []
+    for name, t in graph.types.items():
+        api = next((api for prefix, api in API_OF.items() if t.startswith(prefix)), None)
+        if api and f"api-{api}" not in graph.upstream(name):
+            missing.append(f"{name} ({t}) does not wait for {api}.googleapis.com")
+    assert missing == []
+
+
+def test_lookups_wait_for_the_apis_they_call(monkeypatch):
+    """Data-source lookups run during preview; in a fresh project they fail until their API is on.
+    Source: https://github.com/hashicorp/terraform-provider-google/issues/14584"""
+    import pulumi_gcp as gcp
+
+    seen = {}
+
+    def spy(module, name):
+        original = getattr(module, name)
+
+        def call(*args, opts=None, **kwargs):
+            seen[name] = [getattr(d, "_name", None) for d in (opts.depends_on or [])] if opts else []
+            return original(*args, opts=opts, **kwargs)
+
+        monkeypatch.setattr(module, name, call)
+
+    spy(gcp.organizations, "get_project_output")
+    spy(gcp.storage, "get_project_service_account_output")
+    run_program(dev_config())
+    assert "api-cloudresourcemanager" in seen["get_project_output"]
+    assert "api-storage" in seen["get_project_service_account_output"]
+
+
+def test_day_zero_deploys_without_any_model():
+    """A grant on an endpoint or model fails unless it exists, and the training bucket is made by
+    this very stack: the first deploy must need no model. Source: Vertex AI's setIamPolicy on an
+    endpoint answers NOT_FOUND for a missing endpoint
+    (https://cloud.google.com/vertex-ai/docs/reference/rest/v1/projects.locations.endpoints/setIamPolicy)."""
+    mocks, _ = run_program(dev_config())
+    graph = Graph(mocks)
+    assert not graph.of_type("AiEndpointIamMember")
+    assert not [g for g in graph.grants() if "model" in g]
+    env = graph.inputs["function-predict"]["serviceConfig"]["environmentVariables"]
+    assert env["CLASSIFIER_BACKEND"] == "none" and "ONNX_MODEL" not in env and "VERTEX_ENDPOINT" not in env
+
+
+def test_a_model_grant_waits_for_the_bucket_it_names_and_reads_only_the_models_folder():
+    """The same rule once a model is configured: the grant names our training bucket, so it must
+    wait for it, and read only where models live."""
+    mocks, _ = run_program(
+        dev_config(classifierBackend="onnx", onnxModel="gs://acme-qi-training/models/model.onnx")
+    )
+    graph = Graph(mocks)
+    grant = graph.inputs["iam-predict-model"]
+    assert grant["bucket"] == "acme-qi-training" and "bucket-training" in graph.upstream("iam-predict-model")
+    assert grant["condition"]["expression"] == (
+        'resource.name.startsWith("projects/_/buckets/acme-qi-training/objects/models/")'
+    )
+    assert "iam-predict-model" in graph.upstream("function-predict")
+
+
+def test_a_vertex_grant_allows_prediction_only():
+    """`roles/aiplatform.user` also allows changing, undeploying and deleting endpoints; prediction
+    needs only `aiplatform.endpoints.predict`. Source:
+    https://cloud.google.com/vertex-ai/docs/general/access-control#aiplatform.user"""
+    mocks, _ = run_program(dev_config(classifierBackend="vertex", vertexEndpointId="1234567890123456789"))
+    graph = Graph(mocks)
+    [grant] = graph.of_type("AiEndpointIamMember")
+    role = graph.inputs[grant]["role"]
+    [custom] = [r for r in graph.of_type("IAMCustomRole") if role.endswith(graph.inputs[r]["roleId"])]
+    assert graph.inputs[custom]["permissions"] == ["aiplatform.endpoints.predict"]
+    assert custom in graph.upstream(grant)
+
+
+def test_each_new_review_app_version_gets_all_traffic_and_old_ones_are_removed(graph):
+    """Creating an App Engine version does not move traffic to it (except a service's first), and the
+    provider does not migrate it: declare the split. Source: https://github.com/pulumi/pulumi-gcp/issues/718"""
+    [split] = graph.of_type("EngineSplitTraffic")
+    [version] = graph.of_type("StandardAppVersion")
+    allocations = graph.inputs[split]["split"]["allocations"]
+    assert allocations == {graph.inputs[version]["versionId"]: "1"}
+    assert version in graph.upstream(split)
+    assert graph.inputs[version].get("noopOnDestroy") is False, "replaced versions would pile up"
+
+
+def test_the_app_engine_build_identity_is_declared_and_can_fetch_the_source(graph):
+    """App Engine builds run as the project's default Cloud Build account, which is the Compute
+    Engine default account in projects created since May 2024, and which has no roles where
+    `iam.automaticIamGrantsForDefaultServiceAccounts` is enforced. Source:
+    https://cloud.google.com/build/docs/cloud-build-service-account-updates"""
+    builder = f"serviceAccount:{PROJECT_NUMBER}-compute@developer.gserviceaccount.com"
+    grants = {(graph.inputs[g]["role"], graph.inputs[g].get("bucket")) for g in graph.grants_to(builder)}
+    assert ("roles/storage.objectViewer", "acme-qi-sources") in grants
+    assert ("roles/logging.logWriter", None) in grants
+    [version] = graph.of_type("StandardAppVersion")
+    assert {g for g in graph.grants_to(builder)} <= graph.upstream(version)
+
+
+def test_the_pubsub_agent_mints_push_tokens_only_where_the_project_needs_it():
+    """Only projects created before 2021-04-08 need the Pub/Sub service agent to hold Token Creator
+    for push authentication. Source:
+    https://cloud.google.com/pubsub/docs/authenticate-push-subscriptions"""
+
+    def creators(g):
+        return [n for n in g.grants() if g.inputs[n]["role"] == "roles/iam.serviceAccountTokenCreator"]
+
+    assert creators(Graph(run_program(dev_config())[0])) == []
+    old = Graph(run_program(dev_config(pubsubAgentTokenCreator="true"))[0])
+    assert [old.inputs[n]["member"] for n in creators(old)] == [
+        f"serviceAccount:service-{PROJECT_NUMBER}@gcp-sa-pubsub.iam.gserviceaccount.com"
+    ]
+
+
+def test_the_trigger_and_the_push_subscription_have_their_own_identities(graph):
+    """One identity per caller, so that a grant or an audit log line names one path."""
+    trigger = graph.inputs["function-predict"]["eventTrigger"]["serviceAccountEmail"]
+    [push] = [s for s in graph.of_type("pubsub/subscription:Subscription") if "pushConfig" in graph.inputs[s]]
+    assert trigger != graph.inputs[push]["pushConfig"]["oidcToken"]["serviceAccountEmail"]
+
+
+BROADER_THAN_THE_WORK = {
+    "roles/aiplatform.user": "changes, undeploys and deletes endpoints",
+    "roles/storage.objectUser": "also updates metadata, ACL-free overwrite, restore",
+    "roles/storage.objectAdmin": "manages object IAM",
+    "roles/storage.admin": "administers buckets",
+    "roles/iam.serviceAccountTokenCreator": "mints access and ID tokens, beyond signBlob",
+}
+
+
+def test_no_predefined_role_is_broader_than_the_work(graph):
+    """Least privilege: where a predefined role allows more than the work, a custom role names the
+    permissions used. Sources: https://cloud.google.com/iam/docs/roles-permissions/storage,
+    https://cloud.google.com/iam/docs/service-account-permissions#token-creator-role"""
+    broad = [
+        (g, graph.inputs[g]["role"])
+        for g in graph.grants()
+        if graph.inputs[g]["role"] in BROADER_THAN_THE_WORK
+    ]
+    assert broad == []
