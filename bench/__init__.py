@@ -13,6 +13,7 @@ ENTRYPOINT_ENV = {
         "PREDICTION_BUCKET": "b",
         "PREDICTION_THRESHOLD": "0.9",
         "DEAD_LETTER_TOPIC": "projects/p/topics/d",
+        "INBOUND_BUCKET": "i",
     },
     "review_app": {"PREDICTION_BUCKET": "b", "REVIEW_AUTH": "iap", "IAP_AUDIENCE": "/projects/1/apps/p"},
 }

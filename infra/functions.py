@@ -130,6 +130,7 @@ class Functions(pulumi.ComponentResource):
         move_env = {
             "PREDICTION_BUCKET": buckets.prediction.name,
             "PREDICTION_THRESHOLD": str(s.threshold),
+            "INBOUND_BUCKET": buckets.inbound.name,
             "DEAD_LETTER_TOPIC": messaging.dead_letter.id,
         }
         self.predict = self._function(

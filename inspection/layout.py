@@ -6,12 +6,15 @@
     rejected/<name>                not classifiable; metadata says why
     human_decided/<label>/<name>   decided by a reviewer; metadata says who and when
     review/leases/<name>           a reviewer's short claim on unclear/<name>
+    claims/<hash>.json             the one decision recorded for one moved object generation
 
 `<name>` is the inbound object name, kept verbatim: it is an object key, never a file path.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import posixpath
 
 OK = "ok"
@@ -21,6 +24,7 @@ UNCLEAR = "unclear"
 REJECTED = "rejected"
 HUMAN_DECIDED = "human_decided"
 LEASES = "review/leases"
+CLAIMS = "claims"
 ROUTED_FOLDERS = (OK, DEFECT, UNCLEAR, REJECTED)
 
 
@@ -50,3 +54,30 @@ def alongside(destination: str, generation: int) -> str:
         stem, ext = base, ""
     renamed = f"{stem}__g{generation}{ext}"
     return f"{folder}/{renamed}" if folder else renamed
+
+
+def unservable(name: str) -> str | None:
+    """Why the product cannot carry `name` from upload to a reviewer's decision, or None.
+
+    GCS accepts these names, but control characters and backslashes cannot travel through the
+    review app's requests and headers, and a `.` or `..` segment is resolved away by the browser
+    before a signed URL reaches GCS, so such an image could never be shown or decided.
+    """
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in name):
+        return "a control character"
+    if "\\" in name:
+        return "a backslash"
+    if any(segment in (".", "..") for segment in name.split("/")):
+        return "a '.' or '..' path segment"
+    return None
+
+
+def quarantined(name: str) -> str:
+    """A safe, unique name in rejected/ for an object whose own name cannot be served."""
+    digest = hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()[:24]
+    return f"{REJECTED}/unsafe_name/{digest}"
+
+
+def printable(name: str) -> str:
+    """`name` as ASCII metadata can carry (JSON escapes), so nothing is lost."""
+    return json.dumps(name)[1:-1]

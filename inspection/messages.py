@@ -47,8 +47,8 @@ class Prediction:
         """Parse and validate; a MessageError says exactly what is wrong."""
         try:
             body = json.loads(raw)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise MessageError(f"not JSON: {exc}") from None
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+            raise MessageError(f"not JSON: {type(exc).__name__}: {exc}") from None
         if not isinstance(body, dict):
             raise MessageError("not a JSON object")
         return cls(
@@ -137,3 +137,28 @@ def _timestamp(value: object) -> str:
     except ValueError:
         raise MessageError("predicted_at must be an ISO 8601 string") from None
     return value
+
+
+@dataclass(frozen=True)
+class StorageObject:
+    """The object resource of a storage `finalized` event: the fields predict relies on, checked."""
+
+    bucket: str
+    name: str
+    generation: int
+    size: int
+
+    @classmethod
+    def from_event(cls, data: object) -> StorageObject:
+        """Validate the event's data; a MessageError says what is wrong."""
+        if not isinstance(data, dict):
+            raise MessageError("event data is not a JSON object")
+        size = data.get("size", "0")
+        if isinstance(size, bool) or not isinstance(size, (str, int)) or not str(size or "0").isdigit():
+            raise MessageError("size must be a decimal string")
+        return cls(
+            bucket=_text(data, "bucket"),
+            name=validate_object_name(_text(data, "name")),
+            generation=_generation(data.get("generation")),
+            size=int(size or 0),
+        )

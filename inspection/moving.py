@@ -7,20 +7,24 @@ import time
 from datetime import UTC, datetime
 
 from inspection import layout, logs, routing, storage
+from inspection.errors import MessageError
 from inspection.messages import Prediction
 from inspection.settings import MoveSettings
 
 
-def route(prediction: Prediction, settings: MoveSettings) -> storage.MoveResult:
-    """Move the predicted image to its folder, keeping its name; safe to repeat."""
+def route(prediction: Prediction, settings: MoveSettings) -> storage.Moved:
+    """Move the predicted image to its folder, keeping its name; safe to repeat. The first delivery's
+    decision stands: a redelivery that would choose another folder (a threshold being rolled out,
+    a generation scored twice) follows it."""
+    if prediction.bucket != settings.inbound_bucket:
+        raise MessageError(
+            f"source bucket {prediction.bucket!r} is not the inbound bucket {settings.inbound_bucket!r}"
+        )
     started = time.perf_counter()
     folder = routing.folder_for(prediction, settings.threshold)
     result = storage.move(
-        prediction.bucket,
-        prediction.name,
-        prediction.generation,
-        settings.prediction_bucket,
-        layout.routed(folder, prediction.name),
+        storage.ObjectRef(prediction.bucket, prediction.name, prediction.generation),
+        storage.ObjectRef(settings.prediction_bucket, layout.routed(folder, prediction.name)),
         {
             "predicted_label": prediction.label,
             "predicted_score": f"{prediction.score:.6f}",
@@ -33,16 +37,17 @@ def route(prediction: Prediction, settings: MoveSettings) -> storage.MoveResult:
             **storage.provenance(prediction.bucket, prediction.generation),
         },
     )
+    decided = result.claim.destination.split("/", 1)[0] if result.claim else folder
     logs.info(
         "routed",
         image=prediction.name,
         generation=prediction.generation,
         label=prediction.label,
         score=prediction.score,
-        folder=folder,
+        folder=decided,
         unclear_reason=prediction.unclear_reason or None,
         destination=result.destination,
-        outcome=result.outcome,
+        outcome=str(result.outcome),
         latency_ms=round((time.perf_counter() - started) * 1000, 1),
     )
     return result

@@ -7,34 +7,32 @@ from datetime import UTC, datetime
 
 from inspection import images, layout, logs, publishing, storage
 from inspection.classifiers import Classifier
-from inspection.messages import Prediction
+from inspection.messages import Prediction, StorageObject
 from inspection.settings import PredictSettings
 
 
-def handle_object(obj: dict, settings: PredictSettings, classifier: Classifier) -> str:
+def handle_object(obj: StorageObject, settings: PredictSettings, classifier: Classifier) -> str:
     """Classify one object generation and publish the result; returns what happened.
 
     Raises on anything a retry may fix (backend trouble, a failed publish), so the platform retries.
     """
     started = time.perf_counter()
-    bucket, name, generation = obj["bucket"], obj["name"], int(obj["generation"])
-    declared_size = int(obj.get("size") or 0)
-    if declared_size > settings.max_upload_bytes:
-        return _reject(
-            obj,
-            images.ImageRejected(
-                "too_large",
-                f"{declared_size} bytes is over the limit of {settings.max_upload_bytes}",
-            ),
-            settings,
-            started,
+    source = storage.ObjectRef(obj.bucket, obj.name, obj.generation)
+    unsafe = layout.unservable(obj.name)
+    if unsafe:
+        rejection = images.ImageRejected(
+            "unsafe_name", f"the name contains {unsafe}, which no reviewer could open"
         )
-    data = storage.read(bucket, name, generation)
+        return _reject(source, rejection, settings, started, layout.quarantined(obj.name))
+    if obj.size > settings.max_upload_bytes:
+        detail = f"{obj.size} bytes is over the limit of {settings.max_upload_bytes}"
+        return _reject(source, images.ImageRejected("too_large", detail), settings, started)
+    data = storage.read(source)  # a noncurrent generation too: a re-upload of the name does not hide it
     if data is None:
         logs.info(
-            "object generation is gone; an earlier delivery handled it",
-            image=name,
-            generation=generation,
+            "object generation is gone; an earlier delivery routed it",
+            image=obj.name,
+            generation=obj.generation,
         )
         return "gone"
     try:
@@ -45,15 +43,15 @@ def handle_object(obj: dict, settings: PredictSettings, classifier: Classifier) 
             max_pixels=settings.max_image_pixels,
         )
     except images.ImageRejected as rejection:
-        return _reject(obj, rejection, settings, started)
+        return _reject(source, rejection, settings, started)
 
     result = classifier.classify(loaded)
     scores = settings.label_map.normalise(result.confidences)
     label = max(scores, key=scores.__getitem__)
     prediction = Prediction(
-        bucket=bucket,
-        name=name,
-        generation=generation,
+        bucket=obj.bucket,
+        name=obj.name,
+        generation=obj.generation,
         label=label,
         score=scores[label],
         scores=scores,
@@ -61,47 +59,52 @@ def handle_object(obj: dict, settings: PredictSettings, classifier: Classifier) 
         predicted_at=datetime.now(UTC).isoformat(),
         unclear_reason=result.unclear_reason,
     )
-    message_id = publishing.publish(settings.predictions_topic, prediction.to_json(), image=name)
+    message_id = publishing.publish(settings.predictions_topic, prediction.to_json(), image=obj.name)
     logs.info(
         "predicted",
-        image=name,
-        generation=generation,
+        image=obj.name,
+        generation=obj.generation,
         label=label,
         score=scores[label],
         scores=scores,
         model=result.model,
+        unclear_reason=result.unclear_reason or None,
         message_id=message_id,
         latency_ms=round((time.perf_counter() - started) * 1000, 1),
     )
     return "published"
 
 
-def _reject(obj: dict, rejection: images.ImageRejected, settings: PredictSettings, started: float) -> str:
+def _reject(
+    source: storage.ObjectRef,
+    rejection: images.ImageRejected,
+    settings: PredictSettings,
+    started: float,
+    destination: str | None = None,
+) -> str:
     """Keep the file in rejected/ with the reason; one error line says why."""
-    name, generation = obj["name"], int(obj["generation"])
-    destination = layout.routed(layout.REJECTED, name)
     result = storage.move(
-        obj["bucket"],
-        name,
-        generation,
-        settings.prediction_bucket,
-        destination,
+        source,
+        storage.ObjectRef(
+            settings.prediction_bucket, destination or layout.routed(layout.REJECTED, source.name)
+        ),
         {
             "rejected_reason": rejection.reason,
             "rejected_detail": rejection.detail[:1000],
             "rejected_at": datetime.now(UTC).isoformat(),
-            **storage.provenance(obj["bucket"], generation),
+            "original_name": layout.printable(source.name)[:1500],
+            **storage.provenance(source.bucket, source.generation),
         },
     )
     logs.error(
         "rejected",
-        image=name,
-        generation=generation,
+        image=source.name,
+        generation=source.generation,
         reason=rejection.reason,
         detail=rejection.detail,
         folder=layout.REJECTED,
         destination=result.destination,
-        outcome=result.outcome,
+        outcome=str(result.outcome),
         latency_ms=round((time.perf_counter() - started) * 1000, 1),
     )
     return "rejected"

@@ -1,4 +1,4 @@
-"""Publishing to Pub/Sub and waiting for the server's acknowledgement.
+"""Pub/Sub: publishing (and waiting for the server's acknowledgement), and reading held messages.
 
 A publish that fails raises, so the calling handler fails and the platform retries it.
 """
@@ -6,13 +6,27 @@ A publish that fails raises, so the calling handler fails and the platform retri
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 
 PUBLISH_TIMEOUT_S = 60.0
+PULL_TIMEOUT_S = 10.0
+
+
+@dataclass
+class Held:
+    """One message held on a pull subscription; `done()` acknowledges it, `keep()` leaves it there."""
+
+    data: bytes
+    attributes: dict[str, str]
+    done: Callable[[], None]
+    keep: Callable[[], None]
+
 
 # The local stack can stand in for Pub/Sub in-process when Google's emulator is not installed.
-# It registers a callable per topic path here; the cloud never does.
+# It registers a callable per topic (and per held subscription) here; the cloud never does.
 _local_topics: dict[str, Callable[[bytes, dict[str, str]], str]] = {}
+_local_held: dict[str, Callable[[int], list[Held]]] = {}
 
 
 def register_local_topic(topic: str, deliver: Callable[[bytes, dict[str, str]], str]) -> None:
@@ -20,8 +34,14 @@ def register_local_topic(topic: str, deliver: Callable[[bytes, dict[str, str]], 
     _local_topics[topic] = deliver
 
 
-def unregister_local_topic(topic: str) -> None:
-    _local_topics.pop(topic, None)
+def register_local_held(subscription: str, pull: Callable[[int], list[Held]]) -> None:
+    """Serve pulls from `subscription` from an in-process stand-in (local stack only)."""
+    _local_held[subscription] = pull
+
+
+def unregister_local(name: str) -> None:
+    _local_topics.pop(name, None)
+    _local_held.pop(name, None)
 
 
 @functools.cache
@@ -31,9 +51,43 @@ def _publisher():
     return pubsub_v1.PublisherClient()
 
 
+@functools.cache
+def _subscriber():
+    from google.cloud import pubsub_v1
+
+    return pubsub_v1.SubscriberClient()
+
+
 def publish(topic: str, data: bytes, **attributes: str) -> str:
     """Publish and wait until the server has it; returns the message id."""
     local = _local_topics.get(topic)
     if local is not None:
         return local(data, attributes)
     return _publisher().publish(topic, data, **attributes).result(timeout=PUBLISH_TIMEOUT_S)
+
+
+def held(subscription: str, limit: int) -> Iterator[Held]:
+    """Up to `limit` messages waiting on a pull subscription."""
+    local = _local_held.get(subscription)
+    if local is not None:
+        yield from local(limit)
+        return
+    from google.api_core import exceptions as gexc
+
+    client = _subscriber()
+    try:
+        response = client.pull(
+            request={"subscription": subscription, "max_messages": limit}, timeout=PULL_TIMEOUT_S
+        )
+    except gexc.DeadlineExceeded:
+        return
+    for received in response.received_messages:
+        ack_id = received.ack_id
+        yield Held(
+            data=received.message.data,
+            attributes=dict(received.message.attributes),
+            done=lambda a=ack_id: client.acknowledge(request={"subscription": subscription, "ack_ids": [a]}),
+            keep=lambda a=ack_id: client.modify_ack_deadline(
+                request={"subscription": subscription, "ack_ids": [a], "ack_deadline_seconds": 0}
+            ),
+        )

@@ -184,44 +184,66 @@ class Reviews:
 
     # decisions -------------------------------------------------------------------------------
     def decide(self, name: str, generation: int, label: str, reviewer: str) -> Decision:
-        """Record one reviewer's label for unclear/<name> at the generation they saw."""
+        """Record one reviewer's label for unclear/<name> at the generation they saw.
+
+        The first decision recorded for that generation stands (storage.move's claim): the same
+        reviewer asking twice gets that decision twice, anyone else is told it was decided.
+        """
         check_unclear_name(name)
         if label not in layout.LABELS:
             raise NotAllowed(f"label must be one of {', '.join(layout.LABELS)}")
+        source = storage.ObjectRef(self.bucket_name, name, generation)
+        seen = self.bucket.get_blob(name, generation=generation)
+        if seen is None:
+            return self._recorded(source, reviewer)
+        holder = self._lease_of(name)
+        if holder and holder["reviewer"] != reviewer and not self._expired(holder):
+            raise AlreadyDecided(name)  # another reviewer has it on screen (or is undoing it)
         inner = name[len(UNCLEAR_PREFIX) :]
-        source = self.bucket.get_blob(name)
-        if source is None and not any(
-            self.bucket.get_blob(layout.human_decided(x, inner)) for x in layout.LABELS
-        ):
-            raise NotFound(name)
-        if source is None or source.generation != generation:
-            raise AlreadyDecided(name)
-        decided_at = now().isoformat()
-        meta = dict(source.metadata or {})
+        meta = dict(seen.metadata or {})
+        meta.pop(storage.COPIED_FROM, None)
         meta.update(
             {
                 "reviewer": reviewer,
-                "decided_at": decided_at,
+                "decided_at": now().isoformat(),
                 "human_label": label,
                 "model_label": meta.get("predicted_label", ""),
                 "model_score": meta.get("predicted_score", ""),
             }
         )
-        result = self._exclusive_move(name, generation, layout.human_decided(label, inner), meta, reviewer)
+        result = storage.move(
+            source,
+            storage.ObjectRef(self.bucket_name, layout.human_decided(label, inner)),
+            meta,
+            owner=reviewer,
+        )
+        if result.claim is None or result.claim.owner != reviewer:
+            raise AlreadyDecided(name)
         storage.delete_quietly(self.bucket_name, layout.lease(name))
+        decision = _decision(result.claim, result.copy, name)
         logs.info(
             "decided",
             image=name,
-            label=label,
+            label=decision.label,
             reviewer=reviewer,
-            destination=result.destination,
+            destination=decision.name,
+            outcome=str(result.outcome),
             model_label=meta["model_label"],
             model_score=meta["model_score"],
         )
-        return Decision(result.destination, result.generation, label, reviewer, decided_at, name)
+        return decision
+
+    def _recorded(self, source: storage.ObjectRef, reviewer: str) -> Decision:
+        """The generation is gone: the decision recorded for it, if it is this reviewer's."""
+        claim = storage.claim_of(source, self.bucket_name)
+        if claim is None:
+            raise NotFound(source.name)
+        if claim.owner != reviewer:
+            raise AlreadyDecided(source.name)
+        return _decision(claim, None, source.name)
 
     def undo(self, decided_name: str, reviewer: str) -> Item:
-        """Move the reviewer's own recent decision back to unclear/, with the same care."""
+        """Move the reviewer's own recent decision back to unclear/, leased to them, exactly once."""
         _check_text(decided_name)
         if not decided_name.startswith(DECIDED_PREFIX):
             raise NotAllowed("only a decision under human_decided/ can be undone")
@@ -233,27 +255,47 @@ class Reviews:
             raise NotAllowed("the undo window has passed")
         inner = decided_name[len(DECIDED_PREFIX) :].split("/", 1)[1]
         original = UNCLEAR_PREFIX + inner
+        # The undoer keeps the image: lease it before it reappears, so nobody else is served it.
+        lease = self._take_lease_on(original, reviewer)
         restored = {k: v for k, v in meta.items() if k not in _DECISION_KEYS}
-        result = self._exclusive_move(decided_name, decided.generation, original, restored, reviewer)
-        logs.info("undone", image=original, reviewer=reviewer, was=decided_name)
+        source = storage.ObjectRef(self.bucket_name, decided_name, decided.generation)
+        result = storage.move(source, storage.ObjectRef(self.bucket_name, original), restored, owner=reviewer)
+        if result.claim is None or result.claim.owner != reviewer or result.copy is None:
+            raise AlreadyDecided(decided_name)
+        if result.copy.name != original:
+            lease = self._take_lease_on(result.copy.name, reviewer)
+        logs.info(
+            "undone", image=result.copy.name, reviewer=reviewer, was=decided_name, outcome=str(result.outcome)
+        )
         return Item(
-            original,
-            result.generation,
+            result.copy.name,
+            result.copy.generation,
             restored.get("predicted_label", ""),
             _float(restored.get("predicted_score")),
             restored.get("routed_at", ""),
-            "",
+            lease,
         )
 
-    def _exclusive_move(
-        self, name: str, generation: int, target: str, metadata: dict, reviewer: str
-    ) -> storage.MoveResult:
-        """The pipeline's lossless move, where deleting the source decides who won."""
-        bucket = self.bucket_name
-        result = storage.move(bucket, name, generation, bucket, target, metadata, exclusive=reviewer)
-        if result.outcome == "lost":
-            raise AlreadyDecided(name)
-        return result
+    def _lease_of(self, name: str) -> dict | None:
+        blob = self.bucket.get_blob(layout.lease(name))
+        if blob is None:
+            return None
+        meta = blob.metadata or {}
+        return {
+            "reviewer": meta.get("reviewer", ""),
+            "expires": meta.get("expires", ""),
+            "generation": blob.generation,
+        }
+
+    def _take_lease_on(self, name: str, reviewer: str) -> str:
+        """Lease `name` to `reviewer` whoever held it before; returns when it expires."""
+        expires = (now() + self.lease).isoformat()
+        lease = self.bucket.blob(layout.lease(name))
+        lease.metadata = {"reviewer": reviewer, "expires": expires}
+        lease.upload_from_string(
+            json.dumps({"reviewer": reviewer, "expires": expires}), content_type="application/json"
+        )
+        return expires
 
     # audit -----------------------------------------------------------------------------------
     def decisions(self, start: datetime, end: datetime) -> list[dict]:
@@ -281,8 +323,19 @@ class Reviews:
         return sorted(rows, key=lambda row: row["decided_at"])
 
 
-_DECISION_KEYS = {"reviewer", "decided_at", "human_label", "model_label", "model_score"}
-_DECISION_KEYS |= {storage.COPIED_FROM, storage.COPIED_BY}
+_DECISION_KEYS = {"reviewer", "decided_at", "human_label", "model_label", "model_score", storage.COPIED_FROM}
+
+
+def _decision(claim: storage.Claim, copy: storage.ObjectRef | None, source: str) -> Decision:
+    meta = claim.metadata
+    return Decision(
+        name=copy.name if copy else claim.destination,
+        generation=copy.generation if copy else 0,
+        label=meta.get("human_label", claim.destination.split("/")[1]),
+        reviewer=claim.owner,
+        decided_at=meta.get("decided_at", claim.claimed_at),
+        source=source,
+    )
 
 
 def _iso(value) -> str:

@@ -16,6 +16,7 @@ from inspection.labels import LabelMap
 from inspection.routing import parse_threshold
 
 TOPIC_PATTERN = re.compile(r"^projects/[^/]+/topics/[^/]+$")
+SUBSCRIPTION_PATTERN = re.compile(r"^projects/[^/]+/subscriptions/[^/]+$")
 ENDPOINT_PATTERN = re.compile(r"^projects/[^/]+/locations/([^/]+)/endpoints/[^/]+$")
 # none: no model yet, so every image goes to reviewers (day zero; README: deploy).
 CLASSIFIER_BACKENDS = ("none", "vertex", "onnx")
@@ -115,6 +116,7 @@ class MoveSettings:
     prediction_bucket: str
     threshold: float
     dead_letter_topic: str
+    inbound_bucket: str  # the only bucket move takes images from
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> MoveSettings:
@@ -126,4 +128,33 @@ class MoveSettings:
                 "PREDICTION_THRESHOLD",
             ),
             dead_letter_topic=_topic(env, "DEAD_LETTER_TOPIC"),
+            inbound_bucket=_required(env, "INBOUND_BUCKET", "the inbound bucket's name"),
+        )
+
+
+@dataclass(frozen=True)
+class SweepSettings:
+    """What the re-drive sweep needs: predict's own settings (it finishes predict's work), and where
+    to look for stranded images and held messages; see README "Nothing is lost"."""
+
+    predict: PredictSettings
+    inbound_bucket: str
+    held_subscription: str
+    redrive_after_s: int
+    max_messages: int
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> SweepSettings:
+        env = os.environ if env is None else env
+        held = _required(env, "HELD_SUBSCRIPTION", "projects/<project>/subscriptions/<subscription>")
+        if not SUBSCRIPTION_PATTERN.match(held):
+            raise ConfigError(
+                f"HELD_SUBSCRIPTION={held!r} is not valid: expected projects/<project>/subscriptions/<name>"
+            )
+        return cls(
+            predict=PredictSettings.from_env(env),
+            inbound_bucket=_required(env, "INBOUND_BUCKET", "the inbound bucket's name"),
+            held_subscription=held,
+            redrive_after_s=_int(env, "REDRIVE_AFTER_SECONDS", 900, 1, 7 * 24 * 3600),
+            max_messages=_int(env, "REDRIVE_MAX_MESSAGES", 100, 1, 1000),
         )

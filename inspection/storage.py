@@ -1,20 +1,34 @@
 """GCS adapter: a lazily created, reused client, and the lossless move.
 
-A move is a copy that may not overwrite (`if_generation_match=0`), then a delete of exactly the
-generation that was copied. Every step is safe to repeat, so a redelivered message finishes a move
-that crashed half way, and an old message can never delete a newer upload of the same name.
-Each copy records the exact object it was made of (`copied_from`), which is how a repeated move
-recognises its own earlier copy. The pipeline routes images with it, and the review app decides
-and undoes with it (as an exclusive move, where the source delete decides who won).
+A move takes one source object *generation* to one destination, and ends the same way however
+often, however concurrently and by whomever it is attempted:
+
+1. **Claim.** The first attempt records its decision (destination, metadata, owner) in a claim
+   object keyed by the source generation, created with `if_generation_match=0`. Every later
+   attempt reads that claim and carries it out instead of its own wish. So two deliveries that
+   would choose different folders, a reviewer's double click, two reviewers racing, or a retry
+   after a crash all end in the one recorded destination.
+2. **Copy** the source generation to the claimed destination, never overwriting
+   (`if_generation_match=0`). A different object already holding that name keeps it; ours goes
+   beside it under a name that embeds the source generation (layout.alongside). Each copy
+   records the exact object it was made of (`copied_from`), which is how an attempt recognises a
+   copy made by an earlier one.
+3. **Delete exactly the source generation** (also a noncurrent one, in a versioned bucket), so a
+   newer upload of the same name is never touched.
+
+Every step is safe to repeat, and anyone may finish a move someone else claimed.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
+import hashlib
+import json
 import os
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
+from enum import StrEnum
 
 from google.api_core import exceptions as gexc
 from google.cloud import storage
@@ -22,8 +36,6 @@ from google.cloud import storage
 from inspection import layout, logs
 
 COPIED_FROM = "copied_from"  # gs://bucket/name#generation: the exact object a copy was made of
-COPIED_BY = "copied_by"  # who made the copy, for exclusive moves
-STALE_ATTEMPT_S = 600  # an exclusive attempt takes seconds; a copy this old was left by a crash
 # Where a routed image came from, for people and the learning loop (README: the folders).
 SOURCE_BUCKET = "source_bucket"
 SOURCE_GENERATION = "source_generation"
@@ -41,15 +53,75 @@ def client() -> storage.Client:
 
 
 @dataclass(frozen=True)
-class MoveResult:
-    """How a move ended, and where the copy is. `outcome` is one of OUTCOMES."""
+class ObjectRef:
+    """One object, or one generation of it when `generation` is set."""
 
-    outcome: str
-    destination: str
+    bucket: str
+    name: str
     generation: int | None = None
 
-    # lost: an exclusive move whose source was deleted or replaced by someone else first
-    OUTCOMES = ("moved", "already_moved", "kept_both", "source_gone", "lost")
+    @property
+    def uri(self) -> str:
+        return f"gs://{self.bucket}/{self.name}" + (f"#{self.generation}" if self.generation else "")
+
+    def blob(self) -> storage.Blob:
+        return client().bucket(self.bucket).blob(self.name, generation=self.generation)
+
+    @classmethod
+    def parse(cls, uri: str) -> ObjectRef:
+        """gs://bucket/name[#generation]"""
+        if not uri.startswith("gs://") or "/" not in uri[5:]:
+            raise ValueError(f"{uri!r} is not gs://bucket/object")
+        bucket, _, rest = uri[5:].partition("/")
+        name, _, generation = rest.rpartition("#") if "#" in rest else (rest, "", "")
+        if generation and not generation.isdigit():
+            name, generation = rest, ""
+        return cls(bucket, name, int(generation) if generation else None)
+
+
+class Outcome(StrEnum):
+    """How a move ended for the attempt that asked."""
+
+    MOVED = "moved"  # this attempt's decision, carried out now
+    KEPT_BOTH = "kept_both"  # the same, beside a different object that already held the name
+    ALREADY_MOVED = "already_moved"  # this owner's decision, carried out by an earlier attempt
+    FOLLOWED = "followed"  # another decision was recorded first; it stands, and is carried out
+    SOURCE_GONE = "source_gone"  # no decision was recorded and the source generation is gone
+
+
+@dataclass(frozen=True)
+class Claim:
+    """The one decision for one source generation, recorded before anything is copied."""
+
+    source: str  # gs://bucket/name#generation
+    bucket: str  # where the copy goes
+    destination: str  # the name asked for; the copy may sit beside it (layout.alongside)
+    owner: str  # who decided: a reviewer, or "" for the pipeline
+    metadata: dict[str, str] = field(default_factory=dict)
+    claimed_at: str = ""
+
+    def to_json(self) -> bytes:
+        return json.dumps(asdict(self), ensure_ascii=False, sort_keys=True).encode()
+
+    @classmethod
+    def from_json(cls, raw: bytes) -> Claim:
+        return cls(**json.loads(raw))
+
+
+@dataclass(frozen=True)
+class Moved:
+    """The result of a move: how it ended, the decision that stands, and where the copy is."""
+
+    outcome: Outcome
+    claim: Claim | None  # None only when nothing was ever decided (SOURCE_GONE without a claim)
+    copy: ObjectRef | None  # the copy, with its generation; None when the source was gone
+
+    @property
+    def destination(self) -> str:
+        """The copy's name, or the name that was asked for when there is no copy."""
+        if self.copy is not None:
+            return self.copy.name
+        return self.claim.destination if self.claim else ""
 
 
 def provenance(bucket: str, generation: int) -> dict[str, str]:
@@ -57,11 +129,10 @@ def provenance(bucket: str, generation: int) -> dict[str, str]:
     return {SOURCE_BUCKET: bucket, SOURCE_GENERATION: str(generation)}
 
 
-def read(bucket: str, name: str, generation: int) -> bytes | None:
-    """The bytes of exactly that generation, or None when it no longer exists."""
-    blob = client().bucket(bucket).blob(name, generation=generation)
+def read(source: ObjectRef) -> bytes | None:
+    """The bytes of exactly that generation (current or not), or None when it no longer exists."""
     try:
-        return blob.download_as_bytes()
+        return source.blob().download_as_bytes()
     except gexc.NotFound:
         return None
 
@@ -73,121 +144,107 @@ def rewrite(destination, source, **preconditions) -> None:
         token, _, _ = destination.rewrite(source, token=token, **preconditions)
 
 
-def move(
-    src_bucket: str,
-    name: str,
-    generation: int,
-    dst_bucket: str,
-    destination: str,
-    metadata: dict[str, str],
-    *,
-    exclusive: str | None = None,
-) -> MoveResult:
-    """Move one object generation to `destination`, idempotently; never overwrite, never lose.
-
-    `exclusive` names an owner (a reviewer): the move then only counts if this call deletes the
-    source. When someone else deleted or replaced it first, or another owner's copy of the same
-    object is already at the destination, the outcome is `lost` and any copy this call made is
-    taken back. Only copies by the same owner are adopted, so a loser never takes back a copy
-    that holds someone else's win.
-    """
-    identity = {COPIED_FROM: f"gs://{src_bucket}/{name}#{generation}"}
-    if exclusive:
-        identity[COPIED_BY] = exclusive
-    state, target, copy_generation, taken = _place(
-        src_bucket, name, generation, dst_bucket, destination, {**metadata, **identity}, identity
-    )
-    if state == "contended" or (exclusive and state in ("gone", "finished")):
-        return MoveResult("lost", target)
-    if state in ("gone", "finished"):  # the source generation no longer exists
-        outcome = "already_moved" if state == "finished" else "source_gone"
-        return MoveResult(outcome, target, copy_generation)
-    deleted = _delete_generation(src_bucket, name, generation)
-    if deleted != "deleted":
-        if exclusive:
-            if state == "copied":
-                delete_quietly(dst_bucket, target, copy_generation)
-            return MoveResult("lost", target)
-        if deleted == "replaced":
-            logs.info("source was replaced by a newer upload; leaving it", image=name, generation=generation)
-    if taken:
-        return MoveResult("kept_both", target, copy_generation)
-    return MoveResult("already_moved" if state == "ours" else "moved", target, copy_generation)
+def claim_name(source: ObjectRef) -> str:
+    """Where the claim for `source` lives in the destination bucket: fixed-length whatever the name."""
+    return f"{layout.CLAIMS}/{hashlib.sha256(source.uri.encode()).hexdigest()}.json"
 
 
-def _place(
-    src_bucket: str,
-    name: str,
-    generation: int,
-    dst_bucket: str,
-    destination: str,
-    metadata: dict,
-    identity: dict[str, str],
-) -> tuple[str, str, int | None, bool]:
-    """(state, target, copy generation, destination was taken by another object).
-
-    state: 'copied' now; 'ours', an earlier attempt's copy (same `identity`) while the source
-    still exists; 'finished', our copy exists and the source is gone; 'gone', the source is gone
-    and no copy of ours exists; 'contended', another owner's live copy of the same object is there.
-    A different object at `destination` keeps its name; ours goes beside it under a name that
-    embeds our generation, so it is either free or a copy of the same object.
-    """
-    gcs = client()
-    source = gcs.bucket(src_bucket).blob(name, generation=generation)
-    alternative = layout.alongside(destination, generation)
-    candidates = [destination, alternative]
-    while candidates:
-        target = candidates[0]
-        copy = gcs.bucket(dst_bucket).blob(target)
-        copy.metadata = metadata
-        try:
-            rewrite(copy, source, if_generation_match=0)
-            return "copied", target, copy.generation, target == alternative
-        except gexc.PreconditionFailed:
-            existing = gcs.bucket(dst_bucket).get_blob(target)
-            if existing is None:
-                continue  # deleted meanwhile: try the same name again
-            theirs = existing.metadata or {}
-            if all(theirs.get(k) == v for k, v in identity.items()):
-                return "ours", target, existing.generation, target == alternative
-            if theirs.get(COPIED_FROM) == identity[COPIED_FROM]:  # the same object, another owner
-                if _older_than(existing, STALE_ATTEMPT_S):
-                    delete_quietly(dst_bucket, target, existing.generation)
-                    continue  # that attempt crashed long ago; its copy was never a decision
-                return "contended", target, None, False
-            if target == destination:
-                logs.warning(
-                    "destination holds a different object; keeping both",
-                    image=name,
-                    generation=generation,
-                    taken=destination,
-                    alternative=alternative,
-                )
-            candidates.pop(0)
-        except gexc.NotFound:  # the source generation is gone: did an earlier attempt finish?
-            for candidate in (destination, alternative):
-                existing = gcs.bucket(dst_bucket).get_blob(candidate)
-                theirs = (existing.metadata or {}) if existing is not None else {}
-                if existing is not None and all(theirs.get(k) == v for k, v in identity.items()):
-                    return "finished", candidate, existing.generation, candidate == alternative
-            return "gone", destination, None, False
-    raise RuntimeError(f"{alternative} holds another object; refusing to overwrite it")
-
-
-def _older_than(blob, seconds: float) -> bool:
-    created = blob.time_created
-    return created is not None and (datetime.now(UTC) - created).total_seconds() > seconds
-
-
-def _delete_generation(bucket: str, name: str, generation: int) -> str:
-    """'deleted', 'gone' (an earlier delivery deleted it) or 'replaced' (a newer upload is there)."""
+def claim_of(source: ObjectRef, bucket: str) -> Claim | None:
+    """The decision recorded for `source`, if any, without making one."""
     try:
-        client().bucket(bucket).blob(name).delete(if_generation_match=generation)
-        return "deleted"
+        return Claim.from_json(client().bucket(bucket).blob(claim_name(source)).download_as_bytes())
     except gexc.NotFound:
-        return "gone"
+        return None
+
+
+def move(source: ObjectRef, destination: ObjectRef, metadata: dict[str, str], *, owner: str = "") -> Moved:
+    """Move one source generation to `destination` (bucket and name); see the module docstring.
+
+    `owner` names who decides (a reviewer); the outcome says whether that decision stands.
+    """
+    if source.generation is None:
+        raise ValueError("a move needs the source generation")
+    wanted = Claim(
+        source=source.uri,
+        bucket=destination.bucket,
+        destination=destination.name,
+        owner=owner,
+        metadata={**metadata, COPIED_FROM: source.uri},
+        claimed_at=datetime.now(UTC).isoformat(),
+    )
+    claim, recorded_now = _claim(wanted)
+    copy, placed_now = _place(source, claim)
+    if copy is None:
+        return Moved(Outcome.SOURCE_GONE if recorded_now else _outcome(claim, wanted, False), claim, None)
+    _delete_generation(source)
+    if not recorded_now:
+        return Moved(_outcome(claim, wanted, placed_now), claim, copy)
+    if copy.name != claim.destination:
+        logs.warning(
+            "destination holds a different object; keeping both",
+            image=source.name,
+            generation=source.generation,
+            taken=claim.destination,
+            alternative=copy.name,
+        )
+        return Moved(Outcome.KEPT_BOTH, claim, copy)
+    return Moved(Outcome.MOVED if placed_now else Outcome.ALREADY_MOVED, claim, copy)
+
+
+def _outcome(claim: Claim, wanted: Claim, placed_now: bool) -> Outcome:
+    same = claim.owner == wanted.owner and claim.destination == wanted.destination
+    return Outcome.ALREADY_MOVED if same else Outcome.FOLLOWED
+
+
+def _claim(wanted: Claim) -> tuple[Claim, bool]:
+    """(the claim that stands, whether this call recorded it)."""
+    blob = client().bucket(wanted.bucket).blob(claim_name(ObjectRef.parse(wanted.source)))
+    try:
+        blob.upload_from_string(wanted.to_json(), content_type="application/json", if_generation_match=0)
+        return wanted, True
     except gexc.PreconditionFailed:
-        return "replaced"
+        return Claim.from_json(blob.download_as_bytes()), False
+
+
+def _place(source: ObjectRef, claim: Claim) -> tuple[ObjectRef | None, bool]:
+    """(where the copy of `source` is, whether this call made it); (None, False) if the source is gone.
+
+    A different object at the destination keeps its name; ours goes beside it under a name that
+    embeds the source generation, so that name is either free or holds a copy of the same object.
+    """
+    bucket = client().bucket(claim.bucket)
+    candidates = [claim.destination, layout.alongside(claim.destination, source.generation)]
+    for target in candidates:
+        while True:
+            copy = bucket.blob(target)
+            copy.metadata = claim.metadata
+            try:
+                rewrite(copy, source.blob(), if_generation_match=0)
+                return ObjectRef(claim.bucket, target, copy.generation), True
+            except gexc.PreconditionFailed:
+                existing = bucket.get_blob(target)
+                if existing is None:
+                    continue  # deleted meanwhile: try the same name again
+                if (existing.metadata or {}).get(COPIED_FROM) == source.uri:
+                    return ObjectRef(claim.bucket, target, existing.generation), False
+                break  # another object holds this name: try the next
+            except gexc.NotFound:  # the source generation is gone: did an earlier attempt finish?
+                return _finished(source, claim, candidates), False
+    raise RuntimeError(f"{candidates[-1]} holds another object; refusing to overwrite it")
+
+
+def _finished(source: ObjectRef, claim: Claim, candidates: list[str]) -> ObjectRef | None:
+    for name in candidates:
+        existing = client().bucket(claim.bucket).get_blob(name)
+        if existing is not None and (existing.metadata or {}).get(COPIED_FROM) == source.uri:
+            return ObjectRef(claim.bucket, name, existing.generation)
+    return None
+
+
+def _delete_generation(source: ObjectRef) -> None:
+    """Delete exactly that generation, current or noncurrent; gone already is fine."""
+    with contextlib.suppress(gexc.NotFound):
+        source.blob().delete()
 
 
 def delete_quietly(bucket: str, name: str, generation: int | None = None) -> None:

@@ -16,6 +16,7 @@ from inspection.errors import ConfigError
 from inspection.reviews import Reviews
 
 AUTH_MODES = ("iap", "local")
+MAX_REQUEST_BYTES = 64 * 1024  # every request is a small JSON object; larger ones get 413 unread
 
 
 def _from_env() -> dict:
@@ -60,7 +61,7 @@ def _validate(config: dict) -> None:
 def create_app(test_config: dict | None = None) -> Flask:
     """Build the app; a bad setting raises ConfigError naming the key."""
     app = Flask(__name__)
-    app.config.from_mapping(_from_env())
+    app.config.from_mapping(_from_env(), MAX_CONTENT_LENGTH=MAX_REQUEST_BYTES)
     if test_config:
         app.config.update(test_config)
     _validate(app.config)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 
 from flask import Blueprint, Response, abort, current_app, render_template, request
 
@@ -31,6 +31,8 @@ def _range() -> tuple[datetime, datetime]:
         abort(400, "dates must be YYYY-MM-DD")
     if end < start:
         abort(400, "'to' is before 'from'")
+    if end >= date.max:
+        abort(400, "'to' is too far in the future")
     return datetime.combine(start, time(), UTC), datetime.combine(end + timedelta(days=1), time(), UTC)
 
 

@@ -24,10 +24,20 @@ def _item_json(item: Item) -> dict:
 
 
 def _body() -> dict:
-    body = request.get_json(silent=True)
+    try:
+        body = request.get_json(silent=True)
+    except RecursionError:  # nested deeper than the parser goes
+        body = None
     if not isinstance(body, dict):
         abort(400, "expected a JSON object")
     return body
+
+
+def _generation(value: object) -> int:
+    """A GCS generation: a positive integer (a decimal string or a JSON integer)."""
+    if isinstance(value, bool) or not isinstance(value, (int, str)) or not str(value).isdigit():
+        abort(400, "generation must be a positive integer")
+    return int(value)
 
 
 @bp.errorhandler(NotAllowed)
@@ -63,10 +73,7 @@ def queue():
 @bp.post("/api/decide")
 def decide():
     body = _body()
-    try:
-        generation = int(body.get("generation"))
-    except (TypeError, ValueError):
-        abort(400, "generation must be an integer")
+    generation = _generation(body.get("generation"))
     try:
         decision = reviews().decide(body.get("name"), generation, body.get("label"), g.reviewer)
     except AlreadyDecided:

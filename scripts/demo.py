@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
 import shutil
 import signal
 import socket
@@ -23,9 +24,10 @@ from pathlib import Path
 from inspection import layout, logs, storage
 from scripts import sample_data, train_local
 from scripts.datasets import labelled_images
-from scripts.localstack.stack import ROOT, LocalStack, StackConfig
+from scripts.localstack.stack import LocalStack, StackConfig
+from scripts.localstack.state import DEFAULT_STATE, STACK_FILE
 
-DEFAULT_STATE = ROOT / ".demo"
+SWEEP_EVERY_S = 10.0  # the re-drive sweep's timer; images older than 60 s in inbound are re-driven
 BAD_FILES = {  # shown to go to rejected/, not lost
     "line-1/notes.txt": b"shift report: nothing to see here\n",
     "line-1/empty.jpeg": b"",
@@ -121,36 +123,43 @@ def run(args: argparse.Namespace) -> int:
     print("model: training the local classifier on train/ …")
     print(train_local.describe(train_local.train(data, model, args.threshold)))
 
-    if (state / "gcs").exists():
-        print(f"state: cleaning the previous run's buckets ({state / 'gcs'})")
-        shutil.rmtree(state / "gcs")
+    shutil.rmtree(state / "gcs", ignore_errors=True)  # left by versions that stored objects on disk
     log_file = (state / "pipeline.log").open("w")
     logs.send_to(log_file)
     print(f"logs: the handlers' JSON log lines go to {log_file.name}")
-    config = StackConfig(model_path=model, threshold=args.threshold, state_dir=state, gcs_port=args.gcs_port)
-    with LocalStack(config) as stack:
-        print(f"storage: fake-gcs-server at {stack.gcs.url}; Pub/Sub: {stack.pubsub.description}")
-        print(f"handlers: predict at {stack.predict.url}, move at {stack.move.url} (functions-framework)")
-        (state / "stack.json").write_text(json.dumps({"gcs": stack.gcs.url, "inbound": config.inbound}))
+    # Objects live in memory: every run starts clean, and nothing an upload is named can touch the disk.
+    config = StackConfig(
+        model_path=model, threshold=args.threshold, gcs_port=args.gcs_port, sweep_every_s=SWEEP_EVERY_S
+    )
+    stack_file = state / STACK_FILE
+    try:
+        with LocalStack(config) as stack:
+            running = {"gcs": stack.gcs.url, "inbound": config.inbound, "pid": os.getpid()}
+            stack_file.write_text(json.dumps(running))
+            return _run_stack(stack, config, args, data)
+    finally:  # every way out, Ctrl-C and SIGTERM included: a later `scripts.upload` must not find it
+        stack_file.unlink(missing_ok=True)
 
-        tests = labelled_images(data, "test")
-        truth = {object_name(path): label for path, label in tests}
-        items = [(object_name(path), path.read_bytes()) for path, _ in tests] + list(BAD_FILES.items())
-        started = time.monotonic()
-        upload(stack, items)
-        where = wait_until_routed(stack, {name for name, _ in items}, timeout=120 + len(items))
-        summary = summarise(truth, where, time.monotonic() - started, len(items))
-        print_summary(summary, stack)
-        problems = check(items, where, stack)
-        if problems:
-            print("FAILED: " + "; ".join(problems))
-            return 1
-        if args.once:
-            return 0
-        try:
-            return serve_review(config, args.review_port)
-        finally:
-            (state / "stack.json").unlink(missing_ok=True)
+
+def _run_stack(stack: LocalStack, config: StackConfig, args: argparse.Namespace, data: Path) -> int:
+    print(f"storage: fake-gcs-server at {stack.gcs.url}; Pub/Sub: {stack.pubsub.description}")
+    print(f"handlers: predict at {stack.predict.url}, move at {stack.move.url} (functions-framework)")
+
+    tests = labelled_images(data, "test")
+    truth = {object_name(path): label for path, label in tests}
+    items = [(object_name(path), path.read_bytes()) for path, _ in tests] + list(BAD_FILES.items())
+    started = time.monotonic()
+    upload(stack, items)
+    where = wait_until_routed(stack, {name for name, _ in items}, timeout=120 + len(items))
+    summary = summarise(truth, where, time.monotonic() - started, len(items))
+    print_summary(summary, stack)
+    problems = check(items, where, stack)
+    if problems:
+        print("FAILED: " + "; ".join(problems))
+        return 1
+    if args.once:
+        return 0
+    return serve_review(config, args.review_port)
 
 
 def check(items: list[tuple[str, bytes]], where: dict[str, str], stack: LocalStack) -> list[str]:

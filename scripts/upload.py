@@ -8,11 +8,10 @@ Every file is uploaded under its own name; watch it arrive in the review app if 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 from pathlib import Path
 
-from scripts.demo import DEFAULT_STATE
+from scripts.localstack.state import DEFAULT_STATE, running_stack
 
 
 def files(paths: list[Path]) -> list[tuple[Path, str]]:
@@ -37,10 +36,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("paths", nargs="+", type=Path)
     parser.add_argument("--state", type=Path, default=DEFAULT_STATE)
     args = parser.parse_args(argv)
-    try:
-        stack = json.loads((args.state / "stack.json").read_text())
-    except FileNotFoundError:
-        raise SystemExit("no running demo found: start `make demo` in another terminal first") from None
+    stack = running_stack(args.state)
+    if stack is None:
+        raise SystemExit("no running demo found: start `make demo` in another terminal first")
     os.environ["STORAGE_EMULATOR_HOST"] = stack["gcs"]
     from inspection import storage
 

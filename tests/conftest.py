@@ -37,8 +37,12 @@ def gcs_client(fake_gcs):
 def make_bucket(gcs_client):
     """Create a uniquely named bucket per call, as GCS bucket names are global."""
 
-    def make(kind: str = "bucket"):
-        return gcs_client.create_bucket(f"test-{kind}-{os.getpid()}-{next(_names)}")
+    def make(kind: str = "bucket", versioned: bool = False):
+        from google.cloud import storage as gcs
+
+        bucket = gcs.Bucket(gcs_client, f"test-{kind}-{os.getpid()}-{next(_names)}")
+        bucket.versioning_enabled = versioned
+        return gcs_client.create_bucket(bucket)
 
     return make
 

@@ -102,3 +102,59 @@ def test_an_empty_queue_refreshes_by_itself(page, make_bucket):
         expect(page.locator("#empty")).to_be_hidden()
     finally:
         server.shutdown()
+
+
+SERVABLE = [
+    "line 3/part #7?.jpeg",
+    "line-3/ünïcödé 零件.jpeg",
+    "line-3/100% sure.jpeg",
+    "line-3/a..b.jpeg",
+    "line-3/quote\"'.jpeg",
+    "line-3/plus+and&amp;.jpeg",
+]
+UNSERVABLE = ["line-3/../up.jpeg", "line-3/./here.jpeg", "line-3/tab\there.jpeg", "line-3/back\\slash.jpeg"]
+
+
+def test_every_name_the_pipeline_routes_to_a_person_can_be_seen_and_decided(page, small_model, tmp_path):
+    """From upload to a decision in the browser: a name either reaches a reviewer and works, or is
+    quarantined at the entrance (rejected/unsafe_name) with the original kept in metadata."""
+    import os
+
+    from inspection import storage
+    from scripts.localstack.stack import LocalStack, StackConfig
+
+    saved = dict(os.environ)
+    config = StackConfig(model_path=small_model, use_emulator=False, extra_env={"CLASSIFIER_BACKEND": "none"})
+    try:
+        with LocalStack(config) as stack:
+            inbound = storage.client().bucket(config.inbound)
+            for name in SERVABLE + UNSERVABLE:
+                inbound.blob(name).upload_from_string(image_bytes(), content_type="image/jpeg")
+            wait_for(
+                lambda: not stack.inbound_names() and len(stack.routed()["unclear"]) == len(SERVABLE), 60
+            )
+            assert len(stack.routed()["rejected"]) == len(UNSERVABLE)
+            app = create_app({"BUCKET": config.prediction, "AUTH_MODE": "local", "SIGNING": "local"})
+            server = make_server("127.0.0.1", 0, app, threaded=True)
+            threading.Thread(target=server.serve_forever, daemon=True).start()
+            errors = []
+            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+            page.goto(f"http://127.0.0.1:{server.server_port}")
+            seen = []
+            image = page.locator("#image")
+            for _ in SERVABLE:
+                image.wait_for(state="visible")
+                wait_for(lambda: image.evaluate("img => img.complete && img.naturalWidth") > 0)
+                seen.append(page.locator("#name").inner_text())
+                page.keyboard.press("o")
+                expect(page.locator("#session-count")).to_have_text(str(len(seen)))
+            page.locator("#empty").wait_for(state="visible")
+            server.shutdown()
+            decided = storage.client().bucket(config.prediction).list_blobs(prefix="human_decided/ok/")
+            assert sorted(b.name.removeprefix("human_decided/ok/") for b in decided) == sorted(SERVABLE)
+            assert sorted(seen) == sorted(SERVABLE)
+            assert errors == []
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+        storage.client.cache_clear()

@@ -15,6 +15,7 @@ MOVE_ENV = {
     "PREDICTION_BUCKET": "p",
     "PREDICTION_THRESHOLD": "0.8",
     "DEAD_LETTER_TOPIC": "projects/x/topics/dead",
+    "INBOUND_BUCKET": "i",
 }
 
 

@@ -89,3 +89,52 @@ def test_finalized_objects_are_reported(fake_gcs, make_bucket):
         fake_gcs.on_finalize.remove(listener)
     assert [r["name"] for r in seen] == ["dir/na me#?.jpg", "copy"]
     assert seen[0]["generation"] == str(blob.generation)
+
+
+# --- object versioning, as GCS documents it (https://cloud.google.com/storage/docs/object-versioning)
+
+
+def _two_generations(bucket, name="snap.jpg"):
+    first = bucket.blob(name)
+    first.upload_from_string(b"first")
+    second = bucket.blob(name)
+    second.upload_from_string(b"second")
+    return first.generation, second.generation
+
+
+def test_a_versioned_bucket_serves_and_copies_a_noncurrent_generation(make_bucket):
+    bucket = make_bucket(versioned=True)
+    old, _ = _two_generations(bucket)
+    assert bucket.blob("snap.jpg", generation=old).download_as_bytes() == b"first"
+    bucket.blob("copy").rewrite(bucket.blob("snap.jpg", generation=old), if_generation_match=0)
+    assert bucket.blob("copy").download_as_bytes() == b"first"
+
+
+def test_deleting_a_noncurrent_generation_deletes_exactly_it(make_bucket):
+    """Bare fake-gcs-server deletes the live object here (measured)."""
+    bucket = make_bucket(versioned=True)
+    old, new = _two_generations(bucket)
+    bucket.blob("snap.jpg", generation=old).delete()
+    assert bucket.get_blob("snap.jpg").generation == new
+    with pytest.raises(gexc.NotFound):
+        bucket.blob("snap.jpg", generation=old).download_as_bytes()
+    with pytest.raises(gexc.NotFound):
+        bucket.blob("snap.jpg", generation=old).delete()
+
+
+def test_deleting_the_live_generation_by_number_leaves_no_noncurrent_copy(make_bucket):
+    bucket = make_bucket(versioned=True)
+    old, new = _two_generations(bucket)
+    bucket.blob("snap.jpg", generation=new).delete()
+    assert bucket.get_blob("snap.jpg") is None
+    with pytest.raises(gexc.NotFound):
+        bucket.blob("snap.jpg", generation=new).download_as_bytes()
+    assert bucket.blob("snap.jpg", generation=old).download_as_bytes() == b"first"
+
+
+def test_a_versions_listing_includes_noncurrent_generations(make_bucket, gcs_client):
+    bucket = make_bucket(versioned=True)
+    old, new = _two_generations(bucket)
+    listed = sorted((b.name, b.generation) for b in gcs_client.list_blobs(bucket, versions=True))
+    assert listed == [("snap.jpg", old), ("snap.jpg", new)]
+    assert [(b.name, b.generation) for b in gcs_client.list_blobs(bucket)] == [("snap.jpg", new)]

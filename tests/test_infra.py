@@ -253,6 +253,7 @@ def test_move_is_pushed_by_our_own_subscription_with_a_dead_letter_topic(program
     assert f["serviceConfig"]["environmentVariables"] == {
         "PREDICTION_BUCKET": "acme-qi-prediction",
         "PREDICTION_THRESHOLD": "0.9",
+        "INBOUND_BUCKET": "acme-qi-inbound",
         "DEAD_LETTER_TOPIC": f"projects/{PROJECT}/topics/acme-qi-predictions-dead-letter",
     }
     assert f["serviceConfig"]["ingressSettings"] == "ALLOW_INTERNAL_ONLY"

@@ -23,6 +23,7 @@ def env(monkeypatch, make_bucket, topic):
     monkeypatch.setenv("PREDICTION_BUCKET", predicted.name)
     monkeypatch.setenv("PREDICTION_THRESHOLD", str(THRESHOLD))
     monkeypatch.setenv("DEAD_LETTER_TOPIC", topic.path)
+    monkeypatch.setenv("INBOUND_BUCKET", inbound.name)
     return inbound, predicted, topic
 
 
@@ -38,7 +39,8 @@ def upload(bucket, name: str, data: bytes = b"image bytes"):
 
 
 def names(bucket) -> list[str]:
-    return sorted(b.name for b in bucket.list_blobs())
+    """The images in a bucket; the claims that record each move's decision are left out."""
+    return sorted(b.name for b in bucket.list_blobs() if not b.name.startswith("claims/"))
 
 
 def post(move, body: dict):

@@ -232,7 +232,7 @@ def test_importing_the_entrypoints_does_not_pull_aiplatform():
     code = (
         "import os, sys; os.environ.update(PREDICTIONS_TOPIC='projects/p/topics/t', PREDICTION_BUCKET='b',"
         " CLASSIFIER_BACKEND='vertex', VERTEX_ENDPOINT='projects/p/locations/l/endpoints/1',"
-        " PREDICTION_THRESHOLD='0.9', DEAD_LETTER_TOPIC='projects/p/topics/d');"
+        " PREDICTION_THRESHOLD='0.9', DEAD_LETTER_TOPIC='projects/p/topics/d', INBOUND_BUCKET='i');"
         " sys.path[:0] = ['.', 'functions/predict']; import main;"
         " sys.path[1] = 'functions/move'; del sys.modules['main']; import main;"
         " print([m for m in sys.modules if m.startswith(('google.cloud.aiplatform', 'onnxruntime'))])"
@@ -257,10 +257,11 @@ def test_day_zero_without_a_model_sends_every_image_to_a_person(buckets, monkeyp
     assert (published["model"], published["unclear_reason"]) == ("none", "no_model")
 
     monkeypatch.setenv("PREDICTION_THRESHOLD", "0.51")
+    monkeypatch.setenv("INBOUND_BUCKET", inbound.name)
     monkeypatch.setenv("DEAD_LETTER_TOPIC", topic.path)
     move = make_function("move_image", "http")
     envelope = {"message": {"data": base64.b64encode(message.data).decode(), "messageId": "1"}}
     assert move.post("/", json=envelope).status_code == 204
-    [routed] = list(predicted.list_blobs())
+    [routed] = list(predicted.list_blobs(prefix="unclear/"))
     assert routed.name == "unclear/line-1/part-1.jpeg"
     assert (routed.metadata["model"], routed.metadata["unclear_reason"]) == ("none", "no_model")

@@ -3,12 +3,14 @@
 It accepts a Pub/Sub push body (`{"message": …, "subscription": …}`, from the subscription the
 Pulumi program declares with a dead-letter topic) and an Eventarc `messagePublished` CloudEvent.
 Both carry the same `message`. 2xx acknowledges; 5xx makes Pub/Sub redeliver.
+
+Whatever the body, a message that cannot be understood is never answered with 5xx: it is logged
+with its raw payload, published to the dead-letter topic and acknowledged.
 """
 
 from __future__ import annotations
 
 import base64
-import binascii
 import json
 
 import functions_framework
@@ -21,35 +23,42 @@ from inspection.messages import Prediction
 from inspection.settings import MoveSettings
 
 SETTINGS = MoveSettings.from_env()  # a bad PREDICTION_THRESHOLD stops the instance here
+MAX_BODY_BYTES = 1_000_000  # Pub/Sub messages are at most 10 MB; ours are well under 2 KB
 
 
 @functions_framework.http
 def move_image(request: Request):
     """Entry point: unwrap the envelope, route valid predictions, dead-letter the rest."""
-    raw = request.get_data()
+    raw = request.get_data(cache=False)[: MAX_BODY_BYTES + 1]
     try:
-        message = _message(request, raw)
-        prediction = Prediction.from_json(base64.b64decode(message.get("data", ""), validate=True))
-    except (MessageError, binascii.Error, ValueError) as exc:
+        prediction = _prediction(request, raw)
+        moving.route(prediction, SETTINGS)
+    except MessageError as exc:
         _dead_letter(raw, str(exc))
-        return ("", 204)
-    moving.route(prediction, SETTINGS)
     return ("", 204)
 
 
-def _message(request: Request, raw: bytes) -> dict:
-    """The Pub/Sub message, from either envelope."""
-    if request.headers.get("ce-type") or "cloudevents" in request.content_type:
-        envelope = from_http(dict(request.headers), raw).data
-    else:
-        try:
+def _prediction(request: Request, raw: bytes) -> Prediction:
+    """The prediction in either envelope; any shape we cannot read is a MessageError."""
+    if len(raw) > MAX_BODY_BYTES:
+        raise MessageError(f"body larger than {MAX_BODY_BYTES} bytes")
+    try:
+        if request.headers.get("ce-type") or "cloudevents" in (request.content_type or ""):
+            envelope = from_http(dict(request.headers), raw).data
+        else:
             envelope = json.loads(raw)
-        except (UnicodeDecodeError, json.JSONDecodeError):
-            raise MessageError("body is not JSON") from None
-    message = envelope.get("message") if isinstance(envelope, dict) else None
-    if not isinstance(message, dict):
-        raise MessageError("no Pub/Sub message in the body")
-    return message
+        message = envelope.get("message") if isinstance(envelope, dict) else None
+        if not isinstance(message, dict):
+            raise MessageError("no Pub/Sub message in the body")
+        data = message.get("data", "")
+        if not isinstance(data, str):
+            raise MessageError("message.data is not a base64 string")
+        decoded = base64.b64decode(data, validate=True)
+    except MessageError:
+        raise
+    except Exception as exc:  # any parse failure of an untrusted body, from any library
+        raise MessageError(f"unreadable body: {type(exc).__name__}: {exc}") from None
+    return Prediction.from_json(decoded)
 
 
 def _dead_letter(raw: bytes, reason: str) -> None:

@@ -1,7 +1,8 @@
 """Cloud Run function `predict_image`: classify each image finalized in the inbound bucket.
 
 Trigger: Eventarc `google.cloud.storage.object.v1.finalized`. Raising means "retry me";
-returning acknowledges. The work is in inspection.predicting.
+returning acknowledges. The work is in inspection.predicting. An event we cannot read is
+acknowledged with one ERROR line: retrying it cannot help.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import functions_framework
 from cloudevents.http import CloudEvent
 
 from inspection import classifiers, logs, predicting
+from inspection.errors import MessageError
+from inspection.messages import StorageObject
 from inspection.settings import PredictSettings
 
 FINALIZED = "google.cloud.storage.object.v1.finalized"
@@ -26,14 +29,20 @@ def _classifier() -> classifiers.Classifier:
 @functions_framework.cloud_event
 def predict_image(event: CloudEvent) -> None:
     """Entry point: check the envelope, then hand the object to the core."""
-    data = event.data
     if event["type"] != FINALIZED:
         logs.warning("ignoring event of another type", event_type=event["type"], event_id=event["id"])
         return
-    if not isinstance(data, dict) or not all(data.get(k) for k in ("bucket", "name", "generation")):
-        logs.error("malformed storage event; acknowledged", event_id=event["id"], payload=data)
+    try:
+        obj = StorageObject.from_event(event.data)
+    except MessageError as exc:
+        logs.error(
+            "malformed storage event; acknowledged",
+            reason=str(exc),
+            event_id=event["id"],
+            payload=str(event.data)[:4000],
+        )
         return
-    if data["name"].endswith("/") and int(data.get("size") or 0) == 0:
-        logs.info("ignoring folder placeholder", image=data["name"])
+    if obj.name.endswith("/") and obj.size == 0:
+        logs.info("ignoring folder placeholder", image=obj.name)
         return
-    predicting.handle_object(data, SETTINGS, _classifier())
+    predicting.handle_object(obj, SETTINGS, _classifier())

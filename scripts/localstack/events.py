@@ -25,10 +25,21 @@ def cloud_event_headers(resource: dict) -> dict[str, str]:
         "ce-specversion": "1.0",
         "ce-type": FINALIZED,
         "ce-source": f"//storage.googleapis.com/projects/_/buckets/{resource['bucket']}",
-        "ce-subject": f"objects/{resource['name']}",
+        "ce-subject": _header_value(f"objects/{resource['name']}"),
         "ce-time": resource.get("updated") or resource.get("timeCreated") or "",
         "content-type": "application/json",
     }
+
+
+def _header_value(text: str) -> str:
+    """The CloudEvents HTTP binding percent-encodes a header value's characters outside printable
+    ASCII, and `%` and `"` (https://github.com/cloudevents/spec/blob/main/cloudevents/bindings/http-protocol-binding.md)."""
+    return "".join(
+        ch
+        if " " <= ch <= "~" and ch not in '%"'
+        else "".join(f"%{b:02X}" for b in ch.encode("utf-8", "surrogatepass"))
+        for ch in text
+    )
 
 
 class EventBridge:
@@ -57,7 +68,7 @@ class EventBridge:
                     self.endpoint, json=resource, headers=cloud_event_headers(resource), timeout=120
                 )
                 ok = response.status_code < 300
-            except requests.RequestException:
+            except Exception:  # any failure to deliver is retried, as Eventarc retries it
                 ok = False
             if ok:
                 continue

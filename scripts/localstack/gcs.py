@@ -6,6 +6,13 @@ Our lossless contract rests on exactly those answers, so the proxy checks them a
 emulator's current state before forwarding, under one lock so check and change are atomic.
 It also plays the GCS notification service: every object it sees finalized (upload, copy,
 rewrite) is handed to the `on_finalize` listeners, as Eventarc would be told.
+
+Object versioning is emulated here too. fake-gcs-server keeps every generation readable, deletes
+the live object when asked to delete an old generation, and lists no noncurrent versions
+(measured: docs/measurements.md). GCS serves a noncurrent generation only in a versioned bucket,
+deletes exactly the generation named, and lists noncurrent versions with `versions=true`
+(https://cloud.google.com/storage/docs/object-versioning). The proxy keeps the generations it saw
+finalized and the ones deleted, and answers by those rules.
 """
 
 from __future__ import annotations
@@ -13,16 +20,18 @@ from __future__ import annotations
 import http.client
 import json
 import queue
+import re
 import socket
 import subprocess
 import threading
+import time
 from collections.abc import Callable
 from contextlib import nullcontext
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
-from scripts.localstack.ports import HOST, free_port, terminate, wait_for_http
+from scripts.localstack.ports import HOST, die_with_parent, free_port, terminate, wait_for_http
 
 MUTATING = {"POST", "PUT", "PATCH", "DELETE"}
 
@@ -55,6 +64,10 @@ class FakeGcs:
         self._events: queue.Queue = queue.Queue()
         self._local = threading.local()
         self.requests = 0  # requests served, for benchmarks that count calls rather than time
+        self.latency_s = 0.0  # added to every request, for tests of races at the cloud's latency
+        self._versioned: dict[str, bool] = {}
+        self._generations: dict[tuple[str, str], set[str]] = {}  # finalized, not yet deleted
+        self._state_file = root / ".proxy-versions.json" if root is not None else None
 
     # lifecycle -------------------------------------------------------------------------------
     def start(self) -> FakeGcs:
@@ -62,6 +75,9 @@ class FakeGcs:
         if self.root is not None:
             self.root.mkdir(parents=True, exist_ok=True)
             backend = ["-backend", "filesystem", "-filesystem-root", str(self.root)]
+            if self._state_file.exists():
+                saved = json.loads(self._state_file.read_text())
+                self._generations = {(b, n): set(g) for b, n, g in saved}
         self._process = subprocess.Popen(
             [
                 emulator_binary(),
@@ -79,6 +95,7 @@ class FakeGcs:
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            preexec_fn=die_with_parent,
         )
         wait_for_http(f"http://{HOST}:{self._upstream_port}/storage/v1/b", what="fake-gcs-server")
         handler = type("Handler", (_ProxyHandler,), {"gcs": self})
@@ -134,25 +151,92 @@ class FakeGcs:
         return json.loads(body) if status == 200 else None
 
     # preconditions ---------------------------------------------------------------------------
-    def check(self, parts: list[str], query: dict[str, str]) -> None:
-        """Raise Precondition where GCS would refuse the request; `parts` is the JSON-API path."""
+    def check(
+        self, method: str, parts: list[str], query: dict[str, str], upload_name: str | None = None
+    ) -> tuple[int, bytes] | None:
+        """Raise Precondition where GCS would refuse the request, or return an answer GCS would give
+        that the emulator would not (status, body); None forwards it. `parts` is the JSON-API path."""
+        names = [upload_name or ""]
+        if len(parts) >= 6 and parts[:3] == ["storage", "v1", "b"] and parts[4] == "o":
+            names += [unquote(parts[5]), unquote(parts[10]) if len(parts) == 11 else ""]
+        if self.root is not None and any(_escapes(name) for name in names):
+            # The on-disk emulator turns names into paths; GCS would store it, but not here.
+            raise Precondition(
+                400, "the on-disk local emulator cannot store a name with '.' or '..' segments"
+            )
         if len(parts) < 6 or parts[:3] != ["storage", "v1", "b"] or parts[4] != "o":
-            return
+            return None
         bucket, name = unquote(parts[3]), unquote(parts[5])
         if len(parts) == 11 and parts[6] in ("copyTo", "rewriteTo"):
-            source = self.current(bucket, name)
-            wanted = query.get("sourceGeneration")
-            if source is None or (wanted is not None and wanted != source["generation"]):
-                raise Precondition(404, f"No such object: {bucket}/{name}")
+            source = self._generation_of(bucket, name, query.get("sourceGeneration"))
             _match(source, query, "ifSource")
             _match(self.current(unquote(parts[8]), unquote(parts[10])), query, "if")
         elif len(parts) == 6:
-            target = self.current(bucket, name)
+            target = self._generation_of(bucket, name, query.get("generation"))
             if target is None:
-                return  # the emulator answers 404 itself
-            if "generation" in query and query["generation"] != target["generation"]:
-                raise Precondition(404, f"No such object: {bucket}/{name}#{query['generation']}")
+                return None  # the emulator answers 404 itself
             _match(target, query, "if")
+            if method == "DELETE" and "generation" in query:
+                return self._delete_generation(bucket, name, target)
+        return None
+
+    def _generation_of(self, bucket: str, name: str, generation: str | None) -> dict | None:
+        """The live object, or the generation asked for as GCS would serve it; 404 where GCS would."""
+        live = self.current(bucket, name)
+        if generation is None or (live is not None and live["generation"] == generation):
+            return live
+        if self.versioned(bucket) and generation in self._generations.get((bucket, name), ()):
+            status, _, body = self.upstream("GET", f"{_object_path(bucket, name)}?generation={generation}")
+            if status == 200:
+                return json.loads(body)
+        raise Precondition(404, f"No such object: {bucket}/{name}#{generation}")
+
+    def _delete_generation(self, bucket: str, name: str, target: dict) -> tuple[int, bytes] | None:
+        """Delete exactly one generation. The emulator would delete the live object instead, so a
+        noncurrent one is only forgotten here; the live one is forwarded."""
+        self._forget(bucket, name, target["generation"])
+        live = self.current(bucket, name)
+        if live is not None and live["generation"] == target["generation"]:
+            return None
+        return 204, b""
+
+    def versioned(self, bucket: str) -> bool:
+        if bucket not in self._versioned:
+            status, _, body = self.upstream("GET", f"/storage/v1/b/{quote(bucket, safe='')}")
+            enabled = status == 200 and json.loads(body).get("versioning", {}).get("enabled", False)
+            self._versioned[bucket] = bool(enabled)
+        return self._versioned[bucket]
+
+    def noncurrent(self, bucket: str, prefix: str) -> list[dict]:
+        """Resources of the noncurrent generations under `prefix`, for `versions=true` listings."""
+        found = []
+        for (b, name), generations in list(self._generations.items()):
+            if b != bucket or not name.startswith(prefix):
+                continue
+            live = self.current(bucket, name)
+            for generation in sorted(generations - {live["generation"] if live else ""}):
+                status, _, body = self.upstream(
+                    "GET", f"{_object_path(bucket, name)}?generation={generation}"
+                )
+                if status == 200:
+                    found.append(json.loads(body))
+        return found
+
+    def _remember(self, resource: dict) -> None:
+        key = (resource["bucket"], resource["name"])
+        self._generations.setdefault(key, set()).add(str(resource["generation"]))
+        self._save()
+
+    def _forget(self, bucket: str, name: str, generation: str) -> None:
+        self._generations.get((bucket, name), set()).discard(generation)
+        self._save()
+
+    def _save(self) -> None:
+        if self._state_file is not None:
+            rows = [[b, n, sorted(g)] for (b, n), g in self._generations.items() if g]
+            partial = self._state_file.with_suffix(".part")
+            partial.write_text(json.dumps(rows))
+            partial.replace(self._state_file)
 
     # notifications ---------------------------------------------------------------------------
     def finalized(self, resource: dict) -> None:
@@ -162,6 +246,25 @@ class FakeGcs:
         while (resource := self._events.get()) is not None:
             for listener in list(self.on_finalize):
                 listener(resource)
+
+
+def _upload_name(path: str, query: dict[str, str], body: bytes | None) -> str | None:
+    """The object name an upload asks for: in the query, or in the JSON metadata that opens a
+    multipart or resumable upload's body."""
+    if not path.startswith("/upload/"):
+        return None
+    if "name" in query:
+        return query["name"]
+    found = re.search(rb'"name"\s*:\s*("(?:[^"\\]|\\.)*")', body or b"")
+    return json.loads(found.group(1)) if found else None
+
+
+def _escapes(name: str) -> bool:
+    return any(segment in (".", "..") for segment in name.replace("\\", "/").split("/"))
+
+
+def _object_path(bucket: str, name: str) -> str:
+    return f"/storage/v1/b/{quote(bucket, safe='')}/o/{quote(name, safe='')}"
 
 
 def _match(obj: dict | None, query: dict[str, str], prefix: str) -> None:
@@ -195,6 +298,8 @@ class _ProxyHandler(BaseHTTPRequestHandler):
 
     def _proxy(self) -> None:
         self.gcs.requests += 1
+        if self.gcs.latency_s:
+            time.sleep(self.gcs.latency_s)
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else None
         split = urlsplit(self.path)
@@ -205,18 +310,26 @@ class _ProxyHandler(BaseHTTPRequestHandler):
         guard = self.gcs._lock if self.command in MUTATING else nullcontext()
         try:
             with guard:
-                self.gcs.check(api_parts, query)
+                answer = self.gcs.check(self.command, api_parts, query, _upload_name(split.path, query, body))
+                if answer is not None:
+                    return self._send(answer[0], answer[1], "application/json")
                 status, response_headers, payload = self.gcs.upstream(self.command, self.path, body, headers)
+                if status == 200 and self.command in ("POST", "PUT") and _finalizes(split.path):
+                    resource = json.loads(payload)
+                    if resource.get("kind") == "storage#rewriteResponse":
+                        resource = resource.get("resource", {}) if resource.get("done") else {}
+                    if "generation" in resource:
+                        self.gcs._remember(resource)
+                        self.gcs.finalized(resource)
+                if status == 200 and self.command in ("PATCH", "PUT") and len(api_parts) == 4:
+                    self.gcs._versioned.pop(unquote(api_parts[3]), None)  # bucket settings changed
         except Precondition as refused:
             return self._send_json(
                 refused.status, {"error": {"code": refused.status, "message": str(refused)}}
             )
-        if status == 200 and self.command in ("POST", "PUT") and _finalizes(split.path):
-            resource = json.loads(payload)
-            if resource.get("kind") == "storage#rewriteResponse":
-                resource = resource.get("resource", {}) if resource.get("done") else {}
-            if "generation" in resource:
-                self.gcs.finalized(resource)
+        listing = len(api_parts) == 5 and query.get("versions", "").lower() == "true"
+        if self.command == "GET" and listing and status == 200:
+            payload = self._with_noncurrent(payload, unquote(api_parts[3]), query.get("prefix", ""))
         self.send_response(status)
         for key, value in response_headers:
             if key.lower() in ("transfer-encoding", "connection", "content-length"):
@@ -230,10 +343,19 @@ class _ProxyHandler(BaseHTTPRequestHandler):
             self.wfile.write(payload)
         return None
 
+    def _with_noncurrent(self, payload: bytes, bucket: str, prefix: str) -> bytes:
+        """The emulator lists live objects only; add the noncurrent ones to the last page."""
+        listing = json.loads(payload)
+        if not listing.get("nextPageToken"):
+            listing["items"] = listing.get("items", []) + self.gcs.noncurrent(bucket, prefix)
+        return json.dumps(listing).encode()
+
     def _send_json(self, status: int, body: dict) -> None:
-        payload = json.dumps(body).encode()
+        self._send(status, json.dumps(body).encode(), "application/json")
+
+    def _send(self, status: int, payload: bytes, content_type: str) -> None:
         self.send_response(status)
-        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(payload)))
         self.end_headers()
         self.wfile.write(payload)

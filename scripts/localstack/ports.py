@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import signal
 import socket
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -30,6 +32,17 @@ def wait_for_http(url: str, timeout: float = 30.0, what: str = "service") -> Non
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{what} did not start at {url} within {timeout:.0f}s") from None
             time.sleep(0.05)
+
+
+def die_with_parent() -> None:
+    """`preexec_fn` for emulators we start: the kernel ends them when we end, `kill -9` included
+    (Linux's PR_SET_PDEATHSIG; elsewhere the normal stop path is all there is)."""
+    if sys.platform != "linux":
+        return
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
 
 
 def terminate(process: subprocess.Popen | None) -> None:

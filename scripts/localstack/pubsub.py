@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 import requests
 
 from inspection import publishing
-from scripts.localstack.ports import HOST, free_port, terminate
+from scripts.localstack.ports import HOST, die_with_parent, free_port, terminate
 
 JAR_GLOB = "platform/pubsub-emulator/lib/cloud-pubsub-emulator-*.jar"
 MAX_DELIVERY_ATTEMPTS = 5  # the smallest Pub/Sub allows; the infra uses the same
@@ -59,6 +59,7 @@ class PubSubEmulator:
             ["java", "-jar", self.jar, f"--host={HOST}", f"--port={self.port}"],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            preexec_fn=die_with_parent,
         )
         os.environ["PUBSUB_EMULATOR_HOST"] = f"{HOST}:{self.port}"
         from google.cloud import pubsub_v1
@@ -121,7 +122,8 @@ class InProcessPubSub:
 
     def __init__(self, workers: int = 4):
         self._queue: queue.Queue = queue.Queue()
-        self._held: dict[str, list[bytes]] = {}
+        self._held: dict[str, list[tuple[bytes, dict[str, str]]]] = {}
+        self._lock = threading.Lock()
         self._ids = itertools.count(1)
         self._workers = workers
         self._topics: list[str] = []
@@ -140,14 +142,34 @@ class InProcessPubSub:
 
         publishing.register_local_topic(topic, deliver)
         publishing.register_local_topic(
-            dead_letter_topic, lambda data, attributes: self._hold(dead_letter_topic, data)
+            dead_letter_topic, lambda data, attributes: self._hold(dead_letter_topic, data, attributes)
         )
+        publishing.register_local_held(
+            _subscription(dead_letter_topic, "held"), lambda limit: self._pull(dead_letter_topic, limit)
+        )
+        self._topics.append(_subscription(dead_letter_topic, "held"))
         for _ in range(self._workers):
             threading.Thread(target=self._push_loop, daemon=True, name="inprocess-push").start()
 
-    def _hold(self, topic: str, data: bytes) -> str:
-        self._held[topic].append(data)
+    def _hold(self, topic: str, data: bytes, attributes: dict[str, str]) -> str:
+        with self._lock:
+            self._held[topic].append((data, dict(attributes)))
         return str(next(self._ids))
+
+    def _pull(self, topic: str, limit: int) -> list[publishing.Held]:
+        """Held messages, as a pull subscription hands them out: each one acknowledged or kept."""
+        with self._lock:
+            taken, self._held[topic] = self._held[topic][:limit], self._held[topic][limit:]
+        return [
+            publishing.Held(
+                data, attributes, done=lambda: None, keep=lambda m=(data, attributes): self._keep(topic, m)
+            )
+            for data, attributes in taken
+        ]
+
+    def _keep(self, topic: str, message: tuple[bytes, dict[str, str]]) -> None:
+        with self._lock:
+            self._held[topic].append(message)
 
     def _push_loop(self) -> None:
         session = requests.Session()
@@ -168,21 +190,35 @@ class InProcessPubSub:
                 ok = False
             if ok:
                 continue
-            if attempt >= MAX_DELIVERY_ATTEMPTS:
-                self._hold(dead_letter, data)
+            if attempt >= MAX_DELIVERY_ATTEMPTS:  # as Pub/Sub forwards it, with the attempts counted
+                self._hold(
+                    dead_letter,
+                    data,
+                    {**attributes, "CloudPubSubDeadLetterSourceDeliveryCount": str(attempt)},
+                )
                 continue
             time.sleep(min(0.1 * 2**attempt, 2.0))
             self._queue.put((*item[:-1], attempt + 1))
 
+    def held_count(self, dead_letter_topic: str) -> int:
+        with self._lock:
+            return len(self._held.get(dead_letter_topic, []))
+
     def dead_letters(self, dead_letter_topic: str) -> list[bytes]:
-        held, self._held[dead_letter_topic] = self._held.get(dead_letter_topic, []), []
-        return held
+        with self._lock:
+            held, self._held[dead_letter_topic] = self._held.get(dead_letter_topic, []), []
+        return [data for data, _ in held]
 
     def stop(self) -> None:
-        for topic in self._topics:
-            publishing.unregister_local_topic(topic)
+        for name in self._topics:
+            publishing.unregister_local(name)
         for _ in range(self._workers):
             self._queue.put(None)
+
+
+def held_subscription(dead_letter_topic: str) -> str:
+    """The pull subscription that keeps what reached the dead-letter topic."""
+    return _subscription(dead_letter_topic, "held")
 
 
 def _subscription(topic: str, suffix: str) -> str:

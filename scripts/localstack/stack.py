@@ -12,13 +12,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from google.api_core import exceptions as gexc
+from google.cloud import storage as gcs_types
 from werkzeug.serving import WSGIRequestHandler, make_server
 
 from inspection import layout, publishing, storage
 from scripts.localstack.events import EventBridge
 from scripts.localstack.gcs import FakeGcs
 from scripts.localstack.ports import HOST, free_port
-from scripts.localstack.pubsub import InProcessPubSub, PubSubEmulator, find_emulator_jar
+from scripts.localstack.pubsub import InProcessPubSub, PubSubEmulator, find_emulator_jar, held_subscription
 
 ROOT = Path(__file__).resolve().parents[2]
 PROJECT = "local"
@@ -37,6 +38,8 @@ class StackConfig:
     topic: str = f"projects/{PROJECT}/topics/predictions"
     dead_letter_topic: str = f"projects/{PROJECT}/topics/predictions-dead-letter"
     extra_env: dict[str, str] = field(default_factory=dict)
+    redrive_after_s: int = 60  # an inbound image this old is stranded (the cloud default is 900)
+    sweep_every_s: float | None = None  # run the re-drive sweep on a timer, as Cloud Scheduler does
 
 
 class _QuietHandler(WSGIRequestHandler):
@@ -91,7 +94,11 @@ class LocalStack:
         c.gcs_port = self.gcs.port  # a restart comes back on the same address
         os.environ.update({"STORAGE_EMULATOR_HOST": self.gcs.url, "GOOGLE_CLOUD_PROJECT": PROJECT})
         storage.client.cache_clear()
-        for bucket in (c.inbound, c.prediction, c.training):
+        for name, versioned in ((c.inbound, True), (c.prediction, True), (c.training, False)):
+            bucket = gcs_types.Bucket(storage.client(), name)
+            # As infra/storage.py declares them; fake-gcs-server's on-disk backend cannot version,
+            # so a stack kept on disk (for restart tests) has no noncurrent generations.
+            bucket.versioning_enabled = versioned and c.state_dir is None
             with contextlib.suppress(gexc.Conflict):
                 storage.client().create_bucket(bucket)
 
@@ -108,6 +115,9 @@ class LocalStack:
                 "DEAD_LETTER_TOPIC": c.dead_letter_topic,
                 "PREDICTION_BUCKET": c.prediction,
                 "PREDICTION_THRESHOLD": str(c.threshold),
+                "INBOUND_BUCKET": c.inbound,
+                "HELD_SUBSCRIPTION": held_subscription(c.dead_letter_topic),
+                "REDRIVE_AFTER_SECONDS": str(c.redrive_after_s),
                 "CLASSIFIER_BACKEND": "onnx",
                 "ONNX_MODEL": str(c.model_path),
                 **c.extra_env,
@@ -121,11 +131,21 @@ class LocalStack:
             "predict",
         )
         self._stoppers.append(self.predict.stop)
-        self.move = _Served(
-            functions_framework.create_app("move_image", str(functions / "move" / "main.py"), "http"), "move"
-        )
+        self.move_outage = threading.Event()  # set: move answers 503, as during an outage or rollout
+        move = functions_framework.create_app("move_image", str(functions / "move" / "main.py"), "http")
+        self.move = _Served(_unavailable_while(self.move_outage, move), "move")
         self._stoppers.append(self.move.stop)
         self.pubsub.push_topic(c.topic, self.move.url, c.dead_letter_topic)
+        self.sweeper = _Served(
+            functions_framework.create_app("sweep", str(functions / "sweep" / "main.py"), "http"), "sweep"
+        )
+        self._stoppers.append(self.sweeper.stop)
+        if c.sweep_every_s:
+            stop = threading.Event()
+            threading.Thread(
+                target=self._sweep_loop, args=(stop, c.sweep_every_s), daemon=True, name="sweep"
+            ).start()
+            self._stoppers.append(stop.set)
 
         self.bridge = EventBridge(c.inbound, self.predict.url).start()
         self._stoppers.append(self.bridge.stop)
@@ -147,6 +167,19 @@ class LocalStack:
             self.bridge(blob._properties)
         return len(pending)
 
+    def sweep(self) -> dict:
+        """One re-drive sweep through the sweep function, as Cloud Scheduler calls it."""
+        import requests
+
+        response = requests.post(self.sweeper.url, timeout=300)
+        response.raise_for_status()
+        return response.json()
+
+    def _sweep_loop(self, stop: threading.Event, every: float) -> None:
+        while not stop.wait(every):
+            with contextlib.suppress(Exception):  # the sweep logs its own trouble; keep the schedule
+                self.sweep()
+
     # inspection ------------------------------------------------------------------------------
     def routed(self) -> dict[str, list[str]]:
         """Folder → names of the objects in it (names as uploaded; collision suffixes kept)."""
@@ -162,3 +195,15 @@ class LocalStack:
 
     def dead_letters(self) -> list[bytes]:
         return self.pubsub.dead_letters(self.config.dead_letter_topic)
+
+
+def _unavailable_while(outage: threading.Event, app):
+    """WSGI middleware: 503 while `outage` is set, the app otherwise."""
+
+    def serve(environ, start_response):
+        if outage.is_set():
+            start_response("503 Service Unavailable", [("Content-Length", "0")])
+            return [b""]
+        return app(environ, start_response)
+
+    return serve

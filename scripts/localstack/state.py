@@ -1,0 +1,51 @@
+"""Where a running demo says where its services are, for `scripts.upload` and `scripts.redrive`."""
+
+from __future__ import annotations
+
+import json
+import os
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_STATE = ROOT / ".demo"
+STACK_FILE = "stack.json"
+
+
+def running_stack(state: Path) -> dict | None:
+    """The running demo's description, or None at once when no demo is running (a file left by one
+    that was killed names a dead process or a closed port, and is removed)."""
+    path = state / STACK_FILE
+    try:
+        stack = json.loads(path.read_text())
+    except (FileNotFoundError, ValueError):
+        return None
+    if not _alive(stack.get("pid")) or not _answers(stack.get("gcs", "")):
+        path.unlink(missing_ok=True)
+        return None
+    return stack
+
+
+def _alive(pid) -> bool:
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _answers(url: str) -> bool:
+    if not url.startswith("http://127.0.0.1:"):
+        return False
+    try:
+        urllib.request.urlopen(f"{url}/storage/v1/b", timeout=2)  # noqa: S310 - loopback only
+    except urllib.error.HTTPError:
+        return True
+    except (urllib.error.URLError, OSError):
+        return False
+    return True
