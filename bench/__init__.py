@@ -15,5 +15,12 @@ ENTRYPOINT_ENV = {
         "DEAD_LETTER_TOPIC": "projects/p/topics/d",
         "INBOUND_BUCKET": "i",
     },
+    "sweep": {
+        "PREDICTIONS_TOPIC": "projects/p/topics/t",
+        "PREDICTION_BUCKET": "b",
+        "CLASSIFIER_BACKEND": "none",
+        "INBOUND_BUCKET": "i",
+        "HELD_SUBSCRIPTION": "projects/p/subscriptions/held",
+    },
     "review_app": {"PREDICTION_BUCKET": "b", "REVIEW_AUTH": "iap", "IAP_AUDIENCE": "/projects/1/apps/p"},
 }

@@ -51,6 +51,8 @@ class Settings:
     pubsub_agent_token_creator: bool
     app_engine_build_account: str  # "" means the project's default Cloud Build account
     iam_propagation: str
+    redrive_after_minutes: int
+    redrive_every_minutes: int
 
     @property
     def has_model(self) -> bool:
@@ -219,4 +221,6 @@ def load() -> Settings:
         pubsub_agent_token_creator=_bool(cfg, "pubsubAgentTokenCreator", False),
         app_engine_build_account=build_account,
         iam_propagation=propagation,
+        redrive_after_minutes=_int(cfg, "redriveAfterMinutes", 15, 1, 1440),
+        redrive_every_minutes=_int(cfg, "redriveEveryMinutes", 10, 1, 30),
     )

@@ -21,7 +21,7 @@ from infra.iam import Grants, bucket_condition, sa
 
 RUNTIME = "python312"
 FINALIZED = "google.cloud.storage.object.v1.finalized"
-MODELS_FOLDER = "models"
+FUNCTION_APIS = ("cloudfunctions", "run", "cloudbuild", "artifactregistry", "eventarc")
 
 
 class Functions(pulumi.ComponentResource):
@@ -41,7 +41,6 @@ class Functions(pulumi.ComponentResource):
     ):
         super().__init__("quality-inspection:functions:Functions", name, None, opts)
         s, a = settings, accounts
-        self._settings, self._buckets, self._build = s, buckets, build
         iam = Grants(self, [apis.service(n) for n in ("iam", "storage", "pubsub", "cloudresourcemanager")])
         take, place = roles.name("objectTake"), roles.name("objectPlace")
         predict, move = sa(a.predict.email), sa(a.move.email)
@@ -87,7 +86,7 @@ class Functions(pulumi.ComponentResource):
             "roles/pubsub.publisher",
             "move sends messages it cannot parse to the dead-letter topic",
         )
-        self._model_grant(iam, roles, apis, predict)
+        model_grant(iam, s, roles, apis, buckets, predict, "predict")
         iam.project(
             "iam-gcs-agent-publisher",
             s.project,
@@ -105,43 +104,24 @@ class Functions(pulumi.ComponentResource):
             "the project",
         )
         self.grants = iam.grants
-
         # One declared wait between every grant and service agent above (and the build's) and the
         # functions and their trigger: IAM propagation is not instant in a fresh project.
-        self.propagation = time.Sleep(
-            "wait-iam-functions",
-            create_duration=s.iam_propagation,
-            opts=pulumi.ResourceOptions(
-                parent=self,
-                depends_on=[*(g.resource for g in [*self.grants, *build.grants]), agents.eventarc_identity],
-            ),
+        self.propagation = propagation_wait(
+            "wait-iam-functions", s, self, [*self.grants, *build.grants], [agents.eventarc_identity]
         )
-        self._child = pulumi.ResourceOptions(
+        child = pulumi.ResourceOptions(
             parent=self, depends_on=[self.propagation, *(apis.service(n) for n in FUNCTION_APIS)]
         )
-        predict_env = {
-            "PREDICTIONS_TOPIC": messaging.predictions.id,
-            "PREDICTION_BUCKET": buckets.prediction.name,
-            "CLASSIFIER_BACKEND": s.backend,
-            "LABEL_MAP": s.label_map,
-            **({"VERTEX_ENDPOINT": s.vertex_endpoint} if s.backend == "vertex" else {}),
-            **({"ONNX_MODEL": s.onnx_model} if s.backend == "onnx" else {}),
-        }
-        move_env = {
-            "PREDICTION_BUCKET": buckets.prediction.name,
-            "PREDICTION_THRESHOLD": str(s.threshold),
-            "INBOUND_BUCKET": buckets.inbound.name,
-            "DEAD_LETTER_TOPIC": messaging.dead_letter.id,
-        }
-        self.predict = self._function(
+        common = {"settings": s, "buckets": buckets, "build": build, "opts": child}
+        self.predict = function(
             "predict",
             "predict_image",
             "Classify each photo finalized in the inbound bucket and publish it",
             account=a.predict,
-            env=predict_env,
+            env=predict_environment(s, buckets, messaging),
             max_instances=s.predict_max_instances,
             memory="1Gi",
-            timeout=120,  # image decoding and onnxruntime
+            timeout=120,  # decoding, onnxruntime
             event_trigger={
                 "event_type": FINALIZED,
                 "event_filters": [{"attribute": "bucket", "value": buckets.inbound.name}],
@@ -149,17 +129,24 @@ class Functions(pulumi.ComponentResource):
                 "service_account_email": a.trigger.email,
                 "trigger_region": s.region,
             },
+            **common,
         )
         # No event_trigger: our own push subscription (messaging.PushToMove) invokes move.
-        self.move = self._function(
+        self.move = function(
             "move",
             "move_image",
             "Route each prediction into ok/, defect/ or unclear/",
             account=a.move,
-            env=move_env,
             max_instances=s.move_max_instances,
             memory="256Mi",
             timeout=60,
+            env={
+                "PREDICTION_BUCKET": buckets.prediction.name,
+                "PREDICTION_THRESHOLD": str(s.threshold),
+                "DEAD_LETTER_TOPIC": messaging.dead_letter.id,
+                "INBOUND_BUCKET": buckets.inbound.name,
+            },
+            **common,
         )
         invoke = Grants(self, [apis.service("run")])
         invoke.run_service(
@@ -174,79 +161,102 @@ class Functions(pulumi.ComponentResource):
         self.grants += invoke.grants
         self.register_outputs({"predict_uri": self.predict.url, "move_uri": self.move.url})
 
-    def _model_grant(self, iam: Grants, roles, apis, predict) -> None:
-        """Access to exactly the configured model, only when one is configured. A model in one of our
-        buckets makes the grant wait for that bucket."""
-        s = self._settings
-        if s.backend == "vertex":
-            iam.after.append(apis.service("aiplatform"))
-            iam.endpoint(
-                "iam-predict-vertex",
-                s.project,
-                s.vertex_region,
-                s.vertex_endpoint_id,
-                predict,
-                roles.name("predictOnly"),
-                "predict asks the endpoint for online predictions, and nothing else",
-            )
-        elif s.backend == "onnx":
-            bucket_name, _, path = s.onnx_model.removeprefix("gs://").partition("/")
-            folder = path.rpartition("/")[0]
-            ours = self._buckets.by_name.get(bucket_name)
-            iam.bucket(
-                "iam-predict-model",
-                ours if ours is not None else bucket_name,
-                predict,
-                "roles/storage.objectViewer",
-                "predict downloads the model once per instance, from the folder models live in",
-                condition=bucket_condition(f"only {folder or 'the model'}", bucket_name, folder)
-                if folder
-                else None,
-            )
 
-    def _function(
-        self,
-        kind: str,
-        entry_point: str,
-        description: str,
-        *,
-        account,
-        env,
-        max_instances: int,
-        memory: str,
-        timeout: int,
-        **trigger,
-    ) -> gcp.cloudfunctionsv2.Function:
-        """A gen2 function from its content-named zip, on its own account, reachable only internally."""
-        s = self._settings
-        source = packaging.source_object(kind, packaging.function_files(kind), self._buckets.sources, self)
-        return gcp.cloudfunctionsv2.Function(
-            f"function-{kind}",
-            name=f"{s.prefix}-{kind}",
-            project=s.project,
-            location=s.region,
-            description=description,
-            build_config={
-                "runtime": RUNTIME,
-                "entry_point": entry_point,
-                "service_account": self._build.builder.id,
-                "docker_repository": self._build.repository.id,
-                "source": {"storage_source": {"bucket": self._buckets.sources.name, "object": source.name}},
-            },
-            service_config={
-                "service_account_email": account.email,
-                "environment_variables": env,
-                "max_instance_count": max_instances,
-                "available_memory": memory,
-                "timeout_seconds": timeout,
-                # Eventarc and Pub/Sub push in the same project count as internal traffic.
-                "ingress_settings": "ALLOW_INTERNAL_ONLY",
-                "all_traffic_on_latest_revision": True,
-            },
-            labels=s.labels,
-            opts=self._child,
-            **trigger,
+def propagation_wait(name: str, settings: Settings, parent, grants, others=()) -> time.Sleep:
+    """A declared wait after `grants` (and `others`), for IAM propagation (docs/gcp-rules.md)."""
+    return time.Sleep(
+        name,
+        create_duration=settings.iam_propagation,
+        opts=pulumi.ResourceOptions(parent=parent, depends_on=[*(g.resource for g in grants), *others]),
+    )
+
+
+def model_grant(iam: Grants, settings: Settings, roles, apis, buckets, member, key: str) -> None:
+    """Access to exactly the configured model, only when one is configured. A model in one of our
+    buckets makes the grant wait for that bucket."""
+    s = settings
+    if s.backend == "vertex":
+        iam.after.append(apis.service("aiplatform"))
+        iam.endpoint(
+            f"iam-{key}-vertex",
+            s.project,
+            s.vertex_region,
+            s.vertex_endpoint_id,
+            member,
+            roles.name("predictOnly"),
+            f"{key} asks the endpoint for online predictions, and nothing else",
+        )
+    elif s.backend == "onnx":
+        bucket_name, _, path = s.onnx_model.removeprefix("gs://").partition("/")
+        folder = path.rpartition("/")[0]
+        ours = buckets.by_name.get(bucket_name)
+        iam.bucket(
+            f"iam-{key}-model",
+            ours if ours is not None else bucket_name,
+            member,
+            "roles/storage.objectViewer",
+            f"{key} downloads the model once per instance, from the folder models live in",
+            condition=bucket_condition(f"only {folder}", bucket_name, folder) if folder else None,
         )
 
 
-FUNCTION_APIS = ("cloudfunctions", "run", "cloudbuild", "artifactregistry", "eventarc")
+def predict_environment(settings: Settings, buckets, messaging) -> dict:
+    """What predict's core needs; the sweep runs the same core."""
+    s = settings
+    return {
+        "PREDICTIONS_TOPIC": messaging.predictions.id,
+        "PREDICTION_BUCKET": buckets.prediction.name,
+        "CLASSIFIER_BACKEND": s.backend,
+        "LABEL_MAP": s.label_map,
+        **({"VERTEX_ENDPOINT": s.vertex_endpoint} if s.backend == "vertex" else {}),
+        **({"ONNX_MODEL": s.onnx_model} if s.backend == "onnx" else {}),
+    }
+
+
+def function(
+    kind: str,
+    entry_point: str,
+    description: str,
+    *,
+    settings: Settings,
+    buckets,
+    build,
+    account,
+    env: dict,
+    max_instances: int,
+    memory: str,
+    timeout: int,
+    opts: pulumi.ResourceOptions,
+    ingress: str = "ALLOW_INTERNAL_ONLY",
+    **trigger,
+) -> gcp.cloudfunctionsv2.Function:
+    """A gen2 function from its content-named zip, on its own account. Internal ingress by default:
+    Eventarc and Pub/Sub push in the same project count as internal traffic."""
+    s = settings
+    source = packaging.source_object(kind, packaging.function_files(kind), buckets.sources, opts.parent)
+    return gcp.cloudfunctionsv2.Function(
+        f"function-{kind}",
+        name=f"{s.prefix}-{kind}",
+        project=s.project,
+        location=s.region,
+        description=description,
+        build_config={
+            "runtime": RUNTIME,
+            "entry_point": entry_point,
+            "service_account": build.builder.id,
+            "docker_repository": build.repository.id,
+            "source": {"storage_source": {"bucket": buckets.sources.name, "object": source.name}},
+        },
+        service_config={
+            "service_account_email": account.email,
+            "environment_variables": env,
+            "max_instance_count": max_instances,
+            "available_memory": memory,
+            "timeout_seconds": timeout,
+            "ingress_settings": ingress,
+            "all_traffic_on_latest_revision": True,
+        },
+        labels=s.labels,
+        opts=opts,
+        **trigger,
+    )

@@ -181,6 +181,10 @@ CUSTOM_ROLES: dict[str, tuple[str, tuple[str, ...]]] = {
         "create objects that may not overwrite, and read them back (the destination side of a move)",
         ("storage.objects.get", "storage.objects.create"),
     ),
+    "objectRedrive": (
+        "list a bucket, read objects and delete exactly one generation (the re-drive sweep's source side)",
+        ("storage.objects.list", "storage.objects.get", "storage.objects.delete"),
+    ),
     "objectReview": (
         "list, read, create and delete objects (leases, decisions, undo and the audit trail)",
         ("storage.objects.list", "storage.objects.get", "storage.objects.create", "storage.objects.delete"),

@@ -21,6 +21,7 @@ ACCOUNTS = {
     "trigger": "Eventarc trigger that delivers storage events to predict",
     "pusher": "Pub/Sub push subscription that delivers predictions to move",
     "builder": "Cloud Build for the functions",
+    "sweeper": "re-drive sweep, and Cloud Scheduler's identity when it calls the sweep",
 }
 
 

@@ -14,6 +14,7 @@ from infra.functions import Functions
 from infra.iam import CustomRoles, Grant
 from infra.review import ReviewApp
 from infra.storage import Buckets
+from infra.sweep import Sweep
 
 
 @dataclass
@@ -24,6 +25,7 @@ class Stack:
     accounts: identity.Accounts
     functions: Functions
     push: messaging.PushToMove
+    sweep: Sweep
     review: ReviewApp
     components: list
 
@@ -62,6 +64,17 @@ def build(settings: Settings) -> Stack:
         pusher=accounts.pusher,
         agents=agents,
     )
+    sweep = Sweep(
+        "sweep",
+        settings,
+        apis=apis,
+        buckets=buckets,
+        messaging=topics,
+        push=push,
+        accounts=accounts,
+        roles=roles,
+        build=function_build,
+    )
     review = ReviewApp(
         "review",
         settings,
@@ -78,8 +91,9 @@ def build(settings: Settings) -> Stack:
         accounts,
         functions,
         push,
+        sweep,
         review,
-        components=[function_build, functions, push, review],
+        components=[function_build, functions, push, sweep, review],
     )
 
 
@@ -88,6 +102,7 @@ NEXT_STEPS = """\
 2. Watch it routed:  gcloud storage ls -r gs://{prediction}/
 3. Review unclear:   {review_url}  (reviewers: pulumi config set --path 'reviewers[N]' user:…)
 4. Dead letters:     gcloud pubsub subscriptions pull {held} --limit 10
+5. Re-drive now:     python -m scripts.redrive --url {sweep}
 """
 
 
@@ -111,7 +126,10 @@ def export(stack: Stack) -> None:
             "push_subscription": stack.push.subscription.name,
         },
     )
-    pulumi.export("function_uris", {"predict": f.predict.url, "move": f.move.url})
+    pulumi.export(
+        "function_uris",
+        {"predict": f.predict.url, "move": f.move.url, "sweep": stack.sweep.function.service_config.uri},
+    )
     pulumi.export("review_app_url", stack.review.url)
     pulumi.export(
         "service_accounts",
@@ -123,6 +141,7 @@ def export(stack: Stack) -> None:
             inbound=b.inbound.name,
             prediction=b.prediction.name,
             review_url=stack.review.url,
+            sweep=stack.sweep.function.service_config.uri,
             held=m.dead_letter_held.name,
         ).apply(lambda v: NEXT_STEPS.format(**v)),
     )

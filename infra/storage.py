@@ -7,7 +7,10 @@ import pulumi
 import pulumi_gcp as gcp
 
 from infra.config import Settings
+from inspection import layout
 
+INBOUND_NONCURRENT_DAYS = 7
+CLAIM_KEEP_DAYS = 30
 SOURCES_KEEP_DAYS = 90  # deployables are read once at deploy time; old ones only serve rollbacks
 
 
@@ -17,7 +20,23 @@ class Buckets(pulumi.ComponentResource):
         self.settings = settings
         self._after = [apis.service("storage")]
         self.training = self._bucket("training", "training data and model import files")
-        self.inbound = self._bucket("inbound", "where cameras upload photos")
+        # Versioning keeps every uploaded generation readable until it is routed: a camera that
+        # uploads snapshot.jpg twice in a row must not lose the first photo. Routing deletes each
+        # generation it moved; what is left noncurrent (never routed) goes after a week.
+        self.inbound = self._bucket(
+            "inbound",
+            "where cameras upload photos",
+            versioning={"enabled": True},
+            lifecycle_rules=[
+                {
+                    "action": {"type": "Delete"},
+                    "condition": {
+                        "days_since_noncurrent_time": INBOUND_NONCURRENT_DAYS,
+                        "with_state": "ARCHIVED",
+                    },
+                }
+            ],
+        )
         # Versioning keeps an overwritten or deleted decision recoverable for retentionDays.
         self.prediction = self._bucket(
             "prediction",
@@ -30,7 +49,13 @@ class Buckets(pulumi.ComponentResource):
                         "days_since_noncurrent_time": settings.retention_days,
                         "with_state": "ARCHIVED",
                     },
-                }
+                },
+                # A move's claim matters while its messages can still arrive (Pub/Sub keeps them at
+                # most 7 days, Eventarc retries for 24 hours); after that it is history.
+                {
+                    "action": {"type": "Delete"},
+                    "condition": {"age": CLAIM_KEEP_DAYS, "matches_prefixes": [f"{layout.CLAIMS}/"]},
+                },
             ],
         )
         self.sources = self._bucket(

@@ -12,6 +12,8 @@ from pathlib import Path, PurePosixPath
 from inspection.labels import DEFAULT_ALIASES
 from inspection.layout import LABELS
 
+MAX_IMAGE_BYTES = 50 * 1024 * 1024
+MAX_IMAGE_PIXELS = 500_000_000
 IMAGE_SUFFIXES = {".jpeg", ".jpg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff"}
 VERTEX_SPLITS = ("training", "validation", "test")
 LEGACY_SPLITS = {"training": "TRAIN", "validation": "VALIDATION", "test": "TEST"}
@@ -33,38 +35,72 @@ def vertex_label(name: str) -> str:
     return label if label[:1].isalpha() else f"L_{label}"
 
 
-def _image(relative: PurePosixPath, uri: str) -> Image | None:
-    if relative.suffix.lower() not in IMAGE_SUFFIXES or len(relative.parts) < 2:
-        return None
-    return Image(uri, vertex_label(relative.parent.name), "test" in relative.parts[:-1])
+# The split folders the casting layout uses (and Vertex's own names).
+SPLIT_FOLDERS = {"train", "test", "training", "validation", "valid", "val"}
 
 
-def scan(source: str) -> tuple[list[Image], list[str]]:
-    """(images, skipped non-images) under a local folder or gs://bucket/prefix, sorted by uri."""
-    images, skipped = {}, []
+@dataclass(frozen=True)
+class Skipped:
+    uri: str
+    reason: str
+
+
+def _image(relative: PurePosixPath, uri: str) -> Image | Skipped:
+    """The label is the class folder directly under a split folder (or directly under the root
+    scanned); any other place is an unexpected layout, never a class of its own."""
+    if relative.suffix.lower() not in IMAGE_SUFFIXES:
+        return Skipped(uri, "not an image file")
+    parts = relative.parts
+    if len(parts) == 2:
+        return Image(uri, vertex_label(parts[0]), False)
+    if len(parts) == 3 and parts[0].lower() in SPLIT_FOLDERS:
+        return Image(uri, vertex_label(parts[1]), parts[0].lower() == "test")
+    return Skipped(uri, "not in <split>/<class>/<image> or <class>/<image>")
+
+
+def scan(source: str, *, decode: bool = False) -> tuple[list[Image], list[Skipped]]:
+    """(images, skipped files with the reason) under a local folder or gs://bucket/prefix, sorted by
+    uri. With `decode`, an image predict could not decode (by predict's own rule) is skipped too."""
+    found: list[Image | Skipped] = []
     if source.startswith("gs://"):
         from inspection import storage
 
         bucket, _, prefix = source[5:].partition("/")
         prefix = prefix.rstrip("/") + "/" if prefix else ""
         for blob in storage.client().list_blobs(bucket, prefix=prefix):
-            uri = f"gs://{bucket}/{blob.name}"
-            found = _image(PurePosixPath(blob.name[len(prefix) :]), uri)
-            (skipped.append(uri) if found is None and not blob.name.endswith(".csv") else None)
-            if found:
-                images[uri] = found
+            if not blob.name.endswith(".csv"):
+                found.append(_image(PurePosixPath(blob.name[len(prefix) :]), f"gs://{bucket}/{blob.name}"))
     else:
         root = Path(source)
         if not root.is_dir():
             raise SystemExit(f"{source}: no such folder")
         visible = (p for p in root.rglob("*") if p.is_file() and not p.name.startswith("."))
-        for path in sorted(visible):
-            found = _image(PurePosixPath(path.relative_to(root).as_posix()), str(path))
-            if found is None:
-                skipped.append(str(path))
-            else:
-                images[str(path)] = found
-    return [images[uri] for uri in sorted(images)], skipped
+        found = [_image(PurePosixPath(p.relative_to(root).as_posix()), str(p)) for p in sorted(visible)]
+    if decode:
+        found = _decodable(found)
+    images = sorted((f for f in found if isinstance(f, Image)), key=lambda i: i.uri)
+    return images, sorted((f for f in found if isinstance(f, Skipped)), key=lambda s: s.uri)
+
+
+def _decodable(found: list[Image | Skipped]) -> list[Image | Skipped]:
+    """Each image checked with the loader predict uses; read in parallel, for gs:// sources."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from inspection import images
+
+    def check(item: Image | Skipped) -> Image | Skipped:
+        if isinstance(item, Skipped):
+            return item
+        try:
+            images.load(
+                read_bytes(item.uri), max_bytes=MAX_IMAGE_BYTES, min_side=1, max_pixels=MAX_IMAGE_PIXELS
+            )
+        except images.ImageRejected as rejected:
+            return Skipped(item.uri, f"predict could not use it: {rejected}")
+        return item
+
+    with ThreadPoolExecutor(8) as pool:
+        return list(pool.map(check, found))
 
 
 def read_import_file(text: str) -> list[tuple[str, str, str]]:

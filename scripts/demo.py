@@ -134,7 +134,12 @@ def run(args: argparse.Namespace) -> int:
     stack_file = state / STACK_FILE
     try:
         with LocalStack(config) as stack:
-            running = {"gcs": stack.gcs.url, "inbound": config.inbound, "pid": os.getpid()}
+            running = {
+                "gcs": stack.gcs.url,
+                "inbound": config.inbound,
+                "sweep": stack.sweeper.url,
+                "pid": os.getpid(),
+            }
             stack_file.write_text(json.dumps(running))
             return _run_stack(stack, config, args, data)
     finally:  # every way out, Ctrl-C and SIGTERM included: a later `scripts.upload` must not find it

@@ -7,7 +7,8 @@ Labels come from each image's folder (def_front → defect, ok_front → ok; oth
 fit Vertex's label rules). An existing test/ folder stays the test split; the rest is split into
 training and validation, stratified per label and deterministic for a seed: the same data and
 seed always give the same file, whatever order the storage lists it in. No path appears twice;
-non-images are skipped and reported. The file is Vertex's `training|validation|test,gs://…,label`
+non-images, files outside <split>/<class>/<image>, and images predict could not decode are
+skipped and reported. The file is Vertex's `training|validation|test,gs://…,label`
 (or the legacy `TRAIN|VALIDATION|TEST` form with --legacy), uploaded next to the data.
 """
 
@@ -78,9 +79,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--test", type=float, default=0.1, help="test share when there is no test/ folder")
     parser.add_argument("--legacy", action="store_true", help="legacy AutoML TRAIN|VALIDATION|TEST form")
     parser.add_argument("--no-upload", action="store_true", help="do not upload the file next to the data")
+    parser.add_argument(
+        "--no-decode-check", action="store_true", help="trust every image file (skips reading each one)"
+    )
     args = parser.parse_args(argv)
 
-    images, skipped = scan(args.source)
+    images, skipped = scan(args.source, decode=not args.no_decode_check)
     if not images:
         raise SystemExit(f"no images under {args.source}: expected <split>/<def_front|ok_front>/<image>")
     if args.gcs_base and not args.source.startswith("gs://"):
@@ -94,8 +98,11 @@ def main(argv: list[str] | None = None) -> None:
     with open(args.out, "w") as file:
         file.write(text)
     print(counts(rows))
-    if skipped:
-        print(f"skipped {len(skipped)} non-image file(s), e.g. {skipped[0]}")
+    for reason in sorted({s.reason for s in skipped}):
+        which = [s.uri for s in skipped if s.reason == reason]
+        print(
+            f"skipped {len(which)} file(s), {reason}: {', '.join(which[:3])}{' …' if len(which) > 3 else ''}"
+        )
     print(f"wrote {len(rows)} rows to {args.out}")
     target = (args.gcs_base if not args.source.startswith("gs://") else args.source) or ""
     if target.startswith("gs://") and not args.no_upload:

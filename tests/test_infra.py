@@ -187,6 +187,11 @@ def test_the_iam_grants_are_exactly_these(program):
         (sa("trigger"), "roles/eventarc.eventReceiver", f"project {PROJECT}"),
         (sa("trigger"), "roles/run.invoker", "Cloud Run service acme-qi-predict"),
         (sa("pusher"), "roles/run.invoker", "Cloud Run service acme-qi-move"),
+        (sa("sweeper"), role + "objectRedrive", "bucket acme-qi-inbound"),
+        (sa("sweeper"), role + "objectPlace", "bucket acme-qi-prediction"),
+        (sa("sweeper"), "roles/pubsub.publisher", "topic acme-qi-predictions"),
+        (sa("sweeper"), "roles/pubsub.subscriber", "subscription acme-qi-predictions-dead-letter-held"),
+        (sa("sweeper"), "roles/run.invoker", "Cloud Run service acme-qi-sweep"),
         (sa("builder"), "roles/storage.objectViewer", f"project {PROJECT}"),
         (sa("builder"), "roles/logging.logWriter", f"project {PROJECT}"),
         (sa("builder"), "roles/artifactregistry.writer", "Artifact Registry repository acme-qi-functions"),
@@ -395,3 +400,34 @@ def test_reviewers_may_be_a_comma_separated_string():
 
     pulumi.runtime.set_all_config(dev_config(reviewers="user:a@x.com, domain:x.com"), [])
     assert config.load().reviewers == ("user:a@x.com", "domain:x.com")
+
+
+def test_the_sweep_runs_on_a_schedule_with_its_own_identity(program):
+    """Cloud Scheduler calls the sweep with an OIDC token for the sweeper, who alone may invoke it."""
+    resources, _ = program
+    job = one(resources, "scheduler-redrive")
+    sweep = one(resources, "function-sweep")
+    uri = "https://acme-qi-sweep-abc123-ew.a.run.app"
+    assert job["schedule"] == "*/10 * * * *" and job["region"] == "europe-west4"
+    assert job["httpTarget"]["oidcToken"] == {"serviceAccountEmail": f"acme-qi-sweeper{SA}", "audience": uri}
+    assert job["httpTarget"]["uri"] == uri and job["httpTarget"]["httpMethod"] == "POST"
+    env = sweep["serviceConfig"]["environmentVariables"]
+    assert env["REDRIVE_AFTER_SECONDS"] == "900" and env["INBOUND_BUCKET"] == "acme-qi-inbound"
+    assert (
+        env["HELD_SUBSCRIPTION"] == f"projects/{PROJECT}/subscriptions/acme-qi-predictions-dead-letter-held"
+    )
+    assert sweep["serviceConfig"]["serviceAccountEmail"] == f"acme-qi-sweeper{SA}"
+    invokers = [r["inputs"]["member"] for r in iam(resources) if r["inputs"].get("name") == "acme-qi-sweep"]
+    assert invokers == [f"serviceAccount:acme-qi-sweeper{SA}"]
+
+
+def test_inbound_keeps_every_generation_until_it_is_routed(program):
+    resources, _ = program
+    inbound = one(resources, "bucket-inbound")
+    assert inbound["versioning"] == {"enabled": True}
+    assert inbound["lifecycleRules"][0]["condition"] == {
+        "daysSinceNoncurrentTime": 7,
+        "withState": "ARCHIVED",
+    }
+    claims = one(resources, "bucket-prediction")["lifecycleRules"][1]
+    assert claims["condition"] == {"age": 30, "matchesPrefixes": ["claims/"]}

@@ -204,3 +204,27 @@ def test_the_on_disk_emulator_never_writes_outside_its_folder(tmp_path, isolated
         bucket.blob("fine/name.jpg").upload_from_string(b"x")
     outside = [p for p in tmp_path.rglob("*") if "escape" in p.name]
     assert outside == []
+
+
+def test_redrive_by_hand_runs_the_sweep_of_the_running_demo(small_model, isolated_env, tmp_path):
+    import json
+
+    config = StackConfig(model_path=small_model, use_emulator=False, redrive_after_s=1)
+    with LocalStack(config) as stack:
+        stack.gcs.on_finalize.clear()
+        upload(stack, {"by-hand/part.png": image_bytes("PNG")})
+        running = {
+            "gcs": stack.gcs.url,
+            "inbound": config.inbound,
+            "sweep": stack.sweeper.url,
+            "pid": os.getpid(),
+        }
+        (tmp_path / "stack.json").write_text(json.dumps(running))
+        time.sleep(1.2)
+        result = subprocess.run(
+            [sys.executable, "-m", "scripts.redrive", "--state", str(tmp_path)],
+            capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        assert "re-drove 1 of 1 stranded image(s)" in result.stdout
+        exactly_once(wait_routed(stack, {"by-hand/part.png"}), {"by-hand/part.png"})

@@ -38,6 +38,7 @@ def test_the_object_names_the_program_uploads_are_the_content_hashes():
     expected = {
         packaging.content_name("predict", packaging.build_zip(packaging.function_files("predict"))),
         packaging.content_name("move", packaging.build_zip(packaging.function_files("move"))),
+        packaging.content_name("sweep", packaging.build_zip(packaging.function_files("sweep"))),
         packaging.content_name("review-app", packaging.build_zip(packaging.review_app_files())),
     }
     assert uploaded == expected
@@ -46,6 +47,7 @@ def test_the_object_names_the_program_uploads_are_the_content_hashes():
 ENV = {
     "predict": ENTRYPOINT_ENV["predict"],
     "move": ENTRYPOINT_ENV["move"],
+    "sweep": ENTRYPOINT_ENV["sweep"],
     "review-app": ENTRYPOINT_ENV["review_app"],
 }
 
@@ -55,6 +57,7 @@ ENV = {
     [
         ("predict", packaging.function_files("predict"), "main.predict_image"),
         ("move", packaging.function_files("move"), "main.move_image"),
+        ("sweep", packaging.function_files("sweep"), "main.sweep"),
         ("review-app", packaging.review_app_files(), "main.app.url_map"),
     ],
 )

@@ -38,7 +38,26 @@ def test_prepare_writes_valid_unique_rows_and_keeps_test_as_test(sample, tmp_pat
     for split, uri, _ in read_import_file(out.read_text()):
         assert (split == "test") == ("/test/" in uri), "no test image leaks into training or validation"
     printed = capsys.readouterr().out
-    assert "skipped 1 non-image" in printed and "validation" in printed
+    assert "skipped 1 file(s), not an image file" in printed and "validation" in printed
+
+
+def test_prepare_labels_only_from_the_class_folder_and_skips_what_predict_cannot_decode(tmp_path, capsys):
+    """An image in a subfolder of a class folder used to become a class named after the subfolder,
+    and a file with an image header but broken content went into training."""
+    generate(tmp_path, train=20, test=10, seed=5)
+    extra = tmp_path / "train" / "ok_front" / "extra"
+    extra.mkdir()
+    (extra / "x.jpeg").write_bytes((tmp_path / "test" / "ok_front").iterdir().__next__().read_bytes())
+    broken = tmp_path / "train" / "def_front" / "broken.jpeg"
+    broken.write_bytes(b"\xff\xd8\xff\xe0" + b"\x00" * 200)
+    out = tmp_path / "import.csv"
+    prepare.main([str(tmp_path), "--out", str(out), "--no-upload"])
+    rows = read_import_file(out.read_text())
+    assert {label for _, _, label in rows} == {"ok", "defect"}
+    assert not [uri for _, uri, _ in rows if "extra" in uri or "broken" in uri]
+    printed = capsys.readouterr().out
+    assert "skipped 1 file(s), not in <split>/<class>/<image>" in printed and "extra/x.jpeg" in printed
+    assert "predict could not use it" in printed and "broken.jpeg" in printed
 
 
 def test_prepare_is_deterministic_and_stratified(sample):
@@ -357,6 +376,7 @@ def test_every_script_has_help():
         "sample_data",
         "upload",
         "demo",
+        "redrive",
     ):
         result = subprocess.run(
             [sys.executable, "-m", f"scripts.{module}", "--help"], capture_output=True, text=True
