@@ -1,26 +1,28 @@
 """Benchmarks: `make bench` prints each figure and writes them all to bench/results.json."""
 
+from inspection.settings import MoveSettings, PredictSettings, SweepSettings
+from review_app.settings import ReviewSettings
+
 # The smallest valid environment of each entrypoint (settings are validated at import).
 # The packaging test imports the built zips with it too.
 ENTRYPOINT_ENV = {
-    "predict": {
-        "PREDICTIONS_TOPIC": "projects/p/topics/t",
-        "PREDICTION_BUCKET": "b",
-        "CLASSIFIER_BACKEND": "vertex",
-        "VERTEX_ENDPOINT": "projects/p/locations/europe-west4/endpoints/1",
-    },
-    "move": {
-        "PREDICTION_BUCKET": "b",
-        "PREDICTION_THRESHOLD": "0.9",
-        "DEAD_LETTER_TOPIC": "projects/p/topics/d",
-        "INBOUND_BUCKET": "i",
-    },
-    "sweep": {
-        "PREDICTIONS_TOPIC": "projects/p/topics/t",
-        "PREDICTION_BUCKET": "b",
-        "CLASSIFIER_BACKEND": "none",
-        "INBOUND_BUCKET": "i",
-        "HELD_SUBSCRIPTION": "projects/p/subscriptions/held",
-    },
-    "review_app": {"PREDICTION_BUCKET": "b", "REVIEW_AUTH": "iap", "IAP_AUDIENCE": "/projects/1/apps/p"},
+    "predict": PredictSettings.environment(
+        predictions_topic="projects/p/topics/t",
+        prediction_bucket="b",
+        backend="vertex",
+        vertex_endpoint="projects/p/locations/europe-west4/endpoints/1",
+    ),
+    "move": MoveSettings.environment(
+        prediction_bucket="b", threshold=0.9, dead_letter_topic="projects/p/topics/d", inbound_bucket="i"
+    ),
+    "sweep": SweepSettings.environment(
+        predictions_topic="projects/p/topics/t",
+        prediction_bucket="b",
+        backend="none",
+        inbound_bucket="i",
+        held_subscription="projects/p/subscriptions/held",
+    ),
+    "review_app": ReviewSettings.environment(
+        prediction_bucket="b", auth_mode="iap", iap_audience="/projects/1/apps/p"
+    ),
 }

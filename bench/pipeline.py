@@ -33,7 +33,7 @@ def bare_classifier(model: Path, data: list[bytes]) -> float:
 
 def through_pipeline(model: Path, data: list[bytes]) -> float:
     with LocalStack(StackConfig(model_path=model)) as stack:
-        bucket = storage.client().bucket(stack.config.inbound)
+        bucket = storage.client().bucket(stack.config.inbound_bucket)
         names = {f"bench/part-{i:05d}.jpeg" for i in range(len(data))}
         started = time.perf_counter()
         with ThreadPoolExecutor(4) as pool:

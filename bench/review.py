@@ -7,7 +7,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from inspection import storage
-from inspection.reviews import Reviews
+from review_app.decisions import Decisions
+from review_app.queue import Queue
 from scripts.localstack.gcs import FakeGcs
 
 
@@ -36,12 +37,13 @@ def measure(sizes=(100, 10_000), samples: int = 40) -> dict[str, float]:
         for size in sizes:
             bucket = storage.client().create_bucket(f"bench-review-{size}")
             _fill(bucket, size)
-            reviews = Reviews(bucket.name)
+            queue = Queue(bucket.name)
+            decide = Decisions(queue).decide
             timings, calls = [], []
             for i in range(samples):  # each sample is a different reviewer: leases pile up as in real use
                 before = gcs.requests
                 started = time.perf_counter()
-                assert reviews.next_item(f"reviewer-{i}@example.com") is not None
+                assert queue.next_item(f"reviewer-{i}@example.com") is not None
                 timings.append(time.perf_counter() - started)
                 calls.append(gcs.requests - before)
             figures[f"review_next_storage_requests_{size}"] = statistics.median(calls)
@@ -51,9 +53,9 @@ def measure(sizes=(100, 10_000), samples: int = 40) -> dict[str, float]:
             if size == sizes[-1]:
                 decisions = []
                 for _ in range(samples):
-                    item = reviews.next_item("decider@example.com")
+                    item = queue.next_item("decider@example.com")
                     started = time.perf_counter()
-                    reviews.decide(item.name, item.generation, "ok", "decider@example.com")
+                    decide(item.name, item.generation, "ok", "decider@example.com")
                     decisions.append(time.perf_counter() - started)
                 median, p95 = _percentiles(decisions)
                 figures["review_decide_ms_median"] = round(median, 1)

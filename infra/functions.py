@@ -18,9 +18,10 @@ import pulumiverse_time as time
 from infra import packaging
 from infra.config import Settings
 from infra.iam import Grants, bucket_condition, sa
+from inspection.messages import FINALIZED
+from inspection.settings import MoveSettings, PredictSettings
 
 RUNTIME = "python312"
-FINALIZED = "google.cloud.storage.object.v1.finalized"
 FUNCTION_APIS = ("cloudfunctions", "run", "cloudbuild", "artifactregistry", "eventarc")
 
 
@@ -118,7 +119,7 @@ class Functions(pulumi.ComponentResource):
             "predict_image",
             "Classify each photo finalized in the inbound bucket and publish it",
             account=a.predict,
-            env=predict_environment(s, buckets, messaging),
+            env=PredictSettings.environment(**predict_fields(s, buckets, messaging)),
             max_instances=s.predict_max_instances,
             memory="1Gi",
             timeout=120,  # decoding, onnxruntime
@@ -140,12 +141,12 @@ class Functions(pulumi.ComponentResource):
             max_instances=s.move_max_instances,
             memory="256Mi",
             timeout=60,
-            env={
-                "PREDICTION_BUCKET": buckets.prediction.name,
-                "PREDICTION_THRESHOLD": str(s.threshold),
-                "DEAD_LETTER_TOPIC": messaging.dead_letter.id,
-                "INBOUND_BUCKET": buckets.inbound.name,
-            },
+            env=MoveSettings.environment(
+                prediction_bucket=buckets.prediction.name,
+                threshold=s.threshold,
+                dead_letter_topic=messaging.dead_letter.id,
+                inbound_bucket=buckets.inbound.name,
+            ),
             **common,
         )
         invoke = Grants(self, [apis.service("run")])
@@ -200,16 +201,16 @@ def model_grant(iam: Grants, settings: Settings, roles, apis, buckets, member, k
         )
 
 
-def predict_environment(settings: Settings, buckets, messaging) -> dict:
-    """What predict's core needs; the sweep runs the same core."""
+def predict_fields(settings: Settings, buckets, messaging) -> dict:
+    """PredictSettings' fields as this stack sets them; the sweep runs the same core."""
     s = settings
     return {
-        "PREDICTIONS_TOPIC": messaging.predictions.id,
-        "PREDICTION_BUCKET": buckets.prediction.name,
-        "CLASSIFIER_BACKEND": s.backend,
-        "LABEL_MAP": s.label_map,
-        **({"VERTEX_ENDPOINT": s.vertex_endpoint} if s.backend == "vertex" else {}),
-        **({"ONNX_MODEL": s.onnx_model} if s.backend == "onnx" else {}),
+        "predictions_topic": messaging.predictions.id,
+        "prediction_bucket": buckets.prediction.name,
+        "backend": s.backend,
+        "label_map": s.label_map,
+        "vertex_endpoint": s.vertex_endpoint if s.backend == "vertex" else None,
+        "onnx_model": s.onnx_model if s.backend == "onnx" else None,
     }
 
 

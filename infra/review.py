@@ -22,6 +22,7 @@ import pulumi_gcp as gcp
 from infra import packaging
 from infra.config import Settings
 from infra.iam import Grants, sa
+from review_app.settings import ReviewSettings
 
 RUNTIME = "python313"
 SERVICE = "default"
@@ -120,11 +121,11 @@ class ReviewApp(pulumi.ComponentResource):
                     )
                 }
             },
-            env_variables={
-                "PREDICTION_BUCKET": buckets.prediction.name,
-                "REVIEW_AUTH": "iap",
-                "IAP_AUDIENCE": pulumi.Output.concat("/projects/", project_number, "/apps/", s.project),
-            },
+            env_variables=ReviewSettings.environment(
+                prediction_bucket=buckets.prediction.name,
+                auth_mode="iap",
+                iap_audience=pulumi.Output.concat("/projects/", project_number, "/apps/", s.project),
+            ),
             service_account=accounts.review.email,
             instance_class="F1",  # 384 MB: one worker process, concurrency from threads
             automatic_scaling={

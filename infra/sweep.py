@@ -14,8 +14,9 @@ import pulumi
 import pulumi_gcp as gcp
 
 from infra.config import Settings
-from infra.functions import FUNCTION_APIS, function, model_grant, predict_environment, propagation_wait
+from infra.functions import FUNCTION_APIS, function, model_grant, predict_fields, propagation_wait
 from infra.iam import Grants, sa
+from inspection.settings import SweepSettings
 
 
 class Sweep(pulumi.ComponentResource):
@@ -67,12 +68,12 @@ class Sweep(pulumi.ComponentResource):
         model_grant(iam, s, roles, apis, buckets, member, "sweeper")
         self.grants = iam.grants
         wait = propagation_wait("wait-iam-sweep", s, self, [*self.grants, *build.grants])
-        env = {
-            **predict_environment(s, buckets, messaging),
-            "INBOUND_BUCKET": buckets.inbound.name,
-            "HELD_SUBSCRIPTION": messaging.dead_letter_held.id,
-            "REDRIVE_AFTER_SECONDS": str(s.redrive_after_minutes * 60),
-        }
+        env = SweepSettings.environment(
+            **predict_fields(s, buckets, messaging),
+            inbound_bucket=buckets.inbound.name,
+            held_subscription=messaging.dead_letter_held.id,
+            redrive_after_s=s.redrive_after_minutes * 60,
+        )
         self.function = function(
             "sweep",
             "sweep",

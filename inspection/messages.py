@@ -18,6 +18,7 @@ from inspection.errors import MessageError
 from inspection.layout import LABELS
 
 SCHEMA_VERSION = 1
+FINALIZED = "google.cloud.storage.object.v1.finalized"  # the storage event predict is triggered by
 MAX_NAME_BYTES = 1024  # GCS object-name limit
 
 

@@ -1,22 +1,31 @@
-"""Environment configuration of the functions, validated once at start.
+"""The environment of each deployable, declared once: the one seam between the Pulumi program (and
+the local stack, the bench and the tests) that sets it, and the running code that reads it.
 
-A bad value stops the instance with a ConfigError that names the variable and the allowed range,
-rather than failing image by image.
+Each deployable has one settings class. Every field names its variable, its range and its
+default in one place, and the class has both directions:
+- `from_env()` for the code that runs: a bad value stops the instance with a ConfigError that
+  names the variable and the allowed range, rather than failing image by image;
+- `environment(**fields)` for the code that sets it: field names in, variable names out. Pulumi
+  Outputs pass through; plain values are checked there and then, so a value the program sets is
+  one the function accepts.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Self
 
 from inspection.errors import ConfigError
 from inspection.labels import LabelMap
-from inspection.routing import parse_threshold
+from inspection.routing import THRESHOLD_RANGE, parse_threshold
 
-TOPIC_PATTERN = re.compile(r"^projects/[^/]+/topics/[^/]+$")
-SUBSCRIPTION_PATTERN = re.compile(r"^projects/[^/]+/subscriptions/[^/]+$")
+TOPIC_HINT = "projects/<project>/topics/<topic>"
+SUBSCRIPTION_HINT = "projects/<project>/subscriptions/<subscription>"
+ENDPOINT_HINT = "projects/<project>/locations/<region>/endpoints/<id>"
 ENDPOINT_PATTERN = re.compile(r"^projects/[^/]+/locations/([^/]+)/endpoints/[^/]+$")
 # none: no model yet, so every image goes to reviewers (day zero; README: deploy).
 CLASSIFIER_BACKENDS = ("none", "vertex", "onnx")
@@ -24,24 +33,13 @@ CLASSIFIER_BACKENDS = ("none", "vertex", "onnx")
 DEFAULT_MAX_REQUEST_BYTES = 1_100_000
 
 
-def _required(env: Mapping[str, str], key: str, hint: str) -> str:
-    value = env.get(key, "").strip()
-    if not value:
-        raise ConfigError(f"{key} is not set: expected {hint}")
-    return value
+# --- parsers: (raw text, variable name) → value, or ConfigError naming the variable and the range ---
 
 
-def _topic(env: Mapping[str, str], key: str) -> str:
-    value = _required(env, key, "projects/<project>/topics/<topic>")
-    if not TOPIC_PATTERN.match(value):
-        raise ConfigError(f"{key}={value!r} is not valid: expected projects/<project>/topics/<topic>")
-    return value
-
-
-def _int(env: Mapping[str, str], key: str, default: int, low: int, high: int) -> int:
-    raw = env.get(key, "").strip() or str(default)
+def parse_int(raw: str, key: str, low: int, high: int) -> int:
+    """An integer in [low, high]; the one integer rule for every setting, here and in infra/."""
     try:
-        value = int(raw)
+        value = int(str(raw).strip())
     except ValueError:
         raise ConfigError(f"{key}={raw!r} is not valid: expected an integer in [{low}, {high}]") from None
     if not low <= value <= high:
@@ -49,112 +47,182 @@ def _int(env: Mapping[str, str], key: str, default: int, low: int, high: int) ->
     return value
 
 
-@dataclass(frozen=True)
-class PredictSettings:
-    """What the predict function needs; see README "Configure"."""
+def integer(low: int, high: int) -> Callable[[str, str], int]:
+    return lambda raw, key: parse_int(raw, key, low, high)
 
-    predictions_topic: str
-    prediction_bucket: str
-    backend: str
-    vertex_endpoint: str
-    vertex_api_endpoint: str
-    onnx_model: str
-    label_map: LabelMap
-    max_upload_bytes: int
-    max_request_bytes: int
-    min_image_side: int
-    max_image_pixels: int
+
+def text(hint: str) -> Callable[[str, str], str]:
+    def parse(raw: str, key: str) -> str:
+        if not raw.strip():
+            raise ConfigError(f"{key} is not set: expected {hint}")
+        return raw.strip()
+
+    return parse
+
+
+def matching(pattern: str, hint: str) -> Callable[[str, str], str]:
+    compiled = re.compile(pattern)
+
+    def parse(raw: str, key: str) -> str:
+        value = text(hint)(raw, key)
+        if not compiled.match(value):
+            raise ConfigError(f"{key}={value!r} is not valid: expected {hint}")
+        return value
+
+    return parse
+
+
+def choice(options: tuple[str, ...]) -> Callable[[str, str], str]:
+    def parse(raw: str, key: str) -> str:
+        value = raw.strip().lower()
+        if value not in options:
+            raise ConfigError(f"{key}={value!r} is not valid: expected one of {', '.join(options)}")
+        return value
+
+    return parse
+
+
+def optional(raw: str, key: str) -> str:
+    return raw.strip()
+
+
+# --- the machinery ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Var:
+    """One environment variable: its name, how it is read, and its default (None: required)."""
+
+    name: str
+    parse: Callable[[str, str], Any]
+    default: str | None = None
+
+    def read(self, env: Mapping[str, str]) -> Any:
+        raw = env.get(self.name, "")
+        if not str(raw).strip():
+            if self.default is None:
+                return self.parse("", self.name)  # the parser says what is expected
+            raw = self.default
+        return self.parse(str(raw), self.name)
+
+
+def var(name: str, parse: Callable[[str, str], Any], default: str | None = None) -> Any:
+    return field(metadata={"var": Var(name, parse, default)})
+
+
+def nested(settings: type) -> Any:
+    """A field holding another deployable's settings, read from the same environment."""
+    return field(metadata={"settings": settings})
+
+
+class EnvSettings:
+    """Base of each deployable's settings class (a frozen dataclass of `var` and `nested` fields)."""
+
+    DERIVED: ClassVar[tuple[str, ...]] = ()  # fields computed in `_complete`, not read
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> PredictSettings:
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Self:
         env = os.environ if env is None else env
-        backend = env.get("CLASSIFIER_BACKEND", "").strip().lower()
-        if backend not in CLASSIFIER_BACKENDS:
-            allowed = ", ".join(CLASSIFIER_BACKENDS)
-            raise ConfigError(f"CLASSIFIER_BACKEND={backend!r} is not valid: expected one of {allowed}")
-        vertex_endpoint = vertex_api = onnx_model = ""
-        if backend == "vertex":
-            vertex_endpoint = _required(
-                env, "VERTEX_ENDPOINT", "projects/<project>/locations/<region>/endpoints/<id>"
-            )
-            match = ENDPOINT_PATTERN.match(vertex_endpoint)
-            if not match:
-                raise ConfigError(
-                    f"VERTEX_ENDPOINT={vertex_endpoint!r} is not valid: "
-                    "expected projects/<project>/locations/<region>/endpoints/<id>"
-                )
-            vertex_api = env.get("VERTEX_API_ENDPOINT", "").strip() or (
-                f"https://{match.group(1)}-aiplatform.googleapis.com"
-            )
-        elif backend == "onnx":
-            onnx_model = _required(env, "ONNX_MODEL", "a local path or gs://bucket/object of a .onnx model")
-        return cls(
-            predictions_topic=_topic(env, "PREDICTIONS_TOPIC"),
-            prediction_bucket=_required(env, "PREDICTION_BUCKET", "the prediction bucket's name"),
-            backend=backend,
-            vertex_endpoint=vertex_endpoint,
-            vertex_api_endpoint=vertex_api,
-            onnx_model=onnx_model,
-            label_map=LabelMap.parse(env.get("LABEL_MAP", ""), key="LABEL_MAP"),
-            max_upload_bytes=_int(env, "MAX_UPLOAD_BYTES", 20 * 1024 * 1024, 1024, 512 * 1024 * 1024),
-            max_request_bytes=_int(
-                env,
-                "MAX_REQUEST_BYTES",
-                DEFAULT_MAX_REQUEST_BYTES,
-                64 * 1024,
-                DEFAULT_MAX_REQUEST_BYTES,
-            ),
-            min_image_side=_int(env, "MIN_IMAGE_SIDE", 32, 1, 4096),
-            max_image_pixels=_int(env, "MAX_IMAGE_PIXELS", 50_000_000, 10_000, 500_000_000),
-        )
-
-
-@dataclass(frozen=True)
-class MoveSettings:
-    """What the move function needs; see README "Configure"."""
-
-    prediction_bucket: str
-    threshold: float
-    dead_letter_topic: str
-    inbound_bucket: str  # the only bucket move takes images from
+        values = {}
+        for f in dataclasses.fields(cls):
+            if "settings" in f.metadata:
+                values[f.name] = f.metadata["settings"].from_env(env)
+            elif "var" in f.metadata:
+                values[f.name] = f.metadata["var"].read(env)
+        return cls._complete(env, values)
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> MoveSettings:
-        env = os.environ if env is None else env
-        return cls(
-            prediction_bucket=_required(env, "PREDICTION_BUCKET", "the prediction bucket's name"),
-            threshold=parse_threshold(
-                _required(env, "PREDICTION_THRESHOLD", "a number in (0.5, 1]"),
-                "PREDICTION_THRESHOLD",
-            ),
-            dead_letter_topic=_topic(env, "DEAD_LETTER_TOPIC"),
-            inbound_bucket=_required(env, "INBOUND_BUCKET", "the inbound bucket's name"),
-        )
+    def _complete(cls, env: Mapping[str, str], values: dict) -> Self:
+        """Rules between fields, and derived fields; the default has none."""
+        return cls(**values)
+
+    @classmethod
+    def variables(cls) -> dict[str, Var]:
+        """Field name → its variable, nested settings included."""
+        found = {}
+        for f in dataclasses.fields(cls):
+            if "settings" in f.metadata:
+                found.update(f.metadata["settings"].variables())
+            elif "var" in f.metadata:
+                found[f.name] = f.metadata["var"]
+        return found
+
+    @classmethod
+    def environment(cls, **values: Any) -> dict[str, Any]:
+        """The environment that gives these field values. Plain values are checked now; Pulumi
+        Outputs (anything but str, int and float) pass through as they are."""
+        known = cls.variables()
+        unknown = set(values) - set(known)
+        if unknown:
+            raise TypeError(f"{cls.__name__} has no field {', '.join(sorted(unknown))}")
+        env = {}
+        for name, value in values.items():
+            if value is None:
+                continue
+            if isinstance(value, (str, int, float)):
+                known[name].parse(str(value), known[name].name)
+                value = str(value)
+            env[known[name].name] = value
+        return env
+
+
+# --- the deployables -------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
-class SweepSettings:
+class PredictSettings(EnvSettings):
+    """What the predict function (and the sweep, which runs its core) needs; README "Configure"."""
+
+    predictions_topic: str = var("PREDICTIONS_TOPIC", matching(r"^projects/[^/]+/topics/[^/]+$", TOPIC_HINT))
+    prediction_bucket: str = var("PREDICTION_BUCKET", text("the prediction bucket's name"))
+    backend: str = var("CLASSIFIER_BACKEND", choice(CLASSIFIER_BACKENDS))
+    vertex_endpoint: str = var("VERTEX_ENDPOINT", optional, "")
+    vertex_api_endpoint: str = var("VERTEX_API_ENDPOINT", optional, "")
+    onnx_model: str = var("ONNX_MODEL", optional, "")
+    label_map: LabelMap = var("LABEL_MAP", lambda raw, key: LabelMap.parse(raw, key=key), "")
+    max_upload_bytes: int = var("MAX_UPLOAD_BYTES", integer(1024, 512 * 1024 * 1024), str(20 * 1024 * 1024))
+    max_request_bytes: int = var(
+        "MAX_REQUEST_BYTES", integer(64 * 1024, DEFAULT_MAX_REQUEST_BYTES), str(DEFAULT_MAX_REQUEST_BYTES)
+    )
+    min_image_side: int = var("MIN_IMAGE_SIDE", integer(1, 4096), "32")
+    max_image_pixels: int = var("MAX_IMAGE_PIXELS", integer(10_000, 500_000_000), "50000000")
+
+    @classmethod
+    def _complete(cls, env: Mapping[str, str], values: dict) -> Self:
+        if values["backend"] == "vertex":
+            endpoint = matching(ENDPOINT_PATTERN.pattern, ENDPOINT_HINT)(
+                values["vertex_endpoint"], "VERTEX_ENDPOINT"
+            )
+            region = ENDPOINT_PATTERN.match(endpoint).group(1)
+            values["vertex_api_endpoint"] = (
+                values["vertex_api_endpoint"] or f"https://{region}-aiplatform.googleapis.com"
+            )
+        elif values["backend"] == "onnx":
+            text("a local path or gs://bucket/object of a .onnx model")(values["onnx_model"], "ONNX_MODEL")
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class MoveSettings(EnvSettings):
+    """What the move function needs; README "Configure"."""
+
+    prediction_bucket: str = var("PREDICTION_BUCKET", text("the prediction bucket's name"))
+    threshold: float = var(
+        "PREDICTION_THRESHOLD", lambda raw, key: parse_threshold(text(THRESHOLD_RANGE)(raw, key), key)
+    )
+    dead_letter_topic: str = var("DEAD_LETTER_TOPIC", matching(r"^projects/[^/]+/topics/[^/]+$", TOPIC_HINT))
+    inbound_bucket: str = var("INBOUND_BUCKET", text("the inbound bucket's name"))  # the only source
+
+
+@dataclass(frozen=True)
+class SweepSettings(EnvSettings):
     """What the re-drive sweep needs: predict's own settings (it finishes predict's work), and where
     to look for stranded images and held messages; see README "Nothing is lost"."""
 
-    predict: PredictSettings
-    inbound_bucket: str
-    held_subscription: str
-    redrive_after_s: int
-    max_messages: int
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> SweepSettings:
-        env = os.environ if env is None else env
-        held = _required(env, "HELD_SUBSCRIPTION", "projects/<project>/subscriptions/<subscription>")
-        if not SUBSCRIPTION_PATTERN.match(held):
-            raise ConfigError(
-                f"HELD_SUBSCRIPTION={held!r} is not valid: expected projects/<project>/subscriptions/<name>"
-            )
-        return cls(
-            predict=PredictSettings.from_env(env),
-            inbound_bucket=_required(env, "INBOUND_BUCKET", "the inbound bucket's name"),
-            held_subscription=held,
-            redrive_after_s=_int(env, "REDRIVE_AFTER_SECONDS", 900, 1, 7 * 24 * 3600),
-            max_messages=_int(env, "REDRIVE_MAX_MESSAGES", 100, 1, 1000),
-        )
+    predict: PredictSettings = nested(PredictSettings)
+    inbound_bucket: str = var("INBOUND_BUCKET", text("the inbound bucket's name"))
+    held_subscription: str = var(
+        "HELD_SUBSCRIPTION", matching(r"^projects/[^/]+/subscriptions/[^/]+$", SUBSCRIPTION_HINT)
+    )
+    redrive_after_s: int = var("REDRIVE_AFTER_SECONDS", integer(1, 7 * 24 * 3600), "900")
+    max_messages: int = var("REDRIVE_MAX_MESSAGES", integer(1, 1000), "100")

@@ -8,6 +8,8 @@ from datetime import UTC, date, datetime, time, timedelta
 
 from flask import Blueprint, Response, abort, current_app, render_template, request
 
+from inspection import layout, metadata, storage
+
 bp = Blueprint("audit", __name__)
 COLUMNS = (
     "decided_at",
@@ -19,6 +21,31 @@ COLUMNS = (
     "original",
     "object",
 )
+
+
+def decisions_between(prediction_bucket: str, start: datetime, end: datetime) -> list[dict]:
+    """Every decision made in [start, end), oldest first."""
+    rows = []
+    for blob in storage.client().list_blobs(prediction_bucket, prefix=layout.HUMAN_DECIDED + "/"):
+        meta = blob.metadata or {}
+        try:
+            when = datetime.fromisoformat(meta[metadata.DECIDED_AT])
+        except (KeyError, ValueError):
+            continue
+        if start <= when < end:
+            rows.append(
+                {
+                    "decided_at": meta[metadata.DECIDED_AT],
+                    "reviewer": meta.get(metadata.REVIEWER, ""),
+                    "image": blob.name.split("/", 2)[2],
+                    "human_label": meta.get(metadata.HUMAN_LABEL, ""),
+                    "model_label": meta.get(metadata.MODEL_LABEL, ""),
+                    "model_score": meta.get(metadata.MODEL_SCORE, ""),
+                    "object": blob.name,
+                    "original": meta.get(metadata.COPIED_FROM, ""),
+                }
+            )
+    return sorted(rows, key=lambda row: row["decided_at"])
 
 
 def _range() -> tuple[datetime, datetime]:
@@ -38,7 +65,8 @@ def _range() -> tuple[datetime, datetime]:
 
 def _rows():
     start, end = _range()
-    return start, end, current_app.extensions["reviews"].decisions(start, end)
+    bucket = current_app.extensions["settings"].prediction_bucket
+    return start, end, decisions_between(bucket, start, end)
 
 
 @bp.get("/audit")

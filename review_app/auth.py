@@ -14,6 +14,8 @@ from flask import Flask, abort, current_app, g, request
 from google.auth import exceptions as auth_exceptions
 from google.auth import jwt
 
+from inspection import logs
+
 LOCAL_REVIEWER = "local-reviewer@localhost"
 IAP_ISSUER = "https://cloud.google.com/iap"
 CERTS_TTL_S = 3600
@@ -65,22 +67,22 @@ def allowed(email: str, allow_list: str) -> bool:
 def _identify() -> None:
     if request.endpoint == "static":
         return
-    config = current_app.config
-    if config["AUTH_MODE"] == "local":
+    settings = current_app.extensions["settings"]
+    if settings.auth_mode == "local":
         g.reviewer = LOCAL_REVIEWER
         return
     token = request.headers.get("x-goog-iap-jwt-assertion", "")
     if not token:
         abort(401, "no IAP assertion")
     try:
-        g.reviewer = verify_iap_assertion(token, config["IAP_AUDIENCE"], current_app.extensions["iap_keys"])
+        g.reviewer = verify_iap_assertion(token, settings.iap_audience, current_app.extensions["iap_keys"])
     except ValueError as exc:
-        current_app.logger.warning(str(exc))
+        logs.warning("refused an invalid IAP assertion", reason=str(exc))
         abort(401, "invalid IAP assertion")
-    if not allowed(g.reviewer, config["ALLOWED_REVIEWERS"]):
+    if not allowed(g.reviewer, settings.allowed_reviewers):
         abort(403, "not on the reviewer list")
 
 
 def init_app(app: Flask) -> None:
-    app.extensions["iap_keys"] = IapKeys(app.config["IAP_CERTS_URL"])
+    app.extensions["iap_keys"] = IapKeys(app.extensions["settings"].iap_certs_url)
     app.before_request(_identify)

@@ -6,19 +6,24 @@ from dataclasses import asdict
 
 from flask import Blueprint, abort, current_app, g, jsonify, render_template, request
 
-from inspection.reviews import AlreadyDecided, Item, NotAllowed, NotFound, Reviews
+from review_app.decisions import Decisions
+from review_app.queue import AlreadyDecided, Item, NotAllowed, NotFound, Queue
 
 bp = Blueprint("review", __name__)
 
 
-def reviews() -> Reviews:
-    return current_app.extensions["reviews"]
+def queue() -> Queue:
+    return current_app.extensions["queue"]
+
+
+def decisions() -> Decisions:
+    return current_app.extensions["decisions"]
 
 
 def _item_json(item: Item) -> dict:
     signer = current_app.extensions["signer"]
     body = asdict(item)
-    body["url"] = signer.url(current_app.config["BUCKET"], item.name, item.generation)
+    body["url"] = signer.url(queue().prediction_bucket, item.name, item.generation)
     body["display_name"] = item.name.split("/", 1)[1]
     return body
 
@@ -60,13 +65,13 @@ def next_image():
     exclude = set(request.args.getlist("exclude"))
     if len(exclude) > 200:
         abort(400, "too many exclusions")
-    item = reviews().next_item(g.reviewer, exclude)
+    item = queue().next_item(g.reviewer, exclude)
     return jsonify(empty=True) if item is None else jsonify(_item_json(item))
 
 
 @bp.get("/api/queue")
-def queue():
-    count, capped = reviews().count_unclear()
+def queue_size():
+    count, capped = queue().count()
     return jsonify(unclear=count, capped=capped)
 
 
@@ -75,7 +80,7 @@ def decide():
     body = _body()
     generation = _generation(body.get("generation"))
     try:
-        decision = reviews().decide(body.get("name"), generation, body.get("label"), g.reviewer)
+        decision = decisions().decide(body.get("name"), generation, body.get("label"), g.reviewer)
     except AlreadyDecided:
         return jsonify(error="already decided by another reviewer"), 409
     return jsonify(asdict(decision))
@@ -83,14 +88,14 @@ def decide():
 
 @bp.post("/api/skip")
 def skip():
-    reviews().release(_body().get("name"), g.reviewer)
+    queue().release(_body().get("name"), g.reviewer)
     return ("", 204)
 
 
 @bp.post("/api/undo")
 def undo():
     try:
-        item = reviews().undo(_body().get("decision"), g.reviewer)
+        item = decisions().undo(_body().get("decision"), g.reviewer)
     except AlreadyDecided:
         return jsonify(error="the image changed since; nothing was undone"), 409
     return jsonify(_item_json(item))

@@ -40,7 +40,7 @@ def _check_csrf() -> None:
 
 
 def _headers(response):
-    storage = current_app.config.get("STORAGE_ORIGIN", "https://storage.googleapis.com")
+    storage = current_app.extensions["signer"].origin
     response.headers["Content-Security-Policy"] = (
         "default-src 'none'; script-src 'self'; style-src 'self'; "
         f"img-src 'self' {storage}; connect-src 'self'; form-action 'self'; "
@@ -51,7 +51,8 @@ def _headers(response):
     response.headers["Referrer-Policy"] = "no-referrer"
     response.headers["Permissions-Policy"] = "camera=(), microphone=(), geolocation=()"
     response.headers["Cross-Origin-Opener-Policy"] = "same-origin"
-    if current_app.config["AUTH_MODE"] == "iap":
+    iap = current_app.extensions["settings"].auth_mode == "iap"
+    if iap:
         response.headers["Strict-Transport-Security"] = "max-age=31536000; includeSubDomains"
     if request.path.startswith("/api/"):
         response.headers["Cache-Control"] = "no-store"
@@ -62,7 +63,7 @@ def _headers(response):
             new,
             httponly=True,
             samesite="Strict",
-            secure=current_app.config["AUTH_MODE"] == "iap",
+            secure=iap,
         )
     return response
 

@@ -1,7 +1,7 @@
 """Short-lived V4 signed URLs for images, made without any key file.
 
 - In the cloud: the app's own service account signs through the IAM `signBlob` API
-  (it holds roles/iam.serviceAccountTokenCreator on itself).
+  (it holds a custom role with only iam.serviceAccounts.signBlob on itself).
 - Against fake-gcs-server (STORAGE_EMULATOR_HOST set): a throwaway RSA key made in memory at
   start, never written anywhere; the emulator does not check signatures, but the URLs have the
   real V4 shape and go through the same code path.
@@ -17,6 +17,8 @@ from inspection import storage
 
 
 class IamSigner:
+    origin = "https://storage.googleapis.com"  # where the signed URLs point (the page's CSP allows it)
+
     def __init__(self, seconds: int):
         self.expiration = timedelta(seconds=seconds)
         self._lock = threading.Lock()
@@ -70,7 +72,7 @@ class LocalSigner:
             }
         )
         self.expiration = timedelta(seconds=seconds)
-        self.endpoint = endpoint
+        self.endpoint = self.origin = endpoint
 
     def url(self, bucket: str, name: str, generation: int) -> str:
         blob = storage.client().bucket(bucket).blob(name)
@@ -83,10 +85,9 @@ class LocalSigner:
         )
 
 
-def create(config: dict):
+def create(settings):
     """Local signing against the emulator, IAM signing everywhere else."""
     emulator = os.environ.get("STORAGE_EMULATOR_HOST")
     if emulator:
-        config.setdefault("STORAGE_ORIGIN", emulator.rstrip("/"))
-        return LocalSigner(config["SIGNED_URL_SECONDS"], emulator.rstrip("/"))
-    return IamSigner(config["SIGNED_URL_SECONDS"])
+        return LocalSigner(settings.signed_url_seconds, emulator.rstrip("/"))
+    return IamSigner(settings.signed_url_seconds)

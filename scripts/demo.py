@@ -60,7 +60,7 @@ def prepare_data(state: Path, data: Path | None, train: int, test: int) -> Path:
 def upload(stack: LocalStack, items: list[tuple[str, bytes]]) -> None:
     from tqdm import tqdm
 
-    bucket = storage.client().bucket(stack.config.inbound)
+    bucket = storage.client().bucket(stack.config.inbound_bucket)
 
     def put(item: tuple[str, bytes]) -> None:
         bucket.blob(item[0]).upload_from_string(item[1])
@@ -136,7 +136,7 @@ def run(args: argparse.Namespace) -> int:
         with LocalStack(config) as stack:
             running = {
                 "gcs": stack.gcs.url,
-                "inbound": config.inbound,
+                "inbound": config.inbound_bucket,
                 "sweep": stack.sweeper.url,
                 "pid": os.getpid(),
             }
@@ -197,7 +197,7 @@ def serve_review(config: StackConfig, port: int) -> int:
 
     from review_app import create_app
 
-    app = create_app({"BUCKET": config.prediction, "AUTH_MODE": "local", "SIGNING": "local"})
+    app = create_app({"PREDICTION_BUCKET": config.prediction_bucket, "REVIEW_AUTH": "local"})
     server = make_server("127.0.0.1", port, app, threaded=True)
     print(f"\nreview app: http://127.0.0.1:{server.server_port}  (local mode; Ctrl-C stops everything)")
     print("add images:  .venv/bin/python -m scripts.upload PATH [PATH …]")

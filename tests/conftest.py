@@ -112,18 +112,6 @@ def small_model(tmp_path_factory):
     return path
 
 
-def make_function(target: str, signature: str):
-    """Load a function from its source file through functions-framework, as Cloud Run does."""
-    import functions_framework
-
-    from inspection import publishing, storage
-
-    storage.client.cache_clear()
-    publishing._publisher.cache_clear()
-    kind = "predict" if target == "predict_image" else "move"
-    return functions_framework.create_app(target, f"functions/{kind}/main.py", signature).test_client()
-
-
 CHROMIUM = "/usr/bin/chromium"
 
 

@@ -61,3 +61,15 @@ def push_body(data: bytes | dict) -> dict:
         "message": {"data": base64.b64encode(raw).decode(), "messageId": "1", "attributes": {}},
         "subscription": "projects/local/subscriptions/predictions-push",
     }
+
+
+def make_function(target: str, signature: str):
+    """Load a function from its source file through functions-framework, as Cloud Run does."""
+    import functions_framework
+
+    from inspection import publishing, storage
+
+    storage.client.cache_clear()
+    publishing._publisher.cache_clear()
+    kind = "predict" if target == "predict_image" else "move"
+    return functions_framework.create_app(target, f"functions/{kind}/main.py", signature).test_client()

@@ -28,7 +28,7 @@ def served(make_bucket):
         }
         blob.upload_from_string(image_bytes(defect=defect), content_type="image/jpeg")
     server = make_server(
-        "127.0.0.1", 0, create_app({"BUCKET": bucket.name, "AUTH_MODE": "local"}), threaded=True
+        "127.0.0.1", 0, create_app({"PREDICTION_BUCKET": bucket.name, "REVIEW_AUTH": "local"}), threaded=True
     )
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield f"http://127.0.0.1:{server.server_port}", bucket
@@ -90,7 +90,7 @@ def test_the_page_works_with_buttons_and_shows_an_empty_queue(page, served):
 def test_an_empty_queue_refreshes_by_itself(page, make_bucket):
     bucket = make_bucket("prediction")
     server = make_server(
-        "127.0.0.1", 0, create_app({"BUCKET": bucket.name, "AUTH_MODE": "local"}), threaded=True
+        "127.0.0.1", 0, create_app({"PREDICTION_BUCKET": bucket.name, "REVIEW_AUTH": "local"}), threaded=True
     )
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
@@ -127,14 +127,14 @@ def test_every_name_the_pipeline_routes_to_a_person_can_be_seen_and_decided(page
     config = StackConfig(model_path=small_model, use_emulator=False, extra_env={"CLASSIFIER_BACKEND": "none"})
     try:
         with LocalStack(config) as stack:
-            inbound = storage.client().bucket(config.inbound)
+            inbound = storage.client().bucket(config.inbound_bucket)
             for name in SERVABLE + UNSERVABLE:
                 inbound.blob(name).upload_from_string(image_bytes(), content_type="image/jpeg")
             wait_for(
                 lambda: not stack.inbound_names() and len(stack.routed()["unclear"]) == len(SERVABLE), 60
             )
             assert len(stack.routed()["rejected"]) == len(UNSERVABLE)
-            app = create_app({"BUCKET": config.prediction, "AUTH_MODE": "local", "SIGNING": "local"})
+            app = create_app({"PREDICTION_BUCKET": config.prediction_bucket, "REVIEW_AUTH": "local"})
             server = make_server("127.0.0.1", 0, app, threaded=True)
             threading.Thread(target=server.serve_forever, daemon=True).start()
             errors = []
@@ -150,7 +150,7 @@ def test_every_name_the_pipeline_routes_to_a_person_can_be_seen_and_decided(page
                 expect(page.locator("#session-count")).to_have_text(str(len(seen)))
             page.locator("#empty").wait_for(state="visible")
             server.shutdown()
-            decided = storage.client().bucket(config.prediction).list_blobs(prefix="human_decided/ok/")
+            decided = storage.client().bucket(config.prediction_bucket).list_blobs(prefix="human_decided/ok/")
             assert sorted(b.name.removeprefix("human_decided/ok/") for b in decided) == sorted(SERVABLE)
             assert sorted(seen) == sorted(SERVABLE)
             assert errors == []

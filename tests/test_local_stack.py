@@ -38,7 +38,7 @@ def wait_routed(stack: LocalStack, names: set[str], timeout: float = 90) -> dict
 
 
 def upload(stack: LocalStack, items: dict[str, bytes]) -> None:
-    bucket = storage.client().bucket(stack.config.inbound)
+    bucket = storage.client().bucket(stack.config.inbound_bucket)
     for name, data in items.items():
         bucket.blob(name).upload_from_string(data)
 
@@ -215,7 +215,7 @@ def test_redrive_by_hand_runs_the_sweep_of_the_running_demo(small_model, isolate
         upload(stack, {"by-hand/part.png": image_bytes("PNG")})
         running = {
             "gcs": stack.gcs.url,
-            "inbound": config.inbound,
+            "inbound": config.inbound_bucket,
             "sweep": stack.sweeper.url,
             "pid": os.getpid(),
         }

@@ -11,8 +11,7 @@ from cloudevents.http import CloudEvent
 
 from inspection import storage
 from inspection.errors import ConfigError
-from tests.conftest import make_function
-from tests.helpers import prediction, push_body
+from tests.helpers import make_function, prediction, push_body
 
 THRESHOLD = 0.8
 

@@ -15,8 +15,7 @@ from cloudevents.conversion import to_binary
 from cloudevents.http import CloudEvent
 
 from inspection import storage
-from tests.conftest import make_function
-from tests.helpers import image_bytes, prediction, push_body, storage_event
+from tests.helpers import image_bytes, make_function, prediction, push_body, storage_event
 
 
 @pytest.fixture

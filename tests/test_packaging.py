@@ -9,8 +9,9 @@ import zipfile
 
 import pytest
 
-from bench import ENTRYPOINT_ENV
 from infra import packaging
+from inspection.settings import MoveSettings, PredictSettings, SweepSettings
+from review_app.settings import ReviewSettings
 
 
 def test_the_same_source_gives_the_same_object_name():
@@ -44,11 +45,16 @@ def test_the_object_names_the_program_uploads_are_the_content_hashes():
     assert uploaded == expected
 
 
-ENV = {
-    "predict": ENTRYPOINT_ENV["predict"],
-    "move": ENTRYPOINT_ENV["move"],
-    "sweep": ENTRYPOINT_ENV["sweep"],
-    "review-app": ENTRYPOINT_ENV["review_app"],
+PREDICT = {"predictions_topic": "projects/p/topics/t", "prediction_bucket": "b", "backend": "none"}
+ENV = {  # the smallest valid environment of each deployable, as the Pulumi program writes it
+    "predict": PredictSettings.environment(**PREDICT),
+    "move": MoveSettings.environment(
+        prediction_bucket="b", threshold=0.9, dead_letter_topic="projects/p/topics/d", inbound_bucket="i"
+    ),
+    "sweep": SweepSettings.environment(
+        **PREDICT, inbound_bucket="i", held_subscription="projects/p/subscriptions/h"
+    ),
+    "review-app": ReviewSettings.environment(prediction_bucket="b", iap_audience="/projects/1/apps/p"),
 }
 
 

@@ -15,8 +15,7 @@ import pytest
 from cloudevents.conversion import to_binary
 from PIL import Image
 
-from tests.conftest import make_function
-from tests.helpers import image_bytes, storage_event
+from tests.helpers import image_bytes, make_function, storage_event
 
 ENDPOINT = "projects/demo/locations/europe-west4/endpoints/1234"
 

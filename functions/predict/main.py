@@ -14,10 +14,9 @@ from cloudevents.http import CloudEvent
 
 from inspection import classifiers, logs, predicting
 from inspection.errors import MessageError
-from inspection.messages import StorageObject
+from inspection.messages import FINALIZED, StorageObject
 from inspection.settings import PredictSettings
 
-FINALIZED = "google.cloud.storage.object.v1.finalized"
 SETTINGS = PredictSettings.from_env()  # a bad value stops the instance here, naming the variable
 
 

@@ -14,7 +14,8 @@ import uuid
 
 import requests
 
-FINALIZED = "google.cloud.storage.object.v1.finalized"
+from inspection.messages import FINALIZED
+
 MAX_ATTEMPTS = 8
 
 

@@ -16,6 +16,7 @@ from google.cloud import storage as gcs_types
 from werkzeug.serving import WSGIRequestHandler, make_server
 
 from inspection import layout, publishing, storage
+from inspection.settings import MoveSettings, SweepSettings
 from scripts.localstack.events import EventBridge
 from scripts.localstack.gcs import FakeGcs
 from scripts.localstack.ports import HOST, free_port
@@ -32,10 +33,10 @@ class StackConfig:
     state_dir: Path | None = None  # None keeps objects in memory
     gcs_port: int = 0
     use_emulator: bool | None = None  # None: use Google's emulator when it is installed
-    inbound: str = "local-inbound"
-    prediction: str = "local-prediction"
-    training: str = "local-training"
-    topic: str = f"projects/{PROJECT}/topics/predictions"
+    inbound_bucket: str = "local-inbound"
+    prediction_bucket: str = "local-prediction"
+    training_bucket: str = "local-training"
+    predictions_topic: str = f"projects/{PROJECT}/topics/predictions"
     dead_letter_topic: str = f"projects/{PROJECT}/topics/predictions-dead-letter"
     extra_env: dict[str, str] = field(default_factory=dict)
     redrive_after_s: int = 60  # an inbound image this old is stranded (the cloud default is 900)
@@ -94,7 +95,11 @@ class LocalStack:
         c.gcs_port = self.gcs.port  # a restart comes back on the same address
         os.environ.update({"STORAGE_EMULATOR_HOST": self.gcs.url, "GOOGLE_CLOUD_PROJECT": PROJECT})
         storage.client.cache_clear()
-        for name, versioned in ((c.inbound, True), (c.prediction, True), (c.training, False)):
+        for name, versioned in (
+            (c.inbound_bucket, True),
+            (c.prediction_bucket, True),
+            (c.training_bucket, False),
+        ):
             bucket = gcs_types.Bucket(storage.client(), name)
             # As infra/storage.py declares them; fake-gcs-server's on-disk backend cannot version,
             # so a stack kept on disk (for restart tests) has no noncurrent generations.
@@ -109,17 +114,24 @@ class LocalStack:
         publishing._publisher.cache_clear()  # a restarted emulator listens on a new port
         self._stoppers.append(self.pubsub.stop)
 
+        # The functions read their environment as in the cloud, written by the same settings classes.
         os.environ.update(
             {
-                "PREDICTIONS_TOPIC": c.topic,
-                "DEAD_LETTER_TOPIC": c.dead_letter_topic,
-                "PREDICTION_BUCKET": c.prediction,
-                "PREDICTION_THRESHOLD": str(c.threshold),
-                "INBOUND_BUCKET": c.inbound,
-                "HELD_SUBSCRIPTION": held_subscription(c.dead_letter_topic),
-                "REDRIVE_AFTER_SECONDS": str(c.redrive_after_s),
-                "CLASSIFIER_BACKEND": "onnx",
-                "ONNX_MODEL": str(c.model_path),
+                **SweepSettings.environment(  # predict's fields, and the sweep's
+                    predictions_topic=c.predictions_topic,
+                    prediction_bucket=c.prediction_bucket,
+                    backend="onnx",
+                    onnx_model=str(c.model_path),
+                    inbound_bucket=c.inbound_bucket,
+                    held_subscription=held_subscription(c.dead_letter_topic),
+                    redrive_after_s=c.redrive_after_s,
+                ),
+                **MoveSettings.environment(
+                    prediction_bucket=c.prediction_bucket,
+                    threshold=c.threshold,
+                    dead_letter_topic=c.dead_letter_topic,
+                    inbound_bucket=c.inbound_bucket,
+                ),
                 **c.extra_env,
             }
         )
@@ -135,7 +147,7 @@ class LocalStack:
         move = functions_framework.create_app("move_image", str(functions / "move" / "main.py"), "http")
         self.move = _Served(_unavailable_while(self.move_outage, move), "move")
         self._stoppers.append(self.move.stop)
-        self.pubsub.push_topic(c.topic, self.move.url, c.dead_letter_topic)
+        self.pubsub.push_topic(c.predictions_topic, self.move.url, c.dead_letter_topic)
         self.sweeper = _Served(
             functions_framework.create_app("sweep", str(functions / "sweep" / "main.py"), "http"), "sweep"
         )
@@ -147,7 +159,7 @@ class LocalStack:
             ).start()
             self._stoppers.append(stop.set)
 
-        self.bridge = EventBridge(c.inbound, self.predict.url).start()
+        self.bridge = EventBridge(c.inbound_bucket, self.predict.url).start()
         self._stoppers.append(self.bridge.stop)
         self.gcs.on_finalize.append(self.bridge)
         self.resync()
@@ -162,7 +174,7 @@ class LocalStack:
 
     def resync(self) -> int:
         """Announce objects already waiting in inbound, as Eventarc redelivers what was never acknowledged."""
-        pending = list(storage.client().list_blobs(self.config.inbound))
+        pending = list(storage.client().list_blobs(self.config.inbound_bucket))
         for blob in pending:
             self.bridge(blob._properties)
         return len(pending)
@@ -184,14 +196,14 @@ class LocalStack:
     def routed(self) -> dict[str, list[str]]:
         """Folder → names of the objects in it (names as uploaded; collision suffixes kept)."""
         result: dict[str, list[str]] = {folder: [] for folder in layout.ROUTED_FOLDERS}
-        for blob in storage.client().list_blobs(self.config.prediction):
+        for blob in storage.client().list_blobs(self.config.prediction_bucket):
             folder, _, name = blob.name.partition("/")
             if folder in result:
                 result[folder].append(name)
         return result
 
     def inbound_names(self) -> list[str]:
-        return [blob.name for blob in storage.client().list_blobs(self.config.inbound)]
+        return [blob.name for blob in storage.client().list_blobs(self.config.inbound_bucket)]
 
     def dead_letters(self) -> list[bytes]:
         return self.pubsub.dead_letters(self.config.dead_letter_topic)

@@ -1,0 +1,183 @@
+"""The review queue on the prediction bucket: which unclear image a reviewer sees, and leases.
+
+Object names are keys, never paths: nothing here normalises `..`. A request may only name objects
+under `unclear/` (or, for undo, the reviewer's own decision), and an object that does not exist
+literally is simply not found.
+
+A lease is `review/leases/<object>`, created with `if_generation_match=0`, or taken over once
+expired with `if_generation_match=<its generation>`, so any number of app instances agree.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from google.api_core import exceptions as gexc
+
+from inspection import layout, metadata, storage
+
+PAGE_SIZE = 50
+MAX_PAGES = 4  # a reviewer who skipped 200 images sees "nothing to review" rather than a slow page
+COUNT_CAP = 1000
+UNCLEAR_PREFIX = layout.UNCLEAR + "/"
+
+
+class NotAllowed(ValueError):
+    """The name is outside what a reviewer may touch (400)."""
+
+
+class NotFound(LookupError):
+    """No such object, or not this reviewer's (404)."""
+
+
+class AlreadyDecided(Exception):
+    """Someone else decided this image first, or has it on screen (409)."""
+
+
+@dataclass(frozen=True)
+class Item:
+    """An unclear image leased to one reviewer."""
+
+    name: str
+    generation: int
+    model_label: str
+    model_score: float | None
+    arrived: str
+    lease_expires: str
+
+
+@dataclass(frozen=True)
+class Lease:
+    reviewer: str
+    expires: str
+    generation: int  # of the lease object, for taking it over
+
+    def live(self) -> bool:
+        try:
+            return datetime.fromisoformat(self.expires) > now()
+        except ValueError:
+            return False
+
+    def keeps_out(self, reviewer: str) -> bool:
+        """Whether this lease keeps `reviewer` from the image."""
+        return self.reviewer != reviewer and self.live()
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def check_name(name: object) -> str:
+    """400 for anything that is not a plain object name."""
+    if not isinstance(name, str) or not name or len(name.encode()) > 1024 or layout.unservable(name):
+        raise NotAllowed("invalid object name")
+    return name
+
+
+def check_unclear_name(name: object) -> str:
+    """400 for anything but a plain object name under unclear/."""
+    check_name(name)
+    if not name.startswith(UNCLEAR_PREFIX) or len(name) == len(UNCLEAR_PREFIX):
+        raise NotAllowed("only images under unclear/ can be reviewed")
+    return name
+
+
+def score_of(meta: dict) -> float | None:
+    try:
+        return float(meta[metadata.PREDICTED_SCORE])
+    except (KeyError, ValueError):
+        return None
+
+
+class Queue:
+    """The unclear images of one prediction bucket, leased one at a time."""
+
+    def __init__(self, prediction_bucket: str, lease_seconds: int = 300):
+        self.prediction_bucket = prediction_bucket
+        self.lease_for = timedelta(seconds=lease_seconds)
+
+    @property
+    def bucket(self):
+        return storage.client().bucket(self.prediction_bucket)
+
+    def next_item(self, reviewer: str, exclude: set[str] = frozenset()) -> Item | None:
+        """Lease the first unclear image nobody else holds; bounded pages, never the whole prefix."""
+        leases = self._leases()
+        token = None
+        for _ in range(MAX_PAGES):
+            page = self.bucket.list_blobs(prefix=UNCLEAR_PREFIX, max_results=PAGE_SIZE, page_token=token)
+            for blob in list(page):
+                holder = leases.get(blob.name)
+                if blob.name in exclude or (holder and holder.keeps_out(reviewer)):
+                    continue
+                item = self._take(blob, reviewer, holder)
+                if item is not None:
+                    return item
+            token = page.next_page_token
+            if not token:
+                return None
+        return None
+
+    def count(self) -> tuple[int, bool]:
+        """(count, capped): counted up to COUNT_CAP, so the cost stays flat."""
+        names = self.bucket.list_blobs(
+            prefix=UNCLEAR_PREFIX, max_results=COUNT_CAP, fields="items(name),nextPageToken"
+        )
+        count = sum(1 for _ in names)
+        return count, count >= COUNT_CAP
+
+    def release(self, name: str, reviewer: str) -> None:
+        """Give a leased image back to the queue (skip)."""
+        check_unclear_name(name)
+        lease = self.lease_of(name)
+        if lease is not None and lease.reviewer == reviewer:
+            storage.delete_quietly(self.prediction_bucket, layout.lease(name), lease.generation)
+
+    def lease_of(self, name: str) -> Lease | None:
+        blob = self.bucket.get_blob(layout.lease(name))
+        return _lease(blob) if blob is not None else None
+
+    def hold(self, name: str, reviewer: str) -> str:
+        """Lease `name` to `reviewer` whoever held it before (undo keeps the image with the undoer);
+        returns when the lease expires."""
+        expires = (now() + self.lease_for).isoformat()
+        self._write(name, reviewer, expires, precondition=None)
+        return expires
+
+    def _leases(self) -> dict[str, Lease]:
+        """Live leases: one or two per active reviewer, so listing them is cheap."""
+        prefix = layout.LEASES + "/"
+        return {blob.name[len(prefix) :]: _lease(blob) for blob in self.bucket.list_blobs(prefix=prefix)}
+
+    def _take(self, blob, reviewer: str, holder: Lease | None) -> Item | None:
+        expires = (now() + self.lease_for).isoformat()
+        try:
+            self._write(blob.name, reviewer, expires, precondition=holder.generation if holder else 0)
+        except gexc.PreconditionFailed:
+            return None  # another reviewer got there first
+        meta = blob.metadata or {}
+        return Item(
+            name=blob.name,
+            generation=blob.generation,
+            model_label=meta.get(metadata.PREDICTED_LABEL, ""),
+            model_score=score_of(meta),
+            arrived=meta.get(metadata.ROUTED_AT)
+            or (blob.time_created.isoformat() if blob.time_created else ""),
+            lease_expires=expires,
+        )
+
+    def _write(self, name: str, reviewer: str, expires: str, precondition: int | None) -> None:
+        lease = self.bucket.blob(layout.lease(name))
+        lease.metadata = {"reviewer": reviewer, "expires": expires}
+        lease.upload_from_string(
+            json.dumps({"reviewer": reviewer, "expires": expires}),
+            content_type="application/json",
+            if_generation_match=precondition,
+        )
+
+
+def _lease(blob) -> Lease:
+    meta = blob.metadata or {}
+    return Lease(meta.get("reviewer", ""), meta.get("expires", ""), blob.generation)

@@ -1,0 +1,34 @@
+"""The review app's environment, declared once (inspection/settings.py explains the seam)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Self
+
+from inspection.errors import ConfigError
+from inspection.settings import EnvSettings, choice, integer, optional, text, var
+
+AUTH_MODES = ("iap", "local")
+IAP_KEYS_URL = "https://www.gstatic.com/iap/verify/public_key"
+
+
+@dataclass(frozen=True)
+class ReviewSettings(EnvSettings):
+    """What the review app needs; README "Configure"."""
+
+    prediction_bucket: str = var("PREDICTION_BUCKET", text("the prediction bucket's name"))
+    auth_mode: str = var("REVIEW_AUTH", choice(AUTH_MODES), "iap")  # local: no identity verified
+    iap_audience: str = var("IAP_AUDIENCE", optional, "")
+    iap_certs_url: str = var("IAP_CERTS_URL", optional, IAP_KEYS_URL)
+    allowed_reviewers: str = var("ALLOWED_REVIEWERS", optional, "")
+    lease_seconds: int = var("LEASE_SECONDS", integer(30, 3600), "300")
+    undo_seconds: int = var("UNDO_SECONDS", integer(0, 3600), "120")
+    signed_url_seconds: int = var("SIGNED_URL_SECONDS", integer(60, 3600), "300")
+
+    @classmethod
+    def _complete(cls, env: Mapping[str, str], values: dict) -> Self:
+        if values["auth_mode"] == "iap" and not values["iap_audience"].startswith("/projects/"):
+            expected = "/projects/<project number>/apps/<project id>"
+            raise ConfigError(f"IAP_AUDIENCE is not set: expected {expected} (REVIEW_AUTH=iap)")
+        return cls(**values)
