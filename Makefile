@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 REQS := requirements.txt functions/requirements.txt review_app/requirements.txt
 
-.PHONY: demo test lint bench iam-doc clean
+.PHONY: demo test test-fast lint bench iam-doc clean
 
 $(STAMP): $(REQS)
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed; found " + sys.version.split()[0])'
@@ -16,11 +16,15 @@ $(STAMP): $(REQS)
 
 ## make demo [ONCE=1] [DATA=path/to/casting_data] [PORT=8080]: the whole pipeline on this machine
 demo: $(STAMP)
-	$(BIN)/python -m scripts.demo $(if $(ONCE),--once) $(if $(DATA),--data "$(DATA)") $(if $(PORT),--review-port $(PORT))
+	$(BIN)/python -m scripts.local.demo $(if $(ONCE),--once) $(if $(DATA),--data "$(DATA)") $(if $(PORT),--review-port $(PORT))
 
 ## make test: lint, then every test
 test: $(STAMP) lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+## make test-fast: the unit tests alone, for the inner loop (no emulator, no browser)
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -m unit -q $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

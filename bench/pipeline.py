@@ -10,10 +10,8 @@ from pathlib import Path
 
 from inspection import images, storage
 from inspection.classifiers import OnnxClassifier
-from scripts import sample_data, train_local
-from scripts.localstack.stack import LocalStack, StackConfig
-
-LIMITS = {"max_bytes": 20 * 1024 * 1024, "min_side": 32, "max_pixels": 50_000_000}
+from scripts.local.stack import LocalStack, StackConfig
+from scripts.training import sample_data, train_local
 
 
 def _images(count: int, root: Path) -> list[bytes]:
@@ -24,10 +22,10 @@ def _images(count: int, root: Path) -> list[bytes]:
 def bare_classifier(model: Path, data: list[bytes]) -> float:
     classifier = OnnxClassifier(str(model))
     for raw in data[:10]:  # warm up: first calls pay for allocations the steady state does not
-        classifier.classify(images.load(raw, **LIMITS))
+        classifier.classify(images.load(raw))
     started = time.perf_counter()
     for raw in data:
-        classifier.classify(images.load(raw, **LIMITS))
+        classifier.classify(images.load(raw))
     return len(data) / (time.perf_counter() - started)
 
 

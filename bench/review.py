@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 from inspection import storage
 from review_app.decisions import Decisions
 from review_app.queue import Queue
-from scripts.localstack.gcs import FakeGcs
+from scripts.local.gcs import FakeGcs
 
 
 def _fill(bucket, count: int) -> None:

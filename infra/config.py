@@ -152,8 +152,8 @@ def load() -> Settings:
         raise _fix(
             "vertexEndpointId",
             f"is {endpoint_id!r}, not a Vertex AI endpoint id (digits)",
-            "deploy a model with `python -m scripts.train_vertex … --deploy`, which prints the exact "
-            "`pulumi config set vertexEndpointId …` line",
+            "deploy a model with `python -m scripts.training.train_vertex … --deploy`, which prints "
+            "the exact `pulumi config set vertexEndpointId …` line",
         )
     if backend == "onnx" and not MODEL_URL.match(onnx_model):
         raise _fix(

@@ -18,6 +18,7 @@ import pulumiverse_time as time
 from infra import packaging
 from infra.config import Settings
 from infra.iam import Grants, bucket_condition, sa
+from inspection import layout
 from inspection.messages import FINALIZED
 from inspection.settings import MoveSettings, PredictSettings
 
@@ -188,7 +189,7 @@ def model_grant(iam: Grants, settings: Settings, roles, apis, buckets, member, k
             f"{key} asks the endpoint for online predictions, and nothing else",
         )
     elif s.backend == "onnx":
-        bucket_name, _, path = s.onnx_model.removeprefix("gs://").partition("/")
+        bucket_name, path = layout.split_gs_uri(s.onnx_model)
         folder = path.rpartition("/")[0]
         ours = buckets.by_name.get(bucket_name)
         iam.bucket(

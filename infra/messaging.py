@@ -16,8 +16,8 @@ import pulumiverse_time as time
 
 from infra.config import Settings
 from infra.iam import Grants, sa
+from inspection.publishing import MAX_DELIVERY_ATTEMPTS
 
-MAX_DELIVERY_ATTEMPTS = 5  # Pub/Sub allows 5-100
 DEAD_LETTER_RETENTION = "604800s"  # 7 days, the maximum
 
 

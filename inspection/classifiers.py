@@ -17,6 +17,7 @@ import tempfile
 from dataclasses import dataclass
 from typing import Protocol
 
+from inspection import layout
 from inspection.errors import BackendUnavailable, ConfigError
 from inspection.images import LoadedImage
 
@@ -141,7 +142,7 @@ def local_model_path(location: str) -> str:
         return location
     from inspection import storage
 
-    bucket, _, name = location[5:].partition("/")
+    bucket, name = layout.split_gs_uri(location)
     target = os.path.join(tempfile.gettempdir(), "model-" + name.replace("/", "_"))
     if not os.path.exists(target):  # download beside it, then rename: never a half-written model
         partial = f"{target}.{os.getpid()}.part"

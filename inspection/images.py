@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from inspection.limits import DEFAULT_LIMITS, Limits
+
 # Formats the Vertex AutoML image models accept as they are; anything else is re-encoded to JPEG.
 PASS_THROUGH_FORMATS = {"JPEG", "PNG", "GIF", "BMP"}
 
@@ -37,8 +39,9 @@ class LoadedImage:
         return self._encoded[limit]
 
 
-def load(data: bytes, *, max_bytes: int, min_side: int, max_pixels: int) -> LoadedImage:
+def load(data: bytes, limits: Limits = DEFAULT_LIMITS) -> LoadedImage:
     """Decode fully (a truncated file fails here, not later) or raise ImageRejected."""
+    max_bytes, min_side, max_pixels = limits.max_bytes, limits.min_side, limits.max_pixels
     if not data:
         raise ImageRejected("empty", "the object has no bytes")
     if len(data) > max_bytes:

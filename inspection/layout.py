@@ -81,3 +81,11 @@ def quarantined(name: str) -> str:
 def printable(name: str) -> str:
     """`name` as ASCII metadata can carry (JSON escapes), so nothing is lost."""
     return json.dumps(name)[1:-1]
+
+
+def split_gs_uri(uri: str) -> tuple[str, str]:
+    """gs://bucket/name → (bucket, name); the name may be empty (a whole bucket) or a prefix."""
+    if not uri.startswith("gs://") or not uri[5:].split("/", 1)[0]:
+        raise ValueError(f"{uri!r} is not gs://bucket/…")
+    bucket, _, name = uri[5:].partition("/")
+    return bucket, name

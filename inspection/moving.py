@@ -6,7 +6,7 @@ import json
 import time
 from datetime import UTC, datetime
 
-from inspection import layout, logs, routing, storage
+from inspection import layout, logs, metadata, routing, storage
 from inspection.errors import MessageError
 from inspection.messages import Prediction
 from inspection.settings import MoveSettings
@@ -26,14 +26,14 @@ def route(prediction: Prediction, settings: MoveSettings) -> storage.Moved:
         storage.ObjectRef(prediction.bucket, prediction.name, prediction.generation),
         storage.ObjectRef(settings.prediction_bucket, layout.routed(folder, prediction.name)),
         {
-            "predicted_label": prediction.label,
-            "predicted_score": f"{prediction.score:.6f}",
-            "predicted_scores": json.dumps(prediction.scores, sort_keys=True),
-            "model": prediction.model,
-            "predicted_at": prediction.predicted_at,
-            "threshold": str(settings.threshold),
-            "routed_at": datetime.now(UTC).isoformat(),
-            **({"unclear_reason": prediction.unclear_reason} if prediction.unclear_reason else {}),
+            metadata.PREDICTED_LABEL: prediction.label,
+            metadata.PREDICTED_SCORE: f"{prediction.score:.6f}",
+            metadata.PREDICTED_SCORES: json.dumps(prediction.scores, sort_keys=True),
+            metadata.MODEL: prediction.model,
+            metadata.PREDICTED_AT: prediction.predicted_at,
+            metadata.THRESHOLD: str(settings.threshold),
+            metadata.ROUTED_AT: datetime.now(UTC).isoformat(),
+            **({metadata.UNCLEAR_REASON: prediction.unclear_reason} if prediction.unclear_reason else {}),
             **storage.provenance(prediction.bucket, prediction.generation),
         },
     )

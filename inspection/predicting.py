@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime
 
-from inspection import images, layout, logs, publishing, storage
+from inspection import images, layout, logs, metadata, publishing, storage
 from inspection.classifiers import Classifier
 from inspection.messages import Prediction, StorageObject
 from inspection.settings import PredictSettings
@@ -36,12 +36,7 @@ def handle_object(obj: StorageObject, settings: PredictSettings, classifier: Cla
         )
         return "gone"
     try:
-        loaded = images.load(
-            data,
-            max_bytes=settings.max_upload_bytes,
-            min_side=settings.min_image_side,
-            max_pixels=settings.max_image_pixels,
-        )
+        loaded = images.load(data, settings.limits)
     except images.ImageRejected as rejection:
         return _reject(source, rejection, settings, started)
 
@@ -89,10 +84,10 @@ def _reject(
             settings.prediction_bucket, destination or layout.routed(layout.REJECTED, source.name)
         ),
         {
-            "rejected_reason": rejection.reason,
-            "rejected_detail": rejection.detail[:1000],
-            "rejected_at": datetime.now(UTC).isoformat(),
-            "original_name": layout.printable(source.name)[:1500],
+            metadata.REJECTED_REASON: rejection.reason,
+            metadata.REJECTED_DETAIL: rejection.detail[:1000],
+            metadata.REJECTED_AT: datetime.now(UTC).isoformat(),
+            metadata.ORIGINAL_NAME: layout.printable(source.name)[:1500],
             **storage.provenance(source.bucket, source.generation),
         },
     )

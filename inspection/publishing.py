@@ -10,6 +10,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 PUBLISH_TIMEOUT_S = 60.0
+# Deliveries of one message before Pub/Sub forwards it to the dead-letter topic (it allows 5 to
+# 100); the push subscription declares it and the local stand-in plays it.
+MAX_DELIVERY_ATTEMPTS = 5
 PULL_TIMEOUT_S = 10.0
 
 

@@ -21,6 +21,7 @@ from typing import Any, ClassVar, Self
 
 from inspection.errors import ConfigError
 from inspection.labels import LabelMap
+from inspection.limits import DEFAULT_LIMITS, Limits
 from inspection.routing import THRESHOLD_RANGE, parse_threshold
 
 TOPIC_HINT = "projects/<project>/topics/<topic>"
@@ -180,12 +181,20 @@ class PredictSettings(EnvSettings):
     vertex_api_endpoint: str = var("VERTEX_API_ENDPOINT", optional, "")
     onnx_model: str = var("ONNX_MODEL", optional, "")
     label_map: LabelMap = var("LABEL_MAP", lambda raw, key: LabelMap.parse(raw, key=key), "")
-    max_upload_bytes: int = var("MAX_UPLOAD_BYTES", integer(1024, 512 * 1024 * 1024), str(20 * 1024 * 1024))
+    max_upload_bytes: int = var(
+        "MAX_UPLOAD_BYTES", integer(1024, 512 * 1024 * 1024), str(DEFAULT_LIMITS.max_bytes)
+    )
     max_request_bytes: int = var(
         "MAX_REQUEST_BYTES", integer(64 * 1024, DEFAULT_MAX_REQUEST_BYTES), str(DEFAULT_MAX_REQUEST_BYTES)
     )
-    min_image_side: int = var("MIN_IMAGE_SIDE", integer(1, 4096), "32")
-    max_image_pixels: int = var("MAX_IMAGE_PIXELS", integer(10_000, 500_000_000), "50000000")
+    min_image_side: int = var("MIN_IMAGE_SIDE", integer(1, 4096), str(DEFAULT_LIMITS.min_side))
+    max_image_pixels: int = var(
+        "MAX_IMAGE_PIXELS", integer(10_000, 500_000_000), str(DEFAULT_LIMITS.max_pixels)
+    )
+
+    @property
+    def limits(self) -> Limits:
+        return Limits(self.max_upload_bytes, self.min_image_side, self.max_image_pixels)
 
     @classmethod
     def _complete(cls, env: Mapping[str, str], values: dict) -> Self:

@@ -33,12 +33,7 @@ from enum import StrEnum
 from google.api_core import exceptions as gexc
 from google.cloud import storage
 
-from inspection import layout, logs
-
-COPIED_FROM = "copied_from"  # gs://bucket/name#generation: the exact object a copy was made of
-# Where a routed image came from, for people and the learning loop (README: the folders).
-SOURCE_BUCKET = "source_bucket"
-SOURCE_GENERATION = "source_generation"
+from inspection import layout, logs, metadata
 
 
 @functools.cache
@@ -70,9 +65,7 @@ class ObjectRef:
     @classmethod
     def parse(cls, uri: str) -> ObjectRef:
         """gs://bucket/name[#generation]"""
-        if not uri.startswith("gs://") or "/" not in uri[5:]:
-            raise ValueError(f"{uri!r} is not gs://bucket/object")
-        bucket, _, rest = uri[5:].partition("/")
+        bucket, rest = layout.split_gs_uri(uri)
         name, _, generation = rest.rpartition("#") if "#" in rest else (rest, "", "")
         if generation and not generation.isdigit():
             name, generation = rest, ""
@@ -126,7 +119,7 @@ class Moved:
 
 def provenance(bucket: str, generation: int) -> dict[str, str]:
     """Metadata naming the inbound object a routed image came from."""
-    return {SOURCE_BUCKET: bucket, SOURCE_GENERATION: str(generation)}
+    return {metadata.SOURCE_BUCKET: bucket, metadata.SOURCE_GENERATION: str(generation)}
 
 
 def read(source: ObjectRef) -> bytes | None:
@@ -157,7 +150,7 @@ def claim_of(source: ObjectRef, bucket: str) -> Claim | None:
         return None
 
 
-def move(source: ObjectRef, destination: ObjectRef, metadata: dict[str, str], *, owner: str = "") -> Moved:
+def move(source: ObjectRef, destination: ObjectRef, meta: dict[str, str], *, owner: str = "") -> Moved:
     """Move one source generation to `destination` (bucket and name); see the module docstring.
 
     `owner` names who decides (a reviewer); the outcome says whether that decision stands.
@@ -169,7 +162,7 @@ def move(source: ObjectRef, destination: ObjectRef, metadata: dict[str, str], *,
         bucket=destination.bucket,
         destination=destination.name,
         owner=owner,
-        metadata={**metadata, COPIED_FROM: source.uri},
+        metadata={**meta, metadata.COPIED_FROM: source.uri},
         claimed_at=datetime.now(UTC).isoformat(),
     )
     claim, recorded_now = _claim(wanted)
@@ -225,7 +218,7 @@ def _place(source: ObjectRef, claim: Claim) -> tuple[ObjectRef | None, bool]:
                 existing = bucket.get_blob(target)
                 if existing is None:
                     continue  # deleted meanwhile: try the same name again
-                if (existing.metadata or {}).get(COPIED_FROM) == source.uri:
+                if (existing.metadata or {}).get(metadata.COPIED_FROM) == source.uri:
                     return ObjectRef(claim.bucket, target, existing.generation), False
                 break  # another object holds this name: try the next
             except gexc.NotFound:  # the source generation is gone: did an earlier attempt finish?
@@ -236,7 +229,7 @@ def _place(source: ObjectRef, claim: Claim) -> tuple[ObjectRef | None, bool]:
 def _finished(source: ObjectRef, claim: Claim, candidates: list[str]) -> ObjectRef | None:
     for name in candidates:
         existing = client().bucket(claim.bucket).get_blob(name)
-        if existing is not None and (existing.metadata or {}).get(COPIED_FROM) == source.uri:
+        if existing is not None and (existing.metadata or {}).get(metadata.COPIED_FROM) == source.uri:
             return ObjectRef(claim.bucket, name, existing.generation)
     return None
 

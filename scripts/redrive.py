@@ -18,7 +18,7 @@ from pathlib import Path
 
 import requests
 
-from scripts.localstack.state import DEFAULT_STATE, running_stack
+from scripts.local.state import DEFAULT_STATE, running_stack
 
 
 def identity_token(audience: str) -> str:

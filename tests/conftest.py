@@ -1,4 +1,5 @@
-"""Shared fixtures: real emulators on 127.0.0.1, started once per session."""
+"""Shared fixtures: real emulators on 127.0.0.1, started once per session, and the markers that say
+what each test needs (`make test-fast` runs the unit tests alone)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import os
 
 import pytest
 
-from scripts.localstack.gcs import FakeGcs
+from scripts.local.gcs import FakeGcs
 
 _names = itertools.count()
 
@@ -50,7 +51,7 @@ def make_bucket(gcs_client):
 @pytest.fixture(scope="session")
 def pubsub_emulator():
     """Google's Pub/Sub emulator; skipped loudly where Java or the gcloud SDK is missing."""
-    from scripts.localstack.pubsub import PubSubEmulator, find_emulator_jar
+    from scripts.local.pubsub import PubSubEmulator, find_emulator_jar
 
     jar = find_emulator_jar()
     if jar is None:
@@ -63,47 +64,83 @@ def pubsub_emulator():
 
 
 @pytest.fixture
-def topic(pubsub_emulator):
-    """A fresh topic with a pull subscription; `read()` returns what was published to it."""
+def topic(request):
+    """A fresh topic; `read()` returns what was published to it. On Google's emulator where it is
+    installed, else on an in-process stand-in, so handler tests run on machines without Java."""
+    from scripts.local.pubsub import find_emulator_jar
 
-    class Topic:
-        path = f"projects/local/topics/t-{os.getpid()}-{next(_names)}"
-        subscription = path.replace("/topics/", "/subscriptions/") + "-read"
+    path = f"projects/local/topics/t-{os.getpid()}-{next(_names)}"
+    if find_emulator_jar() is None:
+        yield InProcessTopic(path)
+        return
+    emulator = request.getfixturevalue("pubsub_emulator")
+    subscription = path.replace("/topics/", "/subscriptions/") + "-read"
+    emulator.publisher.create_topic(name=path)
+    emulator.subscriber.create_subscription(request={"name": subscription, "topic": path})
+    yield EmulatorTopic(path, subscription, emulator)
 
-        def read(self, expect: int = 1, timeout: float = 10.0) -> list:
-            import time
 
-            from google.api_core.exceptions import DeadlineExceeded
+class EmulatorTopic:
+    def __init__(self, path: str, subscription: str, emulator):
+        self.path, self.subscription, self.emulator = path, subscription, emulator
 
-            deadline, got = time.monotonic() + timeout, []
-            while len(got) < expect and time.monotonic() < deadline:
-                try:
-                    response = pubsub_emulator.subscriber.pull(
-                        request={"subscription": self.subscription, "max_messages": 10},
-                        timeout=max(0.3, deadline - time.monotonic()),
-                    )
-                except DeadlineExceeded:
-                    continue
-                got += [m.message for m in response.received_messages]
-                if response.received_messages:
-                    pubsub_emulator.subscriber.acknowledge(
-                        request={
-                            "subscription": self.subscription,
-                            "ack_ids": [m.ack_id for m in response.received_messages],
-                        }
-                    )
-            return got
+    def read(self, expect: int = 1, timeout: float = 10.0) -> list:
+        import time
 
-    t = Topic()
-    pubsub_emulator.publisher.create_topic(name=t.path)
-    pubsub_emulator.subscriber.create_subscription(request={"name": t.subscription, "topic": t.path})
-    return t
+        from google.api_core.exceptions import DeadlineExceeded
+
+        deadline, got = time.monotonic() + timeout, []
+        subscriber = self.emulator.subscriber
+        while len(got) < expect and time.monotonic() < deadline:
+            try:
+                response = subscriber.pull(
+                    request={"subscription": self.subscription, "max_messages": 10},
+                    timeout=max(0.3, deadline - time.monotonic()),
+                )
+            except DeadlineExceeded:
+                continue
+            got += [m.message for m in response.received_messages]
+            if response.received_messages:
+                subscriber.acknowledge(
+                    request={
+                        "subscription": self.subscription,
+                        "ack_ids": [m.ack_id for m in response.received_messages],
+                    }
+                )
+        return got
+
+
+class InProcessTopic:
+    """Publishes to `path` are kept here (the local stack's in-process seam), as messages with
+    `data` and `attributes` like the emulator's."""
+
+    def __init__(self, path: str):
+        from types import SimpleNamespace
+
+        from inspection import publishing
+
+        self.path, self._messages = path, []
+
+        def keep(data: bytes, attributes: dict[str, str]) -> str:
+            self._messages.append(SimpleNamespace(data=data, attributes=dict(attributes)))
+            return str(len(self._messages))
+
+        publishing.register_local_topic(path, keep)
+
+    def read(self, expect: int = 1, timeout: float = 10.0) -> list:
+        import time
+
+        deadline = time.monotonic() + timeout
+        while len(self._messages) < expect and time.monotonic() < deadline:
+            time.sleep(0.02)
+        got, self._messages[:] = list(self._messages), []
+        return got
 
 
 @pytest.fixture(scope="session")
 def small_model(tmp_path_factory):
-    """A real ONNX model trained by scripts.train_local on a small synthetic sample."""
-    from scripts import sample_data, train_local
+    """A real ONNX model trained by scripts.training.train_local on a small synthetic sample."""
+    from scripts.training import sample_data, train_local
 
     root = tmp_path_factory.mktemp("sample")
     sample_data.generate(root, train=80, test=20, seed=11)
@@ -132,3 +169,19 @@ def browser_type_launch_args(browser_type_launch_args):
             "--no-first-run",
         ],
     }
+
+
+EMULATOR_FIXTURES = {"fake_gcs", "gcs_client", "make_bucket", "topic", "pubsub_emulator"}
+EMULATOR_MODULES = {"test_local_stack.py", "test_gcs_proxy.py"}  # they start their own emulators
+
+
+def pytest_collection_modifyitems(items):
+    """Every test is `browser`, `emulator` or `unit`, by what it uses."""
+    for item in items:
+        if item.get_closest_marker("browser"):
+            continue
+        uses_emulator = EMULATOR_FIXTURES & set(getattr(item, "fixturenames", ()))
+        if uses_emulator or item.path.name in EMULATOR_MODULES:
+            item.add_marker(pytest.mark.emulator)
+        else:
+            item.add_marker(pytest.mark.unit)

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 
 from cloudevents.http import CloudEvent
 
-from scripts.sample_data import draw_part
+from scripts.training.sample_data import draw_part
 
 
 def image_bytes(

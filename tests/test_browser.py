@@ -121,7 +121,7 @@ def test_every_name_the_pipeline_routes_to_a_person_can_be_seen_and_decided(page
     import os
 
     from inspection import storage
-    from scripts.localstack.stack import LocalStack, StackConfig
+    from scripts.local.stack import LocalStack, StackConfig
 
     saved = dict(os.environ)
     config = StackConfig(model_path=small_model, use_emulator=False, extra_env={"CLASSIFIER_BACKEND": "none"})

@@ -9,9 +9,8 @@ import pytest
 from PIL import Image
 
 from inspection import images
+from inspection.limits import Limits
 from tests.helpers import image_bytes
-
-LIMITS = {"max_bytes": 20 * 1024 * 1024, "min_side": 32, "max_pixels": 50_000_000}
 
 
 @pytest.mark.parametrize(
@@ -31,7 +30,7 @@ LIMITS = {"max_bytes": 20 * 1024 * 1024, "min_side": 32, "max_pixels": 50_000_00
     ],
 )
 def test_every_format_pillow_decodes_is_accepted(fmt, mode):
-    loaded = images.load(image_bytes(fmt, mode), **LIMITS)
+    loaded = images.load(image_bytes(fmt, mode))
     assert images.grayscale(loaded.image).mode == "L"
     request = loaded.request_bytes(1_100_000)
     assert Image.open(io.BytesIO(request)).format in images.PASS_THROUGH_FORMATS
@@ -45,7 +44,7 @@ def test_large_images_are_reencoded_to_fit_the_request_limit():
     Image.fromarray(noisy, "RGB").save(buffer, format="PNG")
     big = buffer.getvalue()
     assert len(big) > 10_000_000
-    fitted = images.load(big, **LIMITS).request_bytes(1_100_000)
+    fitted = images.load(big).request_bytes(1_100_000)
     assert len(fitted) <= 1_100_000
     assert Image.open(io.BytesIO(fitted)).format == "JPEG"
     assert Image.open(io.BytesIO(fitted)).size[0] >= 600  # downscaled only as far as needed
@@ -53,7 +52,7 @@ def test_large_images_are_reencoded_to_fit_the_request_limit():
 
 def test_small_supported_images_pass_through_unchanged():
     data = image_bytes("JPEG")
-    assert images.load(data, **LIMITS).request_bytes(1_100_000) is data
+    assert images.load(data).request_bytes(1_100_000) is data
 
 
 def _zip() -> bytes:
@@ -77,14 +76,14 @@ def _zip() -> bytes:
 )
 def test_bad_input_is_rejected_with_a_reason(data, reason):
     with pytest.raises(images.ImageRejected) as rejected:
-        images.load(data, **LIMITS)
+        images.load(data)
     assert rejected.value.reason == reason
 
 
 def test_oversized_files_and_pixel_bombs_are_rejected():
     with pytest.raises(images.ImageRejected, match="too_large"):
-        images.load(image_bytes(), max_bytes=1000, min_side=32, max_pixels=50_000_000)
+        images.load(image_bytes(), Limits(max_bytes=1000))
     bomb = io.BytesIO()
     Image.new("L", (12000, 12000)).save(bomb, format="PNG")
     with pytest.raises(images.ImageRejected, match="too_many_pixels"):
-        images.load(bomb.getvalue(), **LIMITS)
+        images.load(bomb.getvalue())

@@ -10,8 +10,8 @@ import time
 import pytest
 
 from inspection import storage
-from scripts.localstack.pubsub import find_emulator_jar
-from scripts.localstack.stack import LocalStack, StackConfig
+from scripts.local.pubsub import find_emulator_jar
+from scripts.local.stack import LocalStack, StackConfig
 from tests.helpers import image_bytes
 
 BAD = {"bad/notes.txt": b"not an image", "bad/empty.jpg": b"", "bad/cut.jpg": image_bytes()[:1200]}
@@ -54,7 +54,7 @@ def test_demo_once_routes_every_image_and_exits_zero(tmp_path):
         [
             sys.executable,
             "-m",
-            "scripts.demo",
+            "scripts.local.demo",
             "--once",
             "--train",
             "60",
@@ -109,7 +109,7 @@ def test_a_restart_mid_run_loses_nothing(tmp_path, small_model, isolated_env):
 
 def dead_lettered(stack: LocalStack, expected: int, timeout: float = 60) -> None:
     """Wait until `expected` messages sit in the dead-letter subscription (without taking them)."""
-    from scripts.localstack.pubsub import held_subscription
+    from scripts.local.pubsub import held_subscription
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -155,7 +155,7 @@ def test_an_image_stranded_in_inbound_is_re_driven_once_with_its_reason(small_mo
 def test_emulators_die_with_the_process_that_started_them(tmp_path):
     """`kill -9` of the demo used to leave the emulators running."""
     script = (
-        "from scripts.localstack.gcs import FakeGcs; import time, sys;"
+        "from scripts.local.gcs import FakeGcs; import time, sys;"
         "g = FakeGcs().start(); print(g._process.pid, flush=True); time.sleep(600)"
     )
     parent = subprocess.Popen(
@@ -180,7 +180,7 @@ def test_upload_without_a_running_demo_says_so_at_once(tmp_path):
     (tmp_path / "stack.json").write_text('{"gcs": "http://127.0.0.1:9", "inbound": "x", "pid": 999999999}')
     started = time.monotonic()
     result = subprocess.run(
-        [sys.executable, "-m", "scripts.upload", "--state", str(tmp_path), __file__],
+        [sys.executable, "-m", "scripts.local.upload", "--state", str(tmp_path), __file__],
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert result.returncode != 0 and "no running demo" in result.stderr
@@ -191,7 +191,7 @@ def test_upload_without_a_running_demo_says_so_at_once(tmp_path):
 def test_the_on_disk_emulator_never_writes_outside_its_folder(tmp_path, isolated_env):
     from google.api_core import exceptions as gexc
 
-    from scripts.localstack.gcs import FakeGcs
+    from scripts.local.gcs import FakeGcs
 
     root = tmp_path / "gcs"
     with FakeGcs(root=root) as gcs:

@@ -73,8 +73,13 @@ def test_each_zip_imports_its_entrypoint_in_a_clean_interpreter(tmp_path, kind, 
         listed = archive.namelist()
     assert "requirements.txt" in listed and "main.py" in listed and "inspection/__init__.py" in listed
     assert not [n for n in listed if "__pycache__" in n or n.endswith((".json", ".pem", ".key"))]
+    # The libraries a zip's requirements leave out must not be needed: block them.
+    shipped = (tmp_path / "requirements.txt").read_text()
+    heavy = {"PIL": "pillow", "numpy": "numpy", "onnxruntime": "onnxruntime"}
+    blocked = sorted(module for module, pin in heavy.items() if pin not in shipped)
     code = (
-        "import sys, main, inspection; "
+        f"import sys; sys.modules.update(dict.fromkeys({blocked!r})); "
+        "import main, inspection; "
         f"assert main.__file__.startswith({str(tmp_path)!r}), main.__file__; "
         f"assert inspection.__file__.startswith({str(tmp_path)!r}), inspection.__file__; "
         f"{check}; print('ok')"
@@ -85,3 +90,15 @@ def test_each_zip_imports_its_entrypoint_in_a_clean_interpreter(tmp_path, kind, 
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "ok"
+
+
+def test_move_ships_neither_the_classifiers_nor_their_libraries():
+    """Move never imports onnxruntime, numpy or Pillow, so it neither ships nor builds them."""
+    files = dict((arcname, path) for path, arcname in packaging.function_files("move"))
+    assert "inspection/classifiers.py" not in files and "inspection/images.py" not in files
+    assert "inspection/predicting.py" not in files and "review_app" not in " ".join(files)
+    pins = files["requirements.txt"].read_text()
+    for heavy in ("onnxruntime", "numpy", "pillow"):
+        assert heavy not in pins
+    predict = dict((arcname, path) for path, arcname in packaging.function_files("predict"))
+    assert "onnxruntime" in predict["requirements.txt"].read_text() and "inspection/moving.py" not in predict

@@ -10,9 +10,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from scripts import evaluate, prepare, retrain_from_reviews, train_vertex, upload_dataset
-from scripts.datasets import read_import_file, scan
-from scripts.sample_data import generate
+from scripts.training import evaluate, metrics, prepare, retrain_from_reviews, train_vertex, upload_dataset
+from scripts.training.datasets import read_import_file, scan
+from scripts.training.sample_data import generate
 
 VERTEX_ROW = re.compile(r"^(training|validation|test),(gs://[a-z0-9._-]+/\S.*|/\S.*),[A-Za-z][A-Za-z0-9_]*$")
 
@@ -84,7 +84,7 @@ def test_legacy_format_and_vertex_labels(sample):
     legacy = prepare.render(rows, legacy=True).splitlines()
     assert {line.split(",")[0] for line in legacy} == {"TRAIN", "VALIDATION", "TEST"}
     assert {line.split(",")[2] for line in legacy} == {"ok", "defect"}
-    from scripts.datasets import vertex_label
+    from scripts.training.datasets import vertex_label
 
     assert vertex_label("2nd-batch scratch") == "L_2nd_batch_scratch"
 
@@ -202,7 +202,7 @@ def test_evaluate_reports_metrics_and_a_threshold_sweep(sample, small_model, tmp
     printed = capsys.readouterr().out
     assert "defect  precision" in printed and "threshold  unclear" in printed
     sweep_lines = [line for line in printed.splitlines() if re.match(r"^\s+0\.\d\d\s", line)]
-    assert len(sweep_lines) == len(evaluate.THRESHOLDS)
+    assert len(sweep_lines) == len(metrics.THRESHOLDS)
     unclear = [float(line.split()[1].rstrip("%")) for line in sweep_lines]
     assert unclear == sorted(unclear), "a higher threshold never sends fewer images to a person"
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -367,15 +367,15 @@ def test_every_script_has_help():
     import sys
 
     for module in (
-        "prepare",
-        "upload_dataset",
-        "train_vertex",
-        "retrain_from_reviews",
-        "evaluate",
-        "train_local",
-        "sample_data",
-        "upload",
-        "demo",
+        "training.prepare",
+        "training.upload_dataset",
+        "training.train_vertex",
+        "training.retrain_from_reviews",
+        "training.evaluate",
+        "training.train_local",
+        "training.sample_data",
+        "local.upload",
+        "local.demo",
         "redrive",
     ):
         result = subprocess.run(
@@ -385,6 +385,6 @@ def test_every_script_has_help():
     assert (
         "$3.465"
         in subprocess.run(
-            [sys.executable, "-m", "scripts.train_vertex", "--help"], capture_output=True, text=True
+            [sys.executable, "-m", "scripts.training.train_vertex", "--help"], capture_output=True, text=True
         ).stdout
     )

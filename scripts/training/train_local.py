@@ -1,6 +1,6 @@
 """Train the small local classifier on a casting data set and export it as a self-describing ONNX model.
 
-    python -m scripts.train_local DATA_ROOT OUT.onnx [--threshold 0.9]
+    python -m scripts.training.train_local DATA_ROOT OUT.onnx [--threshold 0.9]
 
 Features come from inspection.features (the same function the predict function runs); the model
 is a standardised logistic regression, whose probabilities are calibrated enough to route on.
@@ -17,8 +17,9 @@ from pathlib import Path
 import numpy as np
 
 from inspection import features, images
-from inspection.layout import DEFECT, LABELS, OK
-from scripts.datasets import labelled_images
+from inspection.layout import DEFECT, LABELS
+from scripts.training import metrics
+from scripts.training.datasets import labelled_images
 
 MODEL_NAME = "local-geometry-logreg"
 
@@ -29,9 +30,7 @@ def featurise(items: list[tuple[Path, str]], desc: str) -> tuple[np.ndarray, np.
     rows, labels, skipped = [], [], []
     for path, label in tqdm(items, desc=desc, unit="img", leave=False):
         try:  # the same checks the predict function makes
-            loaded = images.load(
-                path.read_bytes(), max_bytes=50 * 1024 * 1024, min_side=32, max_pixels=50_000_000
-            )
+            loaded = images.load(path.read_bytes())
         except images.ImageRejected as rejected:
             skipped.append(f"{path.name} ({rejected.reason})")
             continue
@@ -79,28 +78,19 @@ def export(model, path: Path) -> None:
 
 def report(probabilities: np.ndarray, truth: np.ndarray, threshold: float) -> dict:
     """Metrics on a labelled split, overall and among the images the threshold would auto-decide."""
-    defect = LABELS.index(DEFECT)
-    predicted = probabilities.argmax(axis=1)
-    auto = probabilities.max(axis=1) >= threshold
-    tp = int(((predicted == defect) & (truth == defect)).sum())
-    fp = int(((predicted == defect) & (truth != defect)).sum())
-    fn = int(((predicted != defect) & (truth == defect)).sum())
-    confusion = {
-        f"true_{LABELS[t]}": {
-            f"pred_{LABELS[p]}": int(((truth == t) & (predicted == p)).sum()) for p in range(2)
-        }
-        for t in range(2)
-    }
+    outcomes = [
+        metrics.Outcome(LABELS[t], LABELS[p], float(row[p]))
+        for t, p, row in zip(truth, probabilities.argmax(axis=1), probabilities, strict=True)
+    ]
+    counts = metrics.confusion((o.truth, o.label) for o in outcomes)
+    quality = metrics.per_label(counts)[DEFECT]
     return {
-        "images": len(truth),
-        "accuracy": float((predicted == truth).mean()),
-        "defect_precision": tp / max(tp + fp, 1),
-        "defect_recall": tp / max(tp + fn, 1),
-        "confusion": confusion,
-        "threshold": threshold,
-        "unclear_share": float(1 - auto.mean()),
-        "auto_accuracy": float((predicted[auto] == truth[auto]).mean()) if auto.any() else 1.0,
-        "defects_passed_as_ok": int(((predicted == LABELS.index(OK)) & (truth == defect) & auto).sum()),
+        "images": len(outcomes),
+        "accuracy": metrics.accuracy(counts),
+        "defect_precision": quality["precision"],
+        "defect_recall": quality["recall"],
+        "confusion": {f"true_{t}": {f"pred_{p}": counts[(t, p)] for p in LABELS} for t in LABELS},
+        **metrics.at_threshold(outcomes, threshold),
     }
 
 

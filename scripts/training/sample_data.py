@@ -7,7 +7,7 @@ The images are synthetic: grayscale impeller-like cast parts (rim, rings, blades
 under uneven light, with defects of realistic kinds: blowholes, cracks, edge chips and burrs,
 a share of them faint. They are for trying the pipeline, not for judging a real model.
 
-    python -m scripts.sample_data OUT [--train 300] [--test 100] [--seed 7]
+    python -m scripts.training.sample_data OUT [--train 300] [--test 100] [--seed 7]
 """
 
 from __future__ import annotations

@@ -17,10 +17,10 @@ from werkzeug.serving import WSGIRequestHandler, make_server
 
 from inspection import layout, publishing, storage
 from inspection.settings import MoveSettings, SweepSettings
-from scripts.localstack.events import EventBridge
-from scripts.localstack.gcs import FakeGcs
-from scripts.localstack.ports import HOST, free_port
-from scripts.localstack.pubsub import InProcessPubSub, PubSubEmulator, find_emulator_jar, held_subscription
+from scripts.local.events import EventBridge
+from scripts.local.gcs import FakeGcs
+from scripts.local.ports import HOST, free_port
+from scripts.local.pubsub import InProcessPubSub, PubSubEmulator, find_emulator_jar, held_subscription
 
 ROOT = Path(__file__).resolve().parents[2]
 PROJECT = "local"

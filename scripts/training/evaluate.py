@@ -1,7 +1,7 @@
 """Evaluate a model on labelled images, and choose predictionThreshold from data.
 
-    python -m scripts.evaluate --onnx .demo/model.onnx --folder .demo/sample --split test
-    python -m scripts.evaluate --endpoint projects/P/locations/R/endpoints/ID --import-file gs://…/import.csv
+    python -m scripts.training.evaluate --onnx .demo/model.onnx --folder .demo/sample --split test
+    python -m scripts.training.evaluate --endpoint projects/P/locations/R/endpoints/ID --import-file gs://…/import.csv
 
 The images go through the same code the predict function runs (decode, size checks, the backend,
 the label map). It prints per-label precision and recall, the confusion matrix, and the threshold
@@ -12,16 +12,14 @@ decided automatically. --plot writes the sweep as a PNG.
 from __future__ import annotations
 
 import argparse
-from collections import Counter
 from dataclasses import dataclass
 
 from inspection import classifiers, images
 from inspection.labels import LabelMap
-from inspection.layout import DEFECT, LABELS, OK
+from inspection.layout import DEFECT, OK
 from inspection.settings import DEFAULT_MAX_REQUEST_BYTES
-from scripts.datasets import read_bytes, read_import_file, read_text, scan
-
-THRESHOLDS = (0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9, 0.92, 0.94, 0.96, 0.98, 0.99)
+from scripts.training import metrics
+from scripts.training.datasets import read_bytes, read_import_file, read_text, scan
 
 
 @dataclass(frozen=True)
@@ -45,48 +43,20 @@ def score_all(items, classifier, label_map: LabelMap, progress: bool = True) -> 
 
     out = []
     for uri, truth in tqdm(items, desc="classify", unit="img", disable=not progress):
-        loaded = images.load(read_bytes(uri), max_bytes=20 * 1024 * 1024, min_side=32, max_pixels=50_000_000)
+        loaded = images.load(read_bytes(uri))
         scores = label_map.normalise(classifier.classify(loaded).confidences)
         label = max(scores, key=scores.__getitem__)
         out.append(Scored(uri, label_map.label_of(truth), label, scores[label]))
     return out
 
 
-def metrics(scored: list[Scored]) -> dict:
-    confusion = Counter((s.truth, s.label) for s in scored)
-    per_label = {}
-    for label in LABELS:
-        tp = confusion[(label, label)]
-        predicted = sum(confusion[(t, label)] for t in LABELS)
-        actual = sum(confusion[(label, p)] for p in LABELS)
-        per_label[label] = {
-            "precision": tp / predicted if predicted else 1.0,
-            "recall": tp / actual if actual else 1.0,
-            "support": actual,
-        }
-    return {
-        "confusion": confusion,
-        "per_label": per_label,
-        "accuracy": sum(confusion[(x, x)] for x in LABELS) / max(len(scored), 1),
-    }
+def summarise(scored: list[Scored]) -> dict:
+    counts = metrics.confusion((s.truth, s.label) for s in scored)
+    return {"confusion": counts, "per_label": metrics.per_label(counts), "accuracy": metrics.accuracy(counts)}
 
 
-def sweep(scored: list[Scored], thresholds=THRESHOLDS) -> list[dict]:
-    rows = []
-    for threshold in thresholds:
-        auto = [s for s in scored if s.score >= threshold]
-        errors = sum(1 for s in auto if s.label != s.truth)
-        rows.append(
-            {
-                "threshold": threshold,
-                "unclear_share": 1 - len(auto) / max(len(scored), 1),
-                "auto_decided": len(auto),
-                "errors": errors,
-                "auto_accuracy": 1 - errors / len(auto) if auto else 1.0,
-                "defects_passed_as_ok": sum(1 for s in auto if s.truth == DEFECT and s.label == OK),
-            }
-        )
-    return rows
+def sweep(scored: list[Scored], thresholds=metrics.THRESHOLDS) -> list[dict]:
+    return metrics.sweep([metrics.Outcome(s.truth, s.label, s.score) for s in scored], thresholds)
 
 
 def report(result: dict, table: list[dict]) -> str:
@@ -138,7 +108,7 @@ def main(argv: list[str] | None = None) -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     model = parser.add_mutually_exclusive_group(required=True)
-    model.add_argument("--onnx", help="a local .onnx model from scripts.train_local")
+    model.add_argument("--onnx", help="a local .onnx model from scripts.training.train_local")
     model.add_argument("--endpoint", help="projects/P/locations/R/endpoints/ID of a deployed Vertex model")
     data = parser.add_mutually_exclusive_group(required=True)
     data.add_argument("--folder", help="a folder in the casting layout")
@@ -163,7 +133,7 @@ def main(argv: list[str] | None = None) -> None:
     label_map = LabelMap.parse(args.label_map, key="--label-map")
     scored = score_all(items, classifier, label_map)
     table = sweep(scored)
-    print(report(metrics(scored), table))
+    print(report(summarise(scored), table))
     if args.plot:
         plot(table, args.plot)
         print(f"plot written to {args.plot}")

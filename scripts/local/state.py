@@ -1,4 +1,4 @@
-"""Where a running demo says where its services are, for `scripts.upload` and `scripts.redrive`."""
+"""Where a running demo says where its services are, for `scripts.local.upload` and `scripts.redrive`."""
 
 from __future__ import annotations
 

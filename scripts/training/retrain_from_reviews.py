@@ -1,6 +1,6 @@
 """The learning loop: a new import file from the original training set plus every human decision.
 
-    python -m scripts.retrain_from_reviews gs://acme-qi-training/casting_data/import.csv \
+    python -m scripts.training.retrain_from_reviews gs://acme-qi-training/casting_data/import.csv \
         --prediction-bucket acme-qi-prediction --reviewed gs://acme-qi-training/reviewed
 
 Every image in human_decided/<label>/ is copied into the training bucket (named by its MD5, so a
@@ -22,8 +22,9 @@ from pathlib import Path, PurePosixPath
 from google.api_core import exceptions as gexc
 
 from inspection import layout, storage
-from scripts.datasets import read_import_file, read_text, vertex_label
-from scripts.prepare import render
+from inspection.layout import split_gs_uri
+from scripts.training.datasets import read_import_file, read_text, vertex_label
+from scripts.training.prepare import render
 
 
 def _md5_of(uri: str, cache: dict[str, dict[str, str]]) -> str | None:
@@ -35,7 +36,7 @@ def _md5_of(uri: str, cache: dict[str, dict[str, str]]) -> str | None:
             if path.exists()
             else None
         )
-    bucket, _, name = uri[5:].partition("/")
+    bucket, name = split_gs_uri(uri)
     if bucket not in cache:
         cache[bucket] = {b.name: b.md5_hash for b in storage.client().list_blobs(bucket)}
     return cache[bucket].get(name)
@@ -56,7 +57,7 @@ def human_decisions(prediction_bucket: str) -> dict[str, tuple[str, object]]:
 
 def copy_reviewed(blob, label: str, target: str) -> str:
     """Copy a decided image into the training bucket under its MD5; returns its gs:// uri."""
-    bucket, _, prefix = target[5:].partition("/")
+    bucket, prefix = split_gs_uri(target)
     digest = base64.b64decode(blob.md5_hash).hex()
     name = f"{prefix.rstrip('/')}/{label}/{digest}{PurePosixPath(blob.name).suffix.lower()}".lstrip("/")
     destination = storage.client().bucket(bucket).blob(name)
@@ -125,9 +126,9 @@ def main(argv: list[str] | None = None) -> None:
     print(f"reviewers relabelled {relabelled} image(s) already in the training set")
     print(f"wrote {len(merged)} rows to {args.out} (was {len(rows)})")
     if args.upload:
-        bucket, _, name = args.upload[5:].partition("/")
+        bucket, name = split_gs_uri(args.upload)
         storage.client().bucket(bucket).blob(name).upload_from_string(text, content_type="text/csv")
-        print(f"uploaded {args.upload}; train on it with scripts.train_vertex")
+        print(f"uploaded {args.upload}; train on it with scripts.training.train_vertex")
 
 
 if __name__ == "__main__":

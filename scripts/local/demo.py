@@ -22,10 +22,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from inspection import layout, logs, storage
-from scripts import sample_data, train_local
-from scripts.datasets import labelled_images
-from scripts.localstack.stack import LocalStack, StackConfig
-from scripts.localstack.state import DEFAULT_STATE, STACK_FILE
+from scripts.local.stack import LocalStack, StackConfig
+from scripts.local.state import DEFAULT_STATE, STACK_FILE
+from scripts.training import metrics, sample_data, train_local
+from scripts.training.datasets import labelled_images
 
 SWEEP_EVERY_S = 10.0  # the re-drive sweep's timer; images older than 60 s in inbound are re-driven
 BAD_FILES = {  # shown to go to rejected/, not lost
@@ -89,16 +89,14 @@ def wait_until_routed(stack: LocalStack, names: set[str], timeout: float) -> dic
 
 def summarise(truth: dict[str, str], where: dict[str, str], seconds: float, expected: int) -> dict:
     counts = {folder: sum(1 for f in where.values() if f == folder) for folder in layout.ROUTED_FOLDERS}
-    auto = [n for n in truth if where.get(n) in layout.LABELS]
-    correct = sum(1 for n in auto if where[n] == truth[n])
+    routing = metrics.decided(
+        (label, where[n] if where.get(n) in layout.LABELS else None) for n, label in truth.items()
+    )
     return {
         "counts": counts,
         "routed": len(where),
         "expected": expected,
-        "auto_decided": len(auto),
-        "auto_accuracy": correct / len(auto) if auto else 1.0,
-        "defects_passed_as_ok": sum(1 for n in auto if truth[n] == layout.DEFECT and where[n] == layout.OK),
-        "unclear_share": counts[layout.UNCLEAR] / max(len(truth), 1),
+        **routing,
         "images_per_second": len(where) / seconds if seconds else 0.0,
     }
 
@@ -142,7 +140,7 @@ def run(args: argparse.Namespace) -> int:
             }
             stack_file.write_text(json.dumps(running))
             return _run_stack(stack, config, args, data)
-    finally:  # every way out, Ctrl-C and SIGTERM included: a later `scripts.upload` must not find it
+    finally:  # every way out, Ctrl-C and SIGTERM included: a later `scripts.local.upload` must not find it
         stack_file.unlink(missing_ok=True)
 
 
@@ -200,7 +198,7 @@ def serve_review(config: StackConfig, port: int) -> int:
     app = create_app({"PREDICTION_BUCKET": config.prediction_bucket, "REVIEW_AUTH": "local"})
     server = make_server("127.0.0.1", port, app, threaded=True)
     print(f"\nreview app: http://127.0.0.1:{server.server_port}  (local mode; Ctrl-C stops everything)")
-    print("add images:  .venv/bin/python -m scripts.upload PATH [PATH …]")
+    print("add images:  .venv/bin/python -m scripts.local.upload PATH [PATH …]")
     try:
         server.serve_forever()  # werkzeug returns from here on Ctrl-C
     finally:

@@ -1,7 +1,7 @@
 """Build the Vertex AI import file for image classification from a bucket prefix or a local folder.
 
-    python -m scripts.prepare gs://acme-qi-training/casting_data
-    python -m scripts.prepare data/casting_data --gcs-base gs://acme-qi-training/casting_data
+    python -m scripts.training.prepare gs://acme-qi-training/casting_data
+    python -m scripts.training.prepare data/casting_data --gcs-base gs://acme-qi-training/casting_data
 
 Labels come from each image's folder (def_front → defect, ok_front → ok; other names are made to
 fit Vertex's label rules). An existing test/ folder stays the test split; the rest is split into
@@ -18,7 +18,8 @@ import argparse
 import hashlib
 from collections import Counter
 
-from scripts.datasets import LEGACY_SPLITS, VERTEX_SPLITS, Image, scan
+from inspection.layout import split_gs_uri
+from scripts.training.datasets import LEGACY_SPLITS, VERTEX_SPLITS, Image, scan
 
 
 def assign(images: list[Image], seed: int, validation: float, test: float) -> list[tuple[str, str, str]]:
@@ -108,7 +109,7 @@ def main(argv: list[str] | None = None) -> None:
     if target.startswith("gs://") and not args.no_upload:
         from inspection import storage
 
-        bucket, _, prefix = target[5:].partition("/")
+        bucket, prefix = split_gs_uri(target)
         name = (prefix.rstrip("/") + "/" if prefix else "") + (
             "import-legacy.csv" if args.legacy else "import.csv"
         )

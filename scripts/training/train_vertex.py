@@ -1,8 +1,8 @@
 """Train, evaluate, deploy and undeploy the AutoML image classification model on Vertex AI.
 
-    python -m scripts.train_vertex --project P --region europe-west4 \
+    python -m scripts.training.train_vertex --project P --region europe-west4 \
         --import-file gs://acme-qi-training/casting_data/import.csv --budget 8 --deploy
-    python -m scripts.train_vertex --project P --region europe-west4 --undeploy --endpoint 1234567890
+    python -m scripts.training.train_vertex --project P --region europe-west4 --undeploy --endpoint 1234567890
 
 Costs (Vertex AI pricing, image classification): AutoML training is $3.465 per node hour, so
 --budget 8 costs at most about $28 (training may stop early, and you pay only for what ran).
@@ -20,6 +20,7 @@ import time
 from dataclasses import dataclass
 
 from inspection.labels import LabelMap
+from scripts.training import metrics
 
 SCHEMAS = "gs://google-cloud-aiplatform/schema"
 IMAGE_METADATA = f"{SCHEMAS}/dataset/metadata/image_1.0.0.yaml"
@@ -122,18 +123,18 @@ def evaluation(vertex: Vertex, model: str) -> dict:
     evaluations = list(vertex.models.list_model_evaluations(parent=model))
     if not evaluations:
         raise SystemExit(f"{model} has no evaluation")
-    metrics = json_format.MessageToDict(evaluations[0]._pb.metrics)
-    matrix = metrics["confusionMatrix"]
+    answer = json_format.MessageToDict(evaluations[0]._pb.metrics)
+    matrix = answer["confusionMatrix"]
     labels = [spec["displayName"] for spec in matrix["annotationSpecs"]]
     rows = [[int(v) for v in row] for row in matrix["rows"]]
-    per_label = {}
-    for i, label in enumerate(labels):
-        predicted = sum(row[i] for row in rows)
-        actual = sum(rows[i])
-        per_label[label] = {
-            "precision": rows[i][i] / predicted if predicted else 1.0,
-            "recall": rows[i][i] / actual if actual else 1.0,
+    counts = metrics.confusion(
+        {
+            (truth, predicted): rows[t][p]
+            for t, truth in enumerate(labels)
+            for p, predicted in enumerate(labels)
         }
+    )
+    per_label = metrics.per_label(counts, labels)
     ours = [KNOWN_CLASSES.entries.get(label.strip().lower()) for label in labels]
     defect = ours.index("defect") if "defect" in ours else None
     ok = ours.index("ok") if "ok" in ours else None
@@ -186,7 +187,7 @@ def main(argv: list[str] | None = None, vertex: Vertex | None = None) -> None:
     parser.add_argument("--project", required=True)
     parser.add_argument("--region", required=True, help="e.g. europe-west4; the endpoint's region")
     parser.add_argument(
-        "--import-file", help="gs:// import file from scripts.prepare or retrain_from_reviews"
+        "--import-file", help="gs:// import file from scripts.training.prepare or retrain_from_reviews"
     )
     parser.add_argument("--name", default="quality-inspection", help="display name prefix")
     parser.add_argument(
@@ -225,8 +226,8 @@ def main(argv: list[str] | None = None, vertex: Vertex | None = None) -> None:
         print(f"  pulumi config set vertexRegion {args.region}")
         print("  pulumi up")
         print(
-            f"stop the hourly cost later with: python -m scripts.train_vertex --project {args.project} "
-            f"--region {args.region} --undeploy --endpoint {endpoint_id}"
+            "stop the hourly cost later with: python -m scripts.training.train_vertex "
+            f"--project {args.project} --region {args.region} --undeploy --endpoint {endpoint_id}"
         )
 
 

@@ -31,7 +31,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
-from scripts.localstack.ports import HOST, die_with_parent, free_port, terminate, wait_for_http
+from scripts.local.ports import HOST, die_with_parent, free_port, terminate, wait_for_http
 
 MUTATING = {"POST", "PUT", "PATCH", "DELETE"}
 

@@ -10,10 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from inspection.labels import DEFAULT_ALIASES
-from inspection.layout import LABELS
+from inspection.layout import LABELS, split_gs_uri
 
-MAX_IMAGE_BYTES = 50 * 1024 * 1024
-MAX_IMAGE_PIXELS = 500_000_000
 IMAGE_SUFFIXES = {".jpeg", ".jpg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff"}
 VERTEX_SPLITS = ("training", "validation", "test")
 LEGACY_SPLITS = {"training": "TRAIN", "validation": "VALIDATION", "test": "TEST"}
@@ -65,7 +63,7 @@ def scan(source: str, *, decode: bool = False) -> tuple[list[Image], list[Skippe
     if source.startswith("gs://"):
         from inspection import storage
 
-        bucket, _, prefix = source[5:].partition("/")
+        bucket, prefix = split_gs_uri(source)
         prefix = prefix.rstrip("/") + "/" if prefix else ""
         for blob in storage.client().list_blobs(bucket, prefix=prefix):
             if not blob.name.endswith(".csv"):
@@ -92,9 +90,7 @@ def _decodable(found: list[Image | Skipped]) -> list[Image | Skipped]:
         if isinstance(item, Skipped):
             return item
         try:
-            images.load(
-                read_bytes(item.uri), max_bytes=MAX_IMAGE_BYTES, min_side=1, max_pixels=MAX_IMAGE_PIXELS
-            )
+            images.load(read_bytes(item.uri))
         except images.ImageRejected as rejected:
             return Skipped(item.uri, f"predict could not use it: {rejected}")
         return item
@@ -127,7 +123,7 @@ def read_bytes(location: str) -> bytes:
     if location.startswith("gs://"):
         from inspection import storage
 
-        bucket, _, name = location[5:].partition("/")
+        bucket, name = split_gs_uri(location)
         return storage.client().bucket(bucket).blob(name).download_as_bytes()
     return Path(location).read_bytes()
 

@@ -20,10 +20,10 @@ from datetime import UTC, datetime
 import requests
 
 from inspection import publishing
-from scripts.localstack.ports import HOST, die_with_parent, free_port, terminate
+from inspection.publishing import MAX_DELIVERY_ATTEMPTS
+from scripts.local.ports import HOST, die_with_parent, free_port, terminate
 
 JAR_GLOB = "platform/pubsub-emulator/lib/cloud-pubsub-emulator-*.jar"
-MAX_DELIVERY_ATTEMPTS = 5  # the smallest Pub/Sub allows; the infra uses the same
 
 
 def find_emulator_jar() -> str | None:

@@ -1,6 +1,6 @@
 """Upload a local data set in the casting layout to the training bucket: in parallel, resumable.
 
-    python -m scripts.upload_dataset data/casting_data gs://acme-qi-training/casting_data
+    python -m scripts.training.upload_dataset data/casting_data gs://acme-qi-training/casting_data
 
 An object already there with the same MD5 is skipped, so an interrupted upload just runs again.
 """
@@ -14,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from inspection import storage
+from inspection.layout import split_gs_uri
 
 
 def md5_b64(path: Path) -> str:
@@ -30,7 +31,7 @@ def upload(folder: Path, target: str, workers: int = 8, progress: bool = True) -
         raise SystemExit(f"{folder}: no such folder")
     if not target.startswith("gs://"):
         raise SystemExit(f"{target}: expected gs://bucket/prefix")
-    bucket_name, _, prefix = target[5:].partition("/")
+    bucket_name, prefix = split_gs_uri(target)
     prefix = prefix.rstrip("/") + "/" if prefix else ""
     bucket = storage.client().bucket(bucket_name)
     existing = {blob.name: blob.md5_hash for blob in bucket.list_blobs(prefix=prefix)}

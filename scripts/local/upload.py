@@ -1,6 +1,6 @@
 """Upload more images (files or folders) into the inbound bucket of a running `make demo`.
 
-    .venv/bin/python -m scripts.upload my_photo.jpg more_photos/
+    .venv/bin/python -m scripts.local.upload my_photo.jpg more_photos/
 
 Every file is uploaded under its own name; watch it arrive in the review app if it is unclear.
 """
@@ -11,7 +11,7 @@ import argparse
 import os
 from pathlib import Path
 
-from scripts.localstack.state import DEFAULT_STATE, running_stack
+from scripts.local.state import DEFAULT_STATE, running_stack
 
 
 def files(paths: list[Path]) -> list[tuple[Path, str]]:

@@ -1,0 +1,76 @@
+"""Every quality figure, computed one way: from (truth, label, score) outcomes, or from a confusion.
+
+The local trainer, `evaluate`, `train_vertex` and the demo all report through here, so "accuracy
+among auto-decided images" and "defects passed as ok" mean the same everywhere.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from inspection.layout import DEFECT, LABELS, OK
+
+THRESHOLDS = (0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9, 0.92, 0.94, 0.96, 0.98, 0.99)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What the model said about one labelled image."""
+
+    truth: str
+    label: str
+    score: float
+
+
+def confusion(pairs: Iterable[tuple[str, str]]) -> Counter:
+    """(truth, predicted) → count."""
+    return Counter(pairs)
+
+
+def per_label(counts: Counter, labels: Sequence[str] = LABELS) -> dict[str, dict[str, float]]:
+    """Precision, recall and support of each label, from a confusion."""
+    found = {}
+    for label in labels:
+        hits = counts[(label, label)]
+        predicted = sum(counts[(truth, label)] for truth in labels)
+        actual = sum(counts[(label, other)] for other in labels)
+        found[label] = {
+            "precision": hits / predicted if predicted else 1.0,
+            "recall": hits / actual if actual else 1.0,
+            "support": actual,
+        }
+    return found
+
+
+def accuracy(counts: Counter, labels: Sequence[str] = LABELS) -> float:
+    total = sum(counts.values())
+    return sum(counts[(x, x)] for x in labels) / total if total else 1.0
+
+
+def decided(pairs: Iterable[tuple[str, str | None]]) -> dict:
+    """The figures that matter for routing, from (truth, the label decided automatically, or None
+    when the image went to a person)."""
+    pairs = list(pairs)
+    auto = [(truth, label) for truth, label in pairs if label is not None]
+    errors = sum(1 for truth, label in auto if truth != label)
+    return {
+        "unclear_share": 1 - len(auto) / len(pairs) if pairs else 0.0,
+        "auto_decided": len(auto),
+        "errors": errors,
+        "auto_accuracy": 1 - errors / len(auto) if auto else 1.0,
+        "defects_passed_as_ok": sum(1 for truth, label in auto if truth == DEFECT and label == OK),
+    }
+
+
+def at_threshold(outcomes: Sequence[Outcome], threshold: float) -> dict:
+    """`decided` for the routing rule: a label is decided when its score reaches the threshold."""
+    return {
+        "threshold": threshold,
+        **decided((o.truth, o.label if o.score >= threshold else None) for o in outcomes),
+    }
+
+
+def sweep(outcomes: Sequence[Outcome], thresholds: Sequence[float] = THRESHOLDS) -> list[dict]:
+    return [at_threshold(outcomes, threshold) for threshold in thresholds]
