@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import pulumi
 import pulumi_gcp as gcp
 
-from infra.config import Settings
+from infra.context import Context
 from infra.iam import Grants, bucket_condition, sa
 
 
@@ -25,8 +25,14 @@ def gcf_sources_bucket(project_number: str, region: str) -> str:
 
 
 class FunctionBuild(pulumi.ComponentResource):
-    def __init__(self, name: str, settings: Settings, *, builder, project_number, apis, opts=None):
+    def __init__(self, name: str, ctx: Context, opts: pulumi.ResourceOptions | None = None):
         super().__init__("quality-inspection:build:FunctionBuild", name, None, opts)
+        settings, apis, builder, project_number = (
+            ctx.settings,
+            ctx.apis,
+            ctx.accounts.builder,
+            ctx.agents.project_number,
+        )
         s = settings
         self.builder = builder
         after: Sequence[pulumi.Resource] = [apis.service("artifactregistry"), apis.service("iam")]

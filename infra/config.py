@@ -14,7 +14,7 @@ import pulumi
 # The same rules the functions apply at start, so a value Pulumi accepts is one they accept.
 from inspection import routing
 from inspection.labels import LabelMap
-from inspection.settings import CLASSIFIER_BACKENDS
+from inspection.settings import CLASSIFIER_BACKENDS, parse_int
 
 MODEL_URL = re.compile(r"^gs://[a-z0-9][a-z0-9._-]{1,220}/(.+/)?[^/]+$")
 PREFIX = re.compile(r"^[a-z][a-z0-9-]{2,18}[a-z0-9]$")
@@ -58,6 +58,10 @@ class Settings:
     def has_model(self) -> bool:
         return self.backend != "none"
 
+    def placed(self, kind: str) -> dict[str, str]:
+        """Name, project and location of this stack's resource of `kind` (no random suffixes)."""
+        return {"name": f"{self.prefix}-{kind}", "project": self.project, "location": self.region}
+
     @property
     def labels(self) -> dict[str, str]:
         return {"app": "quality-inspection", "prefix": self.prefix}
@@ -72,15 +76,17 @@ def _fix(key: str, problem: str, how: str) -> ConfigError:
 
 
 def _int(cfg: pulumi.Config, key: str, default: int, low: int, high: int) -> int:
-    raw = cfg.get(key) or str(default)
+    """The same integer rule the running code applies (inspection.settings.parse_int)."""
     try:
-        value = int(raw)
-    except ValueError:
-        value = None
-    if value is None or not low <= value <= high:
-        raise _fix(
-            key, f"is {raw!r}, not an integer in [{low}, {high}]", f"pulumi config set {key} {default}"
-        )
+        return parse_int(cfg.get(key) or str(default), f"quality-inspection:{key}", low, high)
+    except ValueError as exc:
+        raise ConfigError(f"{exc}. Fix: pulumi config set {key} {default}") from None
+
+
+def _matching(cfg: pulumi.Config, key: str, pattern: re.Pattern, rule: str, fix: str) -> str:
+    value = cfg.get(key) or ""
+    if not pattern.match(value):
+        raise _fix(key, f"is {value!r}; {rule}", fix)
     return value
 
 
@@ -121,13 +127,13 @@ def load() -> Settings:
     if not region:
         raise ConfigError("gcp:region is not set. Fix: pulumi config set gcp:region europe-west4")
 
-    prefix = cfg.get("prefix") or ""
-    if not PREFIX.match(prefix):
-        raise _fix(
-            "prefix",
-            f"is {prefix!r}; it must be 4-20 characters of a-z, 0-9 and '-', starting with a letter",
-            "pulumi config set prefix acme-qi",
-        )
+    prefix = _matching(
+        cfg,
+        "prefix",
+        PREFIX,
+        "it must be 4-20 characters of a-z, 0-9 and '-', starting with a letter",
+        "pulumi config set prefix acme-qi",
+    )
 
     try:
         threshold = routing.parse_threshold(
@@ -176,13 +182,13 @@ def load() -> Settings:
             "pulumi config set iamPropagationWait 90s",
         )
 
-    location = cfg.get("appEngineLocation") or ""
-    if not APP_ENGINE_LOCATION.match(location):
-        raise _fix(
-            "appEngineLocation",
-            f"is {location!r}; App Engine uses its own ids such as europe-west or us-central",
-            "pulumi config set appEngineLocation europe-west (it cannot change once created)",
-        )
+    location = _matching(
+        cfg,
+        "appEngineLocation",
+        APP_ENGINE_LOCATION,
+        "App Engine uses its own ids such as europe-west or us-central",
+        "pulumi config set appEngineLocation europe-west (it cannot change once created)",
+    )
     client_id = cfg.get("iapClientId") or ""
     if not client_id.endswith(".apps.googleusercontent.com"):
         raise _fix(

@@ -17,6 +17,7 @@ import pulumiverse_time as time
 
 from infra import packaging
 from infra.config import Settings
+from infra.context import Context
 from infra.iam import Grants, bucket_condition, sa
 from inspection import layout
 from inspection.messages import FINALIZED
@@ -27,21 +28,18 @@ FUNCTION_APIS = ("cloudfunctions", "run", "cloudbuild", "artifactregistry", "eve
 
 
 class Functions(pulumi.ComponentResource):
-    def __init__(
-        self,
-        name: str,
-        settings: Settings,
-        *,
-        apis,
-        buckets,
-        messaging,
-        accounts,
-        agents,
-        roles,
-        build,
-        opts: pulumi.ResourceOptions | None = None,
-    ):
+    def __init__(self, name: str, ctx: Context, opts: pulumi.ResourceOptions | None = None):
         super().__init__("quality-inspection:functions:Functions", name, None, opts)
+        settings, apis, buckets, messaging, accounts, agents, roles, build = (
+            ctx.settings,
+            ctx.apis,
+            ctx.buckets,
+            ctx.messaging,
+            ctx.accounts,
+            ctx.agents,
+            ctx.roles,
+            ctx.build,
+        )
         s, a = settings, accounts
         iam = Grants(self, [apis.service(n) for n in ("iam", "storage", "pubsub", "cloudresourcemanager")])
         take, place = roles.name("objectTake"), roles.name("objectPlace")
@@ -151,13 +149,10 @@ class Functions(pulumi.ComponentResource):
             **common,
         )
         invoke = Grants(self, [apis.service("run")])
-        invoke.run_service(
+        invoke.invoker(
             "iam-trigger-run-predict",
-            s.project,
-            s.region,
-            self.predict.service_config.apply(lambda c: c.service),
+            self.predict,
             sa(a.trigger.email),
-            "roles/run.invoker",
             "Eventarc delivers storage events to predict as the trigger",
         )
         self.grants += invoke.grants
@@ -238,9 +233,7 @@ def function(
     source = packaging.source_object(kind, packaging.function_files(kind), buckets.sources, opts.parent)
     return gcp.cloudfunctionsv2.Function(
         f"function-{kind}",
-        name=f"{s.prefix}-{kind}",
-        project=s.project,
-        location=s.region,
+        **s.placed(kind),
         description=description,
         build_config={
             "runtime": RUNTIME,

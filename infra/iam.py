@@ -41,117 +41,77 @@ class Grants:
         self.parent, self.after = parent, list(after)
         self.grants: list[Grant] = []
 
-    def _keep(self, resource, member, role, target, why: str, condition: str = "") -> Grant:
-        grant = Grant(member, role, target, why, resource, condition)
+    def _member(self, kind, key: str, target, member, role, why: str, condition=None, **where) -> Grant:
+        """One additive member of `kind` (an IAM member resource type) where `where` says."""
+        extra = {"condition": condition} if condition else {}
+        resource = kind(key, member=member, role=role, opts=_opts(self.parent, self.after), **where, **extra)
+        grant = Grant(member, role, target, why, resource, _title(condition))
         self.grants.append(grant)
         return grant
 
     def bucket(self, key: str, bucket, member, role, why: str, *, condition: dict | None = None) -> Grant:
-        r = gcp.storage.BucketIAMMember(
-            key,
-            bucket=bucket.name if hasattr(bucket, "name") else bucket,
-            member=member,
-            role=role,
-            condition=condition,
-            opts=_opts(self.parent, self.after),
-        )
         name = bucket.name if hasattr(bucket, "name") else bucket
-        return self._keep(r, member, role, pulumi.Output.concat("bucket ", name), why, _title(condition))
+        target = pulumi.Output.concat("bucket ", name)
+        return self._member(
+            gcp.storage.BucketIAMMember, key, target, member, role, why, condition, bucket=name
+        )
 
     def topic(self, key: str, topic, member, role, why: str) -> Grant:
-        r = gcp.pubsub.TopicIAMMember(
-            key,
-            project=topic.project,
-            topic=topic.name,
-            member=member,
-            role=role,
-            opts=_opts(self.parent, self.after),
-        )
-        return self._keep(r, member, role, pulumi.Output.concat("topic ", topic.name), why)
+        target = pulumi.Output.concat("topic ", topic.name)
+        where = {"project": topic.project, "topic": topic.name}
+        return self._member(gcp.pubsub.TopicIAMMember, key, target, member, role, why, **where)
 
     def subscription(self, key: str, subscription, member, role, why: str) -> Grant:
-        r = gcp.pubsub.SubscriptionIAMMember(
-            key,
-            project=subscription.project,
-            subscription=subscription.name,
-            member=member,
-            role=role,
-            opts=_opts(self.parent, self.after),
-        )
-        return self._keep(r, member, role, pulumi.Output.concat("subscription ", subscription.name), why)
+        target = pulumi.Output.concat("subscription ", subscription.name)
+        where = {"project": subscription.project, "subscription": subscription.name}
+        return self._member(gcp.pubsub.SubscriptionIAMMember, key, target, member, role, why, **where)
 
     def project(
         self, key: str, project: str, member, role, why: str, *, condition: dict | None = None
     ) -> Grant:
-        r = gcp.projects.IAMMember(
-            key,
-            project=project,
-            member=member,
-            role=role,
-            condition=condition,
-            opts=_opts(self.parent, self.after),
+        target = f"project {project}"
+        return self._member(
+            gcp.projects.IAMMember, key, target, member, role, why, condition, project=project
         )
-        return self._keep(r, member, role, f"project {project}", why, _title(condition))
 
     def service_account(self, key: str, account, member, role, why: str) -> Grant:
-        r = gcp.serviceaccount.IAMMember(
-            key,
-            service_account_id=account.name,
-            member=member,
-            role=role,
-            opts=_opts(self.parent, self.after),
-        )
-        return self._keep(r, member, role, pulumi.Output.concat("service account ", account.email), why)
+        target = pulumi.Output.concat("service account ", account.email)
+        kind = gcp.serviceaccount.IAMMember
+        return self._member(kind, key, target, member, role, why, service_account_id=account.name)
 
     def run_service(self, key: str, project: str, location: str, service, member, role, why: str) -> Grant:
-        r = gcp.cloudrunv2.ServiceIamMember(
-            key,
-            project=project,
-            location=location,
-            name=service,
-            member=member,
-            role=role,
-            opts=_opts(self.parent, self.after),
+        target = pulumi.Output.concat("Cloud Run service ", service)
+        where = {"project": project, "location": location, "name": service}
+        return self._member(gcp.cloudrunv2.ServiceIamMember, key, target, member, role, why, **where)
+
+    def invoker(self, key: str, function, member, why: str) -> Grant:
+        """run.invoker on the Cloud Run service behind a gen2 function."""
+        service = function.service_config.apply(lambda c: c.service)
+        return self.run_service(
+            key, function.project, function.location, service, member, "roles/run.invoker", why
         )
-        return self._keep(r, member, role, pulumi.Output.concat("Cloud Run service ", service), why)
 
     def repository(self, key: str, repository, member, role, why: str) -> Grant:
-        r = gcp.artifactregistry.RepositoryIamMember(
-            key,
-            project=repository.project,
-            location=repository.location,
-            repository=repository.repository_id,
-            member=member,
-            role=role,
-            opts=_opts(self.parent, self.after),
-        )
         target = pulumi.Output.concat("Artifact Registry repository ", repository.repository_id)
-        return self._keep(r, member, role, target, why)
+        where = {
+            "project": repository.project,
+            "location": repository.location,
+            "repository": repository.repository_id,
+        }
+        return self._member(gcp.artifactregistry.RepositoryIamMember, key, target, member, role, why, **where)
 
     def endpoint(
         self, key: str, project: str, location: str, endpoint_id: str, member, role, why: str
     ) -> Grant:
-        r = gcp.vertex.AiEndpointIamMember(
-            key,
-            project=project,
-            location=location,
-            endpoint=endpoint_id,
-            member=member,
-            role=role,
-            opts=_opts(self.parent, self.after),
-        )
-        return self._keep(r, member, role, f"Vertex AI endpoint {endpoint_id}", why)
+        target = f"Vertex AI endpoint {endpoint_id}"
+        where = {"project": project, "location": location, "endpoint": endpoint_id}
+        return self._member(gcp.vertex.AiEndpointIamMember, key, target, member, role, why, **where)
 
     def app_engine(self, key: str, project: str, app_id, member: str, role: str, why: str) -> Grant:
-        r = gcp.iap.WebTypeAppEngingIamMember(
-            key,
-            project=project,
-            app_id=app_id,
-            member=member,
-            role=role,
-            opts=_opts(self.parent, self.after),
+        where = {"project": project, "app_id": app_id}
+        return self._member(
+            gcp.iap.WebTypeAppEngingIamMember, key, "the review app (IAP)", member, role, why, **where
         )
-        return self._keep(r, member, role, "the review app (IAP)", why)
 
 
 def _title(condition: dict | None) -> str:

@@ -59,16 +59,15 @@ class Agents:
         self.gcs = gcp.storage.get_project_service_account_output(
             project=project, opts=after("storage")
         ).email_address
-        self.pubsub = gcp.projects.ServiceIdentity(
-            "agent-pubsub",
-            project=project,
-            service="pubsub.googleapis.com",
-            opts=pulumi.ResourceOptions(depends_on=[apis.service("pubsub")]),
-        ).email
-        self.eventarc_identity = gcp.projects.ServiceIdentity(
-            "agent-eventarc",
-            project=project,
-            service="eventarc.googleapis.com",
-            opts=pulumi.ResourceOptions(depends_on=[apis.service("eventarc")]),
-        )
+
+        def agent(api: str) -> gcp.projects.ServiceIdentity:
+            return gcp.projects.ServiceIdentity(
+                f"agent-{api}",
+                project=project,
+                service=f"{api}.googleapis.com",
+                opts=pulumi.ResourceOptions(depends_on=[apis.service(api)]),
+            )
+
+        self.pubsub = agent("pubsub").email
+        self.eventarc_identity = agent("eventarc")
         self.eventarc = self.eventarc_identity.email

@@ -15,6 +15,7 @@ import pulumi_gcp as gcp
 import pulumiverse_time as time
 
 from infra.config import Settings
+from infra.context import Context
 from infra.iam import Grants, sa
 from inspection.publishing import MAX_DELIVERY_ATTEMPTS
 
@@ -26,19 +27,12 @@ class Messaging(pulumi.ComponentResource):
         super().__init__("quality-inspection:messaging:Topics", name, None, opts)
         child = pulumi.ResourceOptions(parent=self, depends_on=[apis.service("pubsub")])
         p = settings.prefix
-        self.predictions = gcp.pubsub.Topic(
-            "topic-predictions",
-            name=f"{p}-predictions",
-            project=settings.project,
-            labels=settings.labels,
-            opts=child,
-        )
-        self.dead_letter = gcp.pubsub.Topic(
-            "topic-dead-letter",
-            name=f"{p}-predictions-dead-letter",
-            project=settings.project,
-            labels=settings.labels,
-            opts=child,
+        self.predictions, self.dead_letter = (
+            gcp.pubsub.Topic(key, name=name, project=settings.project, labels=settings.labels, opts=child)
+            for key, name in (
+                ("topic-predictions", f"{p}-predictions"),
+                ("topic-dead-letter", f"{p}-predictions-dead-letter"),
+            )
         )
         self.dead_letter_held = gcp.pubsub.Subscription(
             "subscription-dead-letter-held",
@@ -63,29 +57,22 @@ class PushToMove(pulumi.ComponentResource):
     Cloud Run checks (https://cloud.google.com/run/docs/triggering/pubsub-push).
     """
 
-    def __init__(
-        self,
-        name: str,
-        settings: Settings,
-        *,
-        apis,
-        messaging: Messaging,
-        move,
-        pusher,
-        agents,
-        opts: pulumi.ResourceOptions | None = None,
-    ):
+    def __init__(self, name: str, ctx: Context, *, move, opts: pulumi.ResourceOptions | None = None):
         super().__init__("quality-inspection:messaging:PushToMove", name, None, opts)
+        settings, apis, messaging, pusher, agents = (
+            ctx.settings,
+            ctx.apis,
+            ctx.messaging,
+            ctx.accounts.pusher,
+            ctx.agents,
+        )
         s = settings
         iam = Grants(self, [apis.service("run"), apis.service("iam"), apis.service("pubsub")])
         move_uri = move.service_config.apply(lambda c: c.uri)
-        iam.run_service(
+        iam.invoker(
             "iam-pusher-run-move",
-            s.project,
-            s.region,
-            move.service_config.apply(lambda c: c.service),
+            move,
             sa(pusher.email),
-            "roles/run.invoker",
             "the push subscription calls move with the pusher's OIDC token",
         )
         if s.pubsub_agent_token_creator:

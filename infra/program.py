@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import pulumi
 
@@ -10,6 +10,7 @@ from infra import identity, messaging
 from infra.apis import Apis
 from infra.build import FunctionBuild
 from infra.config import Settings
+from infra.context import Context
 from infra.functions import Functions
 from infra.iam import CustomRoles, Grant
 from infra.review import ReviewApp
@@ -36,64 +37,30 @@ class Stack:
 
 def build(settings: Settings) -> Stack:
     apis = Apis("apis", settings)
-    accounts = identity.Accounts("accounts", settings, after=[apis.service("iam")])
-    agents = identity.Agents(settings, apis)
-    roles = CustomRoles("roles", settings, after=[apis.service("iam")])
-    buckets = Buckets("buckets", settings, apis)
-    topics = messaging.Messaging("messaging", settings, apis)
-    function_build = FunctionBuild(
-        "function-build", settings, builder=accounts.builder, project_number=agents.project_number, apis=apis
-    )
-    functions = Functions(
-        "functions",
-        settings,
+    ctx = Context(
+        settings=settings,
         apis=apis,
-        buckets=buckets,
-        messaging=topics,
-        accounts=accounts,
-        agents=agents,
-        roles=roles,
-        build=function_build,
+        accounts=identity.Accounts("accounts", settings, after=[apis.service("iam")]),
+        agents=identity.Agents(settings, apis),
+        roles=CustomRoles("roles", settings, after=[apis.service("iam")]),
+        buckets=Buckets("buckets", settings, apis),
+        messaging=messaging.Messaging("messaging", settings, apis),
     )
-    push = messaging.PushToMove(
-        "push-to-move",
-        settings,
-        apis=apis,
-        messaging=topics,
-        move=functions.move,
-        pusher=accounts.pusher,
-        agents=agents,
-    )
-    sweep = Sweep(
-        "sweep",
-        settings,
-        apis=apis,
-        buckets=buckets,
-        messaging=topics,
-        push=push,
-        accounts=accounts,
-        roles=roles,
-        build=function_build,
-    )
-    review = ReviewApp(
-        "review",
-        settings,
-        apis=apis,
-        buckets=buckets,
-        accounts=accounts,
-        roles=roles,
-        project_number=agents.project_number,
-    )
+    ctx = replace(ctx, build=FunctionBuild("function-build", ctx))
+    functions = Functions("functions", ctx)
+    push = messaging.PushToMove("push-to-move", ctx, move=functions.move)
+    sweep = Sweep("sweep", ctx)
+    review = ReviewApp("review", ctx)
     return Stack(
         settings,
-        buckets,
-        topics,
-        accounts,
+        ctx.buckets,
+        ctx.messaging,
+        ctx.accounts,
         functions,
         push,
         sweep,
         review,
-        components=[function_build, functions, push, sweep, review],
+        components=[ctx.build, functions, push, sweep, review],
     )
 
 

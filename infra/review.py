@@ -20,7 +20,7 @@ import pulumi
 import pulumi_gcp as gcp
 
 from infra import packaging
-from infra.config import Settings
+from infra.context import Context
 from infra.iam import Grants, sa
 from review_app.settings import ReviewSettings
 
@@ -29,19 +29,16 @@ SERVICE = "default"
 
 
 class ReviewApp(pulumi.ComponentResource):
-    def __init__(
-        self,
-        name: str,
-        settings: Settings,
-        *,
-        apis,
-        buckets,
-        accounts,
-        roles,
-        project_number,
-        opts: pulumi.ResourceOptions | None = None,
-    ):
+    def __init__(self, name: str, ctx: Context, opts: pulumi.ResourceOptions | None = None):
         super().__init__("quality-inspection:review:ReviewApp", name, None, opts)
+        settings, apis, buckets, accounts, roles = (
+            ctx.settings,
+            ctx.apis,
+            ctx.buckets,
+            ctx.accounts,
+            ctx.roles,
+        )
+        project_number = ctx.agents.project_number
         s = settings
         after = [apis.service("appengine"), apis.service("iap")]
         # One App Engine application per project, and it cannot be deleted: keep it on destroy.

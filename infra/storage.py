@@ -27,15 +27,7 @@ class Buckets(pulumi.ComponentResource):
             "inbound",
             "where cameras upload photos",
             versioning={"enabled": True},
-            lifecycle_rules=[
-                {
-                    "action": {"type": "Delete"},
-                    "condition": {
-                        "days_since_noncurrent_time": INBOUND_NONCURRENT_DAYS,
-                        "with_state": "ARCHIVED",
-                    },
-                }
-            ],
+            lifecycle_rules=[_noncurrent_expiry(INBOUND_NONCURRENT_DAYS)],
         )
         # Versioning keeps an overwritten or deleted decision recoverable for retentionDays.
         self.prediction = self._bucket(
@@ -43,13 +35,7 @@ class Buckets(pulumi.ComponentResource):
             "routed images and human decisions",
             versioning={"enabled": True},
             lifecycle_rules=[
-                {
-                    "action": {"type": "Delete"},
-                    "condition": {
-                        "days_since_noncurrent_time": settings.retention_days,
-                        "with_state": "ARCHIVED",
-                    },
-                },
+                _noncurrent_expiry(settings.retention_days),
                 # A move's claim matters while its messages can still arrive (Pub/Sub keeps them at
                 # most 7 days, Eventarc retries for 24 hours); after that it is history.
                 {
@@ -85,9 +71,7 @@ class Buckets(pulumi.ComponentResource):
         s = self.settings
         return gcp.storage.Bucket(
             f"bucket-{role}",
-            name=f"{s.prefix}-{role}",
-            project=s.project,
-            location=s.region,
+            **s.placed(role),
             uniform_bucket_level_access=True,
             public_access_prevention="enforced",
             labels={**s.labels, "purpose": role},
@@ -95,3 +79,11 @@ class Buckets(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, depends_on=self._after),
             **extra,
         )
+
+
+def _noncurrent_expiry(days: int) -> dict:
+    """A lifecycle rule that deletes noncurrent versions `days` after they stopped being current."""
+    return {
+        "action": {"type": "Delete"},
+        "condition": {"days_since_noncurrent_time": days, "with_state": "ARCHIVED"},
+    }

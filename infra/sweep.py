@@ -13,28 +13,24 @@ from __future__ import annotations
 import pulumi
 import pulumi_gcp as gcp
 
-from infra.config import Settings
+from infra.context import Context
 from infra.functions import FUNCTION_APIS, function, model_grant, predict_fields, propagation_wait
 from infra.iam import Grants, sa
 from inspection.settings import SweepSettings
 
 
 class Sweep(pulumi.ComponentResource):
-    def __init__(
-        self,
-        name: str,
-        settings: Settings,
-        *,
-        apis,
-        buckets,
-        messaging,
-        push,
-        accounts,
-        roles,
-        build,
-        opts: pulumi.ResourceOptions | None = None,
-    ):
+    def __init__(self, name: str, ctx: Context, opts: pulumi.ResourceOptions | None = None):
         super().__init__("quality-inspection:sweep:Sweep", name, None, opts)
+        settings, apis, buckets, messaging, accounts, roles, build = (
+            ctx.settings,
+            ctx.apis,
+            ctx.buckets,
+            ctx.messaging,
+            ctx.accounts,
+            ctx.roles,
+            ctx.build,
+        )
         s, member = settings, sa(accounts.sweeper.email)
         iam = Grants(self, [apis.service(n) for n in ("iam", "storage", "pubsub")])
         iam.bucket(
@@ -92,13 +88,10 @@ class Sweep(pulumi.ComponentResource):
             ),
         )
         invoke = Grants(self, [apis.service("run")])
-        invoke.run_service(
+        invoke.invoker(
             "iam-sweeper-run-sweep",
-            s.project,
-            s.region,
-            self.function.service_config.apply(lambda c: c.service),
+            self.function,
             member,
-            "roles/run.invoker",
             "Cloud Scheduler calls the sweep with the sweeper's OIDC token",
         )
         self.grants += invoke.grants

@@ -38,6 +38,17 @@ class Prediction:
     # Why a person must decide whatever the score: "no_model" on day zero. Empty otherwise.
     unclear_reason: str = ""
 
+    def log_fields(self) -> dict:
+        """The fields every log line about this prediction carries."""
+        return {
+            "image": self.name,
+            "generation": self.generation,
+            "label": self.label,
+            "score": self.score,
+            "model": self.model,
+            "unclear_reason": self.unclear_reason or None,
+        }
+
     def to_json(self) -> bytes:
         body = asdict(self)
         body["generation"] = str(self.generation)

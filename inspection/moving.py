@@ -40,12 +40,8 @@ def route(prediction: Prediction, settings: MoveSettings) -> storage.Moved:
     decided = result.claim.destination.split("/", 1)[0] if result.claim else folder
     logs.info(
         "routed",
-        image=prediction.name,
-        generation=prediction.generation,
-        label=prediction.label,
-        score=prediction.score,
+        **prediction.log_fields(),
         folder=decided,
-        unclear_reason=prediction.unclear_reason or None,
         destination=result.destination,
         outcome=str(result.outcome),
         latency_ms=round((time.perf_counter() - started) * 1000, 1),

@@ -57,13 +57,8 @@ def handle_object(obj: StorageObject, settings: PredictSettings, classifier: Cla
     message_id = publishing.publish(settings.predictions_topic, prediction.to_json(), image=obj.name)
     logs.info(
         "predicted",
-        image=obj.name,
-        generation=obj.generation,
-        label=label,
-        score=scores[label],
+        **prediction.log_fields(),
         scores=scores,
-        model=result.model,
-        unclear_reason=result.unclear_reason or None,
         message_id=message_id,
         latency_ms=round((time.perf_counter() - started) * 1000, 1),
     )
@@ -93,8 +88,7 @@ def _reject(
     )
     logs.error(
         "rejected",
-        image=source.name,
-        generation=source.generation,
+        **source.log_fields(),
         reason=rejection.reason,
         detail=rejection.detail,
         folder=layout.REJECTED,

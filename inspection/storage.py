@@ -59,6 +59,10 @@ class ObjectRef:
     def uri(self) -> str:
         return f"gs://{self.bucket}/{self.name}" + (f"#{self.generation}" if self.generation else "")
 
+    def log_fields(self) -> dict:
+        """How log lines name an image: its object name and generation."""
+        return {"image": self.name, "generation": self.generation}
+
     def blob(self) -> storage.Blob:
         return client().bucket(self.bucket).blob(self.name, generation=self.generation)
 
@@ -175,8 +179,7 @@ def move(source: ObjectRef, destination: ObjectRef, meta: dict[str, str], *, own
     if copy.name != claim.destination:
         logs.warning(
             "destination holds a different object; keeping both",
-            image=source.name,
-            generation=source.generation,
+            **source.log_fields(),
             taken=claim.destination,
             alternative=copy.name,
         )

@@ -73,3 +73,18 @@ def make_function(target: str, signature: str):
     publishing._publisher.cache_clear()
     kind = "predict" if target == "predict_image" else "move"
     return functions_framework.create_app(target, f"functions/{kind}/main.py", signature).test_client()
+
+
+def logged(caplog, message: str | None = None, severity: str | None = None) -> list[dict]:
+    """Captured log lines (all, or those with this message or severity), as the JSON formatter
+    writes them."""
+    from inspection.logs import JsonFormatter
+
+    formatter = JsonFormatter()
+    lines = [json.loads(formatter.format(record)) for record in caplog.records]
+    return [
+        line
+        for line in lines
+        if (message is None or line["message"] == message)
+        and (severity is None or line["severity"] == severity)
+    ]

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import sys
+
 import pytest
 
 from inspection import layout, routing
@@ -120,3 +123,24 @@ def test_collision_names_are_deterministic_and_keep_the_extension():
     assert layout.alongside("ok/a/b.jpg", 42) == "ok/a/b__g42.jpg"
     assert layout.alongside("ok/.jpg", 42) == "ok/.jpg__g42"
     assert layout.alongside("ok/noext", 7) == "ok/noext__g7"
+
+
+def test_a_log_line_is_one_json_object_with_severity_message_and_its_traceback():
+    """Cloud Logging reads `severity` and `message`; Error Reporting reads `stack_trace`."""
+    import logging
+
+    from inspection.logs import JsonFormatter
+
+    try:
+        raise RuntimeError("boom")
+    except RuntimeError:
+        record = logging.getLogger("flask.app").makeRecord(
+            "flask.app", logging.ERROR, __file__, 1, "Exception on / [POST]", (), sys.exc_info()
+        )
+    line = json.loads(JsonFormatter().format(record))
+    assert (line["severity"], line["message"], line["logger"]) == (
+        "ERROR",
+        "Exception on / [POST]",
+        "flask.app",
+    )
+    assert "RuntimeError: boom" in line["stack_trace"] and "\n" not in JsonFormatter().format(record)

@@ -12,7 +12,7 @@ import pytest
 from inspection import storage
 from scripts.local.pubsub import find_emulator_jar
 from scripts.local.stack import LocalStack, StackConfig
-from tests.helpers import image_bytes
+from tests.helpers import image_bytes, logged
 
 BAD = {"bad/notes.txt": b"not an image", "bad/empty.jpg": b"", "bad/cut.jpg": image_bytes()[:1200]}
 
@@ -121,7 +121,7 @@ def dead_lettered(stack: LocalStack, expected: int, timeout: float = 60) -> None
     )
 
 
-def test_a_move_outage_longer_than_the_retries_strands_nothing(small_model, isolated_env, capsys):
+def test_a_move_outage_longer_than_the_retries_strands_nothing(small_model, isolated_env, caplog):
     """Pub/Sub gives up after its delivery attempts; before the sweep, 169 of 200 images stayed in
     inbound with no ERROR line. The sweep publishes the dead-lettered predictions again."""
     images = {f"outage/part-{i:02d}.png": image_bytes("PNG") for i in range(12)}
@@ -136,7 +136,7 @@ def test_a_move_outage_longer_than_the_retries_strands_nothing(small_model, isol
         assert report["replayed"] == len(images) and report["held_for_people"] == 0
         routed = wait_routed(stack, set(images))
         exactly_once(routed, set(images))
-    assert capsys.readouterr().out.count("dead-lettered prediction; publishing it again") == len(images)
+    assert len(logged(caplog, "dead-lettered prediction; publishing it again", "ERROR")) == len(images)
 
 
 def test_an_image_stranded_in_inbound_is_re_driven_once_with_its_reason(small_model, isolated_env, caplog):

@@ -11,7 +11,7 @@ from cloudevents.http import CloudEvent
 
 from inspection import storage
 from inspection.errors import ConfigError
-from tests.helpers import make_function, prediction, push_body
+from tests.helpers import logged, make_function, prediction, push_body
 
 THRESHOLD = 0.8
 
@@ -140,7 +140,7 @@ def test_a_redelivered_old_message_after_a_reupload_leaves_the_new_file(env, mov
     assert predicted.blob("ok/again.jpg").download_as_bytes() == b"old"
 
 
-def test_a_different_file_at_the_destination_is_kept_and_so_is_ours(env, move, capsys):
+def test_a_different_file_at_the_destination_is_kept_and_so_is_ours(env, move, caplog):
     inbound, predicted, _ = env
     upload(predicted, "ok/clash.jpg", b"someone else's")
     blob = upload(inbound, "clash.jpg", b"ours")
@@ -150,10 +150,11 @@ def test_a_different_file_at_the_destination_is_kept_and_so_is_ours(env, move, c
     assert names(predicted) == sorted(["ok/clash.jpg", alternative])
     assert predicted.blob("ok/clash.jpg").download_as_bytes() == b"someone else's"
     assert predicted.blob(alternative).download_as_bytes() == b"ours"
-    assert "keeping both" in capsys.readouterr().out
+    assert logged(caplog, "destination holds a different object; keeping both")
+    caplog.clear()
     assert post(move, body).status_code == 204  # and a redelivery adds nothing
     assert len(names(predicted)) == 2
-    redelivered = [json.loads(x) for x in capsys.readouterr().out.splitlines() if '"routed"' in x]
+    redelivered = logged(caplog, "routed")
     assert [(r["outcome"], r["destination"]) for r in redelivered] == [("already_moved", alternative)]
 
 
@@ -192,14 +193,14 @@ def test_every_legal_name_is_kept_verbatim(env, move, name):
         json.dumps(push_body({"bucket": "b", "name": "x", "generation": "1", "label": "Maybe"})).encode(),
     ],
 )
-def test_malformed_messages_go_to_the_dead_letter_topic_and_are_acknowledged(env, move, body, capsys):
+def test_malformed_messages_go_to_the_dead_letter_topic_and_are_acknowledged(env, move, body, caplog):
     _, _, topic = env
     response = move.post("/", data=body, content_type="application/json")
     assert response.status_code == 204  # acknowledged: never a crash loop
     held = topic.read(expect=1)
     assert [m.data for m in held] == [body]
     assert held[0].attributes["reason"]
-    line = json.loads([ln for ln in capsys.readouterr().out.splitlines() if "dead letter" in ln][-1])
+    line = logged(caplog, "malformed prediction message; sent to dead letter")[-1]
     assert line["severity"] == "ERROR" and line["payload"] == body.decode()
 
 

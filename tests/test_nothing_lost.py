@@ -15,7 +15,7 @@ from cloudevents.conversion import to_binary
 from cloudevents.http import CloudEvent
 
 from inspection import storage
-from tests.helpers import image_bytes, make_function, prediction, push_body, storage_event
+from tests.helpers import image_bytes, logged, make_function, prediction, push_body, storage_event
 
 
 @pytest.fixture
@@ -112,7 +112,7 @@ def test_two_uploads_of_one_name_back_to_back_are_two_routed_images(env, monkeyp
     assert list(storage.client().list_blobs(inbound, versions=True)) == []
 
 
-def test_a_message_naming_another_bucket_as_its_source_moves_nothing(env, monkeypatch, capsys):
+def test_a_message_naming_another_bucket_as_its_source_moves_nothing(env, monkeypatch, caplog):
     """It once moved a reviewer's decision out of human_decided/ and dropped its metadata."""
     _inbound, predicted, topic = env
     decision = predicted.blob("human_decided/ok/part.jpeg")
@@ -124,7 +124,8 @@ def test_a_message_naming_another_bucket_as_its_source_moves_nothing(env, monkey
     assert images(predicted) == ["human_decided/ok/part.jpeg"]
     [held] = topic.read()
     assert "not the inbound bucket" in held.attributes["reason"]
-    assert "not the inbound bucket" in capsys.readouterr().out
+    [line] = logged(caplog, "malformed prediction message; sent to dead letter")
+    assert "not the inbound bucket" in line["reason"]
 
 
 MALFORMED_BODIES = [
@@ -138,7 +139,7 @@ MALFORMED_BODIES = [
 
 
 @pytest.mark.parametrize(("case", "body"), MALFORMED_BODIES, ids=[c for c, _ in MALFORMED_BODIES])
-def test_every_malformed_body_is_dead_lettered_and_acknowledged(env, case, body, capsys):
+def test_every_malformed_body_is_dead_lettered_and_acknowledged(env, case, body, caplog):
     inbound, _, topic = env
     encoded = {
         "SCHEMA_LIST": {**prediction(inbound.name, "x.jpg", 1), "schema": [1]},
@@ -155,7 +156,7 @@ def test_every_malformed_body_is_dead_lettered_and_acknowledged(env, case, body,
     assert response.status_code == 204
     [held] = topic.read()
     assert held.attributes["source"] == "move_image"
-    [line] = [json.loads(x) for x in capsys.readouterr().out.splitlines() if "dead letter" in x]
+    [line] = logged(caplog, "malformed prediction message; sent to dead letter")
     assert line["severity"] == "ERROR" and line["payload"]
 
 
@@ -178,7 +179,7 @@ def test_malformed_cloudevents_are_dead_lettered_not_answered_with_500(env, head
 @pytest.mark.parametrize(
     "change", [{"generation": "abc"}, {"size": "big"}, {"name": 7}, {"generation": None}], ids=str
 )
-def test_a_malformed_storage_event_is_acknowledged_with_one_error_line(env, change, capsys):
+def test_a_malformed_storage_event_is_acknowledged_with_one_error_line(env, change, caplog):
     inbound, _, topic = env
     predict = make_function("predict_image", "cloudevent")
     blob = inbound.blob("odd.jpeg")
@@ -187,7 +188,7 @@ def test_a_malformed_storage_event_is_acknowledged_with_one_error_line(env, chan
     event = CloudEvent(event.get_attributes(), {**event.data, **change})
     headers, data = to_binary(event)
     assert predict.post("/", headers=headers, data=data).status_code == 200
-    [line] = [json.loads(x) for x in capsys.readouterr().out.splitlines() if "malformed storage event" in x]
+    [line] = logged(caplog, "malformed storage event; acknowledged")
     assert line["severity"] == "ERROR" and line["reason"]
     assert topic.read(expect=1, timeout=1) == []
 
@@ -203,7 +204,7 @@ UNSERVABLE = [
 
 
 @pytest.mark.parametrize("name", UNSERVABLE, ids=repr)
-def test_a_name_no_reviewer_could_open_is_quarantined_under_a_safe_name(env, name, capsys):
+def test_a_name_no_reviewer_could_open_is_quarantined_under_a_safe_name(env, name, caplog):
     """GCS accepts these names, but the review app could never show or decide them."""
     inbound, predicted, _topic = env
     predict = make_function("predict_image", "cloudevent")
@@ -217,5 +218,5 @@ def test_a_name_no_reviewer_could_open_is_quarantined_under_a_safe_name(env, nam
     assert meta["rejected_reason"] == "unsafe_name"
     assert json.loads(f'"{meta["original_name"]}"') == name
     assert images(inbound) == []
-    [line] = [json.loads(x) for x in capsys.readouterr().out.splitlines() if '"rejected"' in x]
+    [line] = logged(caplog, "rejected")
     assert line["severity"] == "ERROR" and line["reason"] == "unsafe_name"

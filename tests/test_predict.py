@@ -15,7 +15,7 @@ import pytest
 from cloudevents.conversion import to_binary
 from PIL import Image
 
-from tests.helpers import image_bytes, make_function, storage_event
+from tests.helpers import image_bytes, logged, make_function, storage_event
 
 ENDPOINT = "projects/demo/locations/europe-west4/endpoints/1234"
 
@@ -188,17 +188,17 @@ def _truncated_jpeg() -> bytes:
         ("tiny.png", image_bytes("PNG", size=(16, 16)), "too_small"),
     ],
 )
-def test_bad_input_is_quarantined_with_its_reason(buckets, onnx_predict, capsys, name, data, reason):
+def test_bad_input_is_quarantined_with_its_reason(buckets, onnx_predict, caplog, name, data, reason):
     inbound, predicted, topic = buckets
     blob = upload(inbound, name, data)
-    capsys.readouterr()
+    caplog.clear()
     assert deliver(onnx_predict, blob).status_code == 200  # acknowledged, not retried
     assert list(inbound.list_blobs()) == []
     kept = predicted.get_blob(f"rejected/{name}")
     assert kept.download_as_bytes() == data
     assert kept.metadata["rejected_reason"] == reason
     assert kept.metadata["source_generation"] == str(blob.generation)
-    errors = [json.loads(x) for x in capsys.readouterr().out.splitlines() if '"ERROR"' in x]
+    errors = logged(caplog, severity="ERROR")
     assert len(errors) == 1 and errors[0]["reason"] == reason and errors[0]["image"] == name
     assert topic.read(expect=1, timeout=1) == []
 

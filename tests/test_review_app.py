@@ -15,6 +15,7 @@ from review_app import create_app
 from review_app import queue as reviews_module
 from review_app.decisions import Decisions
 from review_app.queue import AlreadyDecided, Queue
+from tests.helpers import logged
 from tests.review_helpers import AUDIENCE, FakeIap, Reviewer
 
 
@@ -410,13 +411,13 @@ def test_the_allow_list_refuses_others(make_app, iap):
     assert _status(app, iap.token("intruder@example.com")) == 403
 
 
-def test_local_mode_is_explicit_and_never_the_default(bucket, monkeypatch, capsys):
+def test_local_mode_is_explicit_and_never_the_default(bucket, monkeypatch, caplog):
     monkeypatch.delenv("REVIEW_AUTH", raising=False)
     monkeypatch.delenv("IAP_AUDIENCE", raising=False)
     with pytest.raises(ConfigError, match="IAP_AUDIENCE"):
         create_app({"PREDICTION_BUCKET": bucket.name})
     local = create_app({"PREDICTION_BUCKET": bucket.name, "REVIEW_AUTH": "local"})
-    assert "REVIEW_AUTH=local" in capsys.readouterr().out
+    assert "REVIEW_AUTH=local" in logged(caplog, severity="WARNING")[-1]["message"]
     assert local.test_client().get("/api/queue").status_code == 200
     with pytest.raises(ConfigError, match="REVIEW_AUTH"):
         create_app({"PREDICTION_BUCKET": bucket.name, "REVIEW_AUTH": "none"})
