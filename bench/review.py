@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from inspection import storage
 from review_app.decisions import Decisions
-from review_app.queue import Queue
+from review_app.unclear_queue import Queue
 from scripts.local.gcs import FakeGcs
 
 

@@ -23,6 +23,7 @@ APIS = (
     "cloudresourcemanager",
     "logging",
     "cloudscheduler",
+    "monitoring",
 )
 
 

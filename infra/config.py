@@ -53,6 +53,15 @@ class Settings:
     iam_propagation: str
     redrive_after_minutes: int
     redrive_every_minutes: int
+    line_segment: int
+    alert_emails: tuple[str, ...]
+    stuck_inbound_minutes: int
+    unclear_wait_hours: int
+    error_rate_percent: int
+    defect_baseline: float
+    defect_baselines: dict[str, float]
+    control_window_hours: int
+    control_min_images: int
 
     @property
     def has_model(self) -> bool:
@@ -88,6 +97,48 @@ def _matching(cfg: pulumi.Config, key: str, pattern: re.Pattern, rule: str, fix:
     if not pattern.match(value):
         raise _fix(key, f"is {value!r}; {rule}", fix)
     return value
+
+
+EMAIL = re.compile(r"^[^@\s,]+@[^@\s,]+\.[^@\s,]+$")
+
+
+def _emails(cfg: pulumi.Config) -> tuple[str, ...]:
+    try:
+        raw = cfg.get_object("alertEmails")
+    except Exception:  # a plain string, not YAML
+        raw = cfg.get("alertEmails")
+    items = (raw.split(",") if isinstance(raw, str) else raw) or []
+    emails = tuple(str(item).strip() for item in items if str(item).strip())
+    for email in emails:
+        if not EMAIL.match(email):
+            raise _fix(
+                "alertEmails",
+                f"has {email!r}, not an email address",
+                "pulumi config set --path 'alertEmails[0]' quality-lead@example.com",
+            )
+    return emails
+
+
+def _rate(raw: object, key: str) -> float:
+    try:
+        value = float(raw)
+    except (TypeError, ValueError):
+        value = -1.0
+    if not 0 < value < 1:
+        raise _fix(key, f"is {raw!r}, not a defect rate in (0, 1)", f"pulumi config set {key} 0.05")
+    return value
+
+
+def _baselines(cfg: pulumi.Config) -> dict[str, float]:
+    """Per-line defect-rate baselines (p̄ of the control chart), e.g. measured by scripts.report."""
+    raw = cfg.get_object("defectBaselines") or {}
+    if not isinstance(raw, dict):
+        raise _fix(
+            "defectBaselines",
+            "is not a map of line → rate",
+            "pulumi config set --path 'defectBaselines.line-1' 0.04",
+        )
+    return {str(line): _rate(rate, f"defectBaselines.{line}") for line, rate in raw.items()}
 
 
 def _bool(cfg: pulumi.Config, key: str, default: bool) -> bool:
@@ -229,4 +280,13 @@ def load() -> Settings:
         iam_propagation=propagation,
         redrive_after_minutes=_int(cfg, "redriveAfterMinutes", 15, 1, 1440),
         redrive_every_minutes=_int(cfg, "redriveEveryMinutes", 10, 1, 30),
+        line_segment=_int(cfg, "lineSegment", 1, 0, 20),
+        alert_emails=_emails(cfg),
+        stuck_inbound_minutes=_int(cfg, "stuckInboundMinutes", 30, 5, 1440),
+        unclear_wait_hours=_int(cfg, "unclearWaitHours", 8, 1, 168),
+        error_rate_percent=_int(cfg, "errorRatePercent", 5, 1, 100),
+        defect_baseline=_rate(cfg.get("defectBaseline") or "0.05", "defectBaseline"),
+        defect_baselines=_baselines(cfg),
+        control_window_hours=_int(cfg, "controlWindowHours", 8, 1, 168),
+        control_min_images=_int(cfg, "controlMinImages", 50, 1, 100000),
     )

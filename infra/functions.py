@@ -145,6 +145,7 @@ class Functions(pulumi.ComponentResource):
                 threshold=s.threshold,
                 dead_letter_topic=messaging.dead_letter.id,
                 inbound_bucket=buckets.inbound.name,
+                line_segment=s.line_segment,
             ),
             **common,
         )
@@ -205,6 +206,7 @@ def predict_fields(settings: Settings, buckets, messaging) -> dict:
         "prediction_bucket": buckets.prediction.name,
         "backend": s.backend,
         "label_map": s.label_map,
+        "line_segment": s.line_segment,
         "vertex_endpoint": s.vertex_endpoint if s.backend == "vertex" else None,
         "onnx_model": s.onnx_model if s.backend == "onnx" else None,
     }

@@ -145,6 +145,10 @@ CUSTOM_ROLES: dict[str, tuple[str, tuple[str, ...]]] = {
         "list a bucket, read objects and delete exactly one generation (the re-drive sweep's source side)",
         ("storage.objects.list", "storage.objects.get", "storage.objects.delete"),
     ),
+    "objectQueue": (
+        "create objects that may not overwrite, read them, and list a folder to measure it (the sweep)",
+        ("storage.objects.list", "storage.objects.get", "storage.objects.create"),
+    ),
     "objectReview": (
         "list, read, create and delete objects (leases, decisions, undo and the audit trail)",
         ("storage.objects.list", "storage.objects.get", "storage.objects.create", "storage.objects.delete"),

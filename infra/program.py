@@ -13,6 +13,7 @@ from infra.config import Settings
 from infra.context import Context
 from infra.functions import Functions
 from infra.iam import CustomRoles, Grant
+from infra.monitoring import Monitoring
 from infra.review import ReviewApp
 from infra.storage import Buckets
 from infra.sweep import Sweep
@@ -51,6 +52,7 @@ def build(settings: Settings) -> Stack:
     push = messaging.PushToMove("push-to-move", ctx, move=functions.move)
     sweep = Sweep("sweep", ctx)
     review = ReviewApp("review", ctx)
+    Monitoring("monitoring", ctx)
     return Stack(
         settings,
         ctx.buckets,

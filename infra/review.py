@@ -121,6 +121,7 @@ class ReviewApp(pulumi.ComponentResource):
             env_variables=ReviewSettings.environment(
                 prediction_bucket=buckets.prediction.name,
                 auth_mode="iap",
+                line_segment=s.line_segment,
                 iap_audience=pulumi.Output.concat("/projects/", project_number, "/apps/", s.project),
             ),
             service_account=accounts.review.email,

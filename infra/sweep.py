@@ -44,8 +44,8 @@ class Sweep(pulumi.ComponentResource):
             "iam-sweeper-prediction",
             buckets.prediction,
             member,
-            roles.name("objectPlace"),
-            "the sweep quarantines unusable files in rejected/ without overwriting anything",
+            roles.name("objectQueue"),
+            "the sweep quarantines unusable files in rejected/, and counts the unclear/ queue for the alerts",
         )
         iam.topic(
             "iam-sweeper-publish",

@@ -7,6 +7,7 @@
     human_decided/<label>/<name>   decided by a reviewer; metadata says who and when
     review/leases/<name>           a reviewer's short claim on unclear/<name>
     claims/<hash>.json             the one decision recorded for one moved object generation
+    daily/<YYYY-MM-DD>/<hash>-…    one record per outcome and day, for the plant's report
 
 `<name>` is the inbound object name, kept verbatim: it is an object key, never a file path.
 """
@@ -25,6 +26,7 @@ REJECTED = "rejected"
 HUMAN_DECIDED = "human_decided"
 LEASES = "review/leases"
 CLAIMS = "claims"
+DAILY = "daily"
 ROUTED_FOLDERS = (OK, DEFECT, UNCLEAR, REJECTED)
 
 
@@ -89,3 +91,15 @@ def split_gs_uri(uri: str) -> tuple[str, str]:
         raise ValueError(f"{uri!r} is not gs://bucket/…")
     bucket, _, name = uri[5:].partition("/")
     return bucket, name
+
+
+NO_LINE = "none"
+
+
+def line_of(name: str, segment: int = 1) -> str:
+    """The production line a photo came from: by default the first folder of its object name
+    (`line-1/part-0042.jpeg` → `line-1`); `segment` 0 puts every image on one line."""
+    parts = name.split("/")
+    if segment <= 0 or len(parts) <= segment:
+        return NO_LINE
+    return parts[segment - 1] or NO_LINE

@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 
 from inspection.errors import MessageError
-from inspection.layout import LABELS
+from inspection.layout import LABELS, line_of
 
 SCHEMA_VERSION = 1
 FINALIZED = "google.cloud.storage.object.v1.finalized"  # the storage event predict is triggered by
@@ -38,10 +38,11 @@ class Prediction:
     # Why a person must decide whatever the score: "no_model" on day zero. Empty otherwise.
     unclear_reason: str = ""
 
-    def log_fields(self) -> dict:
-        """The fields every log line about this prediction carries."""
+    def log_fields(self, line_segment: int = 1) -> dict:
+        """The fields every log line about this prediction carries (README: the log schema)."""
         return {
             "image": self.name,
+            "line": line_of(self.name, line_segment),
             "generation": self.generation,
             "label": self.label,
             "score": self.score,

@@ -6,7 +6,7 @@ import json
 import time
 from datetime import UTC, datetime
 
-from inspection import layout, logs, metadata, routing, storage
+from inspection import daily, layout, logs, metadata, routing, storage
 from inspection.errors import MessageError
 from inspection.messages import Prediction
 from inspection.settings import MoveSettings
@@ -38,10 +38,25 @@ def route(prediction: Prediction, settings: MoveSettings) -> storage.Moved:
         },
     )
     decided = result.claim.destination.split("/", 1)[0] if result.claim else folder
+    if result.claim is not None:
+        claimed = result.claim.metadata
+        daily.record(
+            settings.prediction_bucket,
+            result.claim.source,
+            daily.ROUTED,
+            claimed[metadata.ROUTED_AT],
+            line=layout.line_of(prediction.name, settings.line_segment),
+            folder=decided,
+            label=claimed[metadata.PREDICTED_LABEL],
+            score=float(claimed[metadata.PREDICTED_SCORE]),
+            model=claimed[metadata.MODEL],
+            threshold=float(claimed[metadata.THRESHOLD]),
+        )
     logs.info(
         "routed",
-        **prediction.log_fields(),
+        **prediction.log_fields(settings.line_segment),
         folder=decided,
+        threshold=settings.threshold,
         destination=result.destination,
         outcome=str(result.outcome),
         latency_ms=round((time.perf_counter() - started) * 1000, 1),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime
 
-from inspection import images, layout, logs, metadata, publishing, storage
+from inspection import daily, images, layout, logs, metadata, publishing, storage
 from inspection.classifiers import Classifier
 from inspection.messages import Prediction, StorageObject
 from inspection.settings import PredictSettings
@@ -57,7 +57,7 @@ def handle_object(obj: StorageObject, settings: PredictSettings, classifier: Cla
     message_id = publishing.publish(settings.predictions_topic, prediction.to_json(), image=obj.name)
     logs.info(
         "predicted",
-        **prediction.log_fields(),
+        **prediction.log_fields(settings.line_segment),
         scores=scores,
         message_id=message_id,
         latency_ms=round((time.perf_counter() - started) * 1000, 1),
@@ -86,9 +86,21 @@ def _reject(
             **storage.provenance(source.bucket, source.generation),
         },
     )
+    if result.claim is not None:
+        claimed = result.claim.metadata
+        daily.record(
+            settings.prediction_bucket,
+            result.claim.source,
+            daily.REJECTED,
+            claimed[metadata.REJECTED_AT],
+            line=layout.line_of(source.name, settings.line_segment),
+            folder=layout.REJECTED,
+            reason=claimed[metadata.REJECTED_REASON],
+        )
     logs.error(
         "rejected",
         **source.log_fields(),
+        line=layout.line_of(source.name, settings.line_segment),
         reason=rejection.reason,
         detail=rejection.detail,
         folder=layout.REJECTED,

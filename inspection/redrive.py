@@ -19,13 +19,15 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 
-from inspection import logs, predicting, publishing, storage
+from inspection import logs, metadata, predicting, publishing, storage
 from inspection.classifiers import Classifier
+from inspection.layout import UNCLEAR
 from inspection.messages import StorageObject
 from inspection.settings import SweepSettings
 
 # move_image marks what it dead-letters itself (functions/move/main.py): unreadable, keep it.
 MALFORMED_SOURCE = "move_image"
+UNCLEAR_COUNT_CAP = 5000
 
 
 @dataclass
@@ -37,6 +39,8 @@ class SweepReport:
     held_for_people: int = 0  # unreadable messages left on the dead-letter subscription
     inbound_waiting: int = 0  # every generation in inbound, stranded or not
     oldest_inbound_s: float = 0.0  # age of the oldest of them, for the "stuck" alert
+    unclear_waiting: int = 0  # images in unclear/, counted up to UNCLEAR_COUNT_CAP
+    oldest_unclear_s: float = 0.0  # how long the oldest of them has waited for a person
 
 
 def sweep(
@@ -55,8 +59,28 @@ def sweep(
             _redrive(blob, age, settings, classifier, report)
     for message in publishing.held(settings.held_subscription, settings.max_messages):
         _replay(message, settings, report)
+    _measure_unclear(settings, now, report)
     logs.info("sweep", **asdict(report))
     return report
+
+
+def _measure_unclear(settings: SweepSettings, now: datetime, report: SweepReport) -> None:
+    """The reviewers' queue as gauges (README: alerts). Bounded: a queue longer than the cap is
+    reported at the cap, and its oldest among those listed."""
+    listed = storage.client().list_blobs(
+        settings.predict.prediction_bucket, prefix=UNCLEAR + "/", max_results=UNCLEAR_COUNT_CAP
+    )
+    for blob in listed:
+        report.unclear_waiting += 1
+        waited = (now - _routed_at(blob)).total_seconds()
+        report.oldest_unclear_s = max(report.oldest_unclear_s, round(waited, 1))
+
+
+def _routed_at(blob) -> datetime:
+    try:
+        return datetime.fromisoformat((blob.metadata or {})[metadata.ROUTED_AT])
+    except (KeyError, ValueError):
+        return blob.time_created
 
 
 def _redrive(blob, age: float, settings: SweepSettings, classifier, report: SweepReport) -> None:

@@ -188,6 +188,7 @@ class PredictSettings(EnvSettings):
         "MAX_REQUEST_BYTES", integer(64 * 1024, DEFAULT_MAX_REQUEST_BYTES), str(DEFAULT_MAX_REQUEST_BYTES)
     )
     min_image_side: int = var("MIN_IMAGE_SIDE", integer(1, 4096), str(DEFAULT_LIMITS.min_side))
+    line_segment: int = var("LINE_SEGMENT", integer(0, 20), "1")  # which folder names the line
     max_image_pixels: int = var(
         "MAX_IMAGE_PIXELS", integer(10_000, 500_000_000), str(DEFAULT_LIMITS.max_pixels)
     )
@@ -221,6 +222,7 @@ class MoveSettings(EnvSettings):
     )
     dead_letter_topic: str = var("DEAD_LETTER_TOPIC", matching(r"^projects/[^/]+/topics/[^/]+$", TOPIC_HINT))
     inbound_bucket: str = var("INBOUND_BUCKET", text("the inbound bucket's name"))  # the only source
+    line_segment: int = var("LINE_SEGMENT", integer(0, 20), "1")  # which folder names the line
 
 
 @dataclass(frozen=True)

@@ -14,8 +14,8 @@ from flask import Flask
 
 from inspection import logs
 from review_app.decisions import Decisions
-from review_app.queue import Queue
 from review_app.settings import ReviewSettings
+from review_app.unclear_queue import Queue
 
 MAX_REQUEST_BYTES = 64 * 1024  # every request is a small JSON object; larger ones get 413 unread
 
@@ -33,7 +33,7 @@ def create_app(test_config: Mapping[str, str] | None = None) -> Flask:
     app.extensions.update(
         settings=settings,
         queue=queue,
-        decisions=Decisions(queue, undo_seconds=settings.undo_seconds),
+        decisions=Decisions(queue, undo_seconds=settings.undo_seconds, line_segment=settings.line_segment),
         signer=signing.create(settings),
     )
     auth.init_app(app)

@@ -12,8 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from inspection import layout, logs, metadata, storage
-from review_app.queue import (
+from inspection import daily, layout, logs, metadata, storage
+from review_app.unclear_queue import (
     UNCLEAR_PREFIX,
     AlreadyDecided,
     Item,
@@ -40,9 +40,10 @@ class Decision:
 
 
 class Decisions:
-    def __init__(self, queue: Queue, undo_seconds: int = 120):
+    def __init__(self, queue: Queue, undo_seconds: int = 120, line_segment: int = 1):
         self.queue = queue
         self.undo_window = timedelta(seconds=undo_seconds)
+        self.line_segment = line_segment
 
     @property
     def prediction_bucket(self) -> str:
@@ -78,15 +79,35 @@ class Decisions:
             raise AlreadyDecided(name)
         storage.delete_quietly(self.prediction_bucket, layout.lease(name))
         decision = _decision(result.claim, result.copy, name)
+        inner = name[len(UNCLEAR_PREFIX) :]
+        claimed = result.claim.metadata
+        daily.record(
+            self.prediction_bucket,
+            result.claim.source,
+            daily.DECIDED,
+            claimed[metadata.DECIDED_AT],
+            line=layout.line_of(inner, self.line_segment),
+            label=decision.label,
+            agreement=agreement(decision.label, claimed),
+            model=claimed.get(metadata.MODEL, ""),
+            threshold=claimed.get(metadata.THRESHOLD),
+            reviewer=reviewer,
+        )
         logs.info(
             "decided",
             image=name,
+            line=layout.line_of(inner, self.line_segment),
+            folder=layout.HUMAN_DECIDED,
             label=decision.label,
             reviewer=reviewer,
-            destination=decision.name,
-            outcome=str(result.outcome),
+            agreement=agreement(decision.label, meta),
+            model=meta.get(metadata.MODEL, ""),
             model_label=meta[metadata.MODEL_LABEL],
             model_score=meta[metadata.MODEL_SCORE],
+            threshold=meta.get(metadata.THRESHOLD),
+            waited_s=_waited(meta),
+            destination=decision.name,
+            outcome=str(result.outcome),
         )
         return decision
 
@@ -132,6 +153,24 @@ class Decisions:
         if claim.owner != reviewer:
             raise AlreadyDecided(source.name)
         return _decision(claim, None, source.name)
+
+
+NO_MODEL = "none"
+
+
+def agreement(human_label: str, meta: dict) -> str:
+    """`agree` or `overrule` against the model's label; `no_model` where there was none to agree with."""
+    if meta.get(metadata.MODEL, NO_MODEL) == NO_MODEL or not meta.get(metadata.PREDICTED_LABEL):
+        return "no_model"
+    return "agree" if meta[metadata.PREDICTED_LABEL] == human_label else "overrule"
+
+
+def _waited(meta: dict) -> float | None:
+    """Seconds the image waited in unclear/ before this decision."""
+    try:
+        return round((now() - datetime.fromisoformat(meta[metadata.ROUTED_AT])).total_seconds(), 1)
+    except (KeyError, ValueError):
+        return None
 
 
 def _decision(claim: storage.Claim, copy: storage.ObjectRef | None, source: str) -> Decision:

@@ -7,7 +7,7 @@ from dataclasses import asdict
 from flask import Blueprint, abort, current_app, g, jsonify, render_template, request
 
 from review_app.decisions import Decisions
-from review_app.queue import AlreadyDecided, Item, NotAllowed, NotFound, Queue
+from review_app.unclear_queue import AlreadyDecided, Item, NotAllowed, NotFound, Queue
 
 bp = Blueprint("review", __name__)
 

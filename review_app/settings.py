@@ -25,6 +25,7 @@ class ReviewSettings(EnvSettings):
     lease_seconds: int = var("LEASE_SECONDS", integer(30, 3600), "300")
     undo_seconds: int = var("UNDO_SECONDS", integer(0, 3600), "120")
     signed_url_seconds: int = var("SIGNED_URL_SECONDS", integer(60, 3600), "300")
+    line_segment: int = var("LINE_SEGMENT", integer(0, 20), "1")  # which folder names the line
 
     @classmethod
     def _complete(cls, env: Mapping[str, str], values: dict) -> Self:

@@ -71,7 +71,7 @@ def make_function(target: str, signature: str):
 
     storage.client.cache_clear()
     publishing._publisher.cache_clear()
-    kind = "predict" if target == "predict_image" else "move"
+    kind = {"predict_image": "predict", "move_image": "move", "sweep": "sweep"}[target]
     return functions_framework.create_app(target, f"functions/{kind}/main.py", signature).test_client()
 
 

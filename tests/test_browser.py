@@ -158,3 +158,74 @@ def test_every_name_the_pipeline_routes_to_a_person_can_be_seen_and_decided(page
         os.environ.clear()
         os.environ.update(saved)
         storage.client.cache_clear()
+
+
+def test_the_quality_report_shows_what_the_bucket_holds(page, small_model, tmp_path, output_path):
+    """Per line and day, the report's images, defect rate, unclear share and rejections equal the
+    prediction bucket's contents; the page needs nothing from the network."""
+    import os
+    from collections import Counter
+
+    from inspection import storage
+    from review_app.decisions import Decisions
+    from review_app.unclear_queue import Queue
+    from scripts import report
+    from scripts.local.stack import LocalStack, StackConfig
+
+    saved = dict(os.environ)
+    config = StackConfig(model_path=small_model, use_emulator=False)
+    uploads = {
+        f"line-{n % 2 + 1}/part-{n}.jpeg": image_bytes(defect="crack" if n % 3 == 0 else None)
+        for n in range(12)
+    }
+    uploads["line-2/notes.txt"] = b"not an image"
+    try:
+        with LocalStack(config) as stack:
+            inbound = storage.client().bucket(config.inbound_bucket)
+            for name, data in uploads.items():
+                inbound.blob(name).upload_from_string(data)
+            wait_for(
+                lambda: not stack.inbound_names() and sum(map(len, stack.routed().values())) == len(uploads),
+                60,
+            )
+            queue = Queue(config.prediction_bucket)
+            item = queue.next_item("lead@example.com")
+            if item is not None:  # a person decides one unclear image
+                Decisions(queue).decide(item.name, item.generation, "defect", "lead@example.com")
+            out = tmp_path / "report.html"
+            report.main(["--prediction-bucket", config.prediction_bucket, "--out", str(out)])
+            objects = [b.name for b in storage.client().list_blobs(config.prediction_bucket)]
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+        storage.client.cache_clear()
+    requests = []
+    page.on("request", lambda r: requests.append(r.url))
+    page.goto(out.as_uri())
+    page.screenshot(path=f"{output_path}/quality-report.png", full_page=True)
+    assert [r for r in requests if not r.startswith("file:")] == []
+
+    def line_of(name: str) -> str:
+        return name.split("/")[-2]
+
+    folders = Counter(
+        (name.split("/")[0], line_of(name))
+        for name in objects
+        if name.split("/")[0] in ("ok", "defect", "unclear", "rejected")
+    )
+    human = Counter(
+        (name.split("/")[1], line_of(name)) for name in objects if name.startswith("human_decided/")
+    )
+    for line in ("line-1", "line-2"):
+        row = page.locator(f"section[data-line='{line}'] tbody tr").first
+        routed = sum(folders[(f, line)] for f in ("ok", "defect", "unclear"))
+        decided_unclear = sum(human[(label, line)] for label in ("ok", "defect"))
+        images = routed + folders[("rejected", line)] + decided_unclear
+        assert int(row.locator(".images").inner_text()) == images
+        assert int(row.locator(".rejected").inner_text()) == folders[("rejected", line)]
+        known = folders[("ok", line)] + folders[("defect", line)] + decided_unclear
+        rate = (folders[("defect", line)] + human[("defect", line)]) / known
+        assert row.locator(".defect-rate").inner_text().startswith(f"{rate:.1%}")
+        unclear = (folders[("unclear", line)] + decided_unclear) / (routed + decided_unclear)
+        assert row.locator(".unclear").inner_text() == f"{unclear:.1%}"
+        assert page.locator(f"section[data-line='{line}'] svg circle").count() == 1

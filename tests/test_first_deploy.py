@@ -179,6 +179,8 @@ API_OF = {
     "gcp:projects/iAMMember": "cloudresourcemanager",
     "gcp:vertex/": "aiplatform",
     "gcp:cloudscheduler/": "cloudscheduler",
+    "gcp:monitoring/": "monitoring",
+    "gcp:logging/": "logging",
     "gcp:projects/serviceIdentity": None,
 }
 

@@ -188,7 +188,7 @@ def test_the_iam_grants_are_exactly_these(program):
         (sa("trigger"), "roles/run.invoker", "Cloud Run service acme-qi-predict"),
         (sa("pusher"), "roles/run.invoker", "Cloud Run service acme-qi-move"),
         (sa("sweeper"), role + "objectRedrive", "bucket acme-qi-inbound"),
-        (sa("sweeper"), role + "objectPlace", "bucket acme-qi-prediction"),
+        (sa("sweeper"), role + "objectQueue", "bucket acme-qi-prediction"),
         (sa("sweeper"), "roles/pubsub.publisher", "topic acme-qi-predictions"),
         (sa("sweeper"), "roles/pubsub.subscriber", "subscription acme-qi-predictions-dead-letter-held"),
         (sa("sweeper"), "roles/run.invoker", "Cloud Run service acme-qi-sweep"),
@@ -241,6 +241,7 @@ def test_predict_is_triggered_by_finalized_objects_in_inbound(program):
         "PREDICTION_BUCKET": "acme-qi-prediction",
         "CLASSIFIER_BACKEND": "none",
         "LABEL_MAP": "Defect=defect,Ok=ok",
+        "LINE_SEGMENT": "1",
     }
     assert (service["maxInstanceCount"], service["availableMemory"], service["timeoutSeconds"]) == (
         10,
@@ -259,6 +260,7 @@ def test_move_is_pushed_by_our_own_subscription_with_a_dead_letter_topic(program
         "PREDICTION_BUCKET": "acme-qi-prediction",
         "PREDICTION_THRESHOLD": "0.9",
         "INBOUND_BUCKET": "acme-qi-inbound",
+        "LINE_SEGMENT": "1",
         "DEAD_LETTER_TOPIC": f"projects/{PROJECT}/topics/acme-qi-predictions-dead-letter",
     }
     assert f["serviceConfig"]["ingressSettings"] == "ALLOW_INTERNAL_ONLY"
@@ -335,6 +337,7 @@ def test_review_app_runs_behind_iap_with_its_own_account(program):
         "PREDICTION_BUCKET": "acme-qi-prediction",
         "REVIEW_AUTH": "iap",
         "IAP_AUDIENCE": f"/projects/{PROJECT_NUMBER}/apps/{PROJECT}",
+        "LINE_SEGMENT": "1",
     }
     reviewers = {r["inputs"]["member"] for r in of_type(resources, "WebTypeAppEngingIamMember")}
     assert reviewers == {"user:alice@example.com", "group:quality-reviewers@example.com"}

@@ -38,8 +38,8 @@ def upload(bucket, name: str, data: bytes = b"image bytes"):
 
 
 def names(bucket) -> list[str]:
-    """The images in a bucket; the claims that record each move's decision are left out."""
-    return sorted(b.name for b in bucket.list_blobs() if not b.name.startswith("claims/"))
+    """The images in a bucket; the claims and daily records (bookkeeping) are left out."""
+    return sorted(b.name for b in bucket.list_blobs() if not b.name.startswith(("claims/", "daily/")))
 
 
 def post(move, body: dict):

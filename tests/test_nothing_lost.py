@@ -31,7 +31,7 @@ def env(monkeypatch, make_bucket, topic):
 
 
 def images(bucket) -> list[str]:
-    return sorted(b.name for b in bucket.list_blobs() if not b.name.startswith("claims/"))
+    return sorted(b.name for b in bucket.list_blobs() if not b.name.startswith(("claims/", "daily/")))
 
 
 def move_with(monkeypatch, threshold: str):

@@ -12,9 +12,9 @@ import requests
 
 from inspection.errors import ConfigError
 from review_app import create_app
-from review_app import queue as reviews_module
+from review_app import unclear_queue as reviews_module
 from review_app.decisions import Decisions
-from review_app.queue import AlreadyDecided, Queue
+from review_app.unclear_queue import AlreadyDecided, Queue
 from tests.helpers import logged
 from tests.review_helpers import AUDIENCE, FakeIap, Reviewer
 
@@ -43,8 +43,10 @@ def add_unclear(bucket, name: str, label: str = "defect", score: float = 0.7, da
 
 
 def names(bucket, prefix: str = "") -> list[str]:
-    """The images under `prefix`; the claims that record each move's decision are left out."""
-    return sorted(b.name for b in bucket.list_blobs(prefix=prefix) if not b.name.startswith("claims/"))
+    """The images under `prefix`; the claims and daily records (bookkeeping) are left out."""
+    return sorted(
+        b.name for b in bucket.list_blobs(prefix=prefix) if not b.name.startswith(("claims/", "daily/"))
+    )
 
 
 @pytest.fixture

@@ -22,6 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from inspection import layout, logs, storage
+from scripts import report
 from scripts.local.stack import LocalStack, StackConfig
 from scripts.local.state import DEFAULT_STATE, STACK_FILE
 from scripts.training import metrics, sample_data, train_local
@@ -135,6 +136,7 @@ def run(args: argparse.Namespace) -> int:
             running = {
                 "gcs": stack.gcs.url,
                 "inbound": config.inbound_bucket,
+                "prediction": config.prediction_bucket,
                 "sweep": stack.sweeper.url,
                 "pid": os.getpid(),
             }
@@ -156,6 +158,9 @@ def _run_stack(stack: LocalStack, config: StackConfig, args: argparse.Namespace,
     where = wait_until_routed(stack, {name for name, _ in items}, timeout=120 + len(items))
     summary = summarise(truth, where, time.monotonic() - started, len(items))
     print_summary(summary, stack)
+    report.main(
+        ["--prediction-bucket", config.prediction_bucket, "--out", str(args.state / "quality-report.html")]
+    )
     problems = check(items, where, stack)
     if problems:
         print("FAILED: " + "; ".join(problems))
