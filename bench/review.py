@@ -1,12 +1,14 @@
-"""Review latency on fake-gcs-server: the next image with 100 and 10,000 unclear objects, and a decision."""
+"""Review latency on fake-gcs-server: the next image (oldest first) with 100 and 10,000 unclear
+objects, and a decision."""
 
 from __future__ import annotations
 
 import statistics
 import time
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
 
-from inspection import storage
+from inspection import review_index, storage
 from review_app.decisions import Decisions
 from review_app.unclear_queue import Queue
 from scripts.local.gcs import FakeGcs
@@ -14,9 +16,13 @@ from scripts.local.gcs import FakeGcs
 
 def _fill(bucket, count: int) -> None:
     def put(i: int) -> None:
+        # As move routes them: the image, and its entry in the arrival-ordered queue index, with
+        # arrival order unlike name order so that oldest-first is what is measured.
+        routed_at = (datetime(2026, 11, 25, tzinfo=UTC) + timedelta(seconds=(i * 7919) % count)).isoformat()
         blob = bucket.blob(f"unclear/line-1/part-{i:05d}.jpeg")
-        blob.metadata = {"predicted_label": "defect", "predicted_score": "0.700000"}
+        blob.metadata = {"predicted_label": "defect", "predicted_score": "0.700000", "routed_at": routed_at}
         blob.upload_from_string(b"x")
+        review_index.add(bucket.name, blob.name, blob.generation, routed_at)
 
     with ThreadPoolExecutor(8) as pool:
         list(pool.map(put, range(count)))

@@ -19,6 +19,7 @@ from inspection.settings import CLASSIFIER_BACKENDS, parse_int
 MODEL_URL = re.compile(r"^gs://[a-z0-9][a-z0-9._-]{1,220}/(.+/)?[^/]+$")
 PREFIX = re.compile(r"^[a-z][a-z0-9-]{2,18}[a-z0-9]$")
 MEMBER = re.compile(r"^(user|group|domain|serviceAccount):[^\s,]+$")
+AUDITOR = re.compile(r"^(user|domain):[^\s,]+$")
 APP_ENGINE_LOCATION = re.compile(r"^[a-z]+(-[a-z]+)?[0-9]*$")
 ENDPOINT_ID = re.compile(r"^[0-9]{1,25}$")
 ACCOUNT_EMAIL = re.compile(r"^[a-z0-9-]+@[a-z0-9.-]+\.gserviceaccount\.com$")
@@ -42,6 +43,7 @@ class Settings:
     onnx_model: str
     label_map: str
     reviewers: tuple[str, ...]
+    auditors: tuple[str, ...]
     app_engine_location: str
     iap_client_id: str
     iap_client_secret: pulumi.Output[str] | str
@@ -103,12 +105,7 @@ EMAIL = re.compile(r"^[^@\s,]+@[^@\s,]+\.[^@\s,]+$")
 
 
 def _emails(cfg: pulumi.Config) -> tuple[str, ...]:
-    try:
-        raw = cfg.get_object("alertEmails")
-    except Exception:  # a plain string, not YAML
-        raw = cfg.get("alertEmails")
-    items = (raw.split(",") if isinstance(raw, str) else raw) or []
-    emails = tuple(str(item).strip() for item in items if str(item).strip())
+    emails = tuple(_list(cfg, "alertEmails"))
     for email in emails:
         if not EMAIL.match(email):
             raise _fix(
@@ -148,23 +145,38 @@ def _bool(cfg: pulumi.Config, key: str, default: bool) -> bool:
     return raw == "true"
 
 
-def _reviewers(cfg: pulumi.Config) -> tuple[str, ...]:
+def _list(cfg: pulumi.Config, key: str) -> list[str]:
+    """A list key, as YAML or as a comma-separated string."""
     try:
-        raw = cfg.get_object("reviewers")
+        raw = cfg.get_object(key)
     except Exception:  # a plain string, not YAML
-        raw = cfg.get("reviewers")
-    if raw is None:
-        return ()
-    items = raw.split(",") if isinstance(raw, str) else raw
-    members = tuple(str(item).strip() for item in items if str(item).strip())
+        raw = cfg.get(key)
+    items = (raw.split(",") if isinstance(raw, str) else raw) or []
+    return [str(item).strip() for item in items if str(item).strip()]
+
+
+def _members(
+    cfg: pulumi.Config, key: str, pattern: re.Pattern = MEMBER, kinds: str = "user:, group: or domain:"
+) -> tuple[str, ...]:
+    members = tuple(_list(cfg, key))
     for member in members:
-        if not MEMBER.match(member):
+        if not pattern.match(member):
             raise _fix(
-                "reviewers",
-                f"has {member!r}, which is not a user:, group: or domain: member",
-                "pulumi config set --path 'reviewers[0]' user:alice@example.com",
+                key,
+                f"has {member!r}, which is not a {kinds} member",
+                f"pulumi config set --path '{key}[0]' user:alice@example.com",
             )
     return members
+
+
+def _reviewers(cfg: pulumi.Config) -> tuple[str, ...]:
+    return _members(cfg, "reviewers")
+
+
+def _auditors(cfg: pulumi.Config) -> tuple[str, ...]:
+    """Auditors are people or whole domains: the app checks each request's email against them, and
+    cannot see into a group."""
+    return _members(cfg, "auditors", AUDITOR, "user: or domain:")
 
 
 def load() -> Settings:
@@ -269,6 +281,7 @@ def load() -> Settings:
         onnx_model=onnx_model,
         label_map=label_map,
         reviewers=_reviewers(cfg),
+        auditors=_auditors(cfg),
         app_engine_location=location,
         iap_client_id=client_id,
         iap_client_secret=secret,

@@ -122,6 +122,11 @@ class ReviewApp(pulumi.ComponentResource):
                 prediction_bucket=buckets.prediction.name,
                 auth_mode="iap",
                 line_segment=s.line_segment,
+                allowed_auditors=",".join(
+                    m.split(":", 1)[1] if m.startswith("user:") else "@" + m.split(":", 1)[1]
+                    for m in s.auditors
+                )
+                or None,
                 iap_audience=pulumi.Output.concat("/projects/", project_number, "/apps/", s.project),
             ),
             service_account=accounts.review.email,
@@ -146,16 +151,17 @@ class ReviewApp(pulumi.ComponentResource):
             split={"shard_by": "IP", "allocations": self.version.version_id.apply(lambda v: {v: "1"})},
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.version]),
         )
-        for reviewer in s.reviewers:
-            key = "iam-reviewer-" + "".join(ch if ch.isalnum() else "-" for ch in reviewer).strip("-").lower()
-            iam.app_engine(
-                key,
-                s.project,
-                self.application.app_id,
-                reviewer,
-                "roles/iap.httpsResourceAccessor",
-                "a configured reviewer may pass IAP to the review app",
-            )
+        for who, members in (("reviewer", s.reviewers), ("auditor", s.auditors)):
+            for member in members:
+                key = f"iam-{who}-" + "".join(ch if ch.isalnum() else "-" for ch in member).strip("-").lower()
+                iam.app_engine(
+                    key,
+                    s.project,
+                    self.application.app_id,
+                    member,
+                    "roles/iap.httpsResourceAccessor",
+                    f"a configured {who} may pass IAP to the review app",
+                )
         self.grants = iam.grants
         self.url = self.application.default_hostname.apply(lambda host: f"https://{host}")
         self.register_outputs({"url": self.url})

@@ -5,7 +5,7 @@ image ever routed. So each outcome also writes one small record under `daily/<YY
 named by the source generation (a redelivery writes the same name, and is refused politely):
 - move: where an image was routed, with the model, its label and score, and the threshold;
 - predict: a file quarantined in rejected/;
-- the review app: a person's decision, and whether it agreed with the model.
+- the review app: a person's decision, whether it agreed with the model, and its undo.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from google.api_core import exceptions as gexc
 
 from inspection import layout, storage
 
-ROUTED, REJECTED, DECIDED = "routed", "rejected", "decided"
+ROUTED, REJECTED, DECIDED, UNDONE = "routed", "rejected", "decided", "undone"
 
 
 def record_name(day: str, source_uri: str, kind: str) -> str:

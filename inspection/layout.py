@@ -6,6 +6,7 @@
     rejected/<name>                not classifiable; metadata says why
     human_decided/<label>/<name>   decided by a reviewer; metadata says who and when
     review/leases/<name>           a reviewer's short claim on unclear/<name>
+    review/queue/<time>-<hash>     unclear images in arrival order, for oldest-first review
     claims/<hash>.json             the one decision recorded for one moved object generation
     daily/<YYYY-MM-DD>/<hash>-…    one record per outcome and day, for the plant's report
 
@@ -25,9 +26,12 @@ UNCLEAR = "unclear"
 REJECTED = "rejected"
 HUMAN_DECIDED = "human_decided"
 LEASES = "review/leases"
+REVIEW_QUEUE = "review/queue"
 CLAIMS = "claims"
 DAILY = "daily"
 ROUTED_FOLDERS = (OK, DEFECT, UNCLEAR, REJECTED)
+# Objects that are the product's own records, not images: claims, daily records, leases, the queue.
+BOOKKEEPING = (CLAIMS + "/", DAILY + "/", "review/")
 
 
 def routed(folder: str, name: str) -> str:

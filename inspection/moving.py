@@ -6,7 +6,7 @@ import json
 import time
 from datetime import UTC, datetime
 
-from inspection import daily, layout, logs, metadata, routing, storage
+from inspection import daily, layout, logs, metadata, review_index, routing, storage
 from inspection.errors import MessageError
 from inspection.messages import Prediction
 from inspection.settings import MoveSettings
@@ -38,6 +38,13 @@ def route(prediction: Prediction, settings: MoveSettings) -> storage.Moved:
         },
     )
     decided = result.claim.destination.split("/", 1)[0] if result.claim else folder
+    if result.claim is not None and decided == layout.UNCLEAR and result.copy is not None:
+        review_index.add(
+            settings.prediction_bucket,
+            result.copy.name,
+            result.copy.generation,
+            result.claim.metadata[metadata.ROUTED_AT],
+        )
     if result.claim is not None:
         claimed = result.claim.metadata
         daily.record(

@@ -1,80 +1,102 @@
-"""The auditors' view: every decision in a time range, as a table and as CSV."""
+"""The auditors' view: every decision and undo in a period, filtered, as a table and as CSV.
+
+Only the auditors on ALLOWED_AUDITORS may see it (their own list, apart from the reviewers'; in
+local mode the local reviewer may). It reads the per-day index (`daily/<day>/`), so its cost is
+bounded by the period asked for, not by the size of `human_decided/`.
+"""
 
 from __future__ import annotations
 
 import csv
 import io
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, timedelta
 
-from flask import Blueprint, Response, abort, current_app, render_template, request
+from flask import Blueprint, Response, abort, current_app, g, render_template, request
 
-from inspection import layout, metadata, storage
+from inspection import daily
+from review_app.auth import allowed
 
 bp = Blueprint("audit", __name__)
 COLUMNS = (
-    "decided_at",
+    "at",
+    "event",
     "reviewer",
+    "line",
     "image",
     "human_label",
     "model_label",
     "model_score",
-    "original",
+    "agreement",
     "object",
 )
+FILTERS = ("reviewer", "line", "label", "agreement")
+MAX_DAYS = 92
 
 
-def decisions_between(prediction_bucket: str, start: datetime, end: datetime) -> list[dict]:
-    """Every decision made in [start, end), oldest first."""
+@bp.before_request
+def _auditors_only() -> None:
+    settings = current_app.extensions["settings"]
+    if settings.auth_mode == "local":
+        return
+    if not settings.allowed_auditors or not allowed(g.reviewer, settings.allowed_auditors):
+        abort(403, "the audit view is for auditors (ALLOWED_AUDITORS)")
+
+
+def events_between(prediction_bucket: str, start: date, end: date) -> list[dict]:
+    """Decisions and undos in [start, end], oldest first, from the days asked for only."""
     rows = []
-    for blob in storage.client().list_blobs(prediction_bucket, prefix=layout.HUMAN_DECIDED + "/"):
-        meta = blob.metadata or {}
-        try:
-            when = datetime.fromisoformat(meta[metadata.DECIDED_AT])
-        except (KeyError, ValueError):
-            continue
-        if start <= when < end:
+    for day in (start + timedelta(days=n) for n in range((end - start).days + 1)):
+        for record in daily.read_day(prediction_bucket, day.isoformat()):
+            if record["kind"] not in (daily.DECIDED, daily.UNDONE):
+                continue
             rows.append(
                 {
-                    "decided_at": meta[metadata.DECIDED_AT],
-                    "reviewer": meta.get(metadata.REVIEWER, ""),
-                    "image": blob.name.split("/", 2)[2],
-                    "human_label": meta.get(metadata.HUMAN_LABEL, ""),
-                    "model_label": meta.get(metadata.MODEL_LABEL, ""),
-                    "model_score": meta.get(metadata.MODEL_SCORE, ""),
-                    "object": blob.name,
-                    "original": meta.get(metadata.COPIED_FROM, ""),
+                    "at": record["at"],
+                    "event": "decision" if record["kind"] == daily.DECIDED else "undo",
+                    "reviewer": record.get("reviewer", ""),
+                    "line": record.get("line", ""),
+                    "image": record.get("image", ""),
+                    "human_label": record.get("label", ""),
+                    "model_label": record.get("model_label", ""),
+                    "model_score": record.get("model_score", ""),
+                    "agreement": record.get("agreement", ""),
+                    "object": record.get("object", ""),
                 }
             )
-    return sorted(rows, key=lambda row: row["decided_at"])
+    return sorted(rows, key=lambda row: row["at"])
 
 
-def _range() -> tuple[datetime, datetime]:
-    """[from 00:00, to 24:00) in UTC; defaults to the last 7 days."""
+def _range() -> tuple[date, date]:
+    """[from, to] in UTC days; the last 7 days by default."""
     today = datetime.now(UTC).date()
     try:
-        start = datetime.fromisoformat(request.args.get("from") or str(today - timedelta(days=6))).date()
-        end = datetime.fromisoformat(request.args.get("to") or str(today)).date()
+        start = date.fromisoformat(request.args.get("from") or str(today - timedelta(days=6)))
+        end = date.fromisoformat(request.args.get("to") or str(today))
     except ValueError:
         abort(400, "dates must be YYYY-MM-DD")
     if end < start:
         abort(400, "'to' is before 'from'")
-    if end >= date.max:
-        abort(400, "'to' is too far in the future")
-    return datetime.combine(start, time(), UTC), datetime.combine(end + timedelta(days=1), time(), UTC)
+    if (end - start).days >= MAX_DAYS:
+        abort(400, f"a period is at most {MAX_DAYS} days")
+    return start, end
 
 
-def _rows():
+def _rows() -> tuple[date, date, list[dict], dict[str, str]]:
     start, end = _range()
-    bucket = current_app.extensions["settings"].prediction_bucket
-    return start, end, decisions_between(bucket, start, end)
+    chosen = {key: request.args.get(key, "").strip() for key in FILTERS}
+    field = {"label": "human_label"}
+    rows = [
+        row
+        for row in events_between(current_app.extensions["settings"].prediction_bucket, start, end)
+        if all(not value or row[field.get(key, key)] == value for key, value in chosen.items())
+    ]
+    return start, end, rows, chosen
 
 
 @bp.get("/audit")
 def table():
-    start, end, rows = _rows()
-    return render_template(
-        "audit.html", rows=rows, columns=COLUMNS, start=start.date(), end=(end - timedelta(days=1)).date()
-    )
+    start, end, rows, chosen = _rows()
+    return render_template("audit.html", rows=rows, columns=COLUMNS, start=start, end=end, chosen=chosen)
 
 
 def _cell(value: str) -> str:
@@ -84,15 +106,15 @@ def _cell(value: str) -> str:
 
 @bp.get("/audit.csv")
 def download():
-    start, end, rows = _rows()
+    start, end, rows, _ = _rows()
     buffer = io.StringIO()
+    buffer.write("\ufeff")  # a BOM: spreadsheet programs then read the file as UTF-8
     writer = csv.writer(buffer)
     writer.writerow(COLUMNS)
     for row in rows:
         writer.writerow([_cell(str(row[c])) for c in COLUMNS])
-    filename = f"decisions_{start.date()}_{(end - timedelta(days=1)).date()}.csv"
     return Response(
-        buffer.getvalue(),
+        buffer.getvalue().encode("utf-8"),
         mimetype="text/csv",
-        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+        headers={"Content-Disposition": f'attachment; filename="decisions_{start}_{end}.csv"'},
     )

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from inspection import daily, layout, logs, metadata, storage
+from inspection import daily, layout, logs, metadata, review_index, storage
 from review_app.unclear_queue import (
     UNCLEAR_PREFIX,
     AlreadyDecided,
@@ -78,6 +78,8 @@ class Decisions:
         if result.claim is None or result.claim.owner != reviewer:
             raise AlreadyDecided(name)
         storage.delete_quietly(self.prediction_bucket, layout.lease(name))
+        if metadata.ROUTED_AT in meta:
+            review_index.remove(self.prediction_bucket, name, generation, meta[metadata.ROUTED_AT])
         decision = _decision(result.claim, result.copy, name)
         inner = name[len(UNCLEAR_PREFIX) :]
         claimed = result.claim.metadata
@@ -92,6 +94,11 @@ class Decisions:
             model=claimed.get(metadata.MODEL, ""),
             threshold=claimed.get(metadata.THRESHOLD),
             reviewer=reviewer,
+            image=inner,
+            object=decision.name,
+            model_label=claimed.get(metadata.MODEL_LABEL, ""),
+            model_score=claimed.get(metadata.MODEL_SCORE, ""),
+            original=claimed.get(metadata.COPIED_FROM, ""),
         )
         logs.info(
             "decided",
@@ -133,6 +140,22 @@ class Decisions:
             raise AlreadyDecided(decided_name)
         if result.copy.name != original:
             lease = self.queue.hold(result.copy.name, reviewer)
+        if metadata.ROUTED_AT in restored:  # back in the queue where it was: its wait goes on
+            review_index.add(
+                self.prediction_bucket, result.copy.name, result.copy.generation, restored[metadata.ROUTED_AT]
+            )
+        image = original[len(UNCLEAR_PREFIX) :]
+        daily.record(
+            self.prediction_bucket,
+            source.uri,
+            daily.UNDONE,
+            now().isoformat(),
+            line=layout.line_of(image, self.line_segment),
+            reviewer=reviewer,
+            image=image,
+            object=decided_name,
+            label=meta.get(metadata.HUMAN_LABEL, ""),
+        )
         logs.info(
             "undone", image=result.copy.name, reviewer=reviewer, was=decided_name, outcome=str(result.outcome)
         )

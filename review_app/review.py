@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict
 
 from flask import Blueprint, abort, current_app, g, jsonify, render_template, request
+from werkzeug.exceptions import HTTPException
 
 from review_app.decisions import Decisions
 from review_app.unclear_queue import AlreadyDecided, Item, NotAllowed, NotFound, Queue
@@ -45,6 +46,14 @@ def _generation(value: object) -> int:
     return int(value)
 
 
+@bp.app_errorhandler(HTTPException)
+def _api_error(exc: HTTPException):
+    """API callers get the reason as JSON, so the page can show it; pages keep Flask's own."""
+    if request.path.startswith("/api/"):
+        return jsonify(error=exc.description), exc.code
+    return exc
+
+
 @bp.errorhandler(NotAllowed)
 def _not_allowed(exc):
     return jsonify(error=str(exc)), 400
@@ -57,7 +66,8 @@ def _not_found(exc):
 
 @bp.get("/")
 def page():
-    return render_template("review.html", reviewer=g.reviewer)
+    undo_seconds = current_app.extensions["settings"].undo_seconds
+    return render_template("review.html", reviewer=g.reviewer, undo_seconds=undo_seconds)
 
 
 @bp.get("/api/next")
@@ -82,7 +92,7 @@ def decide():
     try:
         decision = decisions().decide(body.get("name"), generation, body.get("label"), g.reviewer)
     except AlreadyDecided:
-        return jsonify(error="already decided by another reviewer"), 409
+        return jsonify(error="already decided by another reviewer", conflict=True), 409
     return jsonify(asdict(decision))
 
 
@@ -97,5 +107,5 @@ def undo():
     try:
         item = decisions().undo(_body().get("decision"), g.reviewer)
     except AlreadyDecided:
-        return jsonify(error="the image changed since; nothing was undone"), 409
+        return jsonify(error="the image changed since; nothing was undone", conflict=True), 409
     return jsonify(_item_json(item))

@@ -54,8 +54,8 @@ def _headers(response):
     iap = current_app.extensions["settings"].auth_mode == "iap"
     if iap:
         response.headers["Strict-Transport-Security"] = "max-age=31536000; includeSubDomains"
-    if request.path.startswith("/api/"):
-        response.headers["Cache-Control"] = "no-store"
+    # Every page names reviewers and decisions: no browser or proxy may keep a copy.
+    response.headers["Cache-Control"] = "no-store"
     new = g.get("new_csrf")
     if new:
         response.set_cookie(

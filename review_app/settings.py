@@ -22,6 +22,7 @@ class ReviewSettings(EnvSettings):
     iap_audience: str = var("IAP_AUDIENCE", optional, "")
     iap_certs_url: str = var("IAP_CERTS_URL", optional, IAP_KEYS_URL)
     allowed_reviewers: str = var("ALLOWED_REVIEWERS", optional, "")
+    allowed_auditors: str = var("ALLOWED_AUDITORS", optional, "")  # empty: nobody may audit (with IAP)
     lease_seconds: int = var("LEASE_SECONDS", integer(30, 3600), "300")
     undo_seconds: int = var("UNDO_SECONDS", integer(0, 3600), "120")
     signed_url_seconds: int = var("SIGNED_URL_SECONDS", integer(60, 3600), "300")

@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 
 from google.api_core import exceptions as gexc
 
-from inspection import layout, metadata, storage
+from inspection import layout, metadata, review_index, storage
 
 PAGE_SIZE = 50
 MAX_PAGES = 4  # a reviewer who skipped 200 images sees "nothing to review" rather than a slow page
@@ -103,22 +103,44 @@ class Queue:
         return storage.client().bucket(self.prediction_bucket)
 
     def next_item(self, reviewer: str, exclude: set[str] = frozenset()) -> Item | None:
-        """Lease the first unclear image nobody else holds; bounded pages, never the whole prefix."""
+        """Lease the image that has waited longest and nobody else holds: from the arrival-ordered
+        index, then (for images routed before it existed) from unclear/ itself. Bounded pages,
+        never the whole prefix."""
         leases = self._leases()
+        for blob in self._candidates():
+            holder = leases.get(blob.name)
+            if blob.name in exclude or (holder and holder.keeps_out(reviewer)):
+                continue
+            item = self._take(blob, reviewer, holder)
+            if item is not None:
+                return item
+        return None
+
+    def _candidates(self):
+        """Unclear images, oldest first as far as the index knows, each read once."""
+        seen = set()
+        for entry in self._pages(review_index.PREFIX):
+            meta = entry.metadata or {}
+            blob = self.bucket.get_blob(
+                meta.get("name", ""), generation=int(meta.get("generation") or 0) or None
+            )
+            if blob is None:  # decided meanwhile: its entry is stale
+                storage.delete_quietly(self.prediction_bucket, entry.name, entry.generation)
+                continue
+            seen.add(blob.name)
+            yield blob
+        for blob in self._pages(UNCLEAR_PREFIX):
+            if blob.name not in seen:
+                yield blob
+
+    def _pages(self, prefix: str):
         token = None
         for _ in range(MAX_PAGES):
-            page = self.bucket.list_blobs(prefix=UNCLEAR_PREFIX, max_results=PAGE_SIZE, page_token=token)
-            for blob in list(page):
-                holder = leases.get(blob.name)
-                if blob.name in exclude or (holder and holder.keeps_out(reviewer)):
-                    continue
-                item = self._take(blob, reviewer, holder)
-                if item is not None:
-                    return item
+            page = self.bucket.list_blobs(prefix=prefix, max_results=PAGE_SIZE, page_token=token)
+            yield from list(page)
             token = page.next_page_token
             if not token:
-                return None
-        return None
+                return
 
     def count(self) -> tuple[int, bool]:
         """(count, capped): counted up to COUNT_CAP, so the cost stays flat."""

@@ -107,9 +107,11 @@ def _percent(value: float | None) -> str:
 def chart(per_day: dict[date, Day], period: list[date], p: float | None) -> str:
     """An inline SVG: the daily defect rate (points), its control limit (dashed) and p̄ (solid)."""
     width, height, pad = 640, 180, 36
-    top = max([0.05] + [d.defect_rate or 0 for d in per_day.values()] + [
-        control_limit(p, d.known) for d in per_day.values() if p is not None and d.known
-    ])  # fmt: skip
+    top = max(
+        [0.05]
+        + [d.defect_rate or 0 for d in per_day.values()]
+        + [control_limit(p, d.known) for d in per_day.values() if p is not None and d.known]
+    )
 
     def x(i: int) -> float:
         return pad + (width - 2 * pad) * (i / max(len(period) - 1, 1))

@@ -61,14 +61,14 @@ def test_a_reviewer_decides_with_the_keyboard_and_undoes(page, served, output_pa
 
     page.keyboard.press("d")
     wait_for(lambda: names(bucket, "human_decided/") == [f"human_decided/defect/{shown}"])
-    expect(page.locator("#status")).to_have_text(re.compile("^Saved"))
+    expect(page.locator("#status .text")).to_have_text(re.compile("^Saved"))
     assert page.locator("#session-count").inner_text() == "1"
     assert page.locator("#name").inner_text() != shown  # the next image is already there
 
     page.keyboard.press("u")
     wait_for(lambda: names(bucket, "human_decided/") == [])
     wait_for(lambda: f"unclear/{shown}" in names(bucket, "unclear/"))
-    expect(page.locator("#status")).to_have_text(re.compile("^Undone"))
+    expect(page.locator("#status .text")).to_have_text(re.compile("^Undone"))
     assert page.locator("#name").inner_text() == shown
     page.screenshot(path=f"{output_path}/review-after-undo.png")
     assert errors == []
@@ -78,9 +78,9 @@ def test_the_page_works_with_buttons_and_shows_an_empty_queue(page, served):
     url, bucket = served
     page.goto(url)
     page.locator("#image").wait_for(state="visible")
-    page.get_by_role("button", name="Ok").click()
+    page.get_by_role("button", name="Ok letter O", exact=True).click()
     expect(page.locator("#session-count")).to_have_text("1")
-    page.get_by_role("button", name="Ok").click()
+    page.get_by_role("button", name="Ok letter O", exact=True).click()
     expect(page.locator("#session-count")).to_have_text("2")
     page.locator("#empty").wait_for(state="visible")
     assert "Nothing to review" in page.locator("#empty").inner_text()
@@ -229,3 +229,192 @@ def test_the_quality_report_shows_what_the_bucket_holds(page, small_model, tmp_p
         unclear = (folders[("unclear", line)] + decided_unclear) / (routed + decided_unclear)
         assert row.locator(".unclear").inner_text() == f"{unclear:.1%}"
         assert page.locator(f"section[data-line='{line}'] svg circle").count() == 1
+
+
+# --- the reviewer's workbench ------------------------------------------------------------------------
+
+
+def serve(app):
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_port}"
+
+
+def queue_images(bucket, arrivals: dict[str, str]):
+    """Unclear images as move routes them: the object, and its entry in the arrival-ordered index."""
+    from inspection import review_index
+
+    for name, routed_at in arrivals.items():
+        blob = bucket.blob(f"unclear/{name}")
+        blob.metadata = {"predicted_label": "defect", "predicted_score": "0.710000", "routed_at": routed_at}
+        blob.upload_from_string(image_bytes(defect="crack"), content_type="image/jpeg")
+        review_index.add(bucket.name, blob.name, blob.generation, routed_at)
+
+
+def test_reviewers_get_the_image_that_waited_longest_and_see_how_long(page, make_bucket):
+    """Name order and arrival order differ on purpose: z-first arrived first."""
+    bucket = make_bucket("prediction")
+    queue_images(
+        bucket,
+        {
+            "z-first.jpeg": "2026-11-25T06:00:00+00:00",
+            "a-second.jpeg": "2026-11-25T07:00:00+00:00",
+            "m-third.jpeg": "2026-11-25T08:00:00+00:00",
+        },
+    )
+    server, url = serve(create_app({"PREDICTION_BUCKET": bucket.name, "REVIEW_AUTH": "local"}))
+    page.goto(url)
+    seen = []
+    for _ in range(3):
+        expect(page.locator("#image")).to_be_visible()
+        seen.append(page.locator("#name").inner_text())
+        assert " h " in page.locator("#waited").inner_text()
+        page.keyboard.press("o")
+        expect(page.locator("#session-count")).to_have_text(str(len(seen)))
+    assert seen == ["z-first.jpeg", "a-second.jpeg", "m-third.jpeg"]
+    server.shutdown()
+
+
+def test_the_loupe_and_contrast_and_no_upscaling_without_asking(page, make_bucket, output_path):
+    bucket = make_bucket("prediction")
+    queue_images(bucket, {"line-1/faint.jpeg": "2026-11-25T06:00:00+00:00"})
+    server, url = serve(create_app({"PREDICTION_BUCKET": bucket.name, "REVIEW_AUTH": "local"}))
+    page.set_viewport_size({"width": 1400, "height": 900})
+    page.goto(url)
+    image = page.locator("#image")
+    image.wait_for(state="visible")
+    wait_for(lambda: image.evaluate("img => img.complete && img.naturalWidth") > 0)
+    assert image.evaluate("img => img.getBoundingClientRect().width <= img.naturalWidth")  # never upscaled
+    page.keyboard.press("l")
+    loupe = page.locator("#loupe")
+    expect(loupe).to_be_visible()
+    assert "url(" in loupe.evaluate("el => getComputedStyle(el).backgroundImage")
+    before = loupe.evaluate("el => el.style.backgroundPosition")
+    page.keyboard.press("ArrowRight")
+    assert loupe.evaluate("el => el.style.backgroundPosition") != before  # the keys move it
+    page.keyboard.press("c")
+    assert "contrast" in image.evaluate("img => getComputedStyle(img).filter")
+    expect(page.locator("#btn-levels")).to_have_attribute("aria-pressed", "true")
+    page.screenshot(path=f"{output_path}/review-loupe.png")
+    page.keyboard.press("f")
+    assert image.evaluate("img => img.getBoundingClientRect().width > img.naturalWidth")  # asked for: fit
+    server.shutdown()
+
+
+def test_success_conflict_and_error_look_different_and_name_the_image(page, make_bucket):
+    from inspection import storage
+
+    bucket = make_bucket("prediction")
+    queue_images(
+        bucket,
+        {
+            "line-1/a.jpeg": "2026-11-25T06:00:00+00:00",
+            "line-1/b.jpeg": "2026-11-25T07:00:00+00:00",
+            "line-1/c.jpeg": "2026-11-25T08:00:00+00:00",
+        },
+    )
+    server, url = serve(create_app({"PREDICTION_BUCKET": bucket.name, "REVIEW_AUTH": "local"}))
+    page.goto(url)
+    status = page.locator("#status")
+    expect(page.locator("#name")).to_have_text("line-1/a.jpeg")
+    page.keyboard.press("o")
+    expect(status).to_have_class(re.compile("success"))
+    expect(status.locator(".icon")).to_have_text("✓")
+    expect(status.locator(".text")).to_contain_text("line-1/a.jpeg")
+
+    # someone else decides b (say, after b's lease ran out) while it is on this screen
+    b = bucket.get_blob("unclear/line-1/b.jpeg")
+    storage.move(
+        storage.ObjectRef(bucket.name, b.name, b.generation),
+        storage.ObjectRef(bucket.name, "human_decided/defect/line-1/b.jpeg"),
+        {"reviewer": "other@example.com", "human_label": "defect"},
+        owner="other@example.com",
+    )
+    expect(page.locator("#name")).to_have_text("line-1/b.jpeg")
+    page.keyboard.press("o")
+    expect(status).to_have_class(re.compile("conflict"))
+    expect(status.locator(".icon")).to_have_text("⚠")
+    expect(status.locator(".text")).to_contain_text("line-1/b.jpeg: already decided by someone else")
+
+    # the decision to undo vanished: the server's reason is shown
+    bucket.blob("human_decided/ok/line-1/a.jpeg").delete()
+    page.keyboard.press("u")
+    expect(status).to_have_class(re.compile("error"))
+    expect(status.locator(".icon")).to_have_text("✕")
+    expect(status.locator(".text")).to_contain_text(
+        "line-1/a.jpeg: could not undo (no such image or decision)"
+    )
+    server.shutdown()
+
+
+def test_undoing_the_third_last_decision_from_the_history(page, make_bucket):
+    bucket = make_bucket("prediction")
+    arrivals = {f"line-1/{n}.jpeg": f"2026-11-25T0{n}:00:00+00:00" for n in range(1, 5)}
+    queue_images(bucket, arrivals)
+    server, url = serve(create_app({"PREDICTION_BUCKET": bucket.name, "REVIEW_AUTH": "local"}))
+    page.goto(url)
+    for key, count in (("o", "1"), ("d", "2"), ("o", "3")):
+        expect(page.locator("#image")).to_be_visible()
+        page.keyboard.press(key)
+        expect(page.locator("#session-count")).to_have_text(count)
+    expect(page.locator("#history li")).to_have_count(3)
+    page.keyboard.press("h")
+    page.keyboard.press("ArrowDown")
+    page.keyboard.press("ArrowDown")
+    page.keyboard.press("Enter")
+    expect(page.locator("#status .text")).to_have_text(re.compile("^Undone: line-1/1.jpeg"))
+    expect(page.locator("#name")).to_have_text("line-1/1.jpeg")
+    expect(page.locator("#history li")).to_have_count(2)
+    wait_for(
+        lambda: (
+            names(bucket, "human_decided/")
+            == ["human_decided/defect/line-1/2.jpeg", "human_decided/ok/line-1/3.jpeg"]
+        )
+    )
+    assert "unclear/line-1/1.jpeg" in names(bucket, "unclear/")
+    server.shutdown()
+
+
+def test_the_audit_view_for_an_auditor_and_not_for_a_reviewer(page, make_bucket, tmp_path):
+    from review_app.decisions import Decisions
+    from review_app.unclear_queue import Queue
+    from tests.review_helpers import AUDIENCE, FakeIap
+
+    bucket = make_bucket("prediction")
+    queue_images(bucket, {"line-1/Überprüfung.jpeg": "2026-11-25T06:00:00+00:00"})
+    queue = Queue(bucket.name)
+    item = queue.next_item("alice@example.com")
+    Decisions(queue).decide(item.name, item.generation, "defect", "alice@example.com")
+    iap = FakeIap()
+    app = create_app(
+        {
+            "PREDICTION_BUCKET": bucket.name,
+            "IAP_AUDIENCE": AUDIENCE,
+            "IAP_CERTS_URL": iap.certs_url,
+            "ALLOWED_AUDITORS": "auditor@example.com",
+        }
+    )
+    server, url = serve(app)
+    page.set_extra_http_headers({"x-goog-iap-jwt-assertion": iap.token("alice@example.com")})
+    assert page.goto(url + "/audit").status == 403
+    page.set_extra_http_headers({"x-goog-iap-jwt-assertion": iap.token("auditor@example.com")})
+    response = page.goto(url + "/audit")
+    assert response.status == 200 and response.headers["cache-control"] == "no-store"
+    row = page.locator("tbody tr").first
+    expect(row).to_contain_text("alice@example.com")
+    expect(row).to_contain_text("Überprüfung.jpeg")
+    shown = row.locator("time").inner_text()
+    assert "T" not in shown and "." not in shown.split()[-1]  # readable: no raw ISO, no microseconds
+    page.select_option("select[name=agreement]", "overrule")
+    page.click("text=Show")
+    expect(page.locator("tbody tr")).to_have_count(0)
+    page.select_option("select[name=agreement]", "")
+    page.click("text=Show")
+    with page.expect_download() as download:
+        page.click("text=Download CSV")
+    raw = tmp_path / "audit.csv"
+    download.value.save_as(raw)
+    data = raw.read_bytes()
+    assert data.startswith("\ufeff".encode()) and "Überprüfung.jpeg" in data.decode("utf-8-sig")
+    server.shutdown()
+    iap.server.shutdown()

@@ -203,6 +203,7 @@ def test_the_iam_grants_are_exactly_these(program):
         (pubsub_agent, "roles/pubsub.subscriber", "subscription acme-qi-predictions-to-move"),
         ("user:alice@example.com", "roles/iap.httpsResourceAccessor", "the review app (IAP)"),
         ("group:quality-reviewers@example.com", "roles/iap.httpsResourceAccessor", "the review app (IAP)"),
+        ("user:auditor@example.com", "roles/iap.httpsResourceAccessor", "the review app (IAP)"),
     }
     assert {(g["principal"], g["role"], g["resource"]) for g in ledger} == expected
     assert len(ledger) == len(expected)
@@ -338,9 +339,14 @@ def test_review_app_runs_behind_iap_with_its_own_account(program):
         "REVIEW_AUTH": "iap",
         "IAP_AUDIENCE": f"/projects/{PROJECT_NUMBER}/apps/{PROJECT}",
         "LINE_SEGMENT": "1",
+        "ALLOWED_AUDITORS": "auditor@example.com",
     }
     reviewers = {r["inputs"]["member"] for r in of_type(resources, "WebTypeAppEngingIamMember")}
-    assert reviewers == {"user:alice@example.com", "group:quality-reviewers@example.com"}
+    assert reviewers == {
+        "user:alice@example.com",
+        "group:quality-reviewers@example.com",
+        "user:auditor@example.com",
+    }
 
 
 def test_onnx_backend_swaps_the_vertex_grant_for_the_model_bucket():

@@ -181,8 +181,10 @@ def test_upload_without_a_running_demo_says_so_at_once(tmp_path):
     started = time.monotonic()
     result = subprocess.run(
         [sys.executable, "-m", "scripts.local.upload", "--state", str(tmp_path), __file__],
-        capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode != 0 and "no running demo" in result.stderr
     assert time.monotonic() - started < 15
     assert not (tmp_path / "stack.json").exists()  # a dead demo's file is cleaned up
@@ -223,8 +225,10 @@ def test_redrive_by_hand_runs_the_sweep_of_the_running_demo(small_model, isolate
         time.sleep(1.2)
         result = subprocess.run(
             [sys.executable, "-m", "scripts.redrive", "--state", str(tmp_path)],
-            capture_output=True, text=True, timeout=120,
-        )  # fmt: skip
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert result.returncode == 0, result.stderr
         assert "re-drove 1 of 1 stranded image(s)" in result.stdout
         exactly_once(wait_routed(stack, {"by-hand/part.png"}), {"by-hand/part.png"})

@@ -9,7 +9,7 @@ import pytest
 from cloudevents.conversion import to_binary, to_structured
 from cloudevents.http import CloudEvent
 
-from inspection import storage
+from inspection import layout, storage
 from inspection.errors import ConfigError
 from tests.helpers import logged, make_function, prediction, push_body
 
@@ -38,8 +38,8 @@ def upload(bucket, name: str, data: bytes = b"image bytes"):
 
 
 def names(bucket) -> list[str]:
-    """The images in a bucket; the claims and daily records (bookkeeping) are left out."""
-    return sorted(b.name for b in bucket.list_blobs() if not b.name.startswith(("claims/", "daily/")))
+    """The images in a bucket; the product's own records (layout.BOOKKEEPING) are left out."""
+    return sorted(b.name for b in bucket.list_blobs() if not b.name.startswith(layout.BOOKKEEPING))
 
 
 def post(move, body: dict):
@@ -238,3 +238,24 @@ def test_one_log_line_per_decision(env, move, capsys):
         decisions[0]
     )
     assert decisions[0]["folder"] == "unclear"
+
+
+def test_an_unclear_image_joins_the_arrival_ordered_queue_and_leaves_it_when_decided(env, move):
+    """Reviewers get the image that waited longest; the index move writes is how, at flat cost."""
+    from inspection import review_index
+    from review_app.decisions import Decisions
+    from review_app.unclear_queue import Queue
+
+    inbound, predicted, _ = env
+    for name in ("z-arrived-first.jpg", "a-arrived-second.jpg"):  # name order would pick a-
+        blob = upload(inbound, name)
+        assert (
+            post(move, push_body(prediction(inbound.name, name, blob.generation, "ok", 0.6))).status_code
+            == 204
+        )
+    entries = sorted(b.name for b in predicted.list_blobs(prefix=review_index.PREFIX))
+    assert len(entries) == 2
+    first = Queue(predicted.name).next_item("r@example.com")
+    assert first.name == "unclear/z-arrived-first.jpg"
+    Decisions(Queue(predicted.name)).decide(first.name, first.generation, "ok", "r@example.com")
+    assert len(list(predicted.list_blobs(prefix=review_index.PREFIX))) == 1

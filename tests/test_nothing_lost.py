@@ -14,7 +14,7 @@ import pytest
 from cloudevents.conversion import to_binary
 from cloudevents.http import CloudEvent
 
-from inspection import storage
+from inspection import layout, storage
 from tests.helpers import image_bytes, logged, make_function, prediction, push_body, storage_event
 
 
@@ -31,7 +31,7 @@ def env(monkeypatch, make_bucket, topic):
 
 
 def images(bucket) -> list[str]:
-    return sorted(b.name for b in bucket.list_blobs() if not b.name.startswith(("claims/", "daily/")))
+    return sorted(b.name for b in bucket.list_blobs() if not b.name.startswith(layout.BOOKKEEPING))
 
 
 def move_with(monkeypatch, threshold: str):
@@ -163,12 +163,20 @@ def test_every_malformed_body_is_dead_lettered_and_acknowledged(env, case, body,
 @pytest.mark.parametrize(
     ("headers", "data"),
     [
-        ({"ce-type": "google.cloud.pubsub.topic.v1.messagePublished", "ce-specversion": "1.0",
-          "ce-id": "1", "ce-source": "//pubsub", "content-type": "application/json"}, b""),
+        (
+            {
+                "ce-type": "google.cloud.pubsub.topic.v1.messagePublished",
+                "ce-specversion": "1.0",
+                "ce-id": "1",
+                "ce-source": "//pubsub",
+                "content-type": "application/json",
+            },
+            b"",
+        ),
         ({"content-type": "application/cloudevents+json"}, b"{not json"),
     ],
     ids=["ce-type with an empty body", "cloudevent content type with invalid JSON"],
-)  # fmt: skip
+)
 def test_malformed_cloudevents_are_dead_lettered_not_answered_with_500(env, headers, data):
     _, _, topic = env
     move = make_function("move_image", "http")

@@ -37,10 +37,15 @@ def emitted(monkeypatch, make_bucket, topic, caplog):
     """Log entries from one pass through every handler: predict, move, the sweep and the review app."""
     inbound, predicted = make_bucket("inbound", versioned=True), make_bucket("prediction", versioned=True)
     for key, value in {
-        "PREDICTION_BUCKET": predicted.name, "INBOUND_BUCKET": inbound.name, "PREDICTIONS_TOPIC": topic.path,
-        "DEAD_LETTER_TOPIC": topic.path, "CLASSIFIER_BACKEND": "none", "PREDICTION_THRESHOLD": "0.9",
-        "HELD_SUBSCRIPTION": HELD, "REDRIVE_AFTER_SECONDS": "1",
-    }.items():  # fmt: skip
+        "PREDICTION_BUCKET": predicted.name,
+        "INBOUND_BUCKET": inbound.name,
+        "PREDICTIONS_TOPIC": topic.path,
+        "DEAD_LETTER_TOPIC": topic.path,
+        "CLASSIFIER_BACKEND": "none",
+        "PREDICTION_THRESHOLD": "0.9",
+        "HELD_SUBSCRIPTION": HELD,
+        "REDRIVE_AFTER_SECONDS": "1",
+    }.items():
         monkeypatch.setenv(key, value)
     entries = []
 

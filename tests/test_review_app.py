@@ -10,6 +10,7 @@ from datetime import timedelta
 import pytest
 import requests
 
+from inspection import layout
 from inspection.errors import ConfigError
 from review_app import create_app
 from review_app import unclear_queue as reviews_module
@@ -43,9 +44,9 @@ def add_unclear(bucket, name: str, label: str = "defect", score: float = 0.7, da
 
 
 def names(bucket, prefix: str = "") -> list[str]:
-    """The images under `prefix`; the claims and daily records (bookkeeping) are left out."""
+    """The images under `prefix`; the product's own records (layout.BOOKKEEPING) are left out."""
     return sorted(
-        b.name for b in bucket.list_blobs(prefix=prefix) if not b.name.startswith(("claims/", "daily/"))
+        b.name for b in bucket.list_blobs(prefix=prefix) if not b.name.startswith(layout.BOOKKEEPING)
     )
 
 
@@ -277,16 +278,31 @@ def test_a_retried_decision_after_an_interrupted_attempt_completes(bucket, monke
 # --- audit ------------------------------------------------------------------------------------------
 
 
-def test_the_audit_csv_lists_who_decided_what(app, iap, bucket):
+@pytest.fixture
+def audited(make_app):
+    return make_app(ALLOWED_AUDITORS="auditor@example.com")
+
+
+def test_the_audit_csv_lists_who_decided_what_and_undid_it(audited, iap, bucket):
     add_unclear(bucket, "=cmd().jpg", label="ok", score=0.55)
     add_unclear(bucket, "b.jpg", label="defect", score=0.72)
-    alice, bob = reviewer(app, iap, "alice@example.com"), reviewer(app, iap, "bob@example.com")
+    add_unclear(bucket, "undone.jpg", label="ok", score=0.6)
+    alice, bob = reviewer(audited, iap, "alice@example.com"), reviewer(audited, iap, "bob@example.com")
+    auditor = reviewer(audited, iap, "auditor@example.com")
     alice.decide(alice.next(), "defect")
     bob.decide(bob.next(), "ok")
-    response = alice.get("/audit.csv")
-    assert response.status_code == 200
+    taken_back = alice.decide(alice.next(), "ok").get_json()
+    alice.undo(taken_back["name"])
+    assert alice.get("/audit.csv").status_code == 403  # a reviewer is not an auditor
+    response = auditor.get("/audit.csv")
+    assert response.status_code == 200 and response.headers["Cache-Control"] == "no-store"
     assert response.headers["Content-Disposition"].startswith("attachment;")
-    rows = list(csv.DictReader(io.StringIO(response.get_data(as_text=True))))
+    raw = response.get_data()
+    assert raw.startswith("\ufeff".encode())  # a BOM, so spreadsheets read UTF-8
+    rows = list(csv.DictReader(io.StringIO(raw.decode("utf-8-sig"))))
+    undos = [r for r in rows if r["event"] == "undo"]
+    assert [(u["reviewer"], u["image"]) for u in undos] == [("alice@example.com", "undone.jpg")]
+    rows = [r for r in rows if r["event"] == "decision" and r["image"] != "undone.jpg"]
     assert sorted((r["reviewer"], r["human_label"]) for r in rows) == [
         ("alice@example.com", "defect"),
         ("bob@example.com", "ok"),
@@ -294,17 +310,21 @@ def test_the_audit_csv_lists_who_decided_what(app, iap, bucket):
     by_image = {r["image"]: r for r in rows}
     assert by_image["'=cmd().jpg"]["model_label"] == "ok"  # formula neutralised for spreadsheets
     assert by_image["b.jpg"]["model_score"] == "0.720000"
-    assert all(r["decided_at"] for r in rows)
-    future = alice.get("/audit.csv", query_string={"from": "2099-01-01", "to": "2099-01-02"})
+    assert all(r["at"] for r in rows)
+    future = auditor.get("/audit.csv", query_string={"from": "2099-01-01", "to": "2099-01-02"})
     assert len(list(csv.reader(io.StringIO(future.get_data(as_text=True))))) == 1  # the header only
-    assert alice.get("/audit.csv", query_string={"from": "yesterday"}).status_code == 400
+    assert auditor.get("/audit.csv", query_string={"from": "yesterday"}).status_code == 400
+    only_bob = auditor.get("/audit.csv", query_string={"reviewer": "bob@example.com", "label": "ok"})
+    assert [r["reviewer"] for r in csv.DictReader(io.StringIO(only_bob.get_data().decode("utf-8-sig")))] == [
+        "bob@example.com"
+    ]
 
 
-def test_the_audit_page_escapes_names(app, iap, bucket):
+def test_the_audit_page_escapes_names(audited, iap, bucket):
     add_unclear(bucket, "<script>alert(1)</script>.jpg")
-    alice = reviewer(app, iap, "alice@example.com")
+    alice = reviewer(audited, iap, "alice@example.com")
     alice.decide(alice.next(), "ok")
-    html = alice.get("/audit").get_data(as_text=True)
+    html = reviewer(audited, iap, "auditor@example.com").get("/audit").get_data(as_text=True)
     assert "<script>alert(1)" not in html
     assert "&lt;script&gt;alert(1)&lt;/script&gt;.jpg" in html
 
@@ -505,16 +525,18 @@ def test_malformed_requests_get_400_never_500(app, iap, path, body):
     if body == "NESTED":
         raw = "[" * 10_000 + "]" * 10_000  # under the size limit, far past the parser's depth
         response = alice.client.post(
-            path, data=raw, content_type="application/json",
+            path,
+            data=raw,
+            content_type="application/json",
             headers={**alice.headers, "X-CSRF-Token": alice.csrf},
-        )  # fmt: skip
+        )
     else:
         response = alice.post(path, body)
     assert response.status_code == 400
 
 
-def test_an_audit_range_ending_at_the_end_of_time_is_400(app, iap):
-    alice = reviewer(app, iap, "alice@example.com")
+def test_an_audit_range_ending_at_the_end_of_time_is_400(audited, iap):
+    alice = reviewer(audited, iap, "auditor@example.com")
     assert alice.get("/audit?to=9999-12-31").status_code == 400
     assert alice.get("/audit.csv?from=0001-01-01&to=9999-12-31").status_code == 400
 
@@ -522,7 +544,9 @@ def test_an_audit_range_ending_at_the_end_of_time_is_400(app, iap):
 def test_an_oversized_request_is_refused_before_it_is_read(app, iap):
     alice = reviewer(app, iap, "alice@example.com")
     response = alice.client.post(
-        "/api/decide", data=b"x" * (1024 * 1024), content_type="application/json",
+        "/api/decide",
+        data=b"x" * (1024 * 1024),
+        content_type="application/json",
         headers={**alice.headers, "X-CSRF-Token": alice.csrf},
-    )  # fmt: skip
+    )
     assert response.status_code == 413
