@@ -41,6 +41,7 @@ class Settings:
     vertex_endpoint_id: str
     vertex_region: str
     onnx_model: str
+    tflite_model: str
     label_map: str
     reviewers: tuple[str, ...]
     auditors: tuple[str, ...]
@@ -230,6 +231,13 @@ def load() -> Settings:
             f"is {onnx_model!r}, not gs://<bucket>/<folder>/<model>.onnx",
             f"pulumi config set onnxModel gs://{prefix}-training/models/model.onnx",
         )
+    tflite_model = cfg.get("tfliteModel") or ""
+    if backend == "tflite" and (not MODEL_URL.match(tflite_model) or not tflite_model.endswith(".tflite")):
+        raise _fix(
+            "tfliteModel",
+            f"is {tflite_model!r}, not gs://<bucket>/<folder>/model.tflite (dict.txt beside it)",
+            f"pulumi config set tfliteModel gs://{prefix}-training/models/edge/model.tflite",
+        )
     build_account = cfg.get("appEngineBuildAccount") or ""
     if build_account and not ACCOUNT_EMAIL.match(build_account):
         raise _fix(
@@ -279,6 +287,7 @@ def load() -> Settings:
         vertex_endpoint_id=endpoint_id,
         vertex_region=cfg.get("vertexRegion") or region,
         onnx_model=onnx_model,
+        tflite_model=tflite_model,
         label_map=label_map,
         reviewers=_reviewers(cfg),
         auditors=_auditors(cfg),

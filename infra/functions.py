@@ -184,8 +184,8 @@ def model_grant(iam: Grants, settings: Settings, roles, apis, buckets, member, k
             roles.name("predictOnly"),
             f"{key} asks the endpoint for online predictions, and nothing else",
         )
-    elif s.backend == "onnx":
-        bucket_name, path = layout.split_gs_uri(s.onnx_model)
+    elif s.backend in ("onnx", "tflite"):
+        bucket_name, path = layout.split_gs_uri(s.onnx_model if s.backend == "onnx" else s.tflite_model)
         folder = path.rpartition("/")[0]
         ours = buckets.by_name.get(bucket_name)
         iam.bucket(
@@ -209,6 +209,7 @@ def predict_fields(settings: Settings, buckets, messaging) -> dict:
         "line_segment": s.line_segment,
         "vertex_endpoint": s.vertex_endpoint if s.backend == "vertex" else None,
         "onnx_model": s.onnx_model if s.backend == "onnx" else None,
+        "tflite_model": s.tflite_model if s.backend == "tflite" else None,
     }
 
 

@@ -43,6 +43,7 @@ DISTRIBUTIONS = {
     "PIL": "pillow",
     "numpy": "numpy",
     "onnxruntime": "onnxruntime",
+    "ai_edge_litert": "ai-edge-litert",
 }
 ALWAYS = ("functions-framework", "cloudevents", "protobuf")  # the runtime's own, and protobuf's range
 

@@ -35,8 +35,10 @@ class Prediction:
     model: str
     predicted_at: str
     schema: int = field(default=SCHEMA_VERSION)
-    # Why a person must decide whatever the score: "no_model" on day zero. Empty otherwise.
+    # Why a person must decide whatever the score: "no_model" on day zero, "unusual_input" when the
+    # image is unlike the model's training images (unclear_detail says how). Empty otherwise.
     unclear_reason: str = ""
+    unclear_detail: str = ""
 
     def log_fields(self, line_segment: int = 1) -> dict:
         """The fields every log line about this prediction carries (README: the log schema)."""
@@ -48,6 +50,7 @@ class Prediction:
             "score": self.score,
             "model": self.model,
             "unclear_reason": self.unclear_reason or None,
+            "unclear_detail": self.unclear_detail or None,
         }
 
     def to_json(self) -> bytes:
@@ -75,6 +78,7 @@ class Prediction:
             predicted_at=_timestamp(body.get("predicted_at")),
             schema=_schema(body.get("schema", SCHEMA_VERSION)),
             unclear_reason=_reason(body.get("unclear_reason", "")),
+            unclear_detail=_detail(body.get("unclear_detail", "")),
         )._consistent()
 
     def _consistent(self) -> Prediction:
@@ -139,6 +143,12 @@ def _schema(value: object) -> int:
 def _reason(value: object) -> str:
     if not isinstance(value, str) or len(value) > 64 or not all(ch.islower() or ch == "_" for ch in value):
         raise MessageError("unclear_reason must be a short lowercase code")
+    return value
+
+
+def _detail(value: object) -> str:
+    if not isinstance(value, str) or len(value) > 300:
+        raise MessageError("unclear_detail must be a short string")
     return value
 
 

@@ -10,6 +10,7 @@ PREDICTED_AT = "predicted_at"
 THRESHOLD = "threshold"
 ROUTED_AT = "routed_at"
 UNCLEAR_REASON = "unclear_reason"
+UNCLEAR_DETAIL = "unclear_detail"  # for unusual_input: the measure that fell outside the training range
 # Why a file was quarantined (predict).
 REJECTED_REASON = "rejected_reason"
 REJECTED_DETAIL = "rejected_detail"

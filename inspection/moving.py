@@ -34,6 +34,7 @@ def route(prediction: Prediction, settings: MoveSettings) -> storage.Moved:
             metadata.THRESHOLD: str(settings.threshold),
             metadata.ROUTED_AT: datetime.now(UTC).isoformat(),
             **({metadata.UNCLEAR_REASON: prediction.unclear_reason} if prediction.unclear_reason else {}),
+            **({metadata.UNCLEAR_DETAIL: prediction.unclear_detail} if prediction.unclear_detail else {}),
             **storage.provenance(prediction.bucket, prediction.generation),
         },
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime
 
-from inspection import daily, images, layout, logs, metadata, publishing, storage
+from inspection import daily, images, layout, logs, metadata, model_card, publishing, storage
 from inspection.classifiers import Classifier
 from inspection.messages import Prediction, StorageObject
 from inspection.settings import PredictSettings
@@ -41,6 +41,7 @@ def handle_object(obj: StorageObject, settings: PredictSettings, classifier: Cla
         return _reject(source, rejection, settings, started)
 
     result = classifier.classify(loaded)
+    unusual = classifier.card.unusual(model_card.measure(loaded.image)) if classifier.card else ""
     scores = settings.label_map.normalise(result.confidences)
     label = max(scores, key=scores.__getitem__)
     prediction = Prediction(
@@ -52,7 +53,8 @@ def handle_object(obj: StorageObject, settings: PredictSettings, classifier: Cla
         scores=scores,
         model=result.model,
         predicted_at=datetime.now(UTC).isoformat(),
-        unclear_reason=result.unclear_reason,
+        unclear_reason=result.unclear_reason or ("unusual_input" if unusual else ""),
+        unclear_detail=unusual,
     )
     message_id = publishing.publish(settings.predictions_topic, prediction.to_json(), image=obj.name)
     logs.info(

@@ -29,7 +29,7 @@ SUBSCRIPTION_HINT = "projects/<project>/subscriptions/<subscription>"
 ENDPOINT_HINT = "projects/<project>/locations/<region>/endpoints/<id>"
 ENDPOINT_PATTERN = re.compile(r"^projects/[^/]+/locations/([^/]+)/endpoints/[^/]+$")
 # none: no model yet, so every image goes to reviewers (day zero; README: deploy).
-CLASSIFIER_BACKENDS = ("none", "vertex", "onnx")
+CLASSIFIER_BACKENDS = ("none", "vertex", "onnx", "tflite")
 # Vertex rejects requests over 1.5 MB; base64 grows the image by 4/3, plus a little JSON.
 DEFAULT_MAX_REQUEST_BYTES = 1_100_000
 
@@ -180,6 +180,9 @@ class PredictSettings(EnvSettings):
     vertex_endpoint: str = var("VERTEX_ENDPOINT", optional, "")
     vertex_api_endpoint: str = var("VERTEX_API_ENDPOINT", optional, "")
     onnx_model: str = var("ONNX_MODEL", optional, "")
+    tflite_model: str = var(
+        "TFLITE_MODEL", optional, ""
+    )  # model.tflite, with dict.txt (and card.json) beside it
     label_map: LabelMap = var("LABEL_MAP", lambda raw, key: LabelMap.parse(raw, key=key), "")
     max_upload_bytes: int = var(
         "MAX_UPLOAD_BYTES", integer(1024, 512 * 1024 * 1024), str(DEFAULT_LIMITS.max_bytes)
@@ -209,6 +212,10 @@ class PredictSettings(EnvSettings):
             )
         elif values["backend"] == "onnx":
             text("a local path or gs://bucket/object of a .onnx model")(values["onnx_model"], "ONNX_MODEL")
+        elif values["backend"] == "tflite":
+            text("a local path or gs://bucket/folder/model.tflite, with dict.txt beside it")(
+                values["tflite_model"], "TFLITE_MODEL"
+            )
         return cls(**values)
 
 

@@ -234,12 +234,18 @@ def test_day_zero_deploys_without_any_model():
     assert env["CLASSIFIER_BACKEND"] == "none" and "ONNX_MODEL" not in env and "VERTEX_ENDPOINT" not in env
 
 
-def test_a_model_grant_waits_for_the_bucket_it_names_and_reads_only_the_models_folder():
+@pytest.mark.parametrize(
+    "config",
+    [
+        {"classifierBackend": "onnx", "onnxModel": "gs://acme-qi-training/models/model.onnx"},
+        {"classifierBackend": "tflite", "tfliteModel": "gs://acme-qi-training/models/model.tflite"},
+    ],
+    ids=["onnx", "tflite"],
+)
+def test_a_model_grant_waits_for_the_bucket_it_names_and_reads_only_the_models_folder(config):
     """The same rule once a model is configured: the grant names our training bucket, so it must
-    wait for it, and read only where models live."""
-    mocks, _ = run_program(
-        dev_config(classifierBackend="onnx", onnxModel="gs://acme-qi-training/models/model.onnx")
-    )
+    wait for it, and read only where models live (a TF Lite model's dict.txt and card.json too)."""
+    mocks, _ = run_program(dev_config(**config))
     graph = Graph(mocks)
     grant = graph.inputs["iam-predict-model"]
     assert grant["bucket"] == "acme-qi-training" and "bucket-training" in graph.upstream("iam-predict-model")
@@ -247,6 +253,8 @@ def test_a_model_grant_waits_for_the_bucket_it_names_and_reads_only_the_models_f
         'resource.name.startsWith("projects/_/buckets/acme-qi-training/objects/models/")'
     )
     assert "iam-predict-model" in graph.upstream("function-predict")
+    env = graph.inputs["function-predict"]["serviceConfig"]["environmentVariables"]
+    assert env["CLASSIFIER_BACKEND"] == config["classifierBackend"]
 
 
 def test_a_vertex_grant_allows_prediction_only():

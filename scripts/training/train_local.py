@@ -16,15 +16,19 @@ from pathlib import Path
 
 import numpy as np
 
-from inspection import features, images
+from inspection import features, images, model_card
 from inspection.layout import DEFECT, LABELS
+from inspection.model_card import ModelCard
 from scripts.training import metrics
 from scripts.training.datasets import labelled_images
 
 MODEL_NAME = "local-geometry-logreg"
 
 
-def featurise(items: list[tuple[Path, str]], desc: str) -> tuple[np.ndarray, np.ndarray]:
+def featurise(
+    items: list[tuple[Path, str]], desc: str, measured: list | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Feature rows and labels; with `measured`, each image's card measures are appended to it."""
     from tqdm import tqdm
 
     rows, labels, skipped = [], [], []
@@ -36,6 +40,8 @@ def featurise(items: list[tuple[Path, str]], desc: str) -> tuple[np.ndarray, np.
             continue
         rows.append(features.extract(loaded.image))
         labels.append(LABELS.index(label))
+        if measured is not None:
+            measured.append(model_card.measure(loaded.image))
     if skipped:
         print(f"{desc}: skipped {len(skipped)} unusable file(s): {', '.join(skipped[:3])}")
     if len(set(labels)) < len(LABELS):
@@ -51,8 +57,8 @@ def fit(x: np.ndarray, y: np.ndarray):
     return make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=5000)).fit(x, y)
 
 
-def export(model, path: Path) -> None:
-    """Write the ONNX model with the metadata the serving side checks."""
+def export(model, path: Path, card: ModelCard | None = None) -> None:
+    """Write the ONNX model with the metadata the serving side checks, and its model card."""
     import onnx
     from skl2onnx import convert_sklearn
     from skl2onnx.common.data_types import FloatTensorType
@@ -70,6 +76,7 @@ def export(model, path: Path) -> None:
         "input_size": str(features.INPUT_SIZE),
         "feature_names": json.dumps(list(features.FEATURE_NAMES)),
         "model_name": MODEL_NAME,
+        **({"card": card.to_json()} if card else {}),
     }
     onnx.helper.set_model_props(proto, meta)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -97,11 +104,24 @@ def report(probabilities: np.ndarray, truth: np.ndarray, threshold: float) -> di
 def train(root: Path, out: Path, threshold: float = 0.9) -> dict:
     """Fit on train/, evaluate on test/, export; returns the test report."""
     started = time.perf_counter()
-    x_train, y_train = featurise(labelled_images(root, "train"), "features (train)")
+    measured: list[dict] = []
+    x_train, y_train = featurise(labelled_images(root, "train"), "features (train)", measured)
     x_test, y_test = featurise(labelled_images(root, "test"), "features (test)")
     model = fit(x_train, y_train)
-    export(model, out)
     result = report(model.predict_proba(x_test), y_test, threshold)
+    evaluation = {
+        k: result[k]
+        for k in ("threshold", "accuracy", "auto_accuracy", "unclear_share", "defects_passed_as_ok")
+    }
+    card = ModelCard(
+        model=MODEL_NAME,
+        labels=LABELS,
+        preprocessing=features.PREPROCESSING_VERSION,
+        source={"kind": "train_local", "training_images": len(measured)},
+        evaluation=evaluation,
+        input_stats={name: tuple(bounds) for name, bounds in model_card.ranges(measured).items()},
+    )
+    export(model, out, card)
     result["seconds"] = round(time.perf_counter() - started, 1)
     return result
 
