@@ -8,7 +8,8 @@ extractor finds its field. Sources:
 - the Logging query language: https://cloud.google.com/logging/docs/view/logging-query-language
 - PromQL in alert policies, and how metric names map to it:
   https://cloud.google.com/monitoring/promql/promql-in-alerting,
-  https://cloud.google.com/monitoring/promql#metric-names
+  https://cloud.google.com/monitoring/promql/promql-mapping (each metric here has one resource type,
+  so no query needs to name it)
 - dashboards as JSON: https://cloud.google.com/monitoring/api/ref_v3/rest/v1/projects.dashboards
 """
 

@@ -107,30 +107,35 @@ class Queue:
         index, then (for images routed before it existed) from unclear/ itself. Bounded pages,
         never the whole prefix."""
         leases = self._leases()
-        for blob in self._candidates():
-            holder = leases.get(blob.name)
-            if blob.name in exclude or (holder and holder.keeps_out(reviewer)):
-                continue
-            item = self._take(blob, reviewer, holder)
+
+        def available(name: str) -> bool:
+            holder = leases.get(name)
+            return name not in exclude and not (holder and holder.keeps_out(reviewer))
+
+        for blob in self._candidates(available):
+            item = self._take(blob, reviewer, leases.get(blob.name))
             if item is not None:
                 return item
         return None
 
-    def _candidates(self):
-        """Unclear images, oldest first as far as the index knows, each read once."""
+    def _candidates(self, available):
+        """Unclear images this reviewer may take, oldest first as far as the index knows. An index
+        entry names its image, so only an image that is available is read: the requests per next
+        image stay flat however many images are leased or skipped."""
         seen = set()
         for entry in self._pages(review_index.PREFIX):
             meta = entry.metadata or {}
-            blob = self.bucket.get_blob(
-                meta.get("name", ""), generation=int(meta.get("generation") or 0) or None
-            )
+            name = meta.get("name", "")
+            seen.add(name)
+            if not available(name):
+                continue
+            blob = self.bucket.get_blob(name, generation=int(meta.get("generation") or 0) or None)
             if blob is None:  # decided meanwhile: its entry is stale
                 storage.delete_quietly(self.prediction_bucket, entry.name, entry.generation)
                 continue
-            seen.add(blob.name)
             yield blob
         for blob in self._pages(UNCLEAR_PREFIX):
-            if blob.name not in seen:
+            if blob.name not in seen and available(blob.name):
                 yield blob
 
     def _pages(self, prefix: str):

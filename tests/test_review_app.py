@@ -550,3 +550,20 @@ def test_an_oversized_request_is_refused_before_it_is_read(app, iap):
         headers={**alice.headers, "X-CSRF-Token": alice.csrf},
     )
     assert response.status_code == 413
+
+
+def test_the_next_image_costs_the_same_requests_however_many_others_hold(bucket, fake_gcs):
+    """Oldest first through the arrival index: 4 storage requests per next image (the lease list, one
+    index page, the image, the lease write), also when many earlier images are leased to others."""
+    from inspection import review_index
+
+    for n in range(30):
+        blob = add_unclear(bucket, f"queued-{n:02d}.jpg")
+        review_index.add(bucket.name, blob.name, blob.generation, f"2026-11-25T06:{n:02d}:00+00:00")
+    queue = Queue(bucket.name)
+    for n in range(20):  # twenty reviewers each hold one of the oldest
+        queue.next_item(f"reviewer-{n}@example.com")
+    before = fake_gcs.requests
+    item = queue.next_item("late@example.com")
+    assert item.name == "unclear/queued-20.jpg"  # the oldest nobody holds
+    assert fake_gcs.requests - before == 4
