@@ -174,8 +174,8 @@ def model_grant(iam: Grants, settings: Settings, roles, apis, buckets, member, k
     buckets makes the grant wait for that bucket."""
     s = settings
     if s.backend == "vertex":
-        iam.after.append(apis.service("aiplatform"))
-        iam.endpoint(
+        endpoint = Grants(iam.parent, [*iam.after, apis.service("aiplatform")])
+        endpoint.endpoint(
             f"iam-{key}-vertex",
             s.project,
             s.vertex_region,
@@ -184,6 +184,7 @@ def model_grant(iam: Grants, settings: Settings, roles, apis, buckets, member, k
             roles.name("predictOnly"),
             f"{key} asks the endpoint for online predictions, and nothing else",
         )
+        iam.grants += endpoint.grants
     elif s.backend in ("onnx", "tflite"):
         bucket_name, path = layout.split_gs_uri(s.onnx_model if s.backend == "onnx" else s.tflite_model)
         folder = path.rpartition("/")[0]

@@ -13,7 +13,8 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-from datetime import datetime
+from collections.abc import Iterator
+from datetime import date, datetime, timedelta
 
 from google.api_core import exceptions as gexc
 
@@ -26,18 +27,20 @@ def record_name(day: str, source_uri: str, kind: str) -> str:
     return f"{layout.DAILY}/{day}/{hashlib.sha256(source_uri.encode()).hexdigest()[:32]}-{kind}.json"
 
 
-def record(bucket: str, source_uri: str, kind: str, when: str, **fields: object) -> None:
-    """Write one outcome's record (once: a second write of the same name is refused and ignored)."""
-    day = datetime.fromisoformat(when).date().isoformat()
-    body = json.dumps({"kind": kind, "at": when, "source": source_uri, **fields}, sort_keys=True)
-    blob = storage.client().bucket(bucket).blob(record_name(day, source_uri, kind))
+def record(bucket: str, claim: storage.Claim, kind: str, **fields: object) -> None:
+    """Write the record of one move's outcome from the claim that decided it: its source, and the
+    moment it was decided. Once: a second write of the same name is refused and ignored."""
+    day = datetime.fromisoformat(claim.claimed_at).date().isoformat()
+    body = json.dumps(
+        {"kind": kind, "at": claim.claimed_at, "source": claim.source, **fields}, sort_keys=True
+    )
+    blob = storage.client().bucket(bucket).blob(record_name(day, claim.source, kind))
     with contextlib.suppress(gexc.PreconditionFailed):
         blob.upload_from_string(body, content_type="application/json", if_generation_match=0)
 
 
-def read_day(bucket: str, day: str) -> list[dict]:
-    """Every record of one day."""
-    return [
-        json.loads(blob.download_as_bytes())
-        for blob in storage.client().list_blobs(bucket, prefix=f"{layout.DAILY}/{day}/")
-    ]
+def read_period(bucket: str, start: date, end: date) -> Iterator[tuple[date, dict]]:
+    """(day, record) for every record of the days from `start` to `end`, and of no other day."""
+    for day in (start + timedelta(days=n) for n in range((end - start).days + 1)):
+        for blob in storage.client().list_blobs(bucket, prefix=f"{layout.DAILY}/{day.isoformat()}/"):
+            yield day, json.loads(blob.download_as_bytes())

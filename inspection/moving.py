@@ -39,27 +39,8 @@ def route(prediction: Prediction, settings: MoveSettings) -> storage.Moved:
         },
     )
     decided = result.claim.destination.split("/", 1)[0] if result.claim else folder
-    if result.claim is not None and decided == layout.UNCLEAR and result.copy is not None:
-        review_index.add(
-            settings.prediction_bucket,
-            result.copy.name,
-            result.copy.generation,
-            result.claim.metadata[metadata.ROUTED_AT],
-        )
     if result.claim is not None:
-        claimed = result.claim.metadata
-        daily.record(
-            settings.prediction_bucket,
-            result.claim.source,
-            daily.ROUTED,
-            claimed[metadata.ROUTED_AT],
-            line=layout.line_of(prediction.name, settings.line_segment),
-            folder=decided,
-            label=claimed[metadata.PREDICTED_LABEL],
-            score=float(claimed[metadata.PREDICTED_SCORE]),
-            model=claimed[metadata.MODEL],
-            threshold=float(claimed[metadata.THRESHOLD]),
-        )
+        _remember(result, decided, prediction, settings)
     logs.info(
         "routed",
         **prediction.log_fields(settings.line_segment),
@@ -70,3 +51,24 @@ def route(prediction: Prediction, settings: MoveSettings) -> storage.Moved:
         latency_ms=round((time.perf_counter() - started) * 1000, 1),
     )
     return result
+
+
+def _remember(result: storage.Moved, folder: str, prediction: Prediction, settings: MoveSettings) -> None:
+    """The day's record of the outcome (as the claim decided it), and for an image a person must
+    decide, its place in the arrival-ordered queue."""
+    claimed = result.claim.metadata
+    if folder == layout.UNCLEAR and result.copy is not None:
+        review_index.add(
+            settings.prediction_bucket, result.copy.name, result.copy.generation, claimed[metadata.ROUTED_AT]
+        )
+    daily.record(
+        settings.prediction_bucket,
+        result.claim,
+        daily.ROUTED,
+        line=layout.line_of(prediction.name, settings.line_segment),
+        folder=folder,
+        label=claimed[metadata.PREDICTED_LABEL],
+        score=float(claimed[metadata.PREDICTED_SCORE]),
+        model=claimed[metadata.MODEL],
+        threshold=float(claimed[metadata.THRESHOLD]),
+    )

@@ -89,15 +89,13 @@ def _reject(
         },
     )
     if result.claim is not None:
-        claimed = result.claim.metadata
         daily.record(
             settings.prediction_bucket,
-            result.claim.source,
+            result.claim,
             daily.REJECTED,
-            claimed[metadata.REJECTED_AT],
             line=layout.line_of(source.name, settings.line_segment),
             folder=layout.REJECTED,
-            reason=claimed[metadata.REJECTED_REASON],
+            reason=result.claim.metadata[metadata.REJECTED_REASON],
         )
     logs.error(
         "rejected",

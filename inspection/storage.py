@@ -172,10 +172,10 @@ def move(source: ObjectRef, destination: ObjectRef, meta: dict[str, str], *, own
     claim, recorded_now = _claim(wanted)
     copy, placed_now = _place(source, claim)
     if copy is None:
-        return Moved(Outcome.SOURCE_GONE if recorded_now else _outcome(claim, wanted, False), claim, None)
+        return Moved(Outcome.SOURCE_GONE if recorded_now else _outcome(claim, wanted), claim, None)
     _delete_generation(source)
     if not recorded_now:
-        return Moved(_outcome(claim, wanted, placed_now), claim, copy)
+        return Moved(_outcome(claim, wanted), claim, copy)
     if copy.name != claim.destination:
         logs.warning(
             "destination holds a different object; keeping both",
@@ -187,7 +187,7 @@ def move(source: ObjectRef, destination: ObjectRef, meta: dict[str, str], *, own
     return Moved(Outcome.MOVED if placed_now else Outcome.ALREADY_MOVED, claim, copy)
 
 
-def _outcome(claim: Claim, wanted: Claim, placed_now: bool) -> Outcome:
+def _outcome(claim: Claim, wanted: Claim) -> Outcome:
     same = claim.owner == wanted.owner and claim.destination == wanted.destination
     return Outcome.ALREADY_MOVED if same else Outcome.FOLLOWED
 

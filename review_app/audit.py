@@ -45,24 +45,23 @@ def _auditors_only() -> None:
 def events_between(prediction_bucket: str, start: date, end: date) -> list[dict]:
     """Decisions and undos in [start, end], oldest first, from the days asked for only."""
     rows = []
-    for day in (start + timedelta(days=n) for n in range((end - start).days + 1)):
-        for record in daily.read_day(prediction_bucket, day.isoformat()):
-            if record["kind"] not in (daily.DECIDED, daily.UNDONE):
-                continue
-            rows.append(
-                {
-                    "at": record["at"],
-                    "event": "decision" if record["kind"] == daily.DECIDED else "undo",
-                    "reviewer": record.get("reviewer", ""),
-                    "line": record.get("line", ""),
-                    "image": record.get("image", ""),
-                    "human_label": record.get("label", ""),
-                    "model_label": record.get("model_label", ""),
-                    "model_score": record.get("model_score", ""),
-                    "agreement": record.get("agreement", ""),
-                    "object": record.get("object", ""),
-                }
-            )
+    for _, record in daily.read_period(prediction_bucket, start, end):
+        if record["kind"] not in (daily.DECIDED, daily.UNDONE):
+            continue
+        rows.append(
+            {
+                "at": record["at"],
+                "event": "decision" if record["kind"] == daily.DECIDED else "undo",
+                "reviewer": record.get("reviewer", ""),
+                "line": record.get("line", ""),
+                "image": record.get("image", ""),
+                "human_label": record.get("label", ""),
+                "model_label": record.get("model_label", ""),
+                "model_score": record.get("model_score", ""),
+                "agreement": record.get("agreement", ""),
+                "object": record.get("object", ""),
+            }
+        )
     return sorted(rows, key=lambda row: row["at"])
 
 

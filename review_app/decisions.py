@@ -85,9 +85,8 @@ class Decisions:
         claimed = result.claim.metadata
         daily.record(
             self.prediction_bucket,
-            result.claim.source,
+            result.claim,
             daily.DECIDED,
-            claimed[metadata.DECIDED_AT],
             line=layout.line_of(inner, self.line_segment),
             label=decision.label,
             agreement=agreement(decision.label, claimed),
@@ -147,9 +146,8 @@ class Decisions:
         image = original[len(UNCLEAR_PREFIX) :]
         daily.record(
             self.prediction_bucket,
-            source.uri,
+            result.claim,
             daily.UNDONE,
-            now().isoformat(),
             line=layout.line_of(image, self.line_segment),
             reviewer=reviewer,
             image=image,

@@ -75,18 +75,17 @@ def days(start: date, end: date) -> list[date]:
 def collect(bucket: str, start: date, end: date) -> dict[str, dict[date, Day]]:
     """line → day → figures, from the days asked for only."""
     lines: dict[str, dict[date, Day]] = defaultdict(lambda: defaultdict(Day))
-    for day in days(start, end):
-        for record in daily.read_day(bucket, day.isoformat()):
-            figures = lines[record.get("line", "none")][day]
-            if record["kind"] == daily.ROUTED:
-                figures.routed[record["folder"]] += 1
-                figures.thresholds.add(record.get("threshold"))
-                figures.models.add(record.get("model"))
-            elif record["kind"] == daily.REJECTED:
-                figures.rejected += 1
-            elif record["kind"] == daily.DECIDED:
-                figures.human[record["label"]] += 1
-                figures.agreement[record.get("agreement", "no_model")] += 1
+    for day, record in daily.read_period(bucket, start, end):
+        figures = lines[record.get("line", "none")][day]
+        if record["kind"] == daily.ROUTED:
+            figures.routed[record["folder"]] += 1
+            figures.thresholds.add(record.get("threshold"))
+            figures.models.add(record.get("model"))
+        elif record["kind"] == daily.REJECTED:
+            figures.rejected += 1
+        elif record["kind"] == daily.DECIDED:
+            figures.human[record["label"]] += 1
+            figures.agreement[record.get("agreement", "no_model")] += 1
     return lines
 
 

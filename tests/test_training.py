@@ -114,6 +114,13 @@ def test_upload_is_parallel_resumable_and_prepare_reads_the_bucket(sample, make_
 # --- the learning loop ----------------------------------------------------------------------------
 
 
+def decided(bucket, name: str, label: str, data: bytes, when: str) -> None:
+    """A reviewer's decision as the review app leaves it in the prediction bucket."""
+    blob = bucket.blob(f"human_decided/{label}/{name}")
+    blob.metadata = {"decided_at": when, "reviewer": "r@example.com"}
+    blob.upload_from_string(data)
+
+
 def test_retrain_from_reviews_adds_new_images_and_human_labels_win(make_bucket, tmp_path, capsys):
     training, predicted = make_bucket("training"), make_bucket("prediction")
     training.blob("data/train/ok_front/a.jpg").upload_from_string(b"image A")
@@ -127,9 +134,7 @@ def test_retrain_from_reviews_adds_new_images_and_human_labels_win(make_bucket, 
     (tmp_path / "import.csv").write_text(original)
 
     def decide(name, label, data, when):
-        blob = predicted.blob(f"human_decided/{label}/{name}")
-        blob.metadata = {"decided_at": when, "reviewer": "r@example.com"}
-        blob.upload_from_string(data)
+        decided(predicted, name, label, data, when)
 
     decide("line-1/same-as-a.jpg", "defect", b"image A", "2026-11-25T10:00:00+00:00")  # relabels a.jpg
     decide("line-1/new-1.jpg", "defect", b"new defect", "2026-11-25T10:01:00+00:00")
@@ -172,9 +177,13 @@ def test_on_day_zero_the_reviewers_decisions_are_the_first_training_set(make_buc
     training, predicted = make_bucket("training"), make_bucket("prediction")
     for index in range(40):
         label = ("ok", "defect")[index % 2]
-        blob = predicted.blob(f"human_decided/{label}/line-1/part-{index}.jpeg")
-        blob.metadata = {"decided_at": "2026-11-25T10:00:00+00:00", "reviewer": "r@example.com"}
-        blob.upload_from_string(f"image {index}".encode())
+        decided(
+            predicted,
+            f"line-1/part-{index}.jpeg",
+            label,
+            f"image {index}".encode(),
+            "2026-11-25T10:00:00+00:00",
+        )
     out = tmp_path / "first.csv"
     retrain_from_reviews.main(
         [

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 import os
-import urllib.error
-import urllib.request
 from pathlib import Path
+
+from scripts.local.ports import HOST, wait_for_http
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_STATE = ROOT / ".demo"
@@ -40,12 +40,10 @@ def _alive(pid) -> bool:
 
 
 def _answers(url: str) -> bool:
-    if not url.startswith("http://127.0.0.1:"):
+    if not url.startswith(f"http://{HOST}:"):
         return False
     try:
-        urllib.request.urlopen(f"{url}/storage/v1/b", timeout=2)  # noqa: S310 - loopback only
-    except urllib.error.HTTPError:
-        return True
-    except (urllib.error.URLError, OSError):
+        wait_for_http(f"{url}/storage/v1/b", timeout=1)
+    except TimeoutError:
         return False
     return True
