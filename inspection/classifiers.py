@@ -21,6 +21,7 @@ from typing import Protocol
 from inspection import layout
 from inspection.errors import BackendUnavailable, ConfigError
 from inspection.images import LoadedImage
+from inspection.limits import DEFAULT_MAX_REQUEST_BYTES
 from inspection.model_card import ModelCard
 
 VERTEX_TIMEOUT_S = 30.0
@@ -250,12 +251,30 @@ def create(settings) -> Classifier:
 
 
 def _create(settings) -> Classifier:
-    if settings.backend == "none":
+    location = {
+        "tflite": settings.tflite_model,
+        "onnx": settings.onnx_model,
+        "vertex": settings.vertex_endpoint,
+    }.get(settings.backend, "")
+    return open_model(settings.backend, location, settings.vertex_api_endpoint, settings.max_request_bytes)
+
+
+def open_model(
+    backend: str, location: str, vertex_api_endpoint: str = "", max_request_bytes: int = 0
+) -> Classifier:
+    """One backend's classifier for one model: predict, the sweep, evaluate and promote all open
+    models here, so a model is judged by exactly the code that serves it."""
+    if backend == "none":
         return NoModel()
-    if settings.backend == "tflite":
-        return TfliteClassifier(local_model_path(settings.tflite_model, (LABELS_FILE, CARD_FILE)))
-    if settings.backend == "vertex":
+    if backend == "tflite":
+        return TfliteClassifier(local_model_path(location, (LABELS_FILE, CARD_FILE)))
+    if backend == "vertex":
+        region = location.split("/")[3] if location.count("/") >= 5 else ""
         return VertexClassifier(
-            settings.vertex_endpoint, settings.vertex_api_endpoint, settings.max_request_bytes
+            location,
+            vertex_api_endpoint or f"https://{region}-aiplatform.googleapis.com",
+            max_request_bytes or DEFAULT_MAX_REQUEST_BYTES,
         )
-    return OnnxClassifier(local_model_path(settings.onnx_model))
+    if backend == "onnx":
+        return OnnxClassifier(local_model_path(location))
+    raise ConfigError(f"unknown classifier backend {backend!r}: expected none, vertex, onnx or tflite")

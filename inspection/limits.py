@@ -15,3 +15,6 @@ class Limits:
 
 
 DEFAULT_LIMITS = Limits()
+
+# Vertex rejects requests over 1.5 MB; base64 grows the image by 4/3, plus a little JSON.
+DEFAULT_MAX_REQUEST_BYTES = 1_100_000

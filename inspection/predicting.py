@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import time
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 
 from inspection import daily, images, layout, logs, metadata, model_card, publishing, storage
 from inspection.classifiers import Classifier
+from inspection.labels import LabelMap
 from inspection.messages import Prediction, StorageObject
 from inspection.settings import PredictSettings
 
@@ -40,31 +42,53 @@ def handle_object(obj: StorageObject, settings: PredictSettings, classifier: Cla
     except images.ImageRejected as rejection:
         return _reject(source, rejection, settings, started)
 
-    result = classifier.classify(loaded)
-    unusual = classifier.card.unusual(model_card.measure(loaded.image)) if classifier.card else ""
-    scores = settings.label_map.normalise(result.confidences)
-    label = max(scores, key=scores.__getitem__)
+    found = assess(loaded, classifier, settings.label_map)
     prediction = Prediction(
         bucket=obj.bucket,
         name=obj.name,
         generation=obj.generation,
-        label=label,
-        score=scores[label],
-        scores=scores,
-        model=result.model,
         predicted_at=datetime.now(UTC).isoformat(),
-        unclear_reason=result.unclear_reason or ("unusual_input" if unusual else ""),
-        unclear_detail=unusual,
+        **asdict(found),
     )
     message_id = publishing.publish(settings.predictions_topic, prediction.to_json(), image=obj.name)
     logs.info(
         "predicted",
         **prediction.log_fields(settings.line_segment),
-        scores=scores,
+        scores=found.scores,
         message_id=message_id,
         latency_ms=round((time.perf_counter() - started) * 1000, 1),
     )
     return "published"
+
+
+@dataclass(frozen=True)
+class Assessment:
+    """What predict concludes about one image, before routing applies the threshold."""
+
+    label: str
+    score: float
+    scores: dict[str, float]
+    model: str
+    unclear_reason: str = ""
+    unclear_detail: str = ""
+
+
+def assess(loaded: images.LoadedImage, classifier: Classifier, label_map: LabelMap) -> Assessment:
+    """Classify, map the model's class names to ours, and say when a person must decide whatever
+    the scores (no model, an image unlike the card's training images). Evaluation and the promotion
+    gate call this too, so a model is judged as it serves."""
+    result = classifier.classify(loaded)
+    unusual = classifier.card.unusual(model_card.measure(loaded.image)) if classifier.card else ""
+    scores = label_map.normalise(result.confidences)
+    label = max(scores, key=scores.__getitem__)
+    return Assessment(
+        label=label,
+        score=scores[label],
+        scores=scores,
+        model=result.model,
+        unclear_reason=result.unclear_reason or ("unusual_input" if unusual else ""),
+        unclear_detail=unusual,
+    )
 
 
 def _reject(

@@ -10,11 +10,17 @@ THRESHOLD_RANGE = "a number in (0.5, 1]"
 
 
 def folder_for(prediction: Prediction, threshold: float) -> str:
-    """The label's folder when its score reaches the threshold, else unclear; a reason to ask a
-    person (no model yet, unusual input) always means unclear."""
-    if prediction.unclear_reason:
-        return UNCLEAR
-    return prediction.label if prediction.score >= threshold else UNCLEAR
+    """The label's folder when it is decided automatically, else unclear."""
+    decided = decided_label(prediction.label, prediction.score, prediction.unclear_reason, threshold)
+    return decided or UNCLEAR
+
+
+def decided_label(label: str, score: float, unclear_reason: str, threshold: float) -> str | None:
+    """The label when its score reaches the threshold, else None (a person decides). A reason to
+    ask a person (no model yet, unusual input) always means None. Evaluation counts by this too."""
+    if unclear_reason:
+        return None
+    return label if score >= threshold else None
 
 
 def parse_threshold(raw: object, key: str) -> float:

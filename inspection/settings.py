@@ -21,7 +21,7 @@ from typing import Any, ClassVar, Self
 
 from inspection.errors import ConfigError
 from inspection.labels import LabelMap
-from inspection.limits import DEFAULT_LIMITS, Limits
+from inspection.limits import DEFAULT_LIMITS, DEFAULT_MAX_REQUEST_BYTES, Limits
 from inspection.routing import THRESHOLD_RANGE, parse_threshold
 
 TOPIC_HINT = "projects/<project>/topics/<topic>"
@@ -30,8 +30,6 @@ ENDPOINT_HINT = "projects/<project>/locations/<region>/endpoints/<id>"
 ENDPOINT_PATTERN = re.compile(r"^projects/[^/]+/locations/([^/]+)/endpoints/[^/]+$")
 # none: no model yet, so every image goes to reviewers (day zero; README: deploy).
 CLASSIFIER_BACKENDS = ("none", "vertex", "onnx", "tflite")
-# Vertex rejects requests over 1.5 MB; base64 grows the image by 4/3, plus a little JSON.
-DEFAULT_MAX_REQUEST_BYTES = 1_100_000
 
 
 # --- parsers: (raw text, variable name) → value, or ConfigError naming the variable and the range ---

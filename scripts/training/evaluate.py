@@ -1,12 +1,14 @@
 """Evaluate a model on labelled images, and choose predictionThreshold from data.
 
     python -m scripts.training.evaluate --onnx .demo/model.onnx --folder .demo/sample --split test
+    python -m scripts.training.evaluate --tflite gs://…/model.tflite --import-file gs://…/import.csv
     python -m scripts.training.evaluate --endpoint projects/P/locations/R/endpoints/ID --import-file gs://…/import.csv
 
 The images go through the same code the predict function runs (decode, size checks, the backend,
-the label map). It prints per-label precision and recall, the confusion matrix, and the threshold
-sweep: for each threshold, the share of images sent to unclear/ and the errors among the images
-decided automatically. --plot writes the sweep as a PNG.
+the label map, and the model card: an image unlike the training images counts as sent to a
+person, as predict would send it). It prints per-label precision and recall, the confusion
+matrix, and the threshold sweep: for each threshold, the share of images sent to unclear/ and the
+errors among the images decided automatically. --plot writes the sweep as a PNG.
 """
 
 from __future__ import annotations
@@ -14,12 +16,13 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass
 
-from inspection import classifiers, images
+from inspection import images, predicting
+from inspection.errors import ConfigError
 from inspection.labels import LabelMap
 from inspection.layout import DEFECT, OK
-from inspection.settings import DEFAULT_MAX_REQUEST_BYTES
 from scripts.training import metrics
 from scripts.training.datasets import read_bytes, read_import_file, read_text, scan
+from scripts.training.models import ModelRef
 
 
 @dataclass(frozen=True)
@@ -28,6 +31,7 @@ class Scored:
     truth: str
     label: str
     score: float
+    unclear_reason: str = ""
 
 
 def labelled(folder: str | None, import_file: str | None, split: str | None) -> list[tuple[str, str]]:
@@ -43,24 +47,33 @@ def score_all(items, classifier, label_map: LabelMap, progress: bool = True) -> 
 
     out = []
     for uri, truth in tqdm(items, desc="classify", unit="img", disable=not progress):
-        loaded = images.load(read_bytes(uri))
-        scores = label_map.normalise(classifier.classify(loaded).confidences)
-        label = max(scores, key=scores.__getitem__)
-        out.append(Scored(uri, label_map.label_of(truth), label, scores[label]))
+        found = predicting.assess(images.load(read_bytes(uri)), classifier, label_map)
+        out.append(Scored(uri, label_map.label_of(truth), found.label, found.score, found.unclear_reason))
     return out
 
 
 def summarise(scored: list[Scored]) -> dict:
     counts = metrics.confusion((s.truth, s.label) for s in scored)
-    return {"confusion": counts, "per_label": metrics.per_label(counts), "accuracy": metrics.accuracy(counts)}
+    return {
+        "confusion": counts,
+        "per_label": metrics.per_label(counts),
+        "accuracy": metrics.accuracy(counts),
+        "unusual": sum(1 for s in scored if s.unclear_reason == "unusual_input"),
+    }
 
 
 def sweep(scored: list[Scored], thresholds=metrics.THRESHOLDS) -> list[dict]:
-    return metrics.sweep([metrics.Outcome(s.truth, s.label, s.score) for s in scored], thresholds)
+    return metrics.sweep(outcomes(scored), thresholds)
+
+
+def outcomes(scored: list[Scored]) -> list[metrics.Outcome]:
+    return [metrics.Outcome(s.truth, s.label, s.score, s.unclear_reason) for s in scored]
 
 
 def report(result: dict, table: list[dict]) -> str:
     lines = [f"accuracy (top label, no threshold): {result['accuracy']:.1%}"]
+    if result.get("unusual"):
+        lines.append(f"unusual input (always sent to a person): {result['unusual']} images")
     for label, m in result["per_label"].items():
         lines.append(
             f"  {label:7s} precision {m['precision']:.1%}  recall {m['recall']:.1%}  ({m['support']} images)"
@@ -108,7 +121,8 @@ def main(argv: list[str] | None = None) -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     model = parser.add_mutually_exclusive_group(required=True)
-    model.add_argument("--onnx", help="a local .onnx model from scripts.training.train_local")
+    model.add_argument("--onnx", help="a .onnx model from scripts.training.train_local (path or gs://)")
+    model.add_argument("--tflite", help="an AutoML Edge model.tflite, dict.txt beside it (path or gs://)")
     model.add_argument("--endpoint", help="projects/P/locations/R/endpoints/ID of a deployed Vertex model")
     data = parser.add_mutually_exclusive_group(required=True)
     data.add_argument("--folder", help="a folder in the casting layout")
@@ -120,13 +134,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--plot", help="write the threshold sweep as a PNG here")
     args = parser.parse_args(argv)
 
-    if args.onnx:
-        classifier = classifiers.OnnxClassifier(args.onnx)
-    else:
-        region = args.endpoint.split("/")[3]
-        classifier = classifiers.VertexClassifier(
-            args.endpoint, f"https://{region}-aiplatform.googleapis.com", DEFAULT_MAX_REQUEST_BYTES
-        )
+    try:
+        classifier = ModelRef.parse(args.onnx or args.tflite or args.endpoint).open()
+    except ConfigError as exc:
+        parser.error(str(exc))
     items = labelled(args.folder, args.import_file, None if args.split == "all" else args.split)
     if not items:
         raise SystemExit("no labelled images found for that split")

@@ -10,6 +10,7 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from inspection import routing
 from inspection.layout import DEFECT, LABELS, OK
 
 THRESHOLDS = (0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9, 0.92, 0.94, 0.96, 0.98, 0.99)
@@ -22,6 +23,7 @@ class Outcome:
     truth: str
     label: str
     score: float
+    unclear_reason: str = ""  # predict would send it to a person whatever the score (unusual input)
 
 
 def confusion(pairs: Iterable[tuple[str, str]]) -> Counter:
@@ -65,10 +67,12 @@ def decided(pairs: Iterable[tuple[str, str | None]]) -> dict:
 
 
 def at_threshold(outcomes: Sequence[Outcome], threshold: float) -> dict:
-    """`decided` for the routing rule: a label is decided when its score reaches the threshold."""
+    """`decided` under the routing rule move applies."""
     return {
         "threshold": threshold,
-        **decided((o.truth, o.label if o.score >= threshold else None) for o in outcomes),
+        **decided(
+            (o.truth, routing.decided_label(o.label, o.score, o.unclear_reason, threshold)) for o in outcomes
+        ),
     }
 
 

@@ -1,0 +1,55 @@
+"""A model as the scripts name it: a `.onnx` or `.tflite` file (local or gs://), or a Vertex AI
+endpoint. Each opens through `inspection.classifiers.open_model`, the code predict serves with, and
+knows the `pulumi config set` lines that make predict serve it."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from inspection import classifiers
+from inspection.errors import ConfigError
+from inspection.settings import ENDPOINT_PATTERN
+
+CONFIG_KEY = {"onnx": "onnxModel", "tflite": "tfliteModel", "vertex": "vertexEndpointId"}
+FORMS = "a .onnx or .tflite file (a path or gs://…), or projects/P/locations/R/endpoints/ID"
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    backend: str  # onnx | tflite | vertex
+    location: str  # the file, or the endpoint's resource name
+
+    @classmethod
+    def parse(cls, raw: str, key: str = "model") -> ModelRef:
+        raw = raw.strip()
+        if ENDPOINT_PATTERN.match(raw):
+            return cls("vertex", raw)
+        for backend in ("onnx", "tflite"):
+            if raw.endswith(f".{backend}"):
+                return cls(backend, raw)
+        raise ConfigError(f"{key}={raw!r} is not a model: expected {FORMS}")
+
+    @classmethod
+    def from_dict(cls, body: dict) -> ModelRef:
+        return cls(body["backend"], body["location"])
+
+    def to_dict(self) -> dict:
+        return {"backend": self.backend, "location": self.location}
+
+    def open(self) -> classifiers.Classifier:
+        """VERTEX_API_ENDPOINT, as predict reads it, points the vertex backend at a stand-in."""
+        return classifiers.open_model(self.backend, self.location, os.environ.get("VERTEX_API_ENDPOINT", ""))
+
+    def config_lines(self) -> list[str]:
+        """What makes the deployed predict function serve this model."""
+        if self.backend == "vertex":
+            parts = self.location.split("/")
+            values = [("vertexEndpointId", parts[5]), ("vertexRegion", parts[3])]
+        else:
+            values = [(CONFIG_KEY[self.backend], self.location)]
+        values.insert(0, ("classifierBackend", self.backend))
+        return [f"pulumi config set {key} {value}" for key, value in values]
+
+    def __str__(self) -> str:
+        return f"{self.backend}:{self.location}"
