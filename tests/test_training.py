@@ -7,9 +7,11 @@ import re
 import threading
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
 
+from inspection.model_card import MEASURES, ModelCard
 from scripts.training import evaluate, metrics, prepare, retrain_from_reviews, train_vertex, upload_dataset
 from scripts.training.datasets import read_import_file, scan
 from scripts.training.sample_data import generate
@@ -282,6 +284,13 @@ class VertexApiStub:
                 "deployedModels": [{"id": "55"}],
             },
             ("POST", f"/v1/{self.P}/endpoints/44:undeployModel"): lambda b: op("UndeployModelResponse", {}),
+            ("POST", f"/v1/{self.P}/models/33:export"): lambda b: {
+                **op("ExportModelResponse", {}),
+                "metadata": {
+                    "@type": "type.googleapis.com/google.cloud.aiplatform.v1.ExportModelOperationMetadata",
+                    "outputInfo": {"artifactOutputUri": stub.export(b)},
+                },
+            },
         }
 
         class Handler(BaseHTTPRequestHandler):
@@ -306,6 +315,15 @@ class VertexApiStub:
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
         self.url = f"http://127.0.0.1:{self.server.server_port}"
+
+    def export(self, body: dict) -> str:
+        """Vertex writes the export into a folder of its own under the prefix it was given."""
+        prefix = body["outputConfig"]["artifactDestination"]["outputUriPrefix"]
+        folder = f"{prefix}model-33/tflite/2026-11-25T10:00:00.000000Z"
+        self.on_export(folder)
+        return folder
+
+    on_export = staticmethod(lambda folder: None)
 
     def body(self, method: str, suffix: str) -> dict:
         return next(b for m, p, b in self.calls if m == method and p.endswith(suffix))
@@ -397,3 +415,120 @@ def test_every_script_has_help():
             [sys.executable, "-m", "scripts.training.train_vertex", "--help"], capture_output=True, text=True
         ).stdout
     )
+
+
+EDGE = Path(__file__).parent / "fixtures" / "edge"
+
+
+@pytest.fixture
+def training_data(sample, make_bucket, tmp_path):
+    """The sample uploaded to a training bucket, with the import file prepare writes beside it."""
+    training = make_bucket("training")
+    target = f"gs://{training.name}/casting_data"
+    upload_dataset.upload(sample, target, workers=4, progress=False)
+    prepare.main([target, "--out", str(tmp_path / "import.csv")])
+    return training, f"{target}/import.csv"
+
+
+def edge_args(import_file: str, *extra: str) -> list[str]:
+    return [
+        "--project",
+        "demo",
+        "--region",
+        "europe-west4",
+        "--import-file",
+        import_file,
+        "--edge",
+        *extra,
+        "--poll-seconds",
+        "0",
+    ]
+
+
+def test_edge_training_exports_evaluates_with_predicts_code_and_writes_the_card(
+    vertex_api, training_data, capsys
+):
+    training, import_file = training_data
+
+    def export(folder: str) -> None:  # as Vertex leaves a TF Lite export: the model and dict.txt
+        prefix = folder.split("/", 3)[3]
+        for file in ("model.tflite", "dict.txt"):
+            training.blob(f"{prefix}/{file}").upload_from_filename(str(EDGE / "quantized" / file))
+
+    vertex_api.on_export = export
+    train_vertex.main(edge_args(import_file, "--budget", "2"), vertex=vertex_client(vertex_api))
+
+    inputs = vertex_api.body("POST", "/trainingPipelines")["trainingTaskInputs"]
+    assert inputs["modelType"] == "MOBILE_TF_VERSATILE_1" and inputs["budgetMilliNodeHours"] == 2000
+    config = vertex_api.body("POST", "/models/33:export")["outputConfig"]
+    assert config["exportFormatId"] == "tflite"
+    assert config["artifactDestination"]["outputUriPrefix"] == f"gs://{training.name}/models/"
+
+    folder = "models/model-33/tflite/2026-11-25T10:00:00.000000Z"
+    card = ModelCard.parse(training.blob(f"{folder}/card.json").download_as_bytes(), "the card")
+    assert card.labels == ("Defect", "Ok")
+    assert card.source["kind"] == "vertex-automl-edge" and card.source["model"].endswith("/models/33")
+    assert card.evaluation["threshold"] == 0.9 and card.evaluation["test_images"] == 20
+    assert set(card.input_stats) == set(MEASURES), "every measure, from the training images"
+    assert card.input_stats["width"][0] <= 300 <= card.input_stats["width"][1]
+
+    printed = capsys.readouterr().out
+    sweep_lines = [line for line in printed.splitlines() if re.match(r"^\s+0\.\d\d\s", line)]
+    assert len(sweep_lines) == len(metrics.THRESHOLDS), "the same sweep as evaluate"
+    assert "pulumi config set classifierBackend tflite" in printed
+    assert f"pulumi config set tfliteModel gs://{training.name}/{folder}/model.tflite" in printed
+    assert f"python -m scripts.promote gs://{training.name}/{folder}/model.tflite" in printed
+
+
+def test_an_export_without_its_label_file_stops_before_anything_is_served(vertex_api, training_data):
+    training, import_file = training_data
+
+    def export(folder: str) -> None:
+        training.blob(f"{folder.split('/', 3)[3]}/model.tflite").upload_from_string(b"model")
+
+    vertex_api.on_export = export
+    with pytest.raises(SystemExit, match=r"lacks dict\.txt"):
+        train_vertex.main(edge_args(import_file), vertex=vertex_client(vertex_api))
+
+
+@pytest.mark.parametrize(
+    ("args", "complaint"),
+    [
+        (["--edge", "--budget", "0.5"], "between 1 and 100 node hours for MOBILE_TF_VERSATILE_1"),
+        (["--model-type", "MOBILE_TF_LOW_LATENCY_1", "--budget", "101"], "between 1 and 100"),
+        (["--budget", "5"], "between 8 and 800 node hours for CLOUD"),
+        (["--edge", "--deploy"], "cannot be deployed to an endpoint"),
+        (["--edge", "--threshold", "0.4"], "(0.5, 1]"),
+    ],
+)
+def test_a_budget_the_api_would_refuse_stops_before_anything_is_created(args, complaint, capsys):
+    with pytest.raises(SystemExit):
+        train_vertex.main(
+            ["--project", "demo", "--region", "europe-west4", "--import-file", "gs://t/i.csv", *args],
+            vertex=object(),
+        )
+    assert complaint in capsys.readouterr().err
+
+
+def test_evaluate_counts_an_unusual_image_as_sent_to_a_person(small_model, tmp_path, capsys):
+    """An image unlike the training images goes to unclear/ in predict, whatever its score; the
+    sweep used to count it as auto-decided."""
+    import io
+
+    from PIL import Image
+
+    from tests.helpers import image_bytes
+
+    folder = tmp_path / "test" / "ok_front"
+    folder.mkdir(parents=True)
+    generate(tmp_path / "normal", train=2, test=4, seed=8)
+    for index, path in enumerate(sorted((tmp_path / "normal" / "test" / "ok_front").iterdir())):
+        (folder / f"ok-{index}.jpeg").write_bytes(path.read_bytes())
+    dark = io.BytesIO()
+    Image.open(io.BytesIO(image_bytes())).point(lambda v: v // 20).save(dark, format="JPEG")
+    (folder / "dark.jpeg").write_bytes(dark.getvalue())
+    evaluate.main(["--onnx", str(small_model), "--folder", str(tmp_path), "--split", "test"])
+    printed = capsys.readouterr().out
+    assert "unusual input (always sent to a person): 1 images" in printed
+    at_half = next(line for line in printed.splitlines() if re.match(r"^\s+0\.50\s", line))
+    assert at_half.split()[1] != "0.0%", "the dark image is not auto-decided even at 0.5"

@@ -78,3 +78,17 @@ def at_threshold(outcomes: Sequence[Outcome], threshold: float) -> dict:
 
 def sweep(outcomes: Sequence[Outcome], thresholds: Sequence[float] = THRESHOLDS) -> list[dict]:
     return [at_threshold(outcomes, threshold) for threshold in thresholds]
+
+
+def card_evaluation(outcomes: Sequence[Outcome], threshold: float) -> dict:
+    """What a model card records of a model's test: every model's card says it the same way."""
+    counts = confusion((o.truth, o.label) for o in outcomes)
+    found = at_threshold(outcomes, threshold)
+    return {
+        "test_images": len(outcomes),
+        "accuracy": round(accuracy(counts), 4),
+        "threshold": threshold,
+        "auto_accuracy": round(found["auto_accuracy"], 4),
+        "unclear_share": round(found["unclear_share"], 4),
+        "defects_passed_as_ok": found["defects_passed_as_ok"],
+    }

@@ -83,21 +83,25 @@ def export(model, path: Path, card: ModelCard | None = None) -> None:
     path.write_bytes(proto.SerializeToString())
 
 
-def report(probabilities: np.ndarray, truth: np.ndarray, threshold: float) -> dict:
-    """Metrics on a labelled split, overall and among the images the threshold would auto-decide."""
-    outcomes = [
+def outcomes(probabilities: np.ndarray, truth: np.ndarray) -> list[metrics.Outcome]:
+    return [
         metrics.Outcome(LABELS[t], LABELS[p], float(row[p]))
         for t, p, row in zip(truth, probabilities.argmax(axis=1), probabilities, strict=True)
     ]
-    counts = metrics.confusion((o.truth, o.label) for o in outcomes)
+
+
+def report(probabilities: np.ndarray, truth: np.ndarray, threshold: float) -> dict:
+    """Metrics on a labelled split, overall and among the images the threshold would auto-decide."""
+    found = outcomes(probabilities, truth)
+    counts = metrics.confusion((o.truth, o.label) for o in found)
     quality = metrics.per_label(counts)[DEFECT]
     return {
-        "images": len(outcomes),
+        "images": len(found),
         "accuracy": metrics.accuracy(counts),
         "defect_precision": quality["precision"],
         "defect_recall": quality["recall"],
         "confusion": {f"true_{t}": {f"pred_{p}": counts[(t, p)] for p in LABELS} for t in LABELS},
-        **metrics.at_threshold(outcomes, threshold),
+        **metrics.at_threshold(found, threshold),
     }
 
 
@@ -108,16 +112,14 @@ def train(root: Path, out: Path, threshold: float = 0.9) -> dict:
     x_train, y_train = featurise(labelled_images(root, "train"), "features (train)", measured)
     x_test, y_test = featurise(labelled_images(root, "test"), "features (test)")
     model = fit(x_train, y_train)
-    result = report(model.predict_proba(x_test), y_test, threshold)
-    evaluation = {
-        k: result[k]
-        for k in ("threshold", "accuracy", "auto_accuracy", "unclear_share", "defects_passed_as_ok")
-    }
+    probabilities = model.predict_proba(x_test)
+    result = report(probabilities, y_test, threshold)
+    evaluation = metrics.card_evaluation(outcomes(probabilities, y_test), threshold)
     card = ModelCard(
         model=MODEL_NAME,
         labels=LABELS,
         preprocessing=features.PREPROCESSING_VERSION,
-        source={"kind": "train_local", "training_images": len(measured)},
+        source={"kind": "train_local", "data": str(root), "training_images": len(measured)},
         evaluation=evaluation,
         input_stats={name: tuple(bounds) for name, bounds in model_card.ranges(measured).items()},
     )

@@ -1,13 +1,21 @@
-"""Train, evaluate, deploy and undeploy the AutoML image classification model on Vertex AI.
+"""Train AutoML image classification on Vertex AI: an Edge model that runs inside predict, or a
+cloud model to deploy on an endpoint.
 
+    # Edge: train, export as TF Lite into the training bucket, evaluate it with predict's own code,
+    # write its model card beside it, and print the config that serves it (scales to zero)
+    python -m scripts.training.train_vertex --project P --region europe-west4 \
+        --import-file gs://acme-qi-training/casting_data/import.csv --edge --budget 4
+
+    # Cloud: train, then deploy to an endpoint (billed every hour it is deployed)
     python -m scripts.training.train_vertex --project P --region europe-west4 \
         --import-file gs://acme-qi-training/casting_data/import.csv --budget 8 --deploy
     python -m scripts.training.train_vertex --project P --region europe-west4 --undeploy --endpoint 1234567890
 
-Costs (Vertex AI pricing, image classification): AutoML training is $3.465 per node hour, so
---budget 8 costs at most about $28 (training may stop early, and you pay only for what ran).
-A deployed model costs $1.375 per node hour, about $1,000 a month for one node, whether or not
-it gets traffic: it is the pipeline's dominant cost. --undeploy stops it.
+Costs (https://cloud.google.com/vertex-ai/pricing, image classification): Edge training is $18.00
+per node hour (--budget 1 to 100; 4 costs at most $72), cloud training $3.465 per node hour
+(--budget 8 to 800; 8 costs at most about $28). Training may stop early; you pay for what ran. An
+Edge model then costs only predict's CPU time. A deployed cloud model costs $1.375 per node hour,
+about $1,000 a month for one node, whether or not it gets traffic. --undeploy stops it.
 
 It uses google-cloud-aiplatform's v1 clients over REST. The predict function never imports it.
 """
@@ -15,12 +23,18 @@ It uses google-cloud-aiplatform's v1 clients over REST. The predict function nev
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import time
 from dataclasses import dataclass
 
+from inspection import images, layout, model_card
+from inspection.classifiers import CARD_FILE
 from inspection.labels import LabelMap
-from scripts.training import metrics
+from inspection.model_card import ModelCard
+from scripts.training import evaluate, metrics
+from scripts.training.datasets import read_bytes, read_import_file, read_text
+from scripts.training.models import ModelRef
 
 SCHEMAS = "gs://google-cloud-aiplatform/schema"
 IMAGE_METADATA = f"{SCHEMAS}/dataset/metadata/image_1.0.0.yaml"
@@ -29,6 +43,17 @@ AUTOML_IMAGE_CLASSIFICATION = f"{SCHEMAS}/trainingjob/definition/automl_image_cl
 ML_USE = "labels.aiplatform.googleapis.com/ml_use"
 KNOWN_CLASSES = LabelMap()  # the class names prepare writes and the Kaggle folders use
 DONE = {"PIPELINE_STATE_SUCCEEDED", "PIPELINE_STATE_FAILED", "PIPELINE_STATE_CANCELLED"}
+
+# Model type → (the budget range the API accepts in node hours, USD per node hour). Budgets:
+# https://cloud.google.com/vertex-ai/docs/reference/rest/v1/schema/trainingjob.definition/AutoMlImageClassificationInputs
+# Prices: https://cloud.google.com/vertex-ai/pricing (image data, classification).
+CLOUD = "CLOUD"
+EDGE_TYPES = ("MOBILE_TF_LOW_LATENCY_1", "MOBILE_TF_VERSATILE_1", "MOBILE_TF_HIGH_ACCURACY_1")
+MODEL_TYPES = {CLOUD: ((8, 800), 3.465), **{edge: ((1, 100), 18.0) for edge in EDGE_TYPES}}
+EDGE_DEFAULT = "MOBILE_TF_VERSATILE_1"
+# What an AutoML Edge TF Lite export holds (https://cloud.google.com/vertex-ai/docs/export/export-edge-model):
+# the model and its newline-separated label file, in the folder the export operation names.
+EDGE_FILES = ("model.tflite", "dict.txt")
 
 
 @dataclass
@@ -65,7 +90,17 @@ def create_dataset(vertex: Vertex, name: str, import_file: str) -> str:
     return dataset.name
 
 
-def start_training(vertex: Vertex, dataset: str, name: str, budget_node_hours: float) -> str:
+def check_budget(model_type: str, budget_node_hours: float) -> str:
+    """'' when the API accepts the budget for the model type, else why not."""
+    (low, high), _ = MODEL_TYPES[model_type]
+    if low <= budget_node_hours <= high:
+        return ""
+    return f"--budget must be between {low} and {high} node hours for {model_type}; got {budget_node_hours:g}"
+
+
+def start_training(
+    vertex: Vertex, dataset: str, name: str, budget_node_hours: float, model_type: str = CLOUD
+) -> str:
     """An AutoML image classification pipeline on the import file's own split; returns its name."""
     from google.protobuf import json_format, struct_pb2
 
@@ -73,7 +108,7 @@ def start_training(vertex: Vertex, dataset: str, name: str, budget_node_hours: f
     json_format.ParseDict(
         {
             "multiLabel": False,
-            "modelType": "CLOUD",
+            "modelType": model_type,
             "budgetMilliNodeHours": int(budget_node_hours * 1000),
             "disableEarlyStopping": False,
         },
@@ -152,6 +187,91 @@ def describe(result: dict) -> str:
     return "\n".join(lines)
 
 
+def export_tflite(vertex: Vertex, model: str, destination: str) -> str:
+    """Export an Edge model as TF Lite under `destination`; returns the folder Vertex wrote it to,
+    checked to hold the files predict reads."""
+    from inspection import storage
+
+    print(f"exporting {model} as TF Lite to {destination} …")
+    operation = vertex.models.export_model(
+        name=model,
+        output_config={
+            "export_format_id": "tflite",
+            "artifact_destination": {"output_uri_prefix": destination.rstrip("/") + "/"},
+        },
+    )
+    operation.result(timeout=3600)
+    folder = operation.metadata.output_info.artifact_output_uri.rstrip("/")
+    bucket, prefix = layout.split_gs_uri(folder)
+    found = {b.name.rsplit("/", 1)[-1] for b in storage.client().list_blobs(bucket, prefix=prefix + "/")}
+    missing = [name for name in EDGE_FILES if name not in found]
+    if missing:
+        raise SystemExit(f"the export in {folder} lacks {', '.join(missing)}; it holds {sorted(found)}")
+    return folder
+
+
+def input_stats(rows: list[tuple[str, str, str]]) -> dict[str, tuple[float, float]]:
+    """The card's ranges, measured on the images the model learned from."""
+    from tqdm import tqdm
+
+    measured = []
+    for _, uri, _ in tqdm(rows, desc="measure training images", unit="img"):
+        try:
+            measured.append(model_card.measure(images.load(read_bytes(uri)).image))
+        except images.ImageRejected:
+            continue  # prepare already left out what predict cannot decode
+    if not measured:
+        raise SystemExit("no training image could be measured for the model card")
+    return {name: tuple(bounds) for name, bounds in model_card.ranges(measured).items()}
+
+
+def edge_model(args, vertex: Vertex, model: str, pipeline: str, name: str) -> ModelRef:
+    """Export the Edge model, evaluate it locally as predict would run it, and put its card beside it."""
+    from inspection import storage
+
+    folder = export_tflite(vertex, model, args.export or default_export(args.import_file))
+    rows = read_import_file(read_text(args.import_file))
+    trained = [row for row in rows if row[0] != "test"]
+    tested = [(uri, label) for split, uri, label in rows if split == "test"]
+    if not tested:
+        raise SystemExit(f"{args.import_file} has no test rows to evaluate the model on")
+    ref = ModelRef("tflite", f"{folder}/{EDGE_FILES[0]}")
+    classifier = ref.open()
+    card = ModelCard(
+        model=name,
+        labels=tuple(classifier.labels),
+        preprocessing="automl-edge-tflite: RGB resized to the input; uint8 as is, float in [0, 1]",
+        source={
+            "kind": "vertex-automl-edge",
+            "model_type": args.model_type,
+            "budget_milli_node_hours": int(args.budget * 1000),
+            "training_pipeline": pipeline,
+            "model": model,
+            "import_file": args.import_file,
+            "export": folder,
+        },
+        input_stats=input_stats(trained),
+    )
+    classifier.card = card  # judged with its card, as predict will run it
+    label_map = LabelMap.parse(args.label_map, key="--label-map")
+    scored = evaluate.score_all(tested, classifier, label_map)
+    print(f"evaluation of the exported model with predict's code, on {len(scored)} test images:")
+    print(evaluate.report(evaluate.summarise(scored), evaluate.sweep(scored)))
+    card = dataclasses.replace(
+        card, evaluation=metrics.card_evaluation(evaluate.outcomes(scored), args.threshold)
+    )
+    bucket, path = layout.split_gs_uri(f"{folder}/{CARD_FILE}")
+    storage.client().bucket(bucket).blob(path).upload_from_string(card.to_json(), "application/json")
+    print(f"model card written to gs://{bucket}/{path}")
+    return ref
+
+
+def default_export(import_file: str) -> str:
+    """models/ in the bucket that holds the training data: the training bucket."""
+    bucket, _ = layout.split_gs_uri(import_file)
+    return f"gs://{bucket}/models"
+
+
 def deploy(vertex: Vertex, model: str, name: str) -> str:
     """A new endpoint with the model on one node; returns the endpoint id."""
     endpoint = vertex.endpoints.create_endpoint(
@@ -191,36 +311,74 @@ def main(argv: list[str] | None = None, vertex: Vertex | None = None) -> None:
     )
     parser.add_argument("--name", default="quality-inspection", help="display name prefix")
     parser.add_argument(
+        "--edge",
+        action="store_true",
+        help=f"train an AutoML Edge model ({EDGE_DEFAULT} unless --model-type) to run inside predict",
+    )
+    parser.add_argument(
+        "--model-type",
+        choices=list(MODEL_TYPES),
+        help=f"CLOUD (default) or an Edge type: {', '.join(EDGE_TYPES)}",
+    )
+    parser.add_argument(
         "--budget",
         type=float,
-        default=8.0,
-        help="node hours to train, at $3.465 each (default 8: at most ~$28)",
+        help="node hours to train: Edge 1-100 at $18.00 each (default 4), cloud 8-800 at $3.465 (default 8)",
     )
+    parser.add_argument("--export", help="gs:// folder for the Edge export (default: models/ by the data)")
+    parser.add_argument(
+        "--threshold", type=float, default=0.9, help="predictionThreshold the model card reports at"
+    )
+    parser.add_argument("--label-map", default="", help="as the LABEL_MAP setting")
     parser.add_argument("--deploy", action="store_true", help="deploy to a new endpoint (~$1,000/month)")
     parser.add_argument("--undeploy", action="store_true", help="undeploy everything from --endpoint")
     parser.add_argument("--endpoint", help="endpoint id for --undeploy")
     parser.add_argument("--poll-seconds", type=float, default=60.0, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    vertex = vertex or Vertex(args.project, args.region)
 
     if args.undeploy:
         if not args.endpoint:
             parser.error("--undeploy needs --endpoint")
+        vertex = vertex or Vertex(args.project, args.region)
         count = undeploy(vertex, args.endpoint)
         print(f"{count} model(s) undeployed; the endpoint no longer bills node hours")
         return
     if not args.import_file or not args.import_file.startswith("gs://"):
         parser.error("--import-file gs://… is required for training")
-    if not 1 <= args.budget <= 1000:
-        parser.error("--budget must be between 1 and 1000 node hours")
+    args.model_type = args.model_type or (EDGE_DEFAULT if args.edge else CLOUD)
+    edge = args.model_type in EDGE_TYPES
+    if args.deploy and edge:
+        parser.error("an Edge model cannot be deployed to an endpoint; it runs inside predict (tflite)")
+    if args.export and not (edge and args.export.startswith("gs://")):
+        parser.error("--export gs://… is for Edge models")
+    if not 0.5 < args.threshold <= 1:
+        parser.error("--threshold must be in (0.5, 1], as predictionThreshold")
+    args.budget = args.budget if args.budget is not None else (4.0 if edge else 8.0)
+    problem = check_budget(args.model_type, args.budget)
+    if problem:
+        parser.error(problem)
+    vertex = vertex or Vertex(args.project, args.region)
+    _, price = MODEL_TYPES[args.model_type]
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    dataset = create_dataset(vertex, f"{args.name}-{stamp}", args.import_file)
-    pipeline = start_training(vertex, dataset, f"{args.name}-{stamp}", args.budget)
-    print(f"training {pipeline} with a budget of {args.budget:g} node hours (≤ ${args.budget * 3.465:.2f})")
+    name = f"{args.name}-{stamp}"
+    dataset = create_dataset(vertex, name, args.import_file)
+    pipeline = start_training(vertex, dataset, name, args.budget, args.model_type)
+    print(
+        f"training {pipeline} ({args.model_type}) with a budget of {args.budget:g} node hours "
+        f"(≤ ${args.budget * price:.2f})"
+    )
     model = wait(vertex, pipeline, args.poll_seconds)
     print(describe(evaluation(vertex, model)))
-    if args.deploy:
-        endpoint_id = deploy(vertex, model, f"{args.name}-{stamp}")
+    if edge:
+        ref = edge_model(args, vertex, model, pipeline, name)
+        print("Compare it with the model serving now, and promote it if it is no worse:")
+        print(f"  python -m scripts.promote {ref.location}")
+        print("or serve it directly:")
+        for line in ref.config_lines():
+            print(f"  {line}")
+        print("  pulumi up")
+    elif args.deploy:
+        endpoint_id = deploy(vertex, model, name)
         print(f"endpoint {endpoint_id} serves the model. Point the pipeline at it:")
         print(f"  pulumi config set vertexEndpointId {endpoint_id}")
         print(f"  pulumi config set vertexRegion {args.region}")
