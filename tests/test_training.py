@@ -404,6 +404,7 @@ def test_every_script_has_help():
         "local.upload",
         "local.demo",
         "redrive",
+        "promote",
     ):
         result = subprocess.run(
             [sys.executable, "-m", f"scripts.{module}", "--help"], capture_output=True, text=True

@@ -17,8 +17,8 @@ FORMS = "a .onnx or .tflite file (a path or gs://…), or projects/P/locations/R
 
 @dataclass(frozen=True)
 class ModelRef:
-    backend: str  # onnx | tflite | vertex
-    location: str  # the file, or the endpoint's resource name
+    backend: str  # onnx | tflite | vertex | none
+    location: str  # the file, or the endpoint's resource name; "" for none
 
     @classmethod
     def parse(cls, raw: str, key: str = "model") -> ModelRef:
@@ -43,7 +43,9 @@ class ModelRef:
 
     def config_lines(self) -> list[str]:
         """What makes the deployed predict function serve this model."""
-        if self.backend == "vertex":
+        if self.backend == "none":
+            values = []
+        elif self.backend == "vertex":
             parts = self.location.split("/")
             values = [("vertexEndpointId", parts[5]), ("vertexRegion", parts[3])]
         else:
@@ -51,5 +53,15 @@ class ModelRef:
         values.insert(0, ("classifierBackend", self.backend))
         return [f"pulumi config set {key} {value}" for key, value in values]
 
+    @property
+    def deployable(self) -> bool:
+        """Predict in the cloud reads model files from gs:// only."""
+        return self.backend in ("none", "vertex") or self.location.startswith("gs://")
+
     def __str__(self) -> str:
+        if not self.location:
+            return f"{self.backend} (every image to a person)"
         return f"{self.backend}:{self.location}"
+
+
+NO_MODEL = ModelRef("none", "")
