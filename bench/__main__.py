@@ -9,7 +9,7 @@ from pathlib import Path
 
 os.environ.setdefault("TQDM_DISABLE", "1")  # the table is the output; progress bars would bury it
 
-from bench import imports, pipeline, review
+from bench import backends, imports, pipeline, review
 
 RESULTS = Path(__file__).with_name("results.json")
 
@@ -19,7 +19,12 @@ def main() -> None:
 
     logs.send_to(open(os.devnull, "w"))  # noqa: SIM115 - the handlers' decision logs are not figures
     figures: dict[str, float] = {}
-    for name, module in (("imports", imports), ("review", review), ("pipeline", pipeline)):
+    for name, module in (
+        ("imports", imports),
+        ("backends", backends),
+        ("review", review),
+        ("pipeline", pipeline),
+    ):
         started = time.perf_counter()
         print(f"measuring {name} …", flush=True)
         figures.update(module.measure())
