@@ -177,7 +177,8 @@ def promote(args, registry: Registry) -> int:
     candidate = ModelRef.parse(args.candidate, key="CANDIDATE")
     current = ModelRef.parse(args.current, key="--current") if args.current else registry.serving
     test_set = test_set_of(args, registry)
-    items = evaluate.labelled(test_set.get("folder"), test_set.get("import_file"), test_set["split"])
+    split = None if test_set["split"] == "all" else test_set["split"]
+    items = evaluate.labelled(test_set.get("folder"), test_set.get("import_file"), split)
     if not items:
         raise SystemExit(f"no labelled images in the test split {test_set}")
     label_map = LabelMap.parse(args.label_map, key="--label-map")
@@ -298,7 +299,7 @@ def main(argv: list[str] | None = None) -> int:
     data = parser.add_mutually_exclusive_group()
     data.add_argument("--import-file", help="the test split's import file (gs:// or local)")
     data.add_argument("--folder", help="a folder in the casting layout")
-    parser.add_argument("--split", default="test", help="which split of it (default test)")
+    parser.add_argument("--split", default="test", help="which split (default test; 'all': every row)")
     parser.add_argument("--threshold", type=threshold, default=0.9, help="predictionThreshold (default 0.9)")
     parser.add_argument(
         "--tolerance",
