@@ -25,6 +25,7 @@ from pathlib import Path
 from inspection import classifiers, images, predicting
 from inspection.labels import LabelMap
 from inspection.settings import PredictSettings
+from scripts.local.vertex import VertexStandIn
 from scripts.training import sample_data, train_local
 
 EDGE_MODEL = Path(__file__).parent / "models" / "edge-mobilenet" / "model.tflite"
@@ -85,8 +86,6 @@ def cold_start(backend: str, env: dict[str, str], image: Path, runs: int) -> dic
 
 
 def measure(images_count: int = 200, runs: int = 5) -> dict[str, float]:
-    from tests.helpers import VertexStub
-
     figures: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
@@ -99,7 +98,7 @@ def measure(images_count: int = 200, runs: int = 5) -> dict[str, float]:
 
         image = root / "first.jpeg"
         image.write_bytes(data[0])
-        stub = VertexStub()
+        stub = VertexStandIn()
         try:
             backends = {
                 "vertex": {"backend": "vertex", "vertex_endpoint": ENDPOINT, "vertex_api_endpoint": stub.url},

@@ -23,6 +23,7 @@ from inspection.errors import BackendUnavailable, ConfigError
 from inspection.images import LoadedImage
 from inspection.limits import DEFAULT_MAX_REQUEST_BYTES
 from inspection.model_card import ModelCard
+from inspection.settings import vertex_api_url
 
 VERTEX_TIMEOUT_S = 30.0
 
@@ -269,10 +270,9 @@ def open_model(
     if backend == "tflite":
         return TfliteClassifier(local_model_path(location, (LABELS_FILE, CARD_FILE)))
     if backend == "vertex":
-        region = location.split("/")[3] if location.count("/") >= 5 else ""
         return VertexClassifier(
             location,
-            vertex_api_endpoint or f"https://{region}-aiplatform.googleapis.com",
+            vertex_api_endpoint or vertex_api_url(location),
             max_request_bytes or DEFAULT_MAX_REQUEST_BYTES,
         )
     if backend == "onnx":

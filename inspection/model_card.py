@@ -24,6 +24,7 @@ from inspection.errors import ConfigError
 
 CARD_VERSION = 1
 MEASURES = ("brightness", "contrast", "sharpness", "width", "height")
+UNUSUAL_INPUT = "unusual_input"  # the unclear_reason of an image outside the card's ranges
 MARGIN = 0.25  # ranges are widened by this share of their span on each side: room for normal drift
 
 

@@ -86,7 +86,7 @@ def assess(loaded: images.LoadedImage, classifier: Classifier, label_map: LabelM
         score=scores[label],
         scores=scores,
         model=result.model,
-        unclear_reason=result.unclear_reason or ("unusual_input" if unusual else ""),
+        unclear_reason=result.unclear_reason or (model_card.UNUSUAL_INPUT if unusual else ""),
         unclear_detail=unusual,
     )
 

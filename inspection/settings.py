@@ -28,6 +28,13 @@ TOPIC_HINT = "projects/<project>/topics/<topic>"
 SUBSCRIPTION_HINT = "projects/<project>/subscriptions/<subscription>"
 ENDPOINT_HINT = "projects/<project>/locations/<region>/endpoints/<id>"
 ENDPOINT_PATTERN = re.compile(r"^projects/[^/]+/locations/([^/]+)/endpoints/[^/]+$")
+
+
+def vertex_api_url(endpoint: str) -> str:
+    """The regional API an endpoint answers on (docs/gcp-rules.md, "Vertex AI")."""
+    return f"https://{ENDPOINT_PATTERN.match(endpoint).group(1)}-aiplatform.googleapis.com"
+
+
 # none: no model yet, so every image goes to reviewers (day zero; README: deploy).
 CLASSIFIER_BACKENDS = ("none", "vertex", "onnx", "tflite")
 
@@ -204,10 +211,7 @@ class PredictSettings(EnvSettings):
             endpoint = matching(ENDPOINT_PATTERN.pattern, ENDPOINT_HINT)(
                 values["vertex_endpoint"], "VERTEX_ENDPOINT"
             )
-            region = ENDPOINT_PATTERN.match(endpoint).group(1)
-            values["vertex_api_endpoint"] = (
-                values["vertex_api_endpoint"] or f"https://{region}-aiplatform.googleapis.com"
-            )
+            values["vertex_api_endpoint"] = values["vertex_api_endpoint"] or vertex_api_url(endpoint)
         elif values["backend"] == "onnx":
             text("a local path or gs://bucket/object of a .onnx model")(values["onnx_model"], "ONNX_MODEL")
         elif values["backend"] == "tflite":

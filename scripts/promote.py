@@ -118,13 +118,6 @@ def default_registry(candidate: ModelRef) -> str:
 # --- judging ----------------------------------------------------------------------------------------
 
 
-def figures(scored: list[evaluate.Scored], threshold: float) -> dict:
-    return {
-        **metrics.card_evaluation(evaluate.outcomes(scored), threshold),
-        "unusual": sum(1 for s in scored if s.unclear_reason == "unusual_input"),
-    }
-
-
 def judge(current: dict, candidate: dict, tolerance_points: float) -> list[str]:
     """Why the candidate may not serve; empty when it may."""
     refusals = []
@@ -166,16 +159,18 @@ def table(current_name: str, current: dict, candidate_name: str, candidate: dict
     return "\n".join(lines)
 
 
-def score(classifier, items, label_map: LabelMap) -> list[evaluate.Scored]:
-    return evaluate.score_all(items, classifier, label_map, progress=False)
+def figures(model: ModelRef, items, label_map: LabelMap, threshold: float) -> dict:
+    """The model's card evaluation on these images, through predict's own assessment."""
+    scored = evaluate.score_all(items, model.open(), label_map, progress=False)
+    return metrics.card_evaluation(evaluate.outcomes(scored), threshold)
 
 
 # --- the command ------------------------------------------------------------------------------------
 
 
-def promote(args, registry: Registry) -> int:
-    candidate = ModelRef.parse(args.candidate, key="CANDIDATE")
-    current = ModelRef.parse(args.current, key="--current") if args.current else registry.serving
+def promote(args, candidate: ModelRef, current: ModelRef | None, registry: Registry) -> int:
+    """Judge the candidate against `current`, or against what the registry says serves."""
+    current = current or registry.serving
     test_set = test_set_of(args, registry)
     split = None if test_set["split"] == "all" else test_set["split"]
     items = evaluate.labelled(test_set.get("folder"), test_set.get("import_file"), split)
@@ -183,8 +178,8 @@ def promote(args, registry: Registry) -> int:
         raise SystemExit(f"no labelled images in the test split {test_set}")
     label_map = LabelMap.parse(args.label_map, key="--label-map")
     print(f"judging on {len(items)} images of {describe_set(test_set)}, threshold {args.threshold:g}")
-    found_current = figures(score(current.open(), items, label_map), args.threshold)
-    found_candidate = figures(score(candidate.open(), items, label_map), args.threshold)
+    found_current = figures(current, items, label_map, args.threshold)
+    found_candidate = figures(candidate, items, label_map, args.threshold)
     print(table(short(str(current)), found_current, short(str(candidate)), found_candidate))
     refusals = judge(found_current, found_candidate, args.tolerance)
     verdict = {
@@ -320,11 +315,11 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("give the CANDIDATE model, or --rollback")
     try:
         candidate = ModelRef.parse(args.candidate, key="CANDIDATE")
-        if args.current:
-            ModelRef.parse(args.current, key="--current")
+        current = ModelRef.parse(args.current, key="--current") if args.current else None
     except ConfigError as exc:
         parser.error(str(exc))
-    return promote(args, Registry(args.registry or default_registry(candidate)).load())
+    registry = Registry(args.registry or default_registry(candidate)).load()
+    return promote(args, candidate, current, registry)
 
 
 if __name__ == "__main__":

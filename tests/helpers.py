@@ -1,14 +1,11 @@
-"""Small builders for test inputs (images, storage CloudEvents, Pub/Sub envelopes) and a stand-in
-Vertex AI endpoint."""
+"""Small builders for test inputs: images, storage CloudEvents, Pub/Sub envelopes."""
 
 from __future__ import annotations
 
 import base64
 import io
 import json
-import threading
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from cloudevents.http import CloudEvent
 
@@ -91,45 +88,3 @@ def logged(caplog, message: str | None = None, severity: str | None = None) -> l
         if (message is None or line["message"] == message)
         and (severity is None or line["severity"] == severity)
     ]
-
-
-class VertexStub:
-    """Speaks the documented `:predict` request and response; records what it was sent."""
-
-    def __init__(self):
-        self.requests: list[dict] = []
-        self.status = 200
-        self.answer = {"Defect": 0.82, "Ok": 0.18}
-        stub = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                stub.requests.append({"path": self.path, "body": body})
-                if stub.status != 200:
-                    payload = json.dumps({"error": {"code": stub.status}}).encode()
-                else:
-                    payload = json.dumps(
-                        {
-                            "predictions": [
-                                {
-                                    "ids": ["1", "2"],
-                                    "displayNames": list(stub.answer),
-                                    "confidences": list(stub.answer.values()),
-                                }
-                            ],
-                            "deployedModelId": "777",
-                        }
-                    ).encode()
-                self.send_response(stub.status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_port}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()

@@ -13,14 +13,15 @@ import pytest
 from cloudevents.conversion import to_binary
 from PIL import Image
 
-from tests.helpers import VertexStub, image_bytes, logged, make_function, storage_event
+from scripts.local.vertex import VertexStandIn
+from tests.helpers import image_bytes, logged, make_function, storage_event
 
 ENDPOINT = "projects/demo/locations/europe-west4/endpoints/1234"
 
 
 @pytest.fixture
 def vertex():
-    stub = VertexStub()
+    stub = VertexStandIn()
     yield stub
     stub.server.shutdown()
 

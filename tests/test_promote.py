@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from scripts import promote
+from scripts.local.vertex import VertexStandIn
 from scripts.training import sample_data, train_local
-from tests.helpers import VertexStub
 
 EDGE = Path(__file__).parent / "fixtures" / "edge"
 
@@ -79,7 +79,7 @@ def test_a_tflite_candidate_is_compared_with_a_vertex_endpoint(models, tmp_path,
     """The endpoint is asked exactly as predict asks it. This stand-in calls every part ok, so it
     passes every defect; the Edge model, which calls every grey part a defect, passes none."""
     _, data = models
-    stub = VertexStub()
+    stub = VertexStandIn()
     stub.answer = {"Ok": 0.97, "Defect": 0.03}
     monkeypatch.setenv("VERTEX_API_ENDPOINT", stub.url)
     edge = tmp_path / "edge"

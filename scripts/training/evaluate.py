@@ -58,7 +58,7 @@ def summarise(scored: list[Scored]) -> dict:
         "confusion": counts,
         "per_label": metrics.per_label(counts),
         "accuracy": metrics.accuracy(counts),
-        "unusual": sum(1 for s in scored if s.unclear_reason == "unusual_input"),
+        "unusual": metrics.unusual(outcomes(scored)),
     }
 
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from inspection import routing
 from inspection.layout import DEFECT, LABELS, OK
+from inspection.model_card import UNUSUAL_INPUT
 
 THRESHOLDS = (0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9, 0.92, 0.94, 0.96, 0.98, 0.99)
 
@@ -91,4 +92,10 @@ def card_evaluation(outcomes: Sequence[Outcome], threshold: float) -> dict:
         "auto_accuracy": round(found["auto_accuracy"], 4),
         "unclear_share": round(found["unclear_share"], 4),
         "defects_passed_as_ok": found["defects_passed_as_ok"],
+        "unusual": unusual(outcomes),
     }
+
+
+def unusual(outcomes: Sequence[Outcome]) -> int:
+    """How many images the model card sends to a person as unlike the training images."""
+    return sum(1 for o in outcomes if o.unclear_reason == UNUSUAL_INPUT)
