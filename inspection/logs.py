@@ -77,4 +77,9 @@ def error(message: str, **fields: object) -> None:
     log(logging.ERROR, message, **fields)
 
 
+def exception(message: str, **fields: object) -> None:
+    """An ERROR line with the traceback of the exception being handled (`stack_trace`)."""
+    LOGGER.error(message, exc_info=True, extra={"fields": fields})
+
+
 setup()

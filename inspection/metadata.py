@@ -18,6 +18,7 @@ REJECTED_AT = "rejected_at"
 ORIGINAL_NAME = "original_name"
 # Where it came from.
 SOURCE_BUCKET = "source_bucket"
+SOURCE_NAME = "source_name"  # the inbound object name, whatever the image is called later
 SOURCE_GENERATION = "source_generation"
 COPIED_FROM = "copied_from"  # gs://bucket/name#generation: the exact object a copy was made of
 # What a person decided (review app).

@@ -6,7 +6,7 @@ import time
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 
-from inspection import daily, images, layout, logs, metadata, model_card, publishing, storage
+from inspection import claims, images, layout, logs, metadata, model_card, outcomes, publishing, storage
 from inspection.classifiers import Classifier
 from inspection.labels import LabelMap
 from inspection.messages import Prediction, StorageObject
@@ -22,19 +22,25 @@ def handle_object(obj: StorageObject, settings: PredictSettings, classifier: Cla
     source = storage.ObjectRef(obj.bucket, obj.name, obj.generation)
     unsafe = layout.unservable(obj.name)
     if unsafe:
-        rejection = images.ImageRejected(
-            "unsafe_name", f"the name contains {unsafe}, which no reviewer could open"
-        )
+        rejection = images.ImageRejected("unsafe_name", f"the name {unsafe}, so no reviewer could open it")
         return _reject(source, rejection, settings, started, layout.quarantined(obj.name))
+    if obj.name.endswith("/") and obj.size == 0:
+        detail = "an empty object named like a folder; inbound needs no folders"
+        return _reject(source, images.ImageRejected("folder_placeholder", detail), settings, started)
     if obj.size > settings.max_upload_bytes:
         detail = f"{obj.size} bytes is over the limit of {settings.max_upload_bytes}"
         return _reject(source, images.ImageRejected("too_large", detail), settings, started)
     data = storage.read(source)  # a noncurrent generation too: a re-upload of the name does not hide it
     if data is None:
+        # An earlier delivery moved it; if that attempt died before its record, finish it here.
+        finished = claims.finish(
+            source, settings.prediction_bucket, record=outcomes.recorder(settings.line_segment)
+        )
         logs.info(
-            "object generation is gone; an earlier delivery routed it",
+            "object generation is gone; an earlier delivery moved it",
             image=obj.name,
             generation=obj.generation,
+            destination=finished.destination if finished else None,
         )
         return "gone"
     try:
@@ -98,8 +104,8 @@ def _reject(
     started: float,
     destination: str | None = None,
 ) -> str:
-    """Keep the file in rejected/ with the reason; one error line says why."""
-    result = storage.move(
+    """Keep the file in rejected/ (or quarantine/) with the reason; its record says why."""
+    result = claims.move(
         source,
         storage.ObjectRef(
             settings.prediction_bucket, destination or layout.routed(layout.REJECTED, source.name)
@@ -108,28 +114,17 @@ def _reject(
             metadata.REJECTED_REASON: rejection.reason,
             metadata.REJECTED_DETAIL: rejection.detail[:1000],
             metadata.REJECTED_AT: datetime.now(UTC).isoformat(),
-            metadata.ORIGINAL_NAME: layout.printable(source.name)[:1500],
-            **storage.provenance(source.bucket, source.generation),
+            metadata.ORIGINAL_NAME: layout.printable(source.name),
+            **storage.provenance(source),
         },
+        record=outcomes.recorder(settings.line_segment, started),
     )
-    if result.claim is not None:
-        daily.record(
-            settings.prediction_bucket,
-            result.claim,
-            daily.REJECTED,
-            line=layout.line_of(source.name, settings.line_segment),
-            folder=layout.REJECTED,
-            reason=result.claim.metadata[metadata.REJECTED_REASON],
+    if result.ending not in (claims.Ending.MOVED, claims.Ending.KEPT_BOTH):
+        logs.info(
+            "already rejected" if result.claim else "nothing to reject: the image generation is gone",
+            **source.log_fields(),
+            destination=result.destination,
+            ending=str(result.ending),
+            latency_ms=round((time.perf_counter() - started) * 1000, 1),
         )
-    logs.error(
-        "rejected",
-        **source.log_fields(),
-        line=layout.line_of(source.name, settings.line_segment),
-        reason=rejection.reason,
-        detail=rejection.detail,
-        folder=layout.REJECTED,
-        destination=result.destination,
-        outcome=str(result.outcome),
-        latency_ms=round((time.perf_counter() - started) * 1000, 1),
-    )
     return "rejected"

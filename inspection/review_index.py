@@ -2,16 +2,17 @@
 lexicographic listing is oldest first (`review/queue/<routed at, UTC>-<hash>`).
 
 Listing `unclear/` itself gives name order, so an image that arrived hours ago under a late name
-would wait behind newer ones. The index costs one small write when move routes an image to
-unclear/ and one delete when a reviewer decides it; the review app reads one bounded page of it
-per next image, whatever the queue's length. An entry whose image is gone (a crash between the
-decision and the delete) is dropped the next time it is met.
+would wait behind newer ones. The index costs one small write when an image's move to unclear/ is
+recorded (after its source is deleted, so a reviewer is never served a copy whose move might still
+copy again) and one delete when a reviewer decides it; the review app reads one bounded page of it
+per next image, whatever the queue's length. An entry whose image is gone is dropped the next time
+it is met; the sweep adds entries for unclear images that have none (inspection/redrive.py).
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
+from dataclasses import dataclass
 from datetime import datetime
 
 from google.api_core import exceptions as gexc
@@ -21,18 +22,37 @@ from inspection import layout, storage
 PREFIX = layout.REVIEW_QUEUE + "/"
 
 
-def entry_name(name: str, generation: int, routed_at: str) -> str:
-    when = datetime.fromisoformat(routed_at).strftime("%Y%m%dT%H%M%S.%f")
-    return f"{PREFIX}{when}-{hashlib.sha256(f'{name}#{generation}'.encode()).hexdigest()[:20]}"
+@dataclass(frozen=True)
+class Entry:
+    """Unclear image `name` (at `generation`) in `bucket`, which arrived at `routed_at`."""
+
+    bucket: str
+    name: str
+    generation: int
+    routed_at: str
+
+    @property
+    def object_name(self) -> str:
+        when = datetime.fromisoformat(self.routed_at).strftime("%Y%m%dT%H%M%S.%f")
+        return f"{PREFIX}{when}-{layout.digest(f'{self.name}#{self.generation}', 20)}"
 
 
-def add(bucket: str, name: str, generation: int, routed_at: str) -> None:
-    """Queue unclear image `name` (at that generation) under its arrival time; safe to repeat."""
-    blob = storage.client().bucket(bucket).blob(entry_name(name, generation, routed_at))
-    blob.metadata = {"name": name, "generation": str(generation), "routed_at": routed_at}
+def add(entry: Entry) -> None:
+    """Queue the image under its arrival time; safe to repeat."""
+    blob = storage.client().bucket(entry.bucket).blob(entry.object_name)
+    blob.metadata = {"name": entry.name, "generation": str(entry.generation), "routed_at": entry.routed_at}
     with contextlib.suppress(gexc.PreconditionFailed):
         blob.upload_from_string(b"", if_generation_match=0)
 
 
-def remove(bucket: str, name: str, generation: int, routed_at: str) -> None:
-    storage.delete_quietly(bucket, entry_name(name, generation, routed_at))
+def remove(entry: Entry) -> None:
+    storage.delete_quietly(entry.bucket, entry.object_name)
+
+
+def of_blob(bucket: str, blob) -> Entry | None:
+    """The entry an index object describes, or None if it is not one."""
+    meta = blob.metadata or {}
+    try:
+        return Entry(bucket, meta["name"], int(meta["generation"]), meta["routed_at"])
+    except (KeyError, ValueError):
+        return None

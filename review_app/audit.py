@@ -1,19 +1,20 @@
-"""The auditors' view: every decision and undo in a period, filtered, as a table and as CSV.
+"""The auditors' view: every decision and undo in a period, filtered, page by page, and as CSV.
 
-Only the auditors on ALLOWED_AUDITORS may see it (their own list, apart from the reviewers'; in
-local mode the local reviewer may). It reads the per-day index (`daily/<day>/`), so its cost is
-bounded by the period asked for, not by the size of `human_decided/`.
+Only the auditors on ALLOWED_AUDITORS may see it (their own list, apart from the reviewers'). It
+reads the plant's records (inspection/records.py: BigQuery in the cloud, the local sink's files in
+local mode), only the days asked for, one page at a time; the CSV streams the period row by row.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 
-from flask import Blueprint, Response, abort, current_app, g, render_template, request
+from flask import Blueprint, Response, abort, current_app, g, render_template, request, stream_with_context
 
-from inspection import daily
+from inspection import layout, records
 from review_app.auth import allowed
 
 bp = Blueprint("audit", __name__)
@@ -29,8 +30,15 @@ COLUMNS = (
     "agreement",
     "object",
 )
-FILTERS = ("reviewer", "line", "label", "agreement")
+FILTERS = {
+    "reviewer": None,
+    "line": None,
+    "label": ("", *layout.DECISIONS),
+    "agreement": ("", "agree", "overrule", "no_model", "not_judged"),
+}
 MAX_DAYS = 92
+PAGE = 100
+MAX_FILTER_CHARS = 320
 
 
 @bp.before_request
@@ -42,27 +50,11 @@ def _auditors_only() -> None:
         abort(403, "the audit view is for auditors (ALLOWED_AUDITORS)")
 
 
-def events_between(prediction_bucket: str, start: date, end: date) -> list[dict]:
-    """Decisions and undos in [start, end], oldest first, from the days asked for only."""
-    rows = []
-    for _, record in daily.read_period(prediction_bucket, start, end):
-        if record["kind"] not in (daily.DECIDED, daily.UNDONE):
-            continue
-        rows.append(
-            {
-                "at": record["at"],
-                "event": "decision" if record["kind"] == daily.DECIDED else "undo",
-                "reviewer": record.get("reviewer", ""),
-                "line": record.get("line", ""),
-                "image": record.get("image", ""),
-                "human_label": record.get("label", ""),
-                "model_label": record.get("model_label", ""),
-                "model_score": record.get("model_score", ""),
-                "agreement": record.get("agreement", ""),
-                "object": record.get("object", ""),
-            }
-        )
-    return sorted(rows, key=lambda row: row["at"])
+def store() -> records.Store:
+    location = current_app.extensions["settings"].records
+    if not location:
+        abort(503, "no records store is configured (RECORDS)")
+    return records.open_store(location)
 
 
 def _range() -> tuple[date, date]:
@@ -80,22 +72,61 @@ def _range() -> tuple[date, date]:
     return start, end
 
 
-def _rows() -> tuple[date, date, list[dict], dict[str, str]]:
-    start, end = _range()
-    chosen = {key: request.args.get(key, "").strip() for key in FILTERS}
-    field = {"label": "human_label"}
-    rows = [
-        row
-        for row in events_between(current_app.extensions["settings"].prediction_bucket, start, end)
-        if all(not value or row[field.get(key, key)] == value for key, value in chosen.items())
-    ]
-    return start, end, rows, chosen
+def _filters() -> dict[str, str]:
+    chosen = {}
+    for key, choices in FILTERS.items():
+        value = request.args.get(key, "").strip()
+        if choices is not None and value not in choices:
+            abort(400, f"{key} must be one of: {', '.join(c or 'any' for c in choices)}")
+        if len(value) > MAX_FILTER_CHARS:
+            abort(400, f"{key} is longer than {MAX_FILTER_CHARS} characters")
+        chosen[key] = value
+    return chosen
+
+
+def row(record: dict) -> dict[str, str]:
+    """A record as the auditor reads it: names shown as they are, controls made visible."""
+    score = record.get("model_score")
+    return {
+        "at": str(record["occurred_at"]),
+        "event": "decision" if record["event"] == "decided" else "undo",
+        "reviewer": record.get("reviewer") or "",
+        "line": record.get("line") or "",
+        "image": layout.displayed(record.get("image") or ""),
+        "human_label": record.get("label") or "",
+        "model_label": record.get("model_label") or "",
+        "model_score": f"{score:.6f}" if isinstance(score, float) else "",
+        "agreement": record.get("agreement") or "",
+        "object": layout.displayed(record.get("object") or ""),
+        "event_id": record["event_id"],
+    }
 
 
 @bp.get("/audit")
 def table():
-    start, end, rows, chosen = _rows()
-    return render_template("audit.html", rows=rows, columns=COLUMNS, start=start, end=end, chosen=chosen)
+    start, end = _range()
+    chosen = _filters()
+    after = (request.args.get("after_at", "")[:64], request.args.get("after_id", "")[:64])
+    found = store()
+    params = records.audit_params(start, end, chosen, after, PAGE)
+    page = [row(r) for r in found.query(records.AUDIT_PAGE, start, end, params)]
+    total = found.query(records.AUDIT_COUNT, start, end, params)[0]["events"]
+    here = {**chosen, "from": start.isoformat(), "to": end.isoformat()}
+    following = None
+    if len(page) == PAGE:
+        following = {**here, "after_at": page[-1]["at"], "after_id": page[-1]["event_id"]}
+    return render_template(
+        "audit.html",
+        rows=page,
+        columns=COLUMNS,
+        start=start,
+        end=end,
+        chosen=chosen,
+        total=total,
+        here=here,
+        following=following,
+        first=not after[0],
+    )
 
 
 def _cell(value: str) -> str:
@@ -105,15 +136,25 @@ def _cell(value: str) -> str:
 
 @bp.get("/audit.csv")
 def download():
-    start, end, rows, _ = _rows()
-    buffer = io.StringIO()
-    buffer.write("\ufeff")  # a BOM: spreadsheet programs then read the file as UTF-8
-    writer = csv.writer(buffer)
-    writer.writerow(COLUMNS)
-    for row in rows:
-        writer.writerow([_cell(str(row[c])) for c in COLUMNS])
+    start, end = _range()
+    chosen = _filters()
+    found = store()
+
+    def lines() -> Iterator[bytes]:
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        buffer.write("\ufeff")  # a BOM: spreadsheet programs then read the file as UTF-8
+        writer.writerow(COLUMNS)
+        for record in records.audit_pages(found, start, end, chosen):
+            shown = row(record)
+            writer.writerow([_cell(shown[c]) for c in COLUMNS])
+            yield buffer.getvalue().encode("utf-8")
+            buffer.seek(0)
+            buffer.truncate()
+        yield buffer.getvalue().encode("utf-8")
+
     return Response(
-        buffer.getvalue().encode("utf-8"),
+        stream_with_context(lines()),
         mimetype="text/csv",
         headers={"Content-Disposition": f'attachment; filename="decisions_{start}_{end}.csv"'},
     )

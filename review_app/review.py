@@ -104,8 +104,10 @@ def skip():
 
 @bp.post("/api/undo")
 def undo():
+    body = _body()
+    generation = _generation(body["generation"]) if body.get("generation") is not None else None
     try:
-        item = decisions().undo(_body().get("decision"), g.reviewer)
+        item = decisions().undo(body.get("decision"), generation, g.reviewer)
     except AlreadyDecided:
         return jsonify(error="the image changed since; nothing was undone", conflict=True), 409
     return jsonify(_item_json(item))

@@ -27,10 +27,18 @@ class ReviewSettings(EnvSettings):
     undo_seconds: int = var("UNDO_SECONDS", integer(0, 3600), "120")
     signed_url_seconds: int = var("SIGNED_URL_SECONDS", integer(60, 3600), "300")
     line_segment: int = var("LINE_SEGMENT", integer(0, 20), "1")  # which folder names the line
+    # Where the audit view reads the plant's records: bigquery:<project>.<dataset>, or the local
+    # sink's folder (inspection/records.py). Required with IAP; the program sets it.
+    records: str = var("RECORDS", optional, "")
 
     @classmethod
     def _complete(cls, env: Mapping[str, str], values: dict) -> Self:
         if values["auth_mode"] == "iap" and not values["iap_audience"].startswith("/projects/"):
             expected = "/projects/<project number>/apps/<project id>"
             raise ConfigError(f"IAP_AUDIENCE is not set: expected {expected} (REVIEW_AUTH=iap)")
+        if values["auth_mode"] == "iap" and not values["records"]:
+            raise ConfigError(
+                "RECORDS is not set: expected bigquery:<project>.<dataset> (REVIEW_AUTH=iap; the Pulumi "
+                "program sets it) or the local sink's folder"
+            )
         return cls(**values)

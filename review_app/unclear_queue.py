@@ -4,8 +4,12 @@ Object names are keys, never paths: nothing here normalises `..`. A request may 
 under `unclear/` (or, for undo, the reviewer's own decision), and an object that does not exist
 literally is simply not found.
 
-A lease is `review/leases/<object>`, created with `if_generation_match=0`, or taken over once
-expired with `if_generation_match=<its generation>`, so any number of app instances agree.
+A lease is `review/leases/<hash of the object name>` (the name in its metadata, so every servable
+name has a lease of fixed length), created with `if_generation_match=0`, or taken over once expired
+with `if_generation_match=<its generation>`, so any number of app instances agree.
+
+Only images in the arrival-ordered index are served. Their moves put them there after deleting
+their source, so a reviewer never takes a copy whose move could still copy it again.
 """
 
 from __future__ import annotations
@@ -46,6 +50,8 @@ class Item:
     model_score: float | None
     arrived: str
     lease_expires: str
+    unclear_reason: str = ""
+    unclear_detail: str = ""
 
 
 @dataclass(frozen=True)
@@ -103,9 +109,8 @@ class Queue:
         return storage.client().bucket(self.prediction_bucket)
 
     def next_item(self, reviewer: str, exclude: set[str] = frozenset()) -> Item | None:
-        """Lease the image that has waited longest and nobody else holds: from the arrival-ordered
-        index, then (for images routed before it existed) from unclear/ itself. Bounded pages,
-        never the whole prefix."""
+        """Lease the image that has waited longest and nobody else holds, from the arrival-ordered
+        index. Bounded pages, never the whole prefix."""
         leases = self._leases()
 
         def available(name: str) -> bool:
@@ -122,21 +127,15 @@ class Queue:
         """Unclear images this reviewer may take, oldest first as far as the index knows. An index
         entry names its image, so only an image that is available is read: the requests per next
         image stay flat however many images are leased or skipped."""
-        seen = set()
-        for entry in self._pages(review_index.PREFIX):
-            meta = entry.metadata or {}
-            name = meta.get("name", "")
-            seen.add(name)
-            if not available(name):
+        for listed in self._pages(review_index.PREFIX):
+            entry = review_index.of_blob(self.prediction_bucket, listed)
+            if entry is None or not available(entry.name):
                 continue
-            blob = self.bucket.get_blob(name, generation=int(meta.get("generation") or 0) or None)
+            blob = self.bucket.get_blob(entry.name, generation=entry.generation)
             if blob is None:  # decided meanwhile: its entry is stale
-                storage.delete_quietly(self.prediction_bucket, entry.name, entry.generation)
+                storage.delete_quietly(self.prediction_bucket, listed.name, listed.generation)
                 continue
             yield blob
-        for blob in self._pages(UNCLEAR_PREFIX):
-            if blob.name not in seen and available(blob.name):
-                yield blob
 
     def _pages(self, prefix: str):
         token = None
@@ -175,8 +174,12 @@ class Queue:
 
     def _leases(self) -> dict[str, Lease]:
         """Live leases: one or two per active reviewer, so listing them is cheap."""
-        prefix = layout.LEASES + "/"
-        return {blob.name[len(prefix) :]: _lease(blob) for blob in self.bucket.list_blobs(prefix=prefix)}
+        found = {}
+        for blob in self.bucket.list_blobs(prefix=layout.LEASES + "/"):
+            name = (blob.metadata or {}).get("name")
+            if name:
+                found[name] = _lease(blob)
+        return found
 
     def _take(self, blob, reviewer: str, holder: Lease | None) -> Item | None:
         expires = (now() + self.lease_for).isoformat()
@@ -193,11 +196,13 @@ class Queue:
             arrived=meta.get(metadata.ROUTED_AT)
             or (blob.time_created.isoformat() if blob.time_created else ""),
             lease_expires=expires,
+            unclear_reason=meta.get(metadata.UNCLEAR_REASON, ""),
+            unclear_detail=meta.get(metadata.UNCLEAR_DETAIL, ""),
         )
 
     def _write(self, name: str, reviewer: str, expires: str, precondition: int | None) -> None:
         lease = self.bucket.blob(layout.lease(name))
-        lease.metadata = {"reviewer": reviewer, "expires": expires}
+        lease.metadata = {"name": name, "reviewer": reviewer, "expires": expires}
         lease.upload_from_string(
             json.dumps({"reviewer": reviewer, "expires": expires}),
             content_type="application/json",

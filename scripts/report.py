@@ -1,11 +1,13 @@
 """The plant's quality report: per line and per day, images, defect rate against its control limit,
-unclear share, reviewer overrule rate, and the threshold and model in force.
+unclear share, how often reviewers overruled the model and how long images waited for them,
+rejections, and the threshold and model in force.
 
-    python -m scripts.report --prediction-bucket acme-qi-prediction --from 2026-11-01 --to 2026-11-25
-    python -m scripts.report                      # the running `make demo`, today
+    python -m scripts.report --records bigquery:my-factory-project.acme_qi_records --from 2026-11-01 --to 2026-11-25
+    python -m scripts.report                      # the local stack's records (make demo), today
 
-One self-contained HTML page (charts as inline SVG; nothing from a CDN). It reads only the days asked
-for (the prediction bucket's `daily/<day>/` index), so its cost is bounded by the period.
+One self-contained HTML page (charts as inline SVG; nothing from a CDN). It reads the plant's records
+(inspection/records.py): BigQuery in the cloud, DuckDB over the local sink's files on a laptop, and
+only the days asked for, so its cost is bounded by the period, not by the history.
 
 The control limit is the p-chart's: p̄ + 3·√(p̄(1−p̄)/n), n being the day's images with a known label
 and p̄ the line's baseline: given with --baseline (or --line-baseline line=rate), or else measured
@@ -19,39 +21,57 @@ import argparse
 import html
 import math
 from collections import defaultdict
-from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
 from pathlib import Path
 
-from inspection import daily
-from inspection.layout import DEFECT, OK, UNCLEAR
+from inspection import records
 
-MAX_DAYS = 366
+MAX_DAYS = records.MAX_DAYS
 
 
 @dataclass
 class Day:
-    """One line's figures for one day."""
+    """One line's figures for one day (inspection.records.REPORT)."""
 
-    routed: dict[str, int] = field(default_factory=lambda: defaultdict(int))  # folder → images
+    routed_ok: int = 0
+    routed_defect: int = 0
+    routed_unclear: int = 0
+    unusual: int = 0
     rejected: int = 0
-    human: dict[str, int] = field(default_factory=lambda: defaultdict(int))  # label → decisions
-    agreement: dict[str, int] = field(default_factory=lambda: defaultdict(int))
-    thresholds: set = field(default_factory=set)
-    models: set = field(default_factory=set)
+    human_ok: int = 0
+    human_defect: int = 0
+    human_unusable: int = 0
+    agreed: int = 0
+    overruled: int = 0
+    wait_p50_s: float | None = None
+    wait_p90_s: float | None = None
+    models: str = ""
+    thresholds: str = ""
+
+    @classmethod
+    def of(cls, row: dict) -> Day:
+        known = {k: row[k] for k in cls.__dataclass_fields__ if k in row}
+        return cls(
+            **{k: (v if v is not None else cls.__dataclass_fields__[k].default) for k, v in known.items()}
+        )
+
+    @property
+    def routed(self) -> int:
+        return self.routed_ok + self.routed_defect + self.routed_unclear
 
     @property
     def images(self) -> int:
-        return sum(self.routed.values()) + self.rejected
+        return self.routed + self.rejected
 
     @property
     def known(self) -> int:
-        """Images with a label: decided by the model, or by a person."""
-        return self.routed[OK] + self.routed[DEFECT] + sum(self.human.values())
+        """Images with a label: decided by the model, or by a person (not: not a part)."""
+        return self.routed_ok + self.routed_defect + self.human_ok + self.human_defect
 
     @property
     def defects(self) -> int:
-        return self.routed[DEFECT] + self.human[DEFECT]
+        return self.routed_defect + self.human_defect
 
     @property
     def defect_rate(self) -> float | None:
@@ -59,33 +79,20 @@ class Day:
 
     @property
     def unclear_share(self) -> float | None:
-        routed = sum(self.routed.values())
-        return self.routed[UNCLEAR] / routed if routed else None
+        return self.routed_unclear / self.routed if self.routed else None
 
     @property
     def overrule_rate(self) -> float | None:
-        judged = self.agreement["agree"] + self.agreement["overrule"]
-        return self.agreement["overrule"] / judged if judged else None
+        judged = self.agreed + self.overruled
+        return self.overruled / judged if judged else None
 
 
-def days(start: date, end: date) -> list[date]:
-    return [start + timedelta(days=n) for n in range((end - start).days + 1)]
-
-
-def collect(bucket: str, start: date, end: date) -> dict[str, dict[date, Day]]:
+def collect(store: records.Store, start: date, end: date) -> dict[str, dict[date, Day]]:
     """line → day → figures, from the days asked for only."""
-    lines: dict[str, dict[date, Day]] = defaultdict(lambda: defaultdict(Day))
-    for day, record in daily.read_period(bucket, start, end):
-        figures = lines[record.get("line", "none")][day]
-        if record["kind"] == daily.ROUTED:
-            figures.routed[record["folder"]] += 1
-            figures.thresholds.add(record.get("threshold"))
-            figures.models.add(record.get("model"))
-        elif record["kind"] == daily.REJECTED:
-            figures.rejected += 1
-        elif record["kind"] == daily.DECIDED:
-            figures.human[record["label"]] += 1
-            figures.agreement[record.get("agreement", "no_model")] += 1
+    lines: dict[str, dict[date, Day]] = defaultdict(dict)
+    for row in records.report_rows(store, start, end):
+        day = row["day"] if isinstance(row["day"], date) else date.fromisoformat(str(row["day"]))
+        lines[row["line"] or "none"][day] = Day.of(row)
     return lines
 
 
@@ -101,6 +108,16 @@ def control_limit(p: float, n: int) -> float:
 
 def _percent(value: float | None) -> str:
     return "–" if value is None else f"{value:.1%}"
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "–"
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
 
 
 def chart(per_day: dict[date, Day], period: list[date], p: float | None) -> str:
@@ -185,7 +202,8 @@ def render(
         out.append(chart(per_day, period, p))
         out.append(
             "<table><thead><tr><th>day</th><th>images</th><th>defect rate</th><th>control limit</th>"
-            "<th>unclear</th><th>overruled</th><th>rejected</th><th>threshold</th><th>model</th></tr></thead><tbody>"
+            "<th>unclear</th><th>overruled</th><th>waited (median, 90%)</th><th>not a part</th>"
+            "<th>rejected</th><th>threshold</th><th>model</th></tr></thead><tbody>"
         )
         for day in period:
             d = per_day.get(day)
@@ -197,9 +215,10 @@ def render(
             out.append(
                 f"<tr data-day='{day}'><td>{day}</td><td class='images'>{d.images}</td><td class='defect-rate'>{rate}</td>"
                 f"<td>{_percent(limit)}</td><td class='unclear'>{_percent(d.unclear_share)}</td>"
-                f"<td class='overruled'>{_percent(d.overrule_rate)}</td><td class='rejected'>{d.rejected}</td>"
-                f"<td>{html.escape(', '.join(sorted(str(t) for t in d.thresholds if t is not None)) or '–')}</td>"
-                f"<td>{html.escape(', '.join(sorted(str(m) for m in d.models if m)) or '–')}</td></tr>"
+                f"<td class='overruled'>{_percent(d.overrule_rate)}</td>"
+                f"<td class='waited'>{_duration(d.wait_p50_s)}, {_duration(d.wait_p90_s)}</td>"
+                f"<td class='unusable'>{d.human_unusable}</td><td class='rejected'>{d.rejected}</td>"
+                f"<td>{html.escape(d.thresholds or '–')}</td><td>{html.escape(d.models or '–')}</td></tr>"
             )
         out.append("</tbody></table></section>")
     out.append("</body></html>")
@@ -217,11 +236,15 @@ def _line_baselines(items: list[str]) -> dict[str, float]:
     return found
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--prediction-bucket", help="the prediction bucket (default: the running demo's)")
+    parser.add_argument(
+        "--records",
+        help="bigquery:<project>.<dataset> (pulumi stack output records), or the local sink's folder "
+        "(default: the local stack's, .demo/records)",
+    )
     parser.add_argument(
         "--from", dest="start", type=date.fromisoformat, help="first day, YYYY-MM-DD (default today)"
     )
@@ -236,27 +259,25 @@ def main(argv: list[str] | None = None) -> None:
     start, end = args.start or today, args.end or today
     if end < start or (end - start).days >= MAX_DAYS:
         raise SystemExit(f"--from {start} --to {end}: the period must be 1 to {MAX_DAYS} days")
-    bucket = args.prediction_bucket or _demo_bucket()
-    lines = collect(bucket, start, end)
-    period = days(start, end)
+    store = records.open_store(args.records or str(_demo_records()))
+    lines = collect(store, start, end)
+    period = records.days(start, end)
     args.out.write_text(render(lines, period, _line_baselines(args.line_baseline), args.baseline))
     for line, per_day in sorted(lines.items()):
         p = baseline(per_day)
         print(f"line {line}: {sum(d.images for d in per_day.values())} images, measured p̄ {_percent(p)}")
     print(f"report: {args.out.resolve()}")
+    return 0
 
 
-def _demo_bucket() -> str:
-    import os
+def _demo_records() -> Path:
+    from scripts.local.state import DEFAULT_STATE, RECORDS
 
-    from scripts.local.state import DEFAULT_STATE, running_stack
-
-    stack = running_stack(DEFAULT_STATE)
-    if stack is None:
-        raise SystemExit("no running demo found: pass --prediction-bucket, or start `make demo`")
-    os.environ["STORAGE_EMULATOR_HOST"] = stack["gcs"]
-    return stack["prediction"]
+    folder = DEFAULT_STATE / RECORDS
+    if not folder.is_dir():
+        raise SystemExit("no records found: pass --records, or run `make demo` first")
+    return folder
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

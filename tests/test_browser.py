@@ -19,14 +19,13 @@ pytestmark = pytest.mark.browser
 @pytest.fixture
 def served(make_bucket):
     bucket = make_bucket("prediction")
-    for i, defect in enumerate(("crack", None)):
-        blob = bucket.blob(f"unclear/line-1/part-{i}.jpeg")
-        blob.metadata = {
-            "predicted_label": "defect",
-            "predicted_score": "0.710000",
-            "routed_at": "2026-11-25T09:30:00+00:00",
-        }
-        blob.upload_from_string(image_bytes(defect=defect), content_type="image/jpeg")
+    queue_images(
+        bucket,
+        {
+            "line-1/part-0.jpeg": "2026-11-25T09:30:00+00:00",
+            "line-1/part-1.jpeg": "2026-11-25T09:31:00+00:00",
+        },
+    )
     server = make_server(
         "127.0.0.1", 0, create_app({"PREDICTION_BUCKET": bucket.name, "REVIEW_AUTH": "local"}), threaded=True
     )
@@ -96,8 +95,7 @@ def test_an_empty_queue_refreshes_by_itself(page, make_bucket):
     try:
         page.goto(f"http://127.0.0.1:{server.server_port}")
         expect(page.locator("#empty")).to_be_visible()
-        blob = bucket.blob("unclear/late/arrival.jpeg")
-        blob.upload_from_string(image_bytes(), content_type="image/jpeg")
+        queue_images(bucket, {"late/arrival.jpeg": "2026-11-25T09:30:00+00:00"})
         expect(page.locator("#name")).to_have_text("late/arrival.jpeg", timeout=15_000)  # polls every 10 s
         expect(page.locator("#empty")).to_be_hidden()
     finally:
@@ -133,7 +131,7 @@ def test_every_name_the_pipeline_routes_to_a_person_can_be_seen_and_decided(page
             wait_for(
                 lambda: not stack.inbound_names() and len(stack.routed()["unclear"]) == len(SERVABLE), 60
             )
-            assert len(stack.routed()["rejected"]) == len(UNSERVABLE)
+            assert len(stack.routed()["quarantine"]) == len(UNSERVABLE)
             app = create_app({"PREDICTION_BUCKET": config.prediction_bucket, "REVIEW_AUTH": "local"})
             server = make_server("127.0.0.1", 0, app, threaded=True)
             threading.Thread(target=server.serve_forever, daemon=True).start()
@@ -193,7 +191,8 @@ def test_the_quality_report_shows_what_the_bucket_holds(page, small_model, tmp_p
             if item is not None:  # a person decides one unclear image
                 Decisions(queue).decide(item.name, item.generation, "defect", "lead@example.com")
             out = tmp_path / "report.html"
-            report.main(["--prediction-bucket", config.prediction_bucket, "--out", str(out)])
+            stack.sink.flush()
+            report.main(["--records", str(stack.records_dir), "--out", str(out)])
             objects = [b.name for b in storage.client().list_blobs(config.prediction_bucket)]
     finally:
         os.environ.clear()
@@ -244,11 +243,13 @@ def queue_images(bucket, arrivals: dict[str, str]):
     """Unclear images as move routes them: the object, and its entry in the arrival-ordered index."""
     from inspection import review_index
 
-    for name, routed_at in arrivals.items():
+    for index, (name, routed_at) in enumerate(arrivals.items()):
         blob = bucket.blob(f"unclear/{name}")
         blob.metadata = {"predicted_label": "defect", "predicted_score": "0.710000", "routed_at": routed_at}
-        blob.upload_from_string(image_bytes(defect="crack"), content_type="image/jpeg")
-        review_index.add(bucket.name, blob.name, blob.generation, routed_at)
+        blob.upload_from_string(
+            image_bytes(defect="crack" if index % 2 == 0 else None), content_type="image/jpeg"
+        )
+        review_index.add(review_index.Entry(bucket.name, blob.name, blob.generation, routed_at))
 
 
 def test_reviewers_get_the_image_that_waited_longest_and_see_how_long(page, make_bucket):
@@ -302,7 +303,7 @@ def test_the_loupe_and_contrast_and_no_upscaling_without_asking(page, make_bucke
 
 
 def test_success_conflict_and_error_look_different_and_name_the_image(page, make_bucket):
-    from inspection import storage
+    from inspection import claims, storage
 
     bucket = make_bucket("prediction")
     queue_images(
@@ -324,7 +325,7 @@ def test_success_conflict_and_error_look_different_and_name_the_image(page, make
 
     # someone else decides b (say, after b's lease ran out) while it is on this screen
     b = bucket.get_blob("unclear/line-1/b.jpeg")
-    storage.move(
+    claims.move(
         storage.ObjectRef(bucket.name, b.name, b.generation),
         storage.ObjectRef(bucket.name, "human_decided/defect/line-1/b.jpeg"),
         {"reviewer": "other@example.com", "human_label": "defect"},
@@ -378,13 +379,16 @@ def test_undoing_the_third_last_decision_from_the_history(page, make_bucket):
 def test_the_audit_view_for_an_auditor_and_not_for_a_reviewer(page, make_bucket, tmp_path):
     from review_app.decisions import Decisions
     from review_app.unclear_queue import Queue
+    from scripts.local.sink import RecordSink
     from tests.review_helpers import AUDIENCE, FakeIap
 
     bucket = make_bucket("prediction")
     queue_images(bucket, {"line-1/Überprüfung.jpeg": "2026-11-25T06:00:00+00:00"})
     queue = Queue(bucket.name)
     item = queue.next_item("alice@example.com")
+    sink = RecordSink(tmp_path / "records").install()
     Decisions(queue).decide(item.name, item.generation, "defect", "alice@example.com")
+    sink.uninstall()
     iap = FakeIap()
     app = create_app(
         {
@@ -392,6 +396,7 @@ def test_the_audit_view_for_an_auditor_and_not_for_a_reviewer(page, make_bucket,
             "IAP_AUDIENCE": AUDIENCE,
             "IAP_CERTS_URL": iap.certs_url,
             "ALLOWED_AUDITORS": "auditor@example.com",
+            "RECORDS": str(tmp_path / "records"),
         }
     )
     server, url = serve(app)

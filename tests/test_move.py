@@ -9,8 +9,9 @@ import pytest
 from cloudevents.conversion import to_binary, to_structured
 from cloudevents.http import CloudEvent
 
-from inspection import layout, storage
+from inspection import layout
 from inspection.errors import ConfigError
+from tests.faults import Child, failing
 from tests.helpers import logged, make_function, prediction, push_body
 
 THRESHOLD = 0.8
@@ -101,21 +102,21 @@ def test_redelivery_is_a_no_op(env, move):
     assert topic.read(expect=1, timeout=1) == []  # nothing dead-lettered
 
 
-def test_a_crash_between_copy_and_delete_is_finished_by_redelivery(env, move, monkeypatch):
+def test_a_crash_between_copy_and_delete_is_finished_by_redelivery(env, move, fake_gcs):
+    """The instance dies (SIGKILL) when it asks storage to delete the source; Pub/Sub redelivers."""
     inbound, predicted, _ = env
     blob = upload(inbound, "crash.jpg")
     body = push_body(prediction(inbound.name, "crash.jpg", blob.generation))
-    real_delete = storage._delete_generation
-
-    def crash(*args):
-        raise ConnectionError("instance died")
-
-    monkeypatch.setattr(storage, "_delete_generation", crash)
-    assert post(move, body).status_code == 500  # the platform will redeliver
-    assert names(inbound) == ["crash.jpg"] and names(predicted) == ["ok/crash.jpg"]
-    monkeypatch.setattr(storage, "_delete_generation", real_delete)
+    child = Child(fake_gcs, {})
+    died = child.run("move", body)  # a clean run, counted, to find which request is the delete
+    assert died.returncode == 0
+    deletes_at = next(i for i, c in enumerate(child.requests, 1) if c.method == "objects.delete")
+    blob = upload(inbound, "crash2.jpg")
+    body = push_body(prediction(inbound.name, "crash2.jpg", blob.generation))
+    assert child.run("move", body, kill_at=deletes_at).returncode == -9  # the platform will redeliver
+    assert names(inbound) == ["crash2.jpg"] and names(predicted) == ["ok/crash.jpg", "ok/crash2.jpg"]
     assert post(move, body).status_code == 204
-    assert names(inbound) == [] and names(predicted) == ["ok/crash.jpg"]
+    assert names(inbound) == [] and names(predicted) == ["ok/crash.jpg", "ok/crash2.jpg"]
 
 
 def test_an_old_message_never_deletes_a_newer_upload(env, move):
@@ -154,8 +155,9 @@ def test_a_different_file_at_the_destination_is_kept_and_so_is_ours(env, move, c
     caplog.clear()
     assert post(move, body).status_code == 204  # and a redelivery adds nothing
     assert len(names(predicted)) == 2
-    redelivered = logged(caplog, "routed")
-    assert [(r["outcome"], r["destination"]) for r in redelivered] == [("already_moved", alternative)]
+    assert logged(caplog, "routed") == []  # the record was written once, by the first delivery
+    redelivered = logged(caplog, "already routed")
+    assert [(r["ending"], r["destination"]) for r in redelivered] == [("already_moved", alternative)]
 
 
 @pytest.mark.parametrize(
@@ -204,17 +206,14 @@ def test_malformed_messages_go_to_the_dead_letter_topic_and_are_acknowledged(env
     assert line["severity"] == "ERROR" and line["payload"] == body.decode()
 
 
-def test_storage_trouble_is_retried_not_acknowledged(env, move, monkeypatch):
+def test_storage_trouble_is_retried_not_acknowledged(env, move, fake_gcs):
+    """Storage refuses the copy (a missing grant answers 403, which no client retries): move
+    answers 500 so that Pub/Sub delivers again, and nothing is dead-lettered or lost."""
     inbound, _, topic = env
     blob = upload(inbound, "flaky.jpg")
-
-    def unavailable(*args, **kwargs):
-        from google.api_core.exceptions import ServiceUnavailable
-
-        raise ServiceUnavailable("try later")
-
-    monkeypatch.setattr(storage, "_place", unavailable)
-    assert post(move, push_body(prediction(inbound.name, "flaky.jpg", blob.generation))).status_code == 500
+    with failing(fake_gcs, lambda call: call.method == "objects.rewrite", status=403) as failed:
+        answer = post(move, push_body(prediction(inbound.name, "flaky.jpg", blob.generation)))
+    assert failed and answer.status_code == 500
     assert names(inbound) == ["flaky.jpg"]
     assert topic.read(expect=1, timeout=1) == []
 

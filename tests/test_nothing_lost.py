@@ -15,6 +15,7 @@ from cloudevents.conversion import to_binary
 from cloudevents.http import CloudEvent
 
 from inspection import layout, storage
+from tests.faults import between
 from tests.helpers import image_bytes, logged, make_function, prediction, push_body, storage_event
 
 
@@ -39,7 +40,7 @@ def move_with(monkeypatch, threshold: str):
     return make_function("move_image", "http")
 
 
-def test_two_deliveries_that_choose_different_folders_end_in_one(env, monkeypatch):
+def test_two_deliveries_that_choose_different_folders_end_in_one(env, monkeypatch, fake_gcs):
     """A threshold rollout: one revision says ok/, the other unclear/, for the same generation,
     the second arriving between the first's copy and its delete."""
     inbound, predicted, _ = env
@@ -47,16 +48,12 @@ def test_two_deliveries_that_choose_different_folders_end_in_one(env, monkeypatc
     blob.upload_from_string(b"bytes")
     body = push_body(prediction(inbound.name, blob.name, blob.generation, "ok", 0.85))
     old, new = move_with(monkeypatch, "0.8"), move_with(monkeypatch, "0.9")
-    real_delete, answers, started = storage._delete_generation, [], []
 
-    def second_delivery_meanwhile(source):
-        if not started:
-            started.append(True)
-            answers.append(new.post("/", json=body).status_code)
-        return real_delete(source)
+    def first_deletes_the_source(call):
+        return call.method == "objects.delete" and call.bucket == inbound.name
 
-    monkeypatch.setattr(storage, "_delete_generation", second_delivery_meanwhile)
-    assert old.post("/", json=body).status_code == 204
+    with between(fake_gcs, first_deletes_the_source, lambda: new.post("/", json=body).status_code) as answers:
+        assert old.post("/", json=body).status_code == 204
     assert answers == [204]
     assert images(predicted) == ["ok/line-1/part.jpeg"]
     assert images(inbound) == []
@@ -221,7 +218,7 @@ def test_a_name_no_reviewer_could_open_is_quarantined_under_a_safe_name(env, nam
     headers, data = to_binary(storage_event(blob))
     assert predict.post("/", headers=headers, data=data).status_code == 200
     [kept] = images(predicted)
-    assert kept.startswith("rejected/unsafe_name/") and all(32 < ord(ch) < 127 for ch in kept)
+    assert kept.startswith("quarantine/") and all(32 < ord(ch) < 127 for ch in kept)
     meta = predicted.get_blob(kept).metadata
     assert meta["rejected_reason"] == "unsafe_name"
     assert json.loads(f'"{meta["original_name"]}"') == name

@@ -54,7 +54,9 @@ ENV = {  # the smallest valid environment of each deployable, as the Pulumi prog
     "sweep": SweepSettings.environment(
         **PREDICT, inbound_bucket="i", held_subscription="projects/p/subscriptions/h"
     ),
-    "review-app": ReviewSettings.environment(prediction_bucket="b", iap_audience="/projects/1/apps/p"),
+    "review-app": ReviewSettings.environment(
+        prediction_bucket="b", iap_audience="/projects/1/apps/p", records="bigquery:p.d"
+    ),
 }
 
 

@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import threading
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import requests
 
-from inspection import layout
+from inspection import layout, review_index
 from inspection.errors import ConfigError
 from review_app import create_app
 from review_app import unclear_queue as reviews_module
 from review_app.decisions import Decisions
 from review_app.unclear_queue import AlreadyDecided, Queue
+from tests.faults import Child, between
 from tests.helpers import logged
 from tests.review_helpers import AUDIENCE, FakeIap, Reviewer
 
@@ -32,14 +34,23 @@ def bucket(make_bucket):
     return make_bucket("prediction")
 
 
-def add_unclear(bucket, name: str, label: str = "defect", score: float = 0.7, data: bytes = b"jpeg bytes"):
+_arrivals = itertools.count()
+
+
+def add_unclear(
+    bucket, name: str, label: str = "defect", score: float = 0.7, data: bytes = b"jpeg bytes", arrived=None
+):
+    """An unclear image as move leaves it: the object, and its place in the reviewers' queue (by
+    default each image arrives after the one before)."""
     blob = bucket.blob(f"unclear/{name}")
+    arrived = arrived or datetime(2026, 11, 25, 10, tzinfo=UTC) + timedelta(seconds=next(_arrivals))
     blob.metadata = {
         "predicted_label": label,
         "predicted_score": f"{score:.6f}",
-        "routed_at": "2026-11-25T10:00:00+00:00",
+        "routed_at": arrived.isoformat(),
     }
     blob.upload_from_string(data, content_type="image/jpeg")
+    review_index.add(review_index.Entry(bucket.name, blob.name, blob.generation, blob.metadata["routed_at"]))
     return blob
 
 
@@ -51,13 +62,24 @@ def names(bucket, prefix: str = "") -> list[str]:
 
 
 @pytest.fixture
-def make_app(bucket, iap):
+def sink(tmp_path):
+    """The local stack's log sink: the records the app writes, in the store the audit view reads."""
+    from scripts.local.sink import RecordSink
+
+    installed = RecordSink(tmp_path / "records").install()
+    yield installed
+    installed.uninstall()
+
+
+@pytest.fixture
+def make_app(bucket, iap, sink):
     def make(**config):
         settings = {
             "PREDICTION_BUCKET": bucket.name,
             "REVIEW_AUTH": "iap",
             "IAP_AUDIENCE": AUDIENCE,
             "IAP_CERTS_URL": iap.certs_url,
+            "RECORDS": str(sink.store.root),
             **config,
         }
         return create_app(settings)
@@ -185,47 +207,43 @@ def test_a_real_race_between_many_deciders_records_one_decision(bucket, labels):
     assert names(bucket, "unclear/") == []
 
 
-def test_a_loser_never_takes_back_the_copy_that_holds_the_winners_decision(bucket, monkeypatch):
+def test_a_loser_never_takes_back_the_copy_that_holds_the_winners_decision(bucket, fake_gcs):
     """Same label, interleaved: B arrives while A's copy exists but before A deletes the source."""
-    from inspection import storage
-
     blob = add_unclear(bucket, "interleaved.jpg")
     core = Decisions(Queue(bucket.name))
-    real_delete = storage._delete_generation
-    outcomes, started = [], []
+    outcomes = []
 
-    def b_decides_first(*args):
-        if not started:
-            started.append(True)
-            try:
-                core.decide("unclear/interleaved.jpg", blob.generation, "ok", "bob@example.com")
-                outcomes.append("bob won")
-            except AlreadyDecided:
-                outcomes.append("bob lost")
-        return real_delete(*args)
+    def b_decides():
+        try:
+            core.decide("unclear/interleaved.jpg", blob.generation, "ok", "bob@example.com")
+            outcomes.append("bob won")
+        except AlreadyDecided:
+            outcomes.append("bob lost")
 
-    monkeypatch.setattr(storage, "_delete_generation", b_decides_first)
-    core.decide("unclear/interleaved.jpg", blob.generation, "ok", "alice@example.com")
+    def a_deletes_the_source(call):
+        return call.method == "objects.delete" and call.name == "unclear/interleaved.jpg"
+
+    with between(fake_gcs, a_deletes_the_source, b_decides):
+        core.decide("unclear/interleaved.jpg", blob.generation, "ok", "alice@example.com")
     assert outcomes == ["bob lost"]
     assert names(bucket) == ["human_decided/ok/interleaved.jpg"]
     assert bucket.get_blob("human_decided/ok/interleaved.jpg").metadata["reviewer"] == "alice@example.com"
 
 
-def test_a_decision_whose_attempt_crashed_is_finished_by_the_next_attempt_and_stands(bucket, monkeypatch):
+def test_a_decision_whose_attempt_crashed_is_finished_by_the_next_attempt_and_stands(bucket, fake_gcs):
     """Alice's request dies between copy and delete. Her decision was recorded first, so Bob's later
     attempt carries it out (the image is not stranded) and Bob is told it was decided."""
-    from inspection import storage
-
     blob = add_unclear(bucket, "orphan.jpg")
-    core = Decisions(Queue(bucket.name))
-    monkeypatch.setattr(
-        storage, "_delete_generation", lambda *a: (_ for _ in ()).throw(ConnectionError("died"))
+    alice = Child(fake_gcs, {})
+    job = {"bucket": bucket.name, "name": blob.name, "generation": blob.generation, "label": "ok"}
+    died = alice.run(
+        "decide", {**job, "reviewer": "alice@example.com"}, kill_at=_delete_of(alice, job, bucket)
     )
-    with pytest.raises(ConnectionError):
-        core.decide("unclear/orphan.jpg", blob.generation, "ok", "alice@example.com")
-    monkeypatch.undo()
+    assert died.returncode == -9
     with pytest.raises(AlreadyDecided):
-        core.decide("unclear/orphan.jpg", blob.generation, "defect", "bob@example.com")
+        Decisions(Queue(bucket.name)).decide(
+            "unclear/orphan.jpg", blob.generation, "defect", "bob@example.com"
+        )
     assert names(bucket) == ["human_decided/ok/orphan.jpg"]
     assert bucket.get_blob("human_decided/ok/orphan.jpg").metadata["reviewer"] == "alice@example.com"
 
@@ -257,22 +275,30 @@ def test_only_your_own_recent_decision_can_be_undone(make_app, iap, bucket):
     assert names(bucket, "human_decided/") == [decision["name"]]
 
 
-def test_a_retried_decision_after_an_interrupted_attempt_completes(bucket, monkeypatch):
+def test_a_retried_decision_after_an_interrupted_attempt_completes(bucket, fake_gcs):
     blob = add_unclear(bucket, "retry.jpg")
-    core = Decisions(Queue(bucket.name))
-    real_delete = type(blob).delete
-
-    def crash(self, *args, **kwargs):
-        if self.name == "unclear/retry.jpg":
-            raise ConnectionError("instance died between copy and delete")
-        return real_delete(self, *args, **kwargs)
-
-    monkeypatch.setattr(type(blob), "delete", crash)
-    with pytest.raises(ConnectionError):
-        core.decide("unclear/retry.jpg", blob.generation, "ok", "alice@example.com")
-    monkeypatch.setattr(type(blob), "delete", real_delete)
-    core.decide("unclear/retry.jpg", blob.generation, "ok", "alice@example.com")
+    alice = Child(fake_gcs, {})
+    job = {"bucket": bucket.name, "name": blob.name, "generation": blob.generation, "label": "ok"}
+    died = alice.run(
+        "decide", {**job, "reviewer": "alice@example.com"}, kill_at=_delete_of(alice, job, bucket)
+    )
+    assert died.returncode == -9  # the instance died between copy and delete
+    Decisions(Queue(bucket.name)).decide("unclear/retry.jpg", job["generation"], "ok", "alice@example.com")
     assert names(bucket) == ["human_decided/ok/retry.jpg"]
+
+
+def _delete_of(child: Child, job: dict, bucket) -> int:
+    """Which storage request of a decision deletes its source: rehearsed on another image, then
+    the image is put back as it was."""
+    rehearsal = add_unclear(bucket, "rehearsal.jpg")
+    child.run(
+        "decide",
+        {**job, "name": rehearsal.name, "generation": rehearsal.generation, "reviewer": "x@example.com"},
+    )
+    for name in names(bucket, "human_decided/"):
+        if name.endswith("rehearsal.jpg"):
+            bucket.blob(name).delete()
+    return next(i for i, c in enumerate(child.requests, 1) if c.method == "objects.delete")
 
 
 # --- audit ------------------------------------------------------------------------------------------
@@ -283,7 +309,7 @@ def audited(make_app):
     return make_app(ALLOWED_AUDITORS="auditor@example.com")
 
 
-def test_the_audit_csv_lists_who_decided_what_and_undid_it(audited, iap, bucket):
+def test_the_audit_csv_lists_who_decided_what_and_undid_it(audited, iap, bucket, sink):
     add_unclear(bucket, "=cmd().jpg", label="ok", score=0.55)
     add_unclear(bucket, "b.jpg", label="defect", score=0.72)
     add_unclear(bucket, "undone.jpg", label="ok", score=0.6)
@@ -293,6 +319,7 @@ def test_the_audit_csv_lists_who_decided_what_and_undid_it(audited, iap, bucket)
     bob.decide(bob.next(), "ok")
     taken_back = alice.decide(alice.next(), "ok").get_json()
     alice.undo(taken_back["name"])
+    sink.flush()  # the records, delivered to the store (in the cloud: within seconds to minutes)
     assert alice.get("/audit.csv").status_code == 403  # a reviewer is not an auditor
     response = auditor.get("/audit.csv")
     assert response.status_code == 200 and response.headers["Cache-Control"] == "no-store"
@@ -320,10 +347,11 @@ def test_the_audit_csv_lists_who_decided_what_and_undid_it(audited, iap, bucket)
     ]
 
 
-def test_the_audit_page_escapes_names(audited, iap, bucket):
+def test_the_audit_page_escapes_names(audited, iap, bucket, sink):
     add_unclear(bucket, "<script>alert(1)</script>.jpg")
     alice = reviewer(audited, iap, "alice@example.com")
     alice.decide(alice.next(), "ok")
+    sink.flush()
     html = reviewer(audited, iap, "auditor@example.com").get("/audit").get_data(as_text=True)
     assert "<script>alert(1)" not in html
     assert "&lt;script&gt;alert(1)&lt;/script&gt;.jpg" in html
@@ -555,11 +583,8 @@ def test_an_oversized_request_is_refused_before_it_is_read(app, iap):
 def test_the_next_image_costs_the_same_requests_however_many_others_hold(bucket, fake_gcs):
     """Oldest first through the arrival index: 4 storage requests per next image (the lease list, one
     index page, the image, the lease write), also when many earlier images are leased to others."""
-    from inspection import review_index
-
     for n in range(30):
-        blob = add_unclear(bucket, f"queued-{n:02d}.jpg")
-        review_index.add(bucket.name, blob.name, blob.generation, f"2026-11-25T06:{n:02d}:00+00:00")
+        add_unclear(bucket, f"queued-{n:02d}.jpg", arrived=datetime(2026, 11, 25, 6, n, tzinfo=UTC))
     queue = Queue(bucket.name)
     for n in range(20):  # twenty reviewers each hold one of the oldest
         queue.next_item(f"reviewer-{n}@example.com")

@@ -5,7 +5,8 @@ Pulumi program declares with a dead-letter topic) and an Eventarc `messagePublis
 Both carry the same `message`. 2xx acknowledges; 5xx makes Pub/Sub redeliver.
 
 Whatever the body, a message that cannot be understood is never answered with 5xx: it is logged
-with its raw payload, published to the dead-letter topic and acknowledged.
+with its raw payload, published to the dead-letter topic and acknowledged. So is a move that must
+be held for a person (an unreadable claim, one naming another bucket): the image stays in inbound.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from cloudevents.http import from_http
 from flask import Request
 
 from inspection import logs, moving, publishing
-from inspection.errors import MessageError
+from inspection.errors import Held, MessageError
 from inspection.messages import Prediction
 from inspection.settings import MoveSettings
 
@@ -34,7 +35,9 @@ def move_image(request: Request):
         prediction = _prediction(request, raw)
         moving.route(prediction, SETTINGS)
     except MessageError as exc:
-        _dead_letter(raw, str(exc))
+        _dead_letter(raw, str(exc), MALFORMED)
+    except Held as exc:
+        _dead_letter(raw, exc.reason, HELD, **exc.fields)
     return ("", 204)
 
 
@@ -61,8 +64,12 @@ def _prediction(request: Request, raw: bytes) -> Prediction:
     return Prediction.from_json(decoded)
 
 
-def _dead_letter(raw: bytes, reason: str) -> None:
-    """Keep a message we cannot understand where a person can see it, then acknowledge it."""
+MALFORMED = "malformed prediction message; sent to dead letter"
+HELD = "move held for a person; sent to dead letter"
+
+
+def _dead_letter(raw: bytes, reason: str, message: str, **fields: object) -> None:
+    """Keep a message where a person can see it (README "Runbook"), then acknowledge it."""
     text = raw.decode("utf-8", errors="replace")
-    logs.error("malformed prediction message; sent to dead letter", reason=reason, payload=text[:4000])
+    logs.error(message, reason=reason, payload=text[:4000], **fields)
     publishing.publish(SETTINGS.dead_letter_topic, raw, reason=reason[:1000], source="move_image")

@@ -13,7 +13,7 @@ import functions_framework
 from cloudevents.http import CloudEvent
 
 from inspection import classifiers, logs, predicting
-from inspection.errors import MessageError
+from inspection.errors import Held, MessageError
 from inspection.messages import FINALIZED, StorageObject
 from inspection.settings import PredictSettings
 
@@ -41,7 +41,8 @@ def predict_image(event: CloudEvent) -> None:
             payload=str(event.data)[:4000],
         )
         return
-    if obj.name.endswith("/") and obj.size == 0:
-        logs.info("ignoring folder placeholder", image=obj.name)
-        return
-    predicting.handle_object(obj, SETTINGS, _classifier())
+    try:
+        predicting.handle_object(obj, SETTINGS, _classifier())
+    except Held as exc:  # retrying cannot help; the image stays in inbound, where the sweep sees it
+        where = {"image": obj.name, "generation": obj.generation, **exc.fields}
+        logs.error("held for a person", reason=exc.reason, **where)

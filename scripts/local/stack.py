@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
+import tempfile
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,12 +17,13 @@ from google.api_core import exceptions as gexc
 from google.cloud import storage as gcs_types
 from werkzeug.serving import WSGIRequestHandler, make_server
 
-from inspection import layout, publishing, storage
+from inspection import layout, publishing, records, storage
 from inspection.settings import MoveSettings, SweepSettings
 from scripts.local.events import EventBridge
 from scripts.local.gcs import FakeGcs
 from scripts.local.ports import HOST, free_port
 from scripts.local.pubsub import InProcessPubSub, PubSubEmulator, find_emulator_jar, held_subscription
+from scripts.local.sink import RecordSink
 
 ROOT = Path(__file__).resolve().parents[2]
 PROJECT = "local"
@@ -39,6 +42,9 @@ class StackConfig:
     predictions_topic: str = f"projects/{PROJECT}/topics/predictions"
     dead_letter_topic: str = f"projects/{PROJECT}/topics/predictions-dead-letter"
     extra_env: dict[str, str] = field(default_factory=dict)
+    records_dir: Path | None = (
+        None  # where the local sink keeps the plant's records; None: a temporary folder
+    )
     redrive_after_s: int = 60  # an inbound image this old is stranded (the cloud default is 900)
     sweep_every_s: float | None = None  # run the re-drive sweep on a timer, as Cloud Scheduler does
 
@@ -89,6 +95,14 @@ class LocalStack:
         import functions_framework
 
         c = self.config
+        self.records_dir = c.records_dir
+        if self.records_dir is None:
+            temporary = self.records_dir = Path(tempfile.mkdtemp(prefix="qi-records-"))
+            self._stoppers.append(lambda: shutil.rmtree(temporary, ignore_errors=True))
+        # What Cloud Logging's sink does for BigQuery: the record lines, into an analytical store.
+        self.sink = RecordSink(self.records_dir).install()
+        self._stoppers.append(self.sink.uninstall)
+        self.records = records.LocalStore(self.records_dir)
         gcs_root = c.state_dir / "gcs" if c.state_dir else None
         self.gcs = FakeGcs(port=c.gcs_port, root=gcs_root).start()
         self._stoppers.append(self.gcs.stop)
@@ -194,8 +208,9 @@ class LocalStack:
 
     # inspection ------------------------------------------------------------------------------
     def routed(self) -> dict[str, list[str]]:
-        """Folder → names of the objects in it (names as uploaded; collision suffixes kept)."""
-        result: dict[str, list[str]] = {folder: [] for folder in layout.ROUTED_FOLDERS}
+        """Folder → names of the objects in it (names as uploaded; collision suffixes kept), for the
+        routed folders and quarantine/."""
+        result: dict[str, list[str]] = {folder: [] for folder in (*layout.ROUTED_FOLDERS, layout.QUARANTINE)}
         for blob in storage.client().list_blobs(self.config.prediction_bucket):
             folder, _, name = blob.name.partition("/")
             if folder in result:

@@ -11,6 +11,7 @@ from scripts.local.ports import HOST, wait_for_http
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_STATE = ROOT / ".demo"
 STACK_FILE = "stack.json"
+RECORDS = "records"  # the local sink's folder of the plant's records (scripts/local/sink.py)
 
 
 def running_stack(state: Path) -> dict | None:
