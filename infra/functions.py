@@ -58,6 +58,7 @@ class Functions(pulumi.ComponentResource):
             place,
             "predict quarantines unusable files in rejected/ without overwriting anything",
         )
+        claim_advance(iam, roles, buckets, predict, "predict")
         iam.topic(
             "iam-predict-publish",
             messaging.predictions,
@@ -79,6 +80,7 @@ class Functions(pulumi.ComponentResource):
             place,
             "move writes ok/, defect/ and unclear/ without overwriting, and reads its copies back",
         )
+        claim_advance(iam, roles, buckets, move, "move")
         iam.topic(
             "iam-move-dead-letter",
             messaging.dead_letter,
@@ -166,6 +168,20 @@ def propagation_wait(name: str, settings: Settings, parent, grants, others=()) -
         name,
         create_duration=settings.iam_propagation,
         opts=pulumi.ResourceOptions(parent=parent, depends_on=[*(g.resource for g in grants), *others]),
+    )
+
+
+def claim_advance(iam: Grants, roles, buckets, member, key: str) -> None:
+    """Overwriting an object needs storage.objects.delete as well as create
+    (https://cloud.google.com/storage/docs/access-control/iam-json); a move overwrites only its
+    own claim, so the grant admits claims/ and nothing else."""
+    iam.bucket(
+        f"iam-{key}-claims",
+        buckets.prediction,
+        member,
+        roles.name("claimAdvance"),
+        f"{key} records each move's progress in its claim, which replaces the claim object",
+        condition=bucket_condition("only claims/", buckets.prediction.name, layout.CLAIMS),
     )
 
 

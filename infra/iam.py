@@ -149,6 +149,11 @@ CUSTOM_ROLES: dict[str, tuple[str, tuple[str, ...]]] = {
         "create objects that may not overwrite, read them, and list a folder to measure it (the sweep)",
         ("storage.objects.list", "storage.objects.get", "storage.objects.create"),
     ),
+    "claimAdvance": (
+        "replace a move's claim with its next state (GCS asks for delete to overwrite an object); "
+        "granted with a condition that admits claims/ only",
+        ("storage.objects.delete",),
+    ),
     "objectReview": (
         "list, read, create and delete objects (leases, decisions, undo and the audit trail)",
         ("storage.objects.list", "storage.objects.get", "storage.objects.create", "storage.objects.delete"),

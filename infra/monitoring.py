@@ -95,10 +95,10 @@ METRICS = (
     ),
     LogMetric(
         "dead_letters",
-        "Messages dead-lettered: unreadable ones (move) and given-up deliveries (sweep)",
+        "Messages move dead-lettered for a person: unreadable ones, and moves held (their claim)",
         FUNCTION,
         ("move",),
-        ("malformed prediction message; sent to dead letter",),
+        ("malformed prediction message; sent to dead letter", "move held for a person; sent to dead letter"),
     ),
     LogMetric(
         "replayed_dead_letters",

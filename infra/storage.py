@@ -11,6 +11,7 @@ from inspection import layout
 
 INBOUND_NONCURRENT_DAYS = 7
 CLAIM_KEEP_DAYS = 30
+REDRIVE_MARK_DAYS = 2  # a re-drive marker matters for one REDRIVE_AFTER window (at most a day)
 SOURCES_KEEP_DAYS = 90  # deployables are read once at deploy time; old ones only serve rollbacks
 
 
@@ -41,6 +42,10 @@ class Buckets(pulumi.ComponentResource):
                 {
                     "action": {"type": "Delete"},
                     "condition": {"age": CLAIM_KEEP_DAYS, "matches_prefixes": [f"{layout.CLAIMS}/"]},
+                },
+                {
+                    "action": {"type": "Delete"},
+                    "condition": {"age": REDRIVE_MARK_DAYS, "matches_prefixes": [f"{layout.REDRIVE}/"]},
                 },
             ],
         )

@@ -14,7 +14,14 @@ import pulumi
 import pulumi_gcp as gcp
 
 from infra.context import Context
-from infra.functions import FUNCTION_APIS, function, model_grant, predict_fields, propagation_wait
+from infra.functions import (
+    FUNCTION_APIS,
+    claim_advance,
+    function,
+    model_grant,
+    predict_fields,
+    propagation_wait,
+)
 from infra.iam import Grants, sa
 from inspection.settings import SweepSettings
 
@@ -45,8 +52,10 @@ class Sweep(pulumi.ComponentResource):
             buckets.prediction,
             member,
             roles.name("objectQueue"),
-            "the sweep quarantines unusable files in rejected/, and counts the unclear/ queue for the alerts",
+            "the sweep quarantines unusable files in rejected/, marks what it re-drove, counts the "
+            "unclear/ queue for the alerts and gives lost queue entries back",
         )
+        claim_advance(iam, roles, buckets, member, "sweeper")
         iam.topic(
             "iam-sweeper-publish",
             messaging.predictions,

@@ -36,6 +36,7 @@ from inspection.settings import SweepSettings
 # move_image marks what it dead-letters itself (functions/move/main.py): keep it for a person.
 MALFORMED_SOURCE = "move_image"
 UNCLEAR_COUNT_CAP = 5000
+REDRIVEN_AT = "redriven_at"  # a re-drive marker's metadata: when the sweep re-drove the image
 
 
 @dataclass
@@ -104,16 +105,23 @@ def _redrive(blob, age: float, settings: SweepSettings, classifier, report: Swee
 
 def _first_in_window(settings: SweepSettings, source: storage.ObjectRef, now: datetime) -> bool:
     """Whether this sweep is the first to re-drive `source` in the last REDRIVE_AFTER_SECONDS: it
-    looks at the marker of the window before and creates the marker of this one, so two sweeps at
-    once, or one a minute after the last, do not both publish."""
+    reads the marker of the window before (which says when that re-drive was) and creates the
+    marker of this one, so two sweeps at once, or one a minute after the last, do not both publish."""
     window = int(now.timestamp() // settings.redrive_after_s)
     bucket = storage.client().bucket(settings.predict.prediction_bucket)
     key = layout.digest(source.uri)
     earlier = bucket.get_blob(f"{layout.REDRIVE}/{key}-{window - 1}")
-    if earlier is not None and (now - earlier.time_created).total_seconds() < settings.redrive_after_s:
-        return False
+    if earlier is not None:
+        try:
+            then = datetime.fromisoformat((earlier.metadata or {})[REDRIVEN_AT])
+        except (KeyError, ValueError):
+            then = earlier.time_created
+        if (now - then).total_seconds() < settings.redrive_after_s:
+            return False
+    marker = bucket.blob(f"{layout.REDRIVE}/{key}-{window}")
+    marker.metadata = {REDRIVEN_AT: now.isoformat()}
     try:
-        bucket.blob(f"{layout.REDRIVE}/{key}-{window}").upload_from_string(b"", if_generation_match=0)
+        marker.upload_from_string(b"", if_generation_match=0)
     except gexc.PreconditionFailed:
         return False
     return True

@@ -76,9 +76,15 @@ def now() -> datetime:
 
 
 def check_name(name: object) -> str:
-    """400 for anything that is not a plain object name."""
-    if not isinstance(name, str) or not name or len(name.encode()) > 1024 or layout.unservable(name):
-        raise NotAllowed("invalid object name")
+    """400 for anything that is not the name of an image the product carries: the image's own name
+    must pass predict's rule (layout.unservable), and the whole name GCS's."""
+    if not isinstance(name, str) or not name:
+        raise NotAllowed("invalid object name: expected a non-empty string")
+    problem = layout.unservable(layout.parse(name).name or name)
+    if problem is None and len(name.encode("utf-8")) > layout.MAX_NAME_BYTES:
+        problem = f"is over {layout.MAX_NAME_BYTES} bytes"
+    if problem:
+        raise NotAllowed(f"invalid object name: it {problem}")
     return name
 
 

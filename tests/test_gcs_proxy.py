@@ -138,3 +138,55 @@ def test_a_versions_listing_includes_noncurrent_generations(make_bucket, gcs_cli
     listed = sorted((b.name, b.generation) for b in gcs_client.list_blobs(bucket, versions=True))
     assert listed == [("snap.jpg", old), ("snap.jpg", new)]
     assert [(b.name, b.generation) for b in gcs_client.list_blobs(bucket)] == [("snap.jpg", new)]
+
+
+# --- the object-name rules GCS applies (https://cloud.google.com/storage/docs/naming-objects) -------
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "x" * 1025,
+        "é" * 513,
+        "line\nfeed.jpg",
+        "carriage\rreturn.jpg",
+        ".",
+        "..",
+        ".well-known/acme-challenge/t",
+    ],
+    ids=["1025 bytes", "1026 bytes of UTF-8", "line feed", "carriage return", "dot", "dot-dot", "acme"],
+)
+def test_a_name_gcs_refuses_is_refused_on_upload_and_as_a_copy(make_bucket, name):
+    """fake-gcs-server stores these (measured); GCS refuses them, so the local stack must too."""
+    bucket = make_bucket()
+    with pytest.raises(gexc.BadRequest):
+        bucket.blob(name).upload_from_string(b"x")
+    bucket.blob("source").upload_from_string(b"x")
+    with pytest.raises(gexc.BadRequest):
+        bucket.blob(name).rewrite(bucket.blob("source"))
+    assert [b.name for b in bucket.list_blobs()] == ["source"]
+
+
+def test_a_name_of_exactly_1024_bytes_is_stored(make_bucket):
+    bucket = make_bucket()
+    name = "line-1/" + "ü" * 508 + "x"  # 7 + 1016 + 1 bytes
+    assert len(name.encode()) == 1024
+    bucket.blob(name).upload_from_string(b"x")
+    assert bucket.get_blob(name) is not None
+
+
+def test_a_client_that_dies_mid_upload_does_not_stall_everyone_else(make_bucket, fake_gcs):
+    """The proxy used to forward the short body while holding its one write lock; the emulator
+    then waited 60 s for the rest, and every other write waited with it."""
+    import socket
+
+    bucket = make_bucket()
+    host, port = fake_gcs.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port))) as dying:
+        dying.sendall(
+            f"POST /upload/storage/v1/b/{bucket.name}/o?uploadType=media&name=half HTTP/1.1\r\n"
+            f"Host: {host}\r\nContent-Type: image/jpeg\r\nContent-Length: 100000\r\n\r\n".encode()
+            + b"\xff\xd8" * 100
+        )
+    bucket.blob("after").upload_from_string(b"next camera", timeout=10)  # waits at most 10 s
+    assert [b.name for b in bucket.list_blobs()] == ["after"]

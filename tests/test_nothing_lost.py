@@ -205,6 +205,8 @@ UNSERVABLE = [
     "line-1/../up.jpg",
     "line-1/./here.jpg",
     "../x.jpg",
+    "line-9/\u202egepj.7-trap",  # displays as line-9/part-7.jpeg
+    "line-1/" + "a" * (layout.MAX_SERVABLE_NAME_BYTES - 7 + 1),  # one byte too long to carry
 ]
 
 
@@ -225,3 +227,62 @@ def test_a_name_no_reviewer_could_open_is_quarantined_under_a_safe_name(env, nam
     assert images(inbound) == []
     [line] = logged(caplog, "rejected")
     assert line["severity"] == "ERROR" and line["reason"] == "unsafe_name"
+
+
+def predict_and_move(inbound, topic, name: str, data: bytes | None = None) -> None:
+    """One upload through the real predict and move handlers."""
+    blob = inbound.blob(name)
+    blob.upload_from_string(data if data is not None else image_bytes())
+    headers, body = to_binary(storage_event(blob))
+    assert (
+        make_function("predict_image", "cloudevent").post("/", headers=headers, data=body).status_code == 200
+    )
+    move = make_function("move_image", "http")
+    for message in topic.read(expect=1, timeout=2):
+        envelope = {"message": {"data": base64.b64encode(message.data).decode(), "messageId": "1"}}
+        assert move.post("/", json=envelope).status_code == 204
+
+
+def test_the_longest_name_predict_lets_through_fits_every_folder_lease_and_name_beside(env):
+    """Names of 1,003 to 1,016 bytes used to reach unclear/ and then overflow their lease name,
+    so /api/next failed for every reviewer; 1,017 to 1,024 failed every move. The local proxy now
+    refuses names over 1,024 bytes as GCS does, so each step here would fail if it overflowed."""
+    from review_app.decisions import Decisions
+    from review_app.unclear_queue import Queue
+
+    inbound, predicted, topic = env
+    name = "line-1/" + "ü" * ((layout.MAX_SERVABLE_NAME_BYTES - 7) // 2)
+    name += "x" * (layout.MAX_SERVABLE_NAME_BYTES - len(name.encode()))
+    assert len(name.encode()) == layout.MAX_SERVABLE_NAME_BYTES
+    predict_and_move(inbound, topic, name)
+    assert images(predicted) == [f"unclear/{name}"]
+    taken = predicted.blob(f"human_decided/unusable/{name}")  # the longest folder, already taken
+    taken.upload_from_string(b"someone else's")
+    queue = Queue(predicted.name)
+    item = queue.next_item("r@example.com")  # the lease: a fixed-length name whatever the image's
+    assert item is not None and item.name == f"unclear/{name}"
+    decision = Decisions(queue).decide(item.name, item.generation, "unusable", "r@example.com")
+    assert decision.name == layout.alongside(f"human_decided/unusable/{name}", item.generation)
+    assert len(decision.name.encode()) <= layout.MAX_NAME_BYTES
+
+
+def test_an_empty_object_named_like_a_folder_is_kept_with_its_reason(env, caplog):
+    """It used to stay in inbound with no message at all."""
+    inbound, predicted, topic = env
+    predict_and_move(inbound, topic, "line-1/", b"")
+    assert images(inbound) == [] and images(predicted) == ["rejected/line-1/"]
+    assert predicted.get_blob("rejected/line-1/").metadata["rejected_reason"] == "folder_placeholder"
+    [line] = logged(caplog, "rejected")
+    assert line["reason"] == "folder_placeholder"
+
+
+def test_no_upload_can_take_the_name_a_quarantined_image_is_kept_under(env):
+    """A non-image uploaded as unsafe_name/<hash> used to take that quarantine name first."""
+    inbound, predicted, topic = env
+    unsafe = "line-1/tab\there.jpg"
+    key = layout.quarantined(unsafe)
+    for squatter in (key, key.replace("quarantine/", "unsafe_name/")):
+        predict_and_move(inbound, topic, squatter, b"not an image")
+    predict_and_move(inbound, topic, unsafe)
+    kept = predicted.get_blob(key)
+    assert kept is not None and json.loads(f'"{kept.metadata["original_name"]}"') == unsafe

@@ -1,0 +1,168 @@
+"""The plant's records in an analytical store: the local sink writes the record lines as Parquet,
+DuckDB reads them with the queries written once (inspection/records.py), and the same queries
+transpile to BigQuery's dialect."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+import sqlglot
+
+from inspection import outcomes, records
+from scripts.local.sink import RecordSink
+from scripts.report import Day
+
+DAY = date(2026, 11, 20)
+
+
+@pytest.fixture
+def sink(tmp_path):
+    installed = RecordSink(tmp_path / "records").install()
+    yield installed
+    installed.uninstall()
+
+
+def at(day: date, seconds: int = 0) -> str:
+    return (datetime(day.year, day.month, day.day, 8, tzinfo=UTC) + timedelta(seconds=seconds)).isoformat()
+
+
+def routed(n: int, folder: str, day: date = DAY, line: str = "line-1") -> outcomes.Routed:
+    return outcomes.Routed(
+        event_id=f"routed-{day}-{n}",
+        occurred_at=at(day, n),
+        image=f"{line}/part-{n}.jpeg",
+        line=line,
+        object=f"{folder}/{line}/part-{n}.jpeg",
+        generation=str(1000 + n),
+        folder=folder,
+        label="defect" if folder == "defect" else "ok",
+        score=0.97,
+        model="m1",
+        threshold=0.9,
+        _in_queue=False,  # the reviewers' queue is not part of these tests
+    )
+
+
+def decided(n: int, label: str, day: date = DAY, reviewer: str = "r@example.com") -> outcomes.Decided:
+    return outcomes.Decided(
+        event_id=f"decided-{day}-{n}",
+        occurred_at=at(day, 100 + n),
+        image=f"line-1/part-{n}.jpeg",
+        line="line-1",
+        object=f"human_decided/{label}/line-1/part-{n}.jpeg",
+        folder="human_decided",
+        label=label,
+        reviewer=reviewer,
+        agreement="overrule" if label == "defect" else "agree",
+        model="m1",
+        model_label="ok",
+        model_score=0.8,
+        threshold=0.9,
+        waited_s=60.0 * (n + 1),
+    )
+
+
+def undone(n: int, of: outcomes.Decided, day: date = DAY) -> outcomes.Undone:
+    return outcomes.Undone(
+        event_id=f"undone-{day}-{n}",
+        occurred_at=at(day, 200 + n),
+        image=of.image,
+        line="line-1",
+        object=f"unclear/{of.image}",
+        reviewer=of.reviewer,
+        label=of.label,
+        undoes=of.event_id,
+    )
+
+
+def report(sink, start: date = DAY, end: date = DAY) -> dict[tuple[str, date], Day]:
+    sink.flush()
+    return {(row["line"], row["day"]): Day.of(row) for row in records.report_rows(sink.store, start, end)}
+
+
+def test_the_report_counts_every_outcome_once(sink, caplog):
+    for n, folder in enumerate(["ok", "ok", "defect", "unclear", "unclear"]):
+        outcomes.record(routed(n, folder))
+    first = decided(3, "defect")
+    outcomes.record(first)
+    outcomes.record(first)  # a process died after recording and before marking its claim done
+    [figures] = report(sink).values()
+    assert (figures.routed_ok, figures.routed_defect, figures.routed_unclear) == (2, 1, 2)
+    assert (figures.human_defect, figures.overruled, figures.images) == (1, 1, 5)
+    assert figures.defect_rate == pytest.approx(2 / 4)  # (1 auto + 1 human) of 4 with a label
+
+
+def test_an_undone_decision_is_not_counted_and_the_decision_after_it_is(sink):
+    """The report ignored undos: decided, undone and decided again counted two decisions."""
+    outcomes.record(routed(1, "unclear"))
+    wrong = decided(1, "defect")
+    outcomes.record(wrong)
+    outcomes.record(undone(1, wrong))
+    outcomes.record(decided(2, "ok"))
+    [figures] = report(sink).values()
+    assert (figures.human_ok, figures.human_defect, figures.agreed, figures.overruled) == (1, 0, 1, 0)
+
+
+def test_an_undo_the_next_day_still_cancels_the_decision(sink):
+    outcomes.record(routed(1, "unclear"))
+    wrong = decided(1, "defect")
+    outcomes.record(wrong)
+    outcomes.record(undone(1, wrong, day=DAY + timedelta(days=1)))
+    assert report(sink)[("line-1", DAY)].human_defect == 0
+
+
+def test_the_report_reads_only_the_days_asked_for(sink):
+    for day in (DAY - timedelta(days=1), DAY, DAY + timedelta(days=1)):
+        outcomes.record(routed(1, "ok", day))
+    assert list(report(sink)) == [("line-1", DAY)]
+    sink.flush()
+    assert sorted(p.name for p in sink.store.root.iterdir()) == [
+        f"day={d}" for d in (DAY - timedelta(days=1), DAY, DAY + timedelta(days=1))
+    ]
+
+
+def test_time_to_decide_and_the_model_in_force(sink):
+    outcomes.record(routed(1, "ok"))
+    for n in range(9):
+        outcomes.record(decided(n, "ok"))
+    [figures] = report(sink).values()
+    assert figures.wait_p50_s == pytest.approx(300, abs=60)
+    assert (figures.models, figures.thresholds) == ("m1", "0.9")
+
+
+def test_the_audit_pages_through_a_period_oldest_first_and_filters(sink):
+    made = [decided(n, "ok" if n % 3 else "defect", reviewer=f"r{n % 2}@example.com") for n in range(25)]
+    for outcome in made:
+        outcomes.record(outcome)
+    outcomes.record(undone(0, made[0]))
+    sink.flush()
+    every = list(records.audit_pages(sink.store, DAY, DAY, {}, page=10))
+    assert [r["event_id"] for r in every] == [o.event_id for o in made] + ["undone-2026-11-20-0"]
+    only = list(records.audit_pages(sink.store, DAY, DAY, {"reviewer": "r1@example.com", "label": "defect"}))
+    assert {(r["reviewer"], r["label"]) for r in only} == {("r1@example.com", "defect")}
+    params = records.audit_params(DAY, DAY, {}, ("", ""), 10)
+    assert sink.store.query(records.AUDIT_COUNT, DAY, DAY, params) == [{"events": 26}]
+
+
+def test_the_sink_keeps_only_record_lines(sink):
+    logging.getLogger("quality-inspection").info("sweep", extra={"fields": {"stranded": 1}})
+    outcomes.record(routed(1, "ok"))
+    sink.flush()
+    assert len(list(sink.store.root.rglob("*.parquet"))) == 1
+    assert len(report(sink)) == 1
+
+
+@pytest.mark.parametrize(
+    "query", [records.REPORT, records.AUDIT_PAGE, records.AUDIT_COUNT], ids=["report", "page", "count"]
+)
+def test_every_query_is_valid_bigquery_sql_over_the_sinks_tables(query):
+    """Written once in DuckDB's SQL; what BigQuery receives must parse in BigQuery's grammar, and
+    must not use the aggregate forms BigQuery lacks (PERCENTILE_CONT is analytic only there)."""
+    store = records.BigQueryStore("my-project", "acme_qi_records")
+    sql = store.sql(query, ["run_googleapis_com_stdout", "stdout"])
+    parsed = sqlglot.parse_one(sql, read="bigquery")
+    assert parsed is not None
+    assert "PERCENTILE_CONT" not in sql and "QUANTILE" not in sql.upper().replace("APPROX_QUANTILES", "")
+    assert "$" not in sql.replace("'$.", "")  # every parameter is @name

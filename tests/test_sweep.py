@@ -1,0 +1,107 @@
+"""The re-drive sweep (inspection/redrive.py), run on the emulators at chosen moments: a stranded image
+is published at most once per REDRIVE_AFTER_SECONDS, one held for a person is counted and left alone,
+and an unclear image that lost its place in the reviewers' queue gets it back."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from inspection import claims, redrive, review_index, storage
+from inspection.classifiers import NoModel
+from inspection.settings import SweepSettings
+from tests.helpers import image_bytes, make_function, prediction, push_body
+
+WINDOW_S = 600
+
+
+@pytest.fixture
+def env(monkeypatch, make_bucket, topic):
+    inbound, predicted = make_bucket("inbound", versioned=True), make_bucket("prediction", versioned=True)
+    values = {
+        "PREDICTION_BUCKET": predicted.name,
+        "INBOUND_BUCKET": inbound.name,
+        "PREDICTIONS_TOPIC": topic.path,
+        "DEAD_LETTER_TOPIC": topic.path,
+        "CLASSIFIER_BACKEND": "none",
+        "PREDICTION_THRESHOLD": "0.9",
+        "HELD_SUBSCRIPTION": "projects/local/subscriptions/nothing-held",
+        "REDRIVE_AFTER_SECONDS": str(WINDOW_S),
+    }
+    for key, value in values.items():
+        monkeypatch.setenv(key, value)
+    from inspection import publishing
+
+    publishing.register_local_held(values["HELD_SUBSCRIPTION"], lambda limit: [])
+    yield inbound, predicted, topic, SweepSettings.from_env()
+    publishing.unregister_local(values["HELD_SUBSCRIPTION"])
+
+
+def sweep_at(settings, when: datetime) -> redrive.SweepReport:
+    return redrive.sweep(settings, NoModel, now=when)
+
+
+def test_a_stranded_image_is_published_at_most_once_per_window(env):
+    """Every sweep used to publish every stranded image again: 444 predictions in 45 s for one image."""
+    inbound, _, topic, settings = env
+    blob = inbound.blob("line-1/lost.jpeg")
+    blob.upload_from_string(image_bytes())
+    stranded = blob.time_created + timedelta(seconds=WINDOW_S + 1)
+    first = sweep_at(settings, stranded)
+    assert (first.stranded, first.redriven, first.skipped) == (1, 1, 0)
+    for minutes in (1, 5, 9):  # the sweep runs every few minutes; the image is still there
+        again = sweep_at(settings, stranded + timedelta(minutes=minutes))
+        assert (again.stranded, again.redriven, again.skipped) == (1, 0, 1)
+    assert len(topic.read(expect=2, timeout=2)) == 1
+    later = sweep_at(settings, stranded + timedelta(seconds=WINDOW_S + 60))
+    assert later.redriven == 1
+    assert len(topic.read(expect=1)) == 1
+
+
+def test_two_sweeps_at_once_publish_once(env):
+    import threading
+
+    inbound, _, topic, settings = env
+    blob = inbound.blob("line-1/lost.jpeg")
+    blob.upload_from_string(image_bytes())
+    when = blob.time_created + timedelta(seconds=WINDOW_S + 1)
+    reports, start = [], threading.Barrier(3)
+
+    def run():
+        start.wait()
+        reports.append(sweep_at(settings, when))
+
+    threads = [threading.Thread(target=run) for _ in range(3)]
+    [t.start() for t in threads]
+    [t.join() for t in threads]
+    assert sorted(r.redriven for r in reports) == [0, 0, 1]
+    assert len(topic.read(expect=2, timeout=2)) == 1
+
+
+def test_an_image_held_for_a_person_is_counted_and_not_published_again(env, caplog):
+    inbound, predicted, topic, settings = env
+    blob = inbound.blob("line-1/held.jpeg")
+    blob.upload_from_string(image_bytes())
+    source = storage.ObjectRef(inbound.name, blob.name, blob.generation)
+    predicted.blob(claims.claim_name(source)).upload_from_string(b'{"schema": 1, "source": ')
+    report = sweep_at(settings, blob.time_created + timedelta(seconds=WINDOW_S + 1))
+    assert (report.stranded, report.held_for_people, report.redriven) == (1, 1, 0)
+    assert topic.read(expect=1, timeout=1) == []
+    assert any(r.getMessage() == "stranded in inbound and held for a person" for r in caplog.records)
+
+
+def test_an_unclear_image_that_lost_its_queue_entry_gets_it_back(env):
+    inbound, predicted, _, settings = env
+    blob = inbound.blob("line-1/part.jpeg")
+    blob.upload_from_string(image_bytes())
+    body = push_body(prediction(inbound.name, blob.name, blob.generation, "ok", 0.6))
+    assert make_function("move_image", "http").post("/", json=body).status_code == 204
+    [entry] = list(predicted.list_blobs(prefix=review_index.PREFIX))
+    entry.delete()  # lost
+    report = sweep_at(settings, datetime.now(UTC))
+    assert (report.unclear_waiting, report.requeued) == (1, 1)
+    [back] = list(predicted.list_blobs(prefix=review_index.PREFIX))
+    assert json.loads(json.dumps(back.metadata))["name"] == "unclear/line-1/part.jpeg"
+    assert sweep_at(settings, datetime.now(UTC)).requeued == 0
