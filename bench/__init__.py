@@ -23,6 +23,10 @@ ENTRYPOINT_ENV = {
         held_subscription="projects/p/subscriptions/held",
     ),
     "review_app": ReviewSettings.environment(
-        prediction_bucket="b", auth_mode="iap", iap_audience="/projects/1/apps/p", records="bigquery:p.d"
+        prediction_bucket="b",
+        auth_mode="iap",
+        iap_audience="/projects/1/apps/p",
+        records="bigquery:p.d",
+        role="review",
     ),
 }

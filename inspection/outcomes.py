@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, fields
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, ClassVar
 
 from inspection import layout, logs, metadata, review_index
@@ -143,10 +143,20 @@ class Undone(Outcome):
     _object_generation: int = 0
     _routed_at: str = ""
 
+    _tab: str = ""
+
     def queue_change(self):
         if not self._routed_at:
             return None
-        return "add", review_index.Entry(self._bucket, self.object, self._object_generation, self._routed_at)
+        until = datetime.fromisoformat(self.occurred_at) + timedelta(seconds=review_index.RESERVED_S)
+        return "add", review_index.Entry(
+            self._bucket,
+            self.object,
+            self._object_generation,
+            self._routed_at,
+            reserved_for=f"{self.reviewer}\t{self._tab}",
+            reserved_until=until.isoformat(),
+        )
 
 
 KINDS: tuple[type[Outcome], ...] = (Routed, Rejected, Decided, Undone)
@@ -282,6 +292,7 @@ def _undone(moved: Moved, line_segment: int) -> Undone:
         _bucket=claim.bucket,
         _object_generation=moved.copy.generation or 0,
         _routed_at=meta.get(metadata.ROUTED_AT, "") if not moved.handed_on else "",
+        _tab=claim.context.get("tab", ""),
     )
 
 

@@ -123,6 +123,11 @@ ORDER BY occurred_at, event_id
 LIMIT $page
 """
 AUDIT_COUNT = f"SELECT COUNT(DISTINCT event_id) AS events FROM records WHERE {_AUDIT_WHERE}"
+# How many images have their first record (routed or rejected) in the period.
+ARRIVED = (
+    "SELECT COUNT(DISTINCT event_id) AS images FROM records "
+    "WHERE event IN ('routed', 'rejected') AND day BETWEEN $start AND $end"
+)
 
 
 def with_records(relation: str, body: str) -> str:

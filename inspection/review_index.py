@@ -22,14 +22,29 @@ from inspection import layout, storage
 PREFIX = layout.REVIEW_QUEUE + "/"
 
 
+RESERVED_S = 300  # an undone image waits this long for the reviewer who undid it
+
+
 @dataclass(frozen=True)
 class Entry:
-    """Unclear image `name` (at `generation`) in `bucket`, which arrived at `routed_at`."""
+    """Unclear image `name` (at `generation`) in `bucket`, which arrived at `routed_at`; an undone
+    image is reserved for a while for the one who undid it (`reserved_for`, until `reserved_until`),
+    so that nobody else is served it before their lease is written."""
 
     bucket: str
     name: str
     generation: int
     routed_at: str
+    reserved_for: str = ""
+    reserved_until: str = ""
+
+    def open_to(self, who: str, now: datetime) -> bool:
+        if not self.reserved_for or self.reserved_for == who:
+            return True
+        try:
+            return datetime.fromisoformat(self.reserved_until) <= now
+        except ValueError:
+            return True
 
     @property
     def object_name(self) -> str:
@@ -40,7 +55,13 @@ class Entry:
 def add(entry: Entry) -> None:
     """Queue the image under its arrival time; safe to repeat."""
     blob = storage.client().bucket(entry.bucket).blob(entry.object_name)
-    blob.metadata = {"name": entry.name, "generation": str(entry.generation), "routed_at": entry.routed_at}
+    reserved = {"reserved_for": entry.reserved_for, "reserved_until": entry.reserved_until}
+    blob.metadata = {
+        "name": entry.name,
+        "generation": str(entry.generation),
+        "routed_at": entry.routed_at,
+        **(reserved if entry.reserved_for else {}),
+    }
     with contextlib.suppress(gexc.PreconditionFailed):
         blob.upload_from_string(b"", if_generation_match=0)
 
@@ -53,6 +74,13 @@ def of_blob(bucket: str, blob) -> Entry | None:
     """The entry an index object describes, or None if it is not one."""
     meta = blob.metadata or {}
     try:
-        return Entry(bucket, meta["name"], int(meta["generation"]), meta["routed_at"])
+        return Entry(
+            bucket,
+            meta["name"],
+            int(meta["generation"]),
+            meta["routed_at"],
+            meta.get("reserved_for", ""),
+            meta.get("reserved_until", ""),
+        )
     except (KeyError, ValueError):
         return None

@@ -1,4 +1,5 @@
-"""The review app: reviewers decide the unclear images here; auditors read who decided what.
+"""The review app: reviewers decide the unclear images here; auditors read who decided what. One
+codebase, deployed once per role (ROLE=review, ROLE=audit), each behind its own IAP access.
 
 Shaped like Flask's tutorial: `create_app` reads its settings (environment first, then a test
 mapping of the same variables), validates them, and registers the blueprints. Production runs
@@ -38,8 +39,12 @@ def create_app(test_config: Mapping[str, str] | None = None) -> Flask:
     )
     auth.init_app(app)
     security.init_app(app)
-    app.register_blueprint(review.bp)
-    app.register_blueprint(audit.bp)
+    # One role per deployment in the cloud (ROLE), each behind its own IAP access; both locally.
+    if settings.role in ("review", "both"):
+        app.register_blueprint(review.bp)
+    if settings.role in ("audit", "both"):
+        app.register_blueprint(audit.bp)
+    app.jinja_env.globals["serves"] = lambda role: settings.role in (role, "both")
     if settings.auth_mode == "local":
         logs.warning(
             "REVIEW_AUTH=local: no identity is verified; every request acts as "

@@ -12,10 +12,10 @@ import io
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 
-from flask import Blueprint, Response, abort, current_app, g, render_template, request, stream_with_context
+from flask import Blueprint, Response, abort, current_app, render_template, request, stream_with_context
 
 from inspection import layout, records
-from review_app.auth import allowed
+from review_app.auth import auditors_only
 
 bp = Blueprint("audit", __name__)
 COLUMNS = (
@@ -41,13 +41,7 @@ PAGE = 100
 MAX_FILTER_CHARS = 320
 
 
-@bp.before_request
-def _auditors_only() -> None:
-    settings = current_app.extensions["settings"]
-    if settings.auth_mode == "local":
-        return
-    if not settings.allowed_auditors or not allowed(g.reviewer, settings.allowed_auditors):
-        abort(403, "the audit view is for auditors (ALLOWED_AUDITORS)")
+bp.before_request(auditors_only)
 
 
 def store() -> records.Store:

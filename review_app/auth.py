@@ -1,7 +1,12 @@
-"""Who is asking: the verified IAP identity, or the fixed local identity in explicit local mode.
+"""Who is asking, and what they may do.
 
-Fail closed: in IAP mode a request without a valid `x-goog-iap-jwt-assertion` gets 401, and one
-from outside the optional allow-list gets 403.
+- Identity: the verified IAP identity, or the fixed local identity in explicit local mode. Fail
+  closed: in IAP mode a request without a valid `x-goog-iap-jwt-assertion` gets 401.
+- Roles: reviewers decide, auditors read the audit trail; two roles, each with its own IAP access.
+  In the cloud each role is its own App Engine service (ROLE=review or ROLE=audit), and IAP admits
+  to each only the members the stack lists for it (infra/review.py). The app checks again against
+  its own allow-list where one is set (ALLOWED_REVIEWERS, ALLOWED_AUDITORS): a list that is set
+  but names no one admits no one. A member listed as both may do both, on each service.
 """
 
 from __future__ import annotations
@@ -19,22 +24,27 @@ from inspection import logs
 LOCAL_REVIEWER = "local-reviewer@localhost"
 IAP_ISSUER = "https://cloud.google.com/iap"
 CERTS_TTL_S = 3600
+REFETCH_AFTER_S = 60
 CLOCK_SKEW_S = 30
 
 
 class IapKeys:
-    """IAP's public keys, fetched once an hour (and when a token names an unknown key)."""
+    """IAP's public keys, fetched once an hour, and again for a token naming an unknown key, but at
+    most once a minute: a stream of forged key ids must not make every request wait on Google."""
 
     def __init__(self, url: str):
         self.url = url
         self._keys: dict[str, str] = {}
-        self._fetched = 0.0
+        self._fetched = float("-inf")
         self._lock = threading.Lock()
 
     def get(self, kid: str | None) -> dict[str, str]:
+        age = time.monotonic() - self._fetched
+        if age <= CERTS_TTL_S and (not kid or kid in self._keys or age < REFETCH_AFTER_S):
+            return self._keys
         with self._lock:
-            stale = time.monotonic() - self._fetched > CERTS_TTL_S
-            if stale or (kid and kid not in self._keys):
+            age = time.monotonic() - self._fetched
+            if age > CERTS_TTL_S or (kid and kid not in self._keys and age >= REFETCH_AFTER_S):
                 response = requests.get(self.url, timeout=10)
                 response.raise_for_status()
                 self._keys, self._fetched = response.json(), time.monotonic()
@@ -58,10 +68,28 @@ def verify_iap_assertion(token: str, audience: str, keys: IapKeys) -> str:
     return email.lower()
 
 
-def allowed(email: str, allow_list: str) -> bool:
-    """An empty list allows everyone IAP let through; entries are emails or @domains."""
-    entries = [e.strip().lower() for e in allow_list.split(",") if e.strip()]
-    return not entries or email in entries or any(e.startswith("@") and email.endswith(e) for e in entries)
+def allowed(email: str, allow_list: tuple[str, ...] | None) -> bool:
+    """None (no list set) allows everyone IAP let through; a list allows its emails and @domains,
+    and an empty one allows no one."""
+    if allow_list is None:
+        return True
+    return email in allow_list or any(e.startswith("@") and email.endswith(e) for e in allow_list)
+
+
+def reviewers_only() -> None:
+    settings = current_app.extensions["settings"]
+    if request.endpoint == "static" or settings.auth_mode == "local":
+        return
+    if not allowed(g.reviewer, settings.allowed_reviewers):
+        abort(403, "not on the reviewer list (ALLOWED_REVIEWERS)")
+
+
+def auditors_only() -> None:
+    settings = current_app.extensions["settings"]
+    if settings.auth_mode == "local":
+        return
+    if not allowed(g.reviewer, settings.allowed_auditors):
+        abort(403, "the audit view is for auditors (ALLOWED_AUDITORS)")
 
 
 def _identify() -> None:
@@ -79,8 +107,6 @@ def _identify() -> None:
     except ValueError as exc:
         logs.warning("refused an invalid IAP assertion", reason=str(exc))
         abort(401, "invalid IAP assertion")
-    if not allowed(g.reviewer, settings.allowed_reviewers):
-        abort(403, "not on the reviewer list")
 
 
 def init_app(app: Flask) -> None:

@@ -1,11 +1,14 @@
 """A reviewer's decision on an unclear image, and its undo.
 
 A decision is the pipeline's own claimed move (inspection/claims.py) from `unclear/<name>`, at the
-generation the reviewer saw, to `human_decided/<label>/<name>`. The first decision recorded for
-that generation stands: the same reviewer asking twice gets that decision twice, anyone else is
-told it was decided, and a decision whose request died half way is finished by the next attempt.
-Undo is the same move in reverse, leased to the undoer first so nobody else is served the image.
-Both record their outcome (inspection/outcomes.py) from the claim that decided it.
+generation the reviewer was shown, to `human_decided/<label>/<name>`, accepted only from the tab
+that holds the image's lease. The first decision recorded for that generation stands, and every
+other request is told the truth about it: the same tab asking again gets the same decision (a
+double click, a retried POST), another tab of the same reviewer or another reviewer is told what
+was stored, and a request for an image decided and since undone is told so. A decision whose
+request died half way is finished by the next attempt. Undo is the same move in reverse; the
+image comes back reserved for the undoer's tab and leased to it. Both record their outcome
+(inspection/outcomes.py) from the claim that decided it.
 """
 
 from __future__ import annotations
@@ -15,26 +18,16 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from inspection import claims, layout, metadata, outcomes, storage
-from review_app.unclear_queue import (
-    AlreadyDecided,
-    Item,
-    NotAllowed,
-    NotFound,
-    Queue,
-    check_name,
-    check_unclear_name,
-    now,
-    score_of,
-)
-
-DECIDED_PREFIX = layout.HUMAN_DECIDED + "/"
+from review_app.errors import AlreadyDecided, NotAllowed, NotFound, Refused
+from review_app.leases import now
+from review_app.unclear_queue import Item, Queue, check_name, check_unclear_name, score_of
 
 
 @dataclass(frozen=True)
 class Decision:
     name: str  # human_decided/<label>/<name>
     generation: int
-    label: str  # the label stored: this request's, or the one an earlier request of this reviewer stored
+    label: str  # the label stored
     reviewer: str
     decided_at: str
     source: str  # unclear/<name>
@@ -50,15 +43,16 @@ class Decisions:
     def prediction_bucket(self) -> str:
         return self.queue.prediction_bucket
 
-    def decide(self, name: str, generation: int, label: str, reviewer: str) -> Decision:
-        """Record one reviewer's label for unclear/<name> at the generation they saw."""
+    def decide(self, name: str, generation: int, label: str, reviewer: str, tab: str = "") -> Decision:
+        """Record one reviewer's answer for unclear/<name> at the generation their tab was shown."""
         check_unclear_name(name)
         if label not in layout.DECISIONS:
             raise NotAllowed(f"label must be one of {', '.join(layout.DECISIONS)}")
-        lease = self.queue.lease_of(name)
-        if lease is not None and lease.keeps_out(reviewer):
-            raise AlreadyDecided(name)  # another reviewer has it on screen (or is undoing it)
         source = storage.ObjectRef(self.prediction_bucket, name, generation)
+        standing = claims.read(self.prediction_bucket, source)
+        if standing is not None:
+            return self._answer(standing, name, label, reviewer, tab)
+        self.queue.holding(name, generation, reviewer, tab)  # or Refused, with the true reason
         target = storage.ObjectRef(
             self.prediction_bucket, layout.human_decided(label, layout.parse(name).name)
         )
@@ -79,18 +73,44 @@ class Decisions:
             target,
             decision_metadata,
             owner=reviewer,
+            context={"tab": tab},
             record=outcomes.recorder(self.line_segment),
         )
         if result.claim is None:
-            raise NotFound(name)
-        if result.claim.owner != reviewer:
-            raise AlreadyDecided(name)
+            raise Refused("gone", "this image is no longer waiting for a decision")
+        if (result.claim.owner, result.claim.context.get("tab", "")) != (reviewer, tab):
+            return self._answer(result.claim, name, label, reviewer, tab)
         storage.delete_quietly(self.prediction_bucket, layout.lease(name))
         return _decision(result.claim, result.copy, name)
 
-    def undo(self, decided_name: str, generation: int | None, reviewer: str) -> Item:
-        """Move the reviewer's own recent decision back to unclear/, leased to them, exactly once.
-        A retry after an attempt that died half way finishes that attempt."""
+    def _answer(self, standing: claims.Claim, name: str, label: str, reviewer: str, tab: str) -> Decision:
+        """What to tell a request about an image whose decision is already recorded."""
+        if standing.state != claims.State.DONE:  # its request died half way: finish it
+            claims.finish(
+                standing.source_ref, self.prediction_bucket, record=outcomes.recorder(self.line_segment)
+            )
+            standing = claims.read(self.prediction_bucket, standing.source_ref) or standing
+        stored = standing.metadata.get(metadata.HUMAN_LABEL, standing.place.label)
+        if standing.owner != reviewer:
+            raise AlreadyDecided(name, f"already decided by another reviewer, as {stored}", stored=stored)
+        if standing.context.get("tab", "") != tab:
+            raise AlreadyDecided(
+                name, f"decided as {stored} in another of your tabs", "other_tab", stored=stored
+            )
+        if stored != label:
+            raise AlreadyDecided(name, f"you had already decided it as {stored}", stored=stored)
+        copy = standing.copy_ref
+        if standing.state == claims.State.COPIED or (copy is not None and storage.get(copy) is None):
+            raise Refused(
+                "undone",
+                f"you decided it as {stored}, and that was undone since; it is back in the queue",
+                stored=stored,
+            )
+        return _decision(standing, copy, name)
+
+    def undo(self, decided_name: str, generation: int | None, reviewer: str, tab: str = "") -> Item:
+        """Move the reviewer's own recent decision back to unclear/, leased to their tab, exactly
+        once. A retry after an attempt that died half way finishes that attempt."""
         check_name(decided_name)
         place = layout.parse(decided_name)
         if place.folder != layout.HUMAN_DECIDED or not place.name:
@@ -111,24 +131,22 @@ class Decisions:
             if now() - datetime.fromisoformat(meta[metadata.DECIDED_AT]) > self.undo_window:
                 raise NotAllowed("the undo window has passed")
             source = storage.ObjectRef(self.prediction_bucket, decided_name, decided.generation)
-        original = layout.routed(layout.UNCLEAR, place.name)
-        lease = self.queue.hold(original, reviewer)  # before it reappears: nobody else is served it
         restored = {k: v for k, v in meta.items() if k not in metadata.DECISION_KEYS}
         result = claims.move(
             source,
-            storage.ObjectRef(self.prediction_bucket, original),
+            storage.ObjectRef(self.prediction_bucket, layout.routed(layout.UNCLEAR, place.name)),
             restored,
             owner=reviewer,
             context={
                 "undoes": outcomes.event_id(outcomes.Decided.MESSAGE, meta.get(metadata.COPIED_FROM, "")),
                 "label": meta.get(metadata.HUMAN_LABEL, place.label),
+                "tab": tab,
             },
             record=outcomes.recorder(self.line_segment),
         )
-        if result.claim is None or result.claim.owner != reviewer or result.copy is None:
-            raise AlreadyDecided(decided_name)
-        if result.copy.name != original:
-            lease = self.queue.hold(result.copy.name, reviewer)
+        if result.claim is None or result.claim.owner != reviewer or result.copy is None or result.handed_on:
+            raise AlreadyDecided(decided_name, "the image changed since; nothing was undone", "changed")
+        lease = self.queue.hold(result.copy.name, result.copy.generation, reviewer, tab)
         kept = result.claim.metadata
         return Item(
             result.copy.name,

@@ -1,16 +1,29 @@
-"""The reviewer's page and its JSON API: next image, decide, skip, undo, queue size."""
+"""The reviewer's page and its JSON API. Every request that takes or changes a lease or a decision
+is a POST (CSRF-checked by review_app.security); every field is validated, and a refusal answers
+409 with the true reason (review_app.errors)."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict
 
 from flask import Blueprint, abort, current_app, g, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 
+from inspection import layout
+from inspection.errors import Held
+from review_app.auth import reviewers_only
 from review_app.decisions import Decisions
-from review_app.unclear_queue import AlreadyDecided, Item, NotAllowed, NotFound, Queue
+from review_app.errors import NotAllowed, NotFound, Refused
+from review_app.leases import PREFETCH, VIEW
+from review_app.unclear_queue import Item, Queue
 
 bp = Blueprint("review", __name__)
+bp.before_request(reviewers_only)
+
+TAB = re.compile(r"^[A-Za-z0-9-]{1,64}$")
+GENERATION = re.compile(r"^[0-9]{1,19}$")  # GCS generations are int64; no other digits, no giant numbers
+MAX_EXCLUDED = 4
 
 
 def queue() -> Queue:
@@ -22,10 +35,9 @@ def decisions() -> Decisions:
 
 
 def _item_json(item: Item) -> dict:
-    signer = current_app.extensions["signer"]
     body = asdict(item)
-    body["url"] = signer.url(queue().prediction_bucket, item.name, item.generation)
-    body["display_name"] = item.name.split("/", 1)[1]
+    body["url"] = _url(item.name, item.generation)
+    body["display_name"] = layout.displayed(layout.parse(item.name).name)
     return body
 
 
@@ -40,43 +52,107 @@ def _body() -> dict:
 
 
 def _generation(value: object) -> int:
-    """A GCS generation: a positive integer (a decimal string or a JSON integer)."""
-    if isinstance(value, bool) or not isinstance(value, (int, str)) or not str(value).isdigit():
-        abort(400, "generation must be a positive integer")
-    return int(value)
+    """A GCS generation: a positive integer (a decimal string of ASCII digits, or a JSON integer)."""
+    text = str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+    if not isinstance(text, str) or not GENERATION.match(text) or int(text) == 0:
+        abort(400, "generation must be a positive integer of at most 19 digits")
+    return int(text)
+
+
+def _tab(body: dict) -> str:
+    tab = body.get("tab", "")
+    if not isinstance(tab, str) or (tab and not TAB.match(tab)):
+        abort(400, "tab must be 1 to 64 letters, digits or '-'")
+    return tab
+
+
+def _text(body: dict, key: str) -> str:
+    value = body.get(key)
+    if not isinstance(value, str):
+        abort(400, f"{key} must be a string")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        abort(400, f"{key} is not valid UTF-8")
+    return value
 
 
 @bp.app_errorhandler(HTTPException)
 def _api_error(exc: HTTPException):
     """API callers get the reason as JSON, so the page can show it; pages keep Flask's own."""
     if request.path.startswith("/api/"):
-        return jsonify(error=exc.description), exc.code
+        return jsonify(error=exc.description, reason=exc.name.lower().replace(" ", "_")), exc.code
     return exc
 
 
 @bp.errorhandler(NotAllowed)
 def _not_allowed(exc):
-    return jsonify(error=str(exc)), 400
+    return jsonify(error=str(exc), reason="not_allowed"), 400
 
 
 @bp.errorhandler(NotFound)
 def _not_found(exc):
-    return jsonify(error="no such image or decision"), 404
+    return jsonify(error="no such image or decision", reason="not_found"), 404
+
+
+@bp.errorhandler(Refused)
+def _refused(exc: Refused):
+    return jsonify(error=exc.message, reason=exc.reason, conflict=True, **exc.details), 409
+
+
+@bp.errorhandler(Held)
+def _held(exc: Held):
+    return jsonify(error=f"held for a person: {exc.reason}", reason="held", conflict=True), 409
 
 
 @bp.get("/")
 def page():
-    undo_seconds = current_app.extensions["settings"].undo_seconds
-    return render_template("review.html", reviewer=g.reviewer, undo_seconds=undo_seconds)
+    settings = current_app.extensions["settings"]
+    return render_template(
+        "review.html",
+        reviewer=g.reviewer,
+        undo_seconds=settings.undo_seconds,
+        renew_seconds=max(10, settings.lease_seconds // 3),
+    )
 
 
-@bp.get("/api/next")
+@bp.post("/api/next")
 def next_image():
-    exclude = set(request.args.getlist("exclude"))
-    if len(exclude) > 200:
-        abort(400, "too many exclusions")
-    item = queue().next_item(g.reviewer, exclude)
+    body = _body()
+    kind = body.get("kind", VIEW)
+    if kind not in (VIEW, PREFETCH):
+        abort(400, "kind must be view or prefetch")
+    exclude = body.get("exclude", [])
+    if (
+        not isinstance(exclude, list)
+        or len(exclude) > MAX_EXCLUDED
+        or not all(isinstance(e, str) for e in exclude)
+    ):
+        abort(400, f"exclude must be a list of at most {MAX_EXCLUDED} names")
+    item = queue().next_item(g.reviewer, _tab(body), kind, frozenset(exclude))
     return jsonify(empty=True) if item is None else jsonify(_item_json(item))
+
+
+@bp.post("/api/show")
+def show():
+    """The tab shows the image it prefetched; a fresh URL comes with it."""
+    body = _body()
+    name, generation = _text(body, "name"), _generation(body.get("generation"))
+    expires = queue().show(name, generation, g.reviewer, _tab(body))
+    return jsonify(lease_expires=expires, url=_url(name, generation))
+
+
+@bp.post("/api/renew")
+def renew():
+    """The image is still on screen; a fresh URL comes with it (for loading it again)."""
+    body = _body()
+    name, generation = _text(body, "name"), _generation(body.get("generation"))
+    expires = queue().renew(name, generation, g.reviewer, _tab(body))
+    return jsonify(lease_expires=expires, url=_url(name, generation))
+
+
+def _url(name: str, generation: int) -> str:
+    return current_app.extensions["signer"].url(queue().prediction_bucket, name, generation)
 
 
 @bp.get("/api/queue")
@@ -89,16 +165,28 @@ def queue_size():
 def decide():
     body = _body()
     generation = _generation(body.get("generation"))
-    try:
-        decision = decisions().decide(body.get("name"), generation, body.get("label"), g.reviewer)
-    except AlreadyDecided:
-        return jsonify(error="already decided by another reviewer", conflict=True), 409
+    label = body.get("label")
+    if label not in layout.DECISIONS:
+        abort(400, f"label must be one of {', '.join(layout.DECISIONS)}")
+    decision = decisions().decide(_text(body, "name"), generation, label, g.reviewer, _tab(body))
     return jsonify(asdict(decision))
 
 
 @bp.post("/api/skip")
 def skip():
-    queue().release(_body().get("name"), g.reviewer)
+    body = _body()
+    queue().release(_text(body, "name"), g.reviewer, _tab(body))
+    return ("", 204)
+
+
+@bp.post("/api/release")
+def release():
+    """What a closing tab gives back (navigator.sendBeacon: a form with the CSRF token)."""
+    tab = request.form.get("tab", "")
+    if tab and not TAB.match(tab):
+        abort(400, "tab must be 1 to 64 letters, digits or '-'")
+    for name in request.form.getlist("name")[:MAX_EXCLUDED]:
+        queue().release(name, g.reviewer, tab)
     return ("", 204)
 
 
@@ -106,8 +194,5 @@ def skip():
 def undo():
     body = _body()
     generation = _generation(body["generation"]) if body.get("generation") is not None else None
-    try:
-        item = decisions().undo(body.get("decision"), generation, g.reviewer)
-    except AlreadyDecided:
-        return jsonify(error="the image changed since; nothing was undone", conflict=True), 409
+    item = decisions().undo(_text(body, "decision"), generation, g.reviewer, _tab(body))
     return jsonify(_item_json(item))

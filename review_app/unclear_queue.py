@@ -1,48 +1,33 @@
-"""The review queue on the prediction bucket: which unclear image a reviewer sees, and leases.
+"""Which unclear image a reviewer's tab gets next, and holding it while it is on screen.
+
+Images are served oldest first from the arrival-ordered index (inspection/review_index.py), one
+bounded page at a time: the same few storage requests however long the queue. Only indexed images
+are served; their moves index them after deleting their source, so a reviewer never takes a copy
+whose move could still copy it again.
 
 Object names are keys, never paths: nothing here normalises `..`. A request may only name objects
 under `unclear/` (or, for undo, the reviewer's own decision), and an object that does not exist
 literally is simply not found.
-
-A lease is `review/leases/<hash of the object name>` (the name in its metadata, so every servable
-name has a lease of fixed length), created with `if_generation_match=0`, or taken over once expired
-with `if_generation_match=<its generation>`, so any number of app instances agree.
-
-Only images in the arrival-ordered index are served. Their moves put them there after deleting
-their source, so a reviewer never takes a copy whose move could still copy it again.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-
-from google.api_core import exceptions as gexc
 
 from inspection import layout, metadata, review_index, storage
+from review_app.errors import NotAllowed, Refused
+from review_app.leases import PREFETCH, VIEW, Lease, Leases, now
 
 PAGE_SIZE = 50
 MAX_PAGES = 4  # a reviewer who skipped 200 images sees "nothing to review" rather than a slow page
 COUNT_CAP = 1000
+MAX_LEASES = 4  # per reviewer: the image on screen and the next one, in up to two tabs
 UNCLEAR_PREFIX = layout.UNCLEAR + "/"
-
-
-class NotAllowed(ValueError):
-    """The name is outside what a reviewer may touch (400)."""
-
-
-class NotFound(LookupError):
-    """No such object, or not this reviewer's (404)."""
-
-
-class AlreadyDecided(Exception):
-    """Someone else decided this image first, or has it on screen (409)."""
 
 
 @dataclass(frozen=True)
 class Item:
-    """An unclear image leased to one reviewer."""
+    """An unclear image leased to one reviewer's tab."""
 
     name: str
     generation: int
@@ -52,27 +37,7 @@ class Item:
     lease_expires: str
     unclear_reason: str = ""
     unclear_detail: str = ""
-
-
-@dataclass(frozen=True)
-class Lease:
-    reviewer: str
-    expires: str
-    generation: int  # of the lease object, for taking it over
-
-    def live(self) -> bool:
-        try:
-            return datetime.fromisoformat(self.expires) > now()
-        except ValueError:
-            return False
-
-    def keeps_out(self, reviewer: str) -> bool:
-        """Whether this lease keeps `reviewer` from the image."""
-        return self.reviewer != reviewer and self.live()
-
-
-def now() -> datetime:
-    return datetime.now(UTC)
+    lease: str = VIEW  # view: on screen; prefetch: loaded, not shown yet
 
 
 def check_name(name: object) -> str:
@@ -104,53 +69,74 @@ def score_of(meta: dict) -> float | None:
 
 
 class Queue:
-    """The unclear images of one prediction bucket, leased one at a time."""
+    """The unclear images of one prediction bucket, leased one at a time to each reviewer's tab."""
 
     def __init__(self, prediction_bucket: str, lease_seconds: int = 300):
         self.prediction_bucket = prediction_bucket
-        self.lease_for = timedelta(seconds=lease_seconds)
+        self.leases = Leases(prediction_bucket, lease_seconds)
 
     @property
     def bucket(self):
         return storage.client().bucket(self.prediction_bucket)
 
-    def next_item(self, reviewer: str, exclude: set[str] = frozenset()) -> Item | None:
-        """Lease the image that has waited longest and nobody else holds, from the arrival-ordered
-        index. Bounded pages, never the whole prefix."""
-        leases = self._leases()
-
-        def available(name: str) -> bool:
-            holder = leases.get(name)
-            return name not in exclude and not (holder and holder.keeps_out(reviewer))
-
-        for blob in self._candidates(available):
-            item = self._take(blob, reviewer, leases.get(blob.name))
+    def next_item(
+        self, reviewer: str, tab: str = "", kind: str = VIEW, exclude: frozenset[str] = frozenset()
+    ) -> Item | None:
+        """Lease the image that has waited longest and nobody else holds. At the end of the queue,
+        an image another tab only prefetched is taken over for one that will show it."""
+        leases = self.leases.all()
+        mine = [lease for lease in leases.values() if lease.live() and lease.reviewer == reviewer]
+        own = [lease for lease in mine if lease.tab == tab and lease.name not in exclude]
+        if kind == VIEW and own:
+            held = min(own, key=lambda lease: lease.kind != VIEW)  # a reload: what it already holds
+            item = self._item(held.name, held.image_generation, held)
             if item is not None:
                 return item
-        return None
+        if len(mine) >= MAX_LEASES:
+            raise Refused(
+                "too_many",
+                f"you already hold {len(mine)} images (open in other tabs?); decide or skip them first",
+            )
+        found = self._take_first(reviewer, tab, kind, exclude, leases, takeover=False)
+        if found is None and kind == VIEW:
+            found = self._take_first(reviewer, tab, kind, exclude, leases, takeover=True)
+        return found
 
-    def _candidates(self, available):
-        """Unclear images this reviewer may take, oldest first as far as the index knows. An index
-        entry names its image, so only an image that is available is read: the requests per next
-        image stay flat however many images are leased or skipped."""
-        for listed in self._pages(review_index.PREFIX):
-            entry = review_index.of_blob(self.prediction_bucket, listed)
-            if entry is None or not available(entry.name):
+    def _take_first(self, reviewer, tab, kind, exclude, leases, takeover: bool) -> Item | None:
+        for entry, listed in self._entries():
+            holder = leases.get(entry.name)
+            if entry.name in exclude or not entry.open_to(f"{reviewer}\t{tab}", now()):
                 continue
+            if holder is not None and holder.keeps_out(reviewer, tab):
+                if not (takeover and holder.kind == PREFETCH):
+                    continue
+            elif takeover:
+                continue  # the first pass found nothing here
             blob = self.bucket.get_blob(entry.name, generation=entry.generation)
             if blob is None:  # decided meanwhile: its entry is stale
                 storage.delete_quietly(self.prediction_bucket, listed.name, listed.generation)
                 continue
-            yield blob
+            lease = self.leases.take(entry.name, entry.generation, reviewer, tab, kind, over=holder)
+            if lease is not None:
+                return _item_of(blob, lease)
+        return None
 
-    def _pages(self, prefix: str):
+    def _entries(self):
+        """(entry, index object) oldest first, in bounded pages."""
         token = None
         for _ in range(MAX_PAGES):
-            page = self.bucket.list_blobs(prefix=prefix, max_results=PAGE_SIZE, page_token=token)
-            yield from list(page)
+            page = self.bucket.list_blobs(prefix=review_index.PREFIX, max_results=PAGE_SIZE, page_token=token)
+            for listed in list(page):
+                entry = review_index.of_blob(self.prediction_bucket, listed)
+                if entry is not None:
+                    yield entry, listed
             token = page.next_page_token
             if not token:
                 return
+
+    def _item(self, name: str, generation: int, lease: Lease) -> Item | None:
+        blob = self.bucket.get_blob(name, generation=generation)
+        return _item_of(blob, lease) if blob is not None else None
 
     def count(self) -> tuple[int, bool]:
         """(count, capped): counted up to COUNT_CAP, so the cost stays flat."""
@@ -160,62 +146,73 @@ class Queue:
         count = sum(1 for _ in names)
         return count, count >= COUNT_CAP
 
-    def release(self, name: str, reviewer: str) -> None:
-        """Give a leased image back to the queue (skip)."""
+    def holding(self, name: str, generation: int, reviewer: str, tab: str) -> Lease:
+        """The live lease this tab holds on exactly this image, or Refused with the true reason."""
         check_unclear_name(name)
-        lease = self.lease_of(name)
-        if lease is not None and lease.reviewer == reviewer:
-            storage.delete_quietly(self.prediction_bucket, layout.lease(name), lease.generation)
-
-    def lease_of(self, name: str) -> Lease | None:
-        blob = self.bucket.get_blob(layout.lease(name))
-        return _lease(blob) if blob is not None else None
-
-    def hold(self, name: str, reviewer: str) -> str:
-        """Lease `name` to `reviewer` whoever held it before (undo keeps the image with the undoer);
-        returns when the lease expires."""
-        expires = (now() + self.lease_for).isoformat()
-        self._write(name, reviewer, expires, precondition=None)
-        return expires
-
-    def _leases(self) -> dict[str, Lease]:
-        """Live leases: one or two per active reviewer, so listing them is cheap."""
-        found = {}
-        for blob in self.bucket.list_blobs(prefix=layout.LEASES + "/"):
-            name = (blob.metadata or {}).get("name")
-            if name:
-                found[name] = _lease(blob)
-        return found
-
-    def _take(self, blob, reviewer: str, holder: Lease | None) -> Item | None:
-        expires = (now() + self.lease_for).isoformat()
-        try:
-            self._write(blob.name, reviewer, expires, precondition=holder.generation if holder else 0)
-        except gexc.PreconditionFailed:
-            return None  # another reviewer got there first
-        meta = blob.metadata or {}
-        return Item(
-            name=blob.name,
-            generation=blob.generation,
-            model_label=meta.get(metadata.PREDICTED_LABEL, ""),
-            model_score=score_of(meta),
-            arrived=meta.get(metadata.ROUTED_AT)
-            or (blob.time_created.isoformat() if blob.time_created else ""),
-            lease_expires=expires,
-            unclear_reason=meta.get(metadata.UNCLEAR_REASON, ""),
-            unclear_detail=meta.get(metadata.UNCLEAR_DETAIL, ""),
+        lease = self.leases.of(name)
+        if lease is not None and lease.held_by(reviewer, tab) and lease.image_generation == generation:
+            return lease
+        current = self.bucket.get_blob(name)
+        if current is None:
+            raise Refused("gone", "this image is no longer waiting for a decision")
+        if current.generation != generation:
+            raise Refused(
+                "changed", "this image was replaced since it was shown; the new one is in the queue"
+            )
+        if lease is not None and lease.live() and lease.reviewer == reviewer:
+            raise Refused("other_tab", "this image is open in another of your tabs; decide it there")
+        if lease is not None and lease.live():
+            raise Refused("held_by_other", "another reviewer has this image on screen now")
+        raise Refused(
+            "lease_lost",
+            "your hold on this image ran out while the page was inactive; it is back in the queue",
         )
 
-    def _write(self, name: str, reviewer: str, expires: str, precondition: int | None) -> None:
-        lease = self.bucket.blob(layout.lease(name))
-        lease.metadata = {"name": name, "reviewer": reviewer, "expires": expires}
-        lease.upload_from_string(
-            json.dumps({"reviewer": reviewer, "expires": expires}),
-            content_type="application/json",
-            if_generation_match=precondition,
-        )
+    def show(self, name: str, generation: int, reviewer: str, tab: str) -> str:
+        """The tab now shows the image it prefetched: its lease becomes a view lease."""
+        return self._extend(self.holding(name, generation, reviewer, tab), VIEW)
+
+    def renew(self, name: str, generation: int, reviewer: str, tab: str) -> str:
+        """The image is still on screen: hold it another full lease; returns when that ends."""
+        return self._extend(self.holding(name, generation, reviewer, tab), None)
+
+    def _extend(self, lease: Lease, kind: str | None) -> str:
+        extended = self.leases.extend(lease, kind)
+        if extended is None:
+            raise Refused("held_by_other", "another reviewer took this image meanwhile")
+        return extended.expires
+
+    def release(self, name: str, reviewer: str, tab: str = "") -> None:
+        """Give a leased image back to the queue (skip, or the tab closed)."""
+        check_unclear_name(name)
+        lease = self.leases.of(name)
+        if lease is not None and (lease.reviewer, lease.tab) == (reviewer, tab):
+            self.leases.drop(lease)
+
+    def hold(self, name: str, generation: int, reviewer: str, tab: str) -> str:
+        """Lease `name` to this tab unless another tab holds it (undo keeps the image with the
+        undoer); returns when the lease ends."""
+        current = self.leases.of(name)
+        if current is not None and current.keeps_out(reviewer, tab):
+            if current.reviewer == reviewer:
+                raise Refused("other_tab", "this image is open in another of your tabs")
+            raise Refused("held_by_other", "another reviewer has this image on screen now")
+        lease = self.leases.take(name, generation, reviewer, tab, VIEW, over=current)
+        if lease is None:
+            raise Refused("held_by_other", "another reviewer took this image meanwhile")
+        return lease.expires
 
 
-def _lease(blob) -> Lease:
+def _item_of(blob, lease: Lease) -> Item:
     meta = blob.metadata or {}
-    return Lease(meta.get("reviewer", ""), meta.get("expires", ""), blob.generation)
+    return Item(
+        name=blob.name,
+        generation=blob.generation,
+        model_label=meta.get(metadata.PREDICTED_LABEL, ""),
+        model_score=score_of(meta),
+        arrived=meta.get(metadata.ROUTED_AT) or (blob.time_created.isoformat() if blob.time_created else ""),
+        lease_expires=lease.expires,
+        unclear_reason=meta.get(metadata.UNCLEAR_REASON, ""),
+        unclear_detail=meta.get(metadata.UNCLEAR_DETAIL, ""),
+        lease=lease.kind,
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import threading
 import time
@@ -19,19 +20,19 @@ class FakeIap:
 
     def __init__(self):
         self.key = ec.generate_private_key(ec.SECP256R1())
-        pem = self.key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
-        self.signer = crypt.ES256Signer.from_string(pem, key_id="test-kid")
+        self.signer = self.signer_with_kid("test-kid")
+        self.fetches = 0  # how often the app fetched the public keys
         public = (
             self.key.public_key()
             .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
             .decode()
         )
         keys = json.dumps({"test-kid": public}).encode()
+        fake = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self):
+                fake.fetches += 1
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(keys)))
@@ -44,6 +45,13 @@ class FakeIap:
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.certs_url = f"http://127.0.0.1:{self.server.server_port}/public_key"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def signer_with_kid(self, kid: str):
+        """A signer with this fake's key, under another key id (a forged or rotated `kid`)."""
+        pem = self.key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+        return crypt.ES256Signer.from_string(pem, key_id=kid)
 
     def token(
         self,
@@ -67,12 +75,16 @@ class FakeIap:
 
 
 class Reviewer:
-    """A page object for one reviewer on the Flask test client (like flaskr's AuthActions)."""
+    """A page object for one reviewer's tab on the Flask test client (like flaskr's AuthActions):
+    each one is a page load of its own, with its own tab id, as the page makes one."""
 
-    def __init__(self, client, token: str | None = None):
+    _tabs = itertools.count()
+
+    def __init__(self, client, token: str | None = None, page: str = "/"):
         self.client = client
+        self.tab = f"tab-{next(self._tabs)}"
         self.headers = {"x-goog-iap-jwt-assertion": token} if token else {}
-        response = client.get("/", headers=self.headers)
+        response = client.get(page, headers=self.headers)
         assert response.status_code == 200, response.status_code
         self.csrf = client.get_cookie("qi_csrf").value
 
@@ -81,10 +93,10 @@ class Reviewer:
 
     def post(self, path: str, body: dict, csrf: str | None = None):
         headers = {**self.headers, "X-CSRF-Token": self.csrf if csrf is None else csrf}
-        return self.client.post(path, json=body, headers=headers)
+        return self.client.post(path, json={"tab": self.tab, **body}, headers=headers)
 
-    def next(self, exclude: tuple[str, ...] = ()) -> dict:
-        return self.get("/api/next", query_string=[("exclude", e) for e in exclude]).get_json()
+    def next(self, exclude: tuple[str, ...] = (), kind: str = "view") -> dict:
+        return self.post("/api/next", {"exclude": list(exclude), "kind": kind}).get_json()
 
     def decide(self, item: dict, label: str):
         return self.post(
@@ -94,5 +106,10 @@ class Reviewer:
     def skip(self, item: dict):
         return self.post("/api/skip", {"name": item["name"]})
 
-    def undo(self, decision_name: str):
-        return self.post("/api/undo", {"decision": decision_name})
+    def undo(self, decision: str | dict):
+        """Undo a decision (the answer to decide, or just its name)."""
+        if isinstance(decision, dict):
+            return self.post(
+                "/api/undo", {"decision": decision["name"], "generation": decision["generation"]}
+            )
+        return self.post("/api/undo", {"decision": decision})

@@ -41,6 +41,13 @@ def wait_for(condition, timeout: float = 10.0):
         time.sleep(0.05)
 
 
+def press_when_ready(page, key: str) -> None:
+    """Press a decision key once the page says the photo is shown (the decision buttons enable only
+    when it is painted and fully in view; keys pressed before that are ignored by design)."""
+    expect(page.locator("#btn-ok")).to_be_enabled()
+    page.keyboard.press(key)
+
+
 def names(bucket, prefix):
     return sorted(b.name for b in bucket.list_blobs(prefix=prefix))
 
@@ -58,7 +65,7 @@ def test_a_reviewer_decides_with_the_keyboard_and_undoes(page, served, output_pa
     assert page.locator("#model").inner_text() == "defect (71%)"
     page.screenshot(path=f"{output_path}/review-before.png")
 
-    page.keyboard.press("d")
+    press_when_ready(page, "d")
     wait_for(lambda: names(bucket, "human_decided/") == [f"human_decided/defect/{shown}"])
     expect(page.locator("#status .text")).to_have_text(re.compile("^Saved"))
     assert page.locator("#session-count").inner_text() == "1"
@@ -144,7 +151,7 @@ def test_every_name_the_pipeline_routes_to_a_person_can_be_seen_and_decided(page
                 image.wait_for(state="visible")
                 wait_for(lambda: image.evaluate("img => img.complete && img.naturalWidth") > 0)
                 seen.append(page.locator("#name").inner_text())
-                page.keyboard.press("o")
+                press_when_ready(page, "o")
                 expect(page.locator("#session-count")).to_have_text(str(len(seen)))
             page.locator("#empty").wait_for(state="visible")
             server.shutdown()
@@ -191,7 +198,7 @@ def test_the_quality_report_shows_what_the_bucket_holds(page, small_model, tmp_p
             if item is not None:  # a person decides one unclear image
                 Decisions(queue).decide(item.name, item.generation, "defect", "lead@example.com")
             out = tmp_path / "report.html"
-            stack.sink.flush()
+            assert stack.wait_for_records(len(uploads)) == len(uploads)
             report.main(["--records", str(stack.records_dir), "--out", str(out)])
             objects = [b.name for b in storage.client().list_blobs(config.prediction_bucket)]
     finally:
@@ -270,7 +277,7 @@ def test_reviewers_get_the_image_that_waited_longest_and_see_how_long(page, make
         expect(page.locator("#image")).to_be_visible()
         seen.append(page.locator("#name").inner_text())
         assert " h " in page.locator("#waited").inner_text()
-        page.keyboard.press("o")
+        press_when_ready(page, "o")
         expect(page.locator("#session-count")).to_have_text(str(len(seen)))
     assert seen == ["z-first.jpeg", "a-second.jpeg", "m-third.jpeg"]
     server.shutdown()
@@ -318,7 +325,7 @@ def test_success_conflict_and_error_look_different_and_name_the_image(page, make
     page.goto(url)
     status = page.locator("#status")
     expect(page.locator("#name")).to_have_text("line-1/a.jpeg")
-    page.keyboard.press("o")
+    press_when_ready(page, "o")
     expect(status).to_have_class(re.compile("success"))
     expect(status.locator(".icon")).to_have_text("✓")
     expect(status.locator(".text")).to_contain_text("line-1/a.jpeg")
@@ -332,10 +339,12 @@ def test_success_conflict_and_error_look_different_and_name_the_image(page, make
         owner="other@example.com",
     )
     expect(page.locator("#name")).to_have_text("line-1/b.jpeg")
-    page.keyboard.press("o")
+    press_when_ready(page, "o")
     expect(status).to_have_class(re.compile("conflict"))
     expect(status.locator(".icon")).to_have_text("⚠")
-    expect(status.locator(".text")).to_contain_text("line-1/b.jpeg: already decided by someone else")
+    expect(status.locator(".text")).to_contain_text(
+        "line-1/b.jpeg: not saved: already decided by another reviewer, as defect"
+    )
 
     # the decision to undo vanished: the server's reason is shown
     bucket.blob("human_decided/ok/line-1/a.jpeg").delete()
@@ -355,8 +364,7 @@ def test_undoing_the_third_last_decision_from_the_history(page, make_bucket):
     server, url = serve(create_app({"PREDICTION_BUCKET": bucket.name, "REVIEW_AUTH": "local"}))
     page.goto(url)
     for key, count in (("o", "1"), ("d", "2"), ("o", "3")):
-        expect(page.locator("#image")).to_be_visible()
-        page.keyboard.press(key)
+        press_when_ready(page, key)
         expect(page.locator("#session-count")).to_have_text(count)
     expect(page.locator("#history li")).to_have_count(3)
     page.keyboard.press("h")
@@ -397,6 +405,7 @@ def test_the_audit_view_for_an_auditor_and_not_for_a_reviewer(page, make_bucket,
             "IAP_CERTS_URL": iap.certs_url,
             "ALLOWED_AUDITORS": "auditor@example.com",
             "RECORDS": str(tmp_path / "records"),
+            "ROLE": "audit",
         }
     )
     server, url = serve(app)

@@ -55,7 +55,7 @@ ENV = {  # the smallest valid environment of each deployable, as the Pulumi prog
         **PREDICT, inbound_bucket="i", held_subscription="projects/p/subscriptions/h"
     ),
     "review-app": ReviewSettings.environment(
-        prediction_bucket="b", iap_audience="/projects/1/apps/p", records="bigquery:p.d"
+        prediction_bucket="b", iap_audience="/projects/1/apps/p", records="bigquery:p.d", role="review"
     ),
 }
 

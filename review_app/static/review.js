@@ -1,14 +1,26 @@
-// The reviewer's page: one leased image at a time, the next one already loaded.
+// The reviewer's page: one leased image at a time in this tab, the next one already loaded.
+//
+// What the page promises the reviewer:
+// - a key decides only the image on screen: loaded, painted and fully in view, and never by
+//   auto-repeat (holding a key decides one image);
+// - "Saved" appears only for what the server stored, and every other message is the server's reason;
+// - the image on screen stays leased to this tab while it is visible (renewed), and a closing tab
+//   gives its images back.
 "use strict";
 (function () {
   const csrf = document.querySelector('meta[name="csrf-token"]').content;
   const $ = (id) => document.getElementById(id);
-  const undoSeconds = Number(document.querySelector(".review").dataset.undoSeconds || 120);
-  const buttons = { ok: $("btn-ok"), defect: $("btn-defect"), skip: $("btn-skip"), undo: $("btn-undo") };
+  const page = document.querySelector(".review");
+  const undoSeconds = Number(page.dataset.undoSeconds || 120);
+  const renewSeconds = Number(page.dataset.renewSeconds || 100);
+  const tab = (crypto.randomUUID && crypto.randomUUID()) || String(Math.random()).slice(2) + Date.now();
+  const buttons = { ok: $("btn-ok"), defect: $("btn-defect"), unusable: $("btn-unusable"),
+    skip: $("btn-skip"), undo: $("btn-undo"), retry: $("btn-retry") };
   const image = $("image");
   const loupe = $("loupe");
-  let current = null;     // the image on screen
-  let upcoming = null;    // the next image, leased and preloaded
+  let current = null;     // the image on screen (leased to this tab as "view")
+  let ready = false;      // current is painted and fully in view: keys may decide it
+  let upcoming = null;    // the next image, leased as "prefetch" and preloaded
   let history = [];       // this session's decisions still inside the undo window, newest first
   let emptyTimer = null;
   let busy = false;
@@ -18,7 +30,7 @@
     return fetch(path, {
       method: "POST", credentials: "same-origin",
       headers: { "Content-Type": "application/json", "X-CSRF-Token": csrf },
-      body: JSON.stringify(body),
+      body: JSON.stringify({ tab: tab, ...body }),
     });
   }
 
@@ -26,13 +38,14 @@
     try { return (await response.json()).error || "HTTP " + response.status; } catch (e) { return "HTTP " + response.status; }
   }
 
-  async function lease(exclude) {
-    const query = exclude.filter(Boolean).map((n) => "exclude=" + encodeURIComponent(n)).join("&");
-    const response = await fetch("/api/next?" + query, { credentials: "same-origin" });
-    if (!response.ok) throw new Error("Could not get the next image: " + (await reason(response)));
+  async function lease(kind, exclude) {
+    const response = await post("/api/next", { kind: kind, exclude: exclude.filter(Boolean) });
+    if (!response.ok) throw new Error("Could not get an image: " + (await reason(response)));
     const item = await response.json();
     if (item.empty) return null;
-    new Image().src = item.url;  // prefetch, so showing it is instant
+    item.confirmed = item.lease === "view";  // a prefetched image is confirmed when it is shown
+    item.preloaded = new Image();  // prefetch, so showing it is instant
+    item.preloaded.src = item.url;
     return item;
   }
 
@@ -54,51 +67,106 @@
     return hours + " h " + Math.round(since % 60) + " min";
   }
 
+  // Why a person is asked, in the plant's words (README: the review app).
+  const MEASURES = { brightness: "brightness", contrast: "contrast", sharpness: "sharpness (focus)",
+    width: "width", height: "height" };
+  function why(item) {
+    const said = (item.model_label || "?") + " (" + (item.model_score === null ? "?" : Math.round(item.model_score * 100) + "%") + ")";
+    if (item.unclear_reason === "no_model") return ["No model yet: every photo is decided by a person.", "–"];
+    if (item.unclear_reason === "unusual_input") {
+      const measure = (item.unclear_detail || "").split(" ")[0];
+      return ["This photo is unlike the photos the model learned from (" + (MEASURES[measure] || "its measures") + "): "
+        + (item.unclear_detail || "") + ". Check the camera and the light.", said + ", not trusted for this photo"];
+    }
+    if (item.unclear_reason === "anomalous") return ["The model said ok, but the part looks unlike good parts.", said];
+    return ["The model was unsure.", said];
+  }
+
+  function setReady(on) {
+    ready = on;
+    for (const key of ["ok", "defect", "unusable", "skip"]) buttons[key].disabled = !on;
+    buttons.undo.disabled = history.length === 0;
+  }
+
+  // Ready only once the image is decoded, painted, and wholly inside the window.
+  function fullyVisible() {
+    if (image.hidden || !image.naturalWidth) return false;
+    const box = image.getBoundingClientRect();
+    return box.width > 0 && box.top >= 0 && box.left >= 0 && box.bottom <= window.innerHeight && box.right <= window.innerWidth;
+  }
+  function checkReady() {
+    if (current && current.confirmed && !ready && $("failed").hidden && image.complete && fullyVisible()) setReady(true);
+    else if (ready && !fullyVisible()) setReady(false);
+  }
+  image.addEventListener("load", () => requestAnimationFrame(() => requestAnimationFrame(() => { placeLoupe(); checkReady(); })));
+  image.addEventListener("error", () => {
+    if (!current) return;
+    setReady(false);
+    image.hidden = true;
+    $("failed").hidden = false;
+    buttons.skip.disabled = false;
+    buttons.retry.disabled = false;
+  });
+  window.addEventListener("resize", checkReady);
+  window.addEventListener("scroll", checkReady, { passive: true });
+
   function show(item) {
     current = item;
+    setReady(false);
     $("loading").hidden = true;
+    $("failed").hidden = true;
+    buttons.retry.disabled = true;
     if (!item) {
       image.hidden = true;
       loupe.hidden = true;
       $("empty").hidden = false;
-      ["name", "model", "waited"].forEach((id) => { $(id).textContent = "–"; });
-      setEnabled(false);
+      for (const id of ["name", "model", "why", "waited"]) $(id).textContent = "–";
       if (!emptyTimer) emptyTimer = setInterval(refill, 10000);
       return;
     }
     clearInterval(emptyTimer); emptyTimer = null;
     $("empty").hidden = true;
-    image.src = item.url;
-    image.alt = "Cast part " + item.display_name;
     image.hidden = false;
+    image.alt = "Cast part " + item.display_name;
+    image.src = item.url;
     $("name").textContent = item.display_name;
-    const score = item.model_score === null ? "?" : Math.round(item.model_score * 100) + "%";
-    $("model").textContent = (item.model_label || "?") + " (" + score + ")";
+    $("name").title = item.display_name;
+    const [reasonText, said] = why(item);
+    $("why").textContent = reasonText;
+    $("model").textContent = said;
     $("waited").textContent = waited(item.arrived);
     $("waited").title = item.arrived ? new Date(item.arrived).toLocaleString() : "";
-    setEnabled(true);
-    placeLoupe();
+    if (image.complete && image.naturalWidth) requestAnimationFrame(() => requestAnimationFrame(checkReady));
   }
 
-  function setEnabled(on) {
-    buttons.ok.disabled = buttons.defect.disabled = buttons.skip.disabled = !on;
-    buttons.undo.disabled = history.length === 0;
+  // The prefetched image is painted at once; keys wait until the server confirms this tab still
+  // holds it (at the end of the queue another reviewer may have taken it to look at).
+  async function confirm(item, exclude) {
+    const response = await post("/api/show", { name: item.name, generation: item.generation });
+    if (current !== item) return;
+    if (response.ok) { item.confirmed = true; checkReady(); return; }
+    say("conflict", item.display_name + ": " + (await reason(response)) + ". Here is the next one.");
+    show(await lease("view", [item.name, ...exclude]));
+  }
+
+  async function prefetch(exclude) {
+    if (current && !upcoming) upcoming = await lease("prefetch", [current.name, ...exclude]);
   }
 
   async function refill() {
     try {
-      if (!current) show(await lease([]));
-      if (current && !upcoming) upcoming = await lease([current.name]);
+      if (!current) show(await lease("view", []));
+      await prefetch([]);
       refreshCount();
     } catch (err) { say("error", err.message); }
   }
 
+  // The next image, at once: the prefetched one (confirmed meanwhile), else a new lease. The next
+  // prefetch waits for the caller, so a tab never holds more than two images.
   async function advance(exclude) {
     const next = upcoming;
     upcoming = null;
-    show(next);
-    if (!next) show(await lease(exclude));
-    if (current) upcoming = await lease([current.name, ...exclude]);
+    if (next) { show(next); confirm(next, exclude); } else show(await lease("view", exclude));
   }
 
   function count(delta) {
@@ -107,28 +175,33 @@
     $("session-count").textContent = n;
   }
 
+  const WORDS = { ok: "ok", defect: "defect", unusable: "not a part / unusable" };
+
   async function decide(label) {
-    if (!current || busy) return;
+    if (!current || !ready || busy) return;
     busy = true;
+    setReady(false);
     const item = current;
     try {
       const pending = post("/api/decide", { name: item.name, generation: item.generation, label: label });
       await advance([item.name]);
       const response = await pending;
+      await prefetch([item.name]);
       if (response.status === 409) {
-        say("conflict", item.display_name + ": already decided by someone else. Nothing was saved; here is the next one.");
+        say("conflict", item.display_name + ": not saved: " + (await reason(response)) + ".");
       } else if (!response.ok) {
-        say("error", item.display_name + ": not saved (" + (await reason(response)) + "). It returns to the queue.");
+        say("error", item.display_name + ": not saved (" + (await reason(response)) + ").");
       } else {
         const decision = await response.json();
-        history.unshift({ name: decision.name, display: item.display_name, label: label, at: Date.now() });
+        history.unshift({ name: decision.name, generation: decision.generation, display: item.display_name,
+          label: decision.label, at: Date.now() });
         renderHistory();
         count(1);
-        say("success", "Saved: " + item.display_name + " is " + label + ".");
+        say("success", "Saved: " + item.display_name + " is " + WORDS[decision.label] + ".");
       }
     } catch (err) { say("error", item.display_name + ": " + err.message); }
     busy = false;
-    setEnabled(Boolean(current));
+    checkReady();
     refreshCount();
   }
 
@@ -139,18 +212,29 @@
     try {
       await post("/api/skip", { name: item.name });
       await advance([item.name]);
+      await prefetch([item.name]);
       say("success", "Skipped " + item.display_name + "; it stays in the queue.");
     } catch (err) { say("error", err.message); }
     busy = false;
   }
 
+  async function retry() {
+    if (!current || busy) return;
+    const response = await post("/api/renew", { name: current.name, generation: current.generation });
+    if (!response.ok) { say("conflict", current.display_name + ": " + (await reason(response)) + "."); return; }
+    current.url = (await response.json()).url;
+    show(current);
+  }
+
   async function undo(entry) {
     if (!entry || busy) return;
     busy = true;
+    setReady(false);
     try {
-      const response = await post("/api/undo", { decision: entry.name });
+      const response = await post("/api/undo", { decision: entry.name, generation: entry.generation });
       if (response.ok) {
         const restored = await response.json();
+        restored.confirmed = true;
         if (upcoming) await post("/api/skip", { name: upcoming.name });
         upcoming = current;
         show(restored);
@@ -165,7 +249,7 @@
     history = history.filter((h) => h !== entry);
     renderHistory();
     busy = false;
-    setEnabled(Boolean(current));
+    checkReady();
     refreshCount();
   }
 
@@ -178,13 +262,39 @@
       const button = document.createElement("button");
       button.type = "button";
       button.textContent = "Undo";
-      button.setAttribute("aria-label", "Undo " + entry.display + " (" + entry.label + ")");
+      button.setAttribute("aria-label", "Undo " + entry.display + " (" + WORDS[entry.label] + ")");
       button.addEventListener("click", () => undo(entry));
-      li.append(entry.display + " → " + entry.label + " ", button);
+      const text = document.createElement("span");
+      text.className = "name";
+      text.textContent = entry.display + " → " + WORDS[entry.label];
+      li.append(text, " ", button);
       return li;
     }));
     buttons.undo.disabled = history.length === 0;
   }
+
+  // The image on screen stays this tab's while it is visible; a lapse is told, not hidden.
+  async function renew() {
+    if (!current || document.visibilityState !== "visible" || busy) return;
+    const item = current;
+    const response = await post("/api/renew", { name: item.name, generation: item.generation });
+    if (response.status === 409 && current === item) {
+      say("conflict", item.display_name + ": " + (await reason(response)) + ". Here is the next one.");
+      await advance([item.name]);
+      await prefetch([item.name]);
+    }
+  }
+
+  // A closing tab gives its images back at once, instead of after the lease runs out.
+  window.addEventListener("pagehide", () => {
+    const names = [current && current.name, upcoming && upcoming.name].filter(Boolean);
+    if (!names.length) return;
+    const form = new FormData();
+    form.append("csrf_token", csrf);
+    form.append("tab", tab);
+    names.forEach((n) => form.append("name", n));
+    navigator.sendBeacon("/api/release", form);
+  });
 
   // The loupe: the image at native resolution (at least 2×) around a point, by mouse or by key.
   function toggle(button, on) { button.setAttribute("aria-pressed", String(on)); }
@@ -200,7 +310,6 @@
     loupe.style.backgroundPosition = (loupe.offsetWidth / 2 - x * zoom) + "px " + (loupe.offsetHeight / 2 - y * zoom) + "px";
   }
   function setLoupe(on) { loupe.hidden = !on || image.hidden; toggle($("btn-loupe"), on); placeLoupe(); }
-  image.addEventListener("load", placeLoupe);
   $("stage").addEventListener("mousemove", (event) => {
     const box = image.getBoundingClientRect();
     loupeAt = { x: Math.min(1, Math.max(0, (event.clientX - box.left) / box.width)),
@@ -212,7 +321,11 @@
     placeLoupe();
   }
   function setLevels(on) { image.classList.toggle("levels", on); loupe.classList.toggle("levels", on); toggle($("btn-levels"), on); }
-  function setFit(on) { image.classList.toggle("fit", on); toggle($("btn-fit"), on); placeLoupe(); }
+  function setFit(on) {
+    image.classList.toggle("fit", on);
+    toggle($("btn-fit"), on);
+    requestAnimationFrame(() => { placeLoupe(); setReady(false); checkReady(); });
+  }
 
   async function refreshCount() {
     try {
@@ -225,7 +338,9 @@
 
   buttons.ok.addEventListener("click", () => decide("ok"));
   buttons.defect.addEventListener("click", () => decide("defect"));
+  buttons.unusable.addEventListener("click", () => decide("unusable"));
   buttons.skip.addEventListener("click", skip);
+  buttons.retry.addEventListener("click", retry);
   buttons.undo.addEventListener("click", () => undo(history[0]));
   $("btn-loupe").addEventListener("click", () => setLoupe(loupe.hidden));
   $("btn-levels").addEventListener("click", () => setLevels(!image.classList.contains("levels")));
@@ -249,8 +364,9 @@
     }
     if (event.key === "Enter" || (inHistory && event.key === " ")) return;  // a focused button acts
     const key = event.key.toLowerCase();
-    const action = { o: () => decide("ok"), 1: () => decide("ok"), d: () => decide("defect"),
-      2: () => decide("defect"), s: skip, " ": skip, u: () => undo(history[0]), z: () => undo(history[0]),
+    const deciding = { o: "ok", 1: "ok", d: "defect", 2: "defect", n: "unusable", 3: "unusable" }[key];
+    if (event.repeat && (deciding || "suz ".includes(key))) { event.preventDefault(); return; }  // one press, one image
+    const action = deciding ? () => decide(deciding) : { s: skip, " ": skip, r: retry, u: () => undo(history[0]), z: () => undo(history[0]),
       l: () => setLoupe(loupe.hidden), c: () => setLevels(!image.classList.contains("levels")),
       f: () => setFit(!image.classList.contains("fit")),
       h: () => { const first = $("history").querySelector("button"); if (first) first.focus(); } }[key];
@@ -259,5 +375,7 @@
   $("session-count").textContent = sessionStorage.getItem("decided") || "0";
   setInterval(refreshCount, 15000);
   setInterval(renderHistory, 5000);
+  setInterval(renew, renewSeconds * 1000);
+  setInterval(checkReady, 500);
   refill();
 })();

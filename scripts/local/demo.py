@@ -163,7 +163,7 @@ def _run_stack(stack: LocalStack, config: StackConfig, args: argparse.Namespace,
     where = wait_until_routed(stack, {name for name, _ in items}, timeout=120 + len(items))
     summary = summarise(truth, where, time.monotonic() - started, len(items))
     print_summary(summary, stack)
-    stack.sink.flush()  # the records so far, in the store the report reads
+    stack.wait_for_records(len(where))  # the records of what was routed, in the store the report reads
     report.main(["--records", str(config.records_dir), "--out", str(args.state / "quality-report.html")])
     problems = check(items, where, stack)
     if problems:

@@ -86,6 +86,7 @@ class Call:
     preconditions: dict[str, str] = field(default_factory=dict)
     caller: str = ""  # who asked (User-Agent: quality-inspection/<deployable>)
     http: str = ""  # "GET /storage/v1/…", for messages
+    signed: bool = False  # through a V4 signed URL (a browser showing a photo), not the JSON API
 
     @property
     def writes(self) -> bool:
@@ -107,9 +108,8 @@ def classify(
         parts = parts[1:]
     if parts[:3] != ["storage", "v1", "b"]:
         if len(parts) >= 2 and "X-Goog-Signature" in query:  # a V4 signed URL: /<bucket>/<object>
-            return Call(
-                "objects.get", unquote(parts[0]), unquote("/".join(parts[1:])), "", "", "", {}, caller, http
-            )
+            name = unquote("/".join(parts[1:]))
+            return Call("objects.get", unquote(parts[0]), name, "", "", "", {}, caller, http, signed=True)
         return Call(f"other:{method}", "", "", "", "", "", {}, caller, http)
     if len(parts) == 3:
         return Call(

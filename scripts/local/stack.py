@@ -201,6 +201,22 @@ class LocalStack:
         response.raise_for_status()
         return response.json()
 
+    def wait_for_records(self, images: int, timeout: float = 60.0) -> int:
+        """Wait until the store holds the first record of `images` images (a record lands a moment
+        after its image does); returns how many it holds."""
+        import time
+        from datetime import UTC, datetime, timedelta
+
+        deadline = time.monotonic() + timeout
+        today = datetime.now(UTC).date()
+        while True:
+            self.sink.flush()
+            period = {"start": today - timedelta(days=1), "end": today}
+            [row] = self.records.query(records.ARRIVED, period["start"], period["end"], period)
+            if row["images"] >= images or time.monotonic() > deadline:
+                return row["images"]
+            time.sleep(0.1)
+
     def _sweep_loop(self, stop: threading.Event, every: float) -> None:
         while not stop.wait(every):
             with contextlib.suppress(Exception):  # the sweep logs its own trouble; keep the schedule
