@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 REQS := requirements.txt functions/requirements.txt review_app/requirements.txt
 
-.PHONY: demo test test-fast lint bench iam-doc clean
+.PHONY: demo test test-fast lint bench docs iam-doc clean
 
 $(STAMP): $(REQS)
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed; found " + sys.version.split()[0])'
@@ -34,9 +34,12 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m bench
 
-## make iam-doc: regenerate docs/iam.md from the Pulumi program (under mocks)
-iam-doc: $(STAMP)
+## make docs: regenerate docs/iam.md (from the Pulumi program, under mocks) and docs/gcp-rules.md
+docs: $(STAMP)
 	$(BIN)/python -m scripts.iam_doc > docs/iam.md.tmp && mv docs/iam.md.tmp docs/iam.md
+	$(BIN)/python -m infra.gcp_rules > docs/gcp-rules.md.tmp && mv docs/gcp-rules.md.tmp docs/gcp-rules.md
+
+iam-doc: docs
 
 clean:
 	rm -rf $(VENV) .demo .pytest_cache

@@ -10,7 +10,7 @@ ENTRYPOINT_ENV = {
         predictions_topic="projects/p/topics/t",
         prediction_bucket="b",
         backend="vertex",
-        vertex_endpoint="projects/p/locations/europe-west4/endpoints/1",
+        model="projects/p/locations/europe-west4/endpoints/1",
     ),
     "move": MoveSettings.environment(
         prediction_bucket="b", threshold=0.9, dead_letter_topic="projects/p/topics/d", inbound_bucket="i"

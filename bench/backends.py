@@ -101,9 +101,9 @@ def measure(images_count: int = 200, runs: int = 5) -> dict[str, float]:
         stub = VertexStandIn()
         try:
             backends = {
-                "vertex": {"backend": "vertex", "vertex_endpoint": ENDPOINT, "vertex_api_endpoint": stub.url},
-                "onnx": {"backend": "onnx", "onnx_model": str(model)},
-                "tflite": {"backend": "tflite", "tflite_model": str(EDGE_MODEL)},
+                "vertex": {"backend": "vertex", "model": ENDPOINT, "vertex_api_endpoint": stub.url},
+                "onnx": {"backend": "onnx", "model": str(model)},
+                "tflite": {"backend": "tflite", "model": str(EDGE_MODEL)},
             }
             for backend, fields in backends.items():
                 env = PredictSettings.environment(

@@ -1,5 +1,6 @@
 """Review latency on fake-gcs-server: the next image (oldest first) with 100 and 10,000 unclear
-objects, and a decision."""
+objects, and a decision; and, in a real browser at 1366×768, how long after a reviewer's key press
+the next photo is painted and ready for the next key."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ def _fill(bucket, count: int) -> None:
         blob = bucket.blob(f"unclear/line-1/part-{i:05d}.jpeg")
         blob.metadata = {"predicted_label": "defect", "predicted_score": "0.700000", "routed_at": routed_at}
         blob.upload_from_string(b"x")
-        review_index.add(bucket.name, blob.name, blob.generation, routed_at)
+        review_index.add(review_index.Entry(bucket.name, blob.name, blob.generation, routed_at))
 
     with ThreadPoolExecutor(8) as pool:
         list(pool.map(put, range(count)))
@@ -70,4 +71,83 @@ def measure(sizes=(100, 10_000), samples: int = 40) -> dict[str, float]:
             figures[f"review_next_ms_median_{sizes[-1]}"] / figures[f"review_next_ms_median_{sizes[0]}"], 2
         )
         os.environ.pop("STORAGE_EMULATOR_HOST", None)
+    figures.update(measure_painted())
     return figures
+
+
+# In the page: the moment of each decision's key press, and the moment the next photo is painted
+# and the keys work again (the page enables its buttons only then: review.js, checkReady).
+_MARKS = """
+window.__marks = [];
+document.addEventListener("keydown", (e) => {
+  if (!e.repeat) window.__marks.push({ down: performance.now(), ready: null });
+}, true);
+document.addEventListener("DOMContentLoaded", () => {
+  const ok = document.getElementById("btn-ok");
+  new MutationObserver(() => {
+    const last = window.__marks[window.__marks.length - 1];
+    if (last && last.ready === null && !ok.disabled) last.ready = performance.now();
+  }).observe(ok, { attributes: true, attributeFilter: ["disabled"] });
+});
+"""
+
+
+def measure_painted(decisions: int = 40) -> dict[str, float]:
+    """Next photo painted after the key press, p50 and p95, over `decisions` decisions in a row by
+    one reviewer in Chromium at 1366×768 (the shift test's setting), against the local app on
+    fake-gcs-server. Debian's chromium is needed; without it the figure is left out, loudly."""
+    import os
+    import shutil
+    from io import BytesIO
+
+    from PIL import Image, ImageDraw
+
+    from review_app import create_app
+    from scripts.local.stack import _Served
+
+    chromium = shutil.which("chromium") or "/usr/bin/chromium"
+    if not os.path.exists(chromium):
+        print("  SKIPPED: next-photo-painted needs /usr/bin/chromium (.ci/run installs it)")
+        return {}
+    from playwright.sync_api import expect, sync_playwright
+
+    photo = Image.new("RGB", (512, 512), (128, 128, 128))
+    ImageDraw.Draw(photo).ellipse((96, 96, 416, 416), outline=(40, 40, 40), width=12)
+    data = BytesIO()
+    photo.save(data, "JPEG", quality=90)
+    with FakeGcs() as gcs:
+        os.environ["STORAGE_EMULATOR_HOST"] = gcs.url
+        storage.client.cache_clear()
+        bucket = storage.client().create_bucket("bench-painted")
+        start = datetime(2026, 11, 25, 6, tzinfo=UTC)
+        for n in range(decisions + 3):
+            blob = bucket.blob(f"unclear/line-1/part-{n:03d}.jpeg")
+            routed_at = (start + timedelta(seconds=n)).isoformat()
+            blob.metadata = {
+                "predicted_label": "defect",
+                "predicted_score": "0.710000",
+                "routed_at": routed_at,
+            }
+            blob.upload_from_string(data.getvalue(), content_type="image/jpeg")
+            review_index.add(review_index.Entry(bucket.name, blob.name, blob.generation, routed_at))
+        app = create_app({"PREDICTION_BUCKET": bucket.name, "REVIEW_AUTH": "local", "UNDO_SECONDS": "3600"})
+        served = _Served(app, "bench-review")
+        try:
+            with sync_playwright() as playwright:
+                browser = playwright.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+                page = browser.new_page(viewport={"width": 1366, "height": 768})
+                page.add_init_script(_MARKS)
+                page.goto(served.url)
+                for n in range(decisions):
+                    expect(page.locator("#btn-ok")).to_be_enabled()
+                    page.keyboard.press("o")
+                    expect(page.locator("#session-count")).to_have_text(str(n + 1))
+                expect(page.locator("#btn-ok")).to_be_enabled()
+                marks = page.evaluate("window.__marks")
+                browser.close()
+        finally:
+            served.stop()
+            os.environ.pop("STORAGE_EMULATOR_HOST", None)
+    delays = [(m["ready"] - m["down"]) / 1000 for m in marks]
+    median, p95 = _percentiles(delays)
+    return {"review_next_painted_ms_p50": round(median, 1), "review_next_painted_ms_p95": round(p95, 1)}

@@ -24,6 +24,7 @@ APIS = (
     "logging",
     "cloudscheduler",
     "monitoring",
+    "bigquery",
 )
 
 

@@ -1,34 +1,42 @@
 """Stack configuration, read once into one frozen, validated object.
 
-A bad value stops `pulumi up` before anything is created, with a message that names the key and
-says how to fix it. Components take `Settings`, never `pulumi.Config`.
+Every key is one row of `KEYS`: the stack key, the `Settings` field it fills, its parser, its
+default (None: required) and how to fix a bad value. A bad value stops `pulumi up` before anything
+is created, with a message that names the key, says what is wrong and how to fix it. Rules between
+keys (a backend needs its model, the application's owner needs the OAuth client) follow the table.
+Components take `Settings`, never `pulumi.Config`.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any
 
 import pulumi
 
-# The same rules the functions apply at start, so a value Pulumi accepts is one they accept.
-from inspection import routing
+# The same rules the running code applies, so a value Pulumi accepts is one it accepts.
+from inspection import backends, routing
+from inspection.errors import ConfigError
 from inspection.labels import LabelMap
-from inspection.settings import CLASSIFIER_BACKENDS, parse_int
+from inspection.settings import parse_int
 
-MODEL_URL = re.compile(r"^gs://[a-z0-9][a-z0-9._-]{1,220}/(.+/)?[^/]+$")
+__all__ = ["KEYS", "ConfigError", "Settings", "load"]
+
 PREFIX = re.compile(r"^[a-z][a-z0-9-]{2,18}[a-z0-9]$")
 MEMBER = re.compile(r"^(user|group|domain|serviceAccount):[^\s,]+$")
-AUDITOR = re.compile(r"^(user|domain):[^\s,]+$")
+PERSON = re.compile(r"^(user|domain):[^\s,]+$")
 APP_ENGINE_LOCATION = re.compile(r"^[a-z]+(-[a-z]+)?[0-9]*$")
-ENDPOINT_ID = re.compile(r"^[0-9]{1,25}$")
 ACCOUNT_EMAIL = re.compile(r"^[a-z0-9-]+@[a-z0-9.-]+\.gserviceaccount\.com$")
-# The same list the predict function accepts: one config change switches between them.
-BACKENDS = CLASSIFIER_BACKENDS
+EMAIL = re.compile(r"^[^@\s,]+@[^@\s,]+\.[^@\s,]+$")
+SECONDS = re.compile(r"^([0-9]{1,4})s$")
+LINE = re.compile(r'^[^"\\\s][^"\\]{0,99}$')
+DATASET_LOCATION = re.compile(r"^(US|EU|[a-z]+-[a-z]+[0-9])$")
 
-
-class ConfigError(Exception):
-    """A stack setting is missing or invalid; the message names it and says how to fix it."""
+# Whether this stack creates the project's one App Engine application, or finds it there (made by
+# another stack, by this one before a destroy, or by hand): README "One project, several stacks".
+APP_ENGINE_MODES = ("create", "existing")
 
 
 @dataclass(frozen=True)
@@ -38,22 +46,22 @@ class Settings:
     prefix: str
     threshold: float
     backend: str
-    vertex_endpoint_id: str
-    vertex_region: str
-    onnx_model: str
-    tflite_model: str
+    model: str  # the model's location as predict reads it (inspection/backends.py); "" for none
     label_map: str
     reviewers: tuple[str, ...]
     auditors: tuple[str, ...]
+    report_readers: tuple[str, ...]
+    app_engine: str  # create | existing
     app_engine_location: str
     iap_client_id: str
     iap_client_secret: pulumi.Output[str] | str
+    app_engine_build_account: str  # "" means the application's default service account
     retention_days: int
     predict_max_instances: int
     move_max_instances: int
     pubsub_agent_token_creator: bool
-    app_engine_build_account: str  # "" means the project's default Cloud Build account
     iam_propagation: str
+    metric_propagation: str
     redrive_after_minutes: int
     redrive_every_minutes: int
     line_segment: int
@@ -65,10 +73,19 @@ class Settings:
     defect_baselines: dict[str, float]
     control_window_hours: int
     control_min_images: int
+    records_location: str
+    records_retention_days: int
 
     @property
     def has_model(self) -> bool:
         return self.backend != "none"
+
+    @property
+    def app_engine_region(self) -> str:
+        """App Engine's location ids `us-central` and `europe-west` are `us-central1` and
+        `europe-west1` everywhere else (https://cloud.google.com/appengine/docs/standard/locations)."""
+        location = self.app_engine_location
+        return location if location[-1].isdigit() else f"{location}1"
 
     def placed(self, kind: str) -> dict[str, str]:
         """Name, project and location of this stack's resource of `kind` (no random suffixes)."""
@@ -79,236 +96,414 @@ class Settings:
         return {"app": "quality-inspection", "prefix": self.prefix}
 
     @property
-    def vertex_endpoint(self) -> str:
-        return f"projects/{self.project}/locations/{self.vertex_region}/endpoints/{self.vertex_endpoint_id}"
+    def model_backend(self) -> backends.Backend:
+        return backends.get(self.backend)
 
 
-def _fix(key: str, problem: str, how: str) -> ConfigError:
-    return ConfigError(f"quality-inspection:{key} {problem}. Fix: {how}")
+# --- parsers: (raw value, qualified key) → value; a problem raises ValueError saying what is wrong ---
 
 
-def _int(cfg: pulumi.Config, key: str, default: int, low: int, high: int) -> int:
-    """The same integer rule the running code applies (inspection.settings.parse_int)."""
-    try:
-        return parse_int(cfg.get(key) or str(default), f"quality-inspection:{key}", low, high)
-    except ValueError as exc:
-        raise ConfigError(f"{exc}. Fix: pulumi config set {key} {default}") from None
+def text(raw: Any, key: str) -> str:
+    return str(raw).strip()
 
 
-def _matching(cfg: pulumi.Config, key: str, pattern: re.Pattern, rule: str, fix: str) -> str:
-    value = cfg.get(key) or ""
-    if not pattern.match(value):
-        raise _fix(key, f"is {value!r}; {rule}", fix)
-    return value
+def matching(pattern: re.Pattern, rule: str) -> Callable[[Any, str], str]:
+    def parse(raw: Any, key: str) -> str:
+        value = str(raw).strip()
+        if not pattern.match(value):
+            raise ValueError(f"is {value!r}; {rule}")
+        return value
+
+    return parse
 
 
-EMAIL = re.compile(r"^[^@\s,]+@[^@\s,]+\.[^@\s,]+$")
+def one_of(options: tuple[str, ...]) -> Callable[[Any, str], str]:
+    def parse(raw: Any, key: str) -> str:
+        value = str(raw).strip().lower()
+        if value not in options:
+            raise ValueError(f"is {value!r}, not one of {', '.join(options)}")
+        return value
+
+    return parse
 
 
-def _emails(cfg: pulumi.Config) -> tuple[str, ...]:
-    emails = tuple(_list(cfg, "alertEmails"))
-    for email in emails:
-        if not EMAIL.match(email):
-            raise _fix(
-                "alertEmails",
-                f"has {email!r}, not an email address",
-                "pulumi config set --path 'alertEmails[0]' quality-lead@example.com",
-            )
-    return emails
+def integer(low: int, high: int) -> Callable[[Any, str], int]:
+    def parse(raw: Any, key: str) -> int:
+        try:
+            return parse_int(str(raw), key, low, high)
+        except ConfigError as exc:
+            raise ValueError(str(exc).removeprefix(key).strip()) from None
+
+    return parse
 
 
-def _rate(raw: object, key: str) -> float:
+def boolean(raw: Any, key: str) -> bool:
+    value = str(raw).strip().lower()
+    if value not in ("true", "false"):
+        raise ValueError(f"is {value!r}, not true or false")
+    return value == "true"
+
+
+def seconds(high: int) -> Callable[[Any, str], str]:
+    def parse(raw: Any, key: str) -> str:
+        value = str(raw).strip()
+        found = SECONDS.fullmatch(value)
+        if not found or int(found.group(1)) > high:
+            raise ValueError(f"is {value!r}, not 0s to {high}s")
+        return value
+
+    return parse
+
+
+def rate(raw: Any, key: str) -> float:
     try:
         value = float(raw)
     except (TypeError, ValueError):
         value = -1.0
     if not 0 < value < 1:
-        raise _fix(key, f"is {raw!r}, not a defect rate in (0, 1)", f"pulumi config set {key} 0.05")
+        raise ValueError(f"is {raw!r}, not a defect rate in (0, 1)")
     return value
 
 
-def _baselines(cfg: pulumi.Config) -> dict[str, float]:
-    """Per-line defect-rate baselines (p̄ of the control chart), e.g. measured by scripts.report."""
-    raw = cfg.get_object("defectBaselines") or {}
-    if not isinstance(raw, dict):
-        raise _fix(
-            "defectBaselines",
-            "is not a map of line → rate",
-            "pulumi config set --path 'defectBaselines.line-1' 0.04",
-        )
-    return {str(line): _rate(rate, f"defectBaselines.{line}") for line, rate in raw.items()}
-
-
-def _bool(cfg: pulumi.Config, key: str, default: bool) -> bool:
-    raw = (cfg.get(key) or str(default)).strip().lower()
-    if raw not in ("true", "false"):
-        raise _fix(key, f"is {raw!r}, not true or false", f"pulumi config set {key} {str(default).lower()}")
-    return raw == "true"
-
-
-def _list(cfg: pulumi.Config, key: str) -> list[str]:
-    """A list key, as YAML or as a comma-separated string."""
+def threshold(raw: Any, key: str) -> float:
     try:
-        raw = cfg.get_object(key)
-    except Exception:  # a plain string, not YAML
-        raw = cfg.get(key)
-    items = (raw.split(",") if isinstance(raw, str) else raw) or []
-    return [str(item).strip() for item in items if str(item).strip()]
+        return routing.parse_threshold(raw, key)
+    except ConfigError:
+        raise ValueError(f"is {raw!r}, not {routing.THRESHOLD_RANGE}") from None
 
 
-def _members(
-    cfg: pulumi.Config, key: str, pattern: re.Pattern = MEMBER, kinds: str = "user:, group: or domain:"
-) -> tuple[str, ...]:
-    members = tuple(_list(cfg, key))
-    for member in members:
-        if not pattern.match(member):
-            raise _fix(
-                key,
-                f"has {member!r}, which is not a {kinds} member",
-                f"pulumi config set --path '{key}[0]' user:alice@example.com",
+def label_map(raw: Any, key: str) -> str:
+    try:
+        LabelMap.parse(str(raw), key=key)
+    except ConfigError as exc:
+        raise ValueError(str(exc).removeprefix(key).strip()) from None
+    return str(raw)
+
+
+def listing(item: Callable[[Any, str], Any]) -> Callable[[Any, str], tuple]:
+    """A list, as YAML or as a comma-separated string, each item parsed by `item`."""
+
+    def parse(raw: Any, key: str) -> tuple:
+        items = raw.split(",") if isinstance(raw, str) else (raw or [])
+        if not isinstance(items, list):
+            raise ValueError("is not a list")
+        return tuple(item(str(i).strip(), key) for i in items if str(i).strip())
+
+    return parse
+
+
+def member(kinds: re.Pattern, wanted: str) -> Callable[[Any, str], str]:
+    def parse(raw: Any, key: str) -> str:
+        if not kinds.match(raw):
+            raise ValueError(f"has {raw!r}, which is not a {wanted} member")
+        return raw
+
+    return parse
+
+
+def email(raw: Any, key: str) -> str:
+    if not EMAIL.match(raw):
+        raise ValueError(f"has {raw!r}, not an email address")
+    return raw
+
+
+def baselines(raw: Any, key: str) -> dict[str, float]:
+    """Per-line defect-rate baselines (p̄ of the control chart), e.g. measured by scripts.report."""
+    if not isinstance(raw, dict):
+        raise ValueError("is not a map of line → rate")
+    found = {}
+    for line, value in raw.items():
+        if not LINE.match(str(line)):
+            raise ValueError(
+                f"has the line {line!r}: a line is up to 100 characters, without quotes or backslashes"
             )
-    return members
+        try:
+            found[str(line)] = rate(value, key)
+        except ValueError as exc:
+            raise ValueError(f"has {line}: {value!r}, not a defect rate in (0, 1)") from exc
+    return found
 
 
-def _reviewers(cfg: pulumi.Config) -> tuple[str, ...]:
-    return _members(cfg, "reviewers")
+# --- the table ----------------------------------------------------------------------------------------
 
 
-def _auditors(cfg: pulumi.Config) -> tuple[str, ...]:
-    """Auditors are people or whole domains: the app checks each request's email against them, and
-    cannot see into a group."""
-    return _members(cfg, "auditors", AUDITOR, "user: or domain:")
+@dataclass(frozen=True)
+class Key:
+    """One stack key: where it is read, what it fills, how it is parsed, its default, its fix."""
+
+    key: str  # `gcp:<key>`, or a key of this project (quality-inspection:<key>)
+    field: str
+    parse: Callable[[Any, str], Any]
+    default: Any  # None: required
+    fix: str
+    structured: bool = False  # read as YAML (a list or map) when it is one
+    secret: bool = False
+
+    @property
+    def qualified(self) -> str:
+        return self.key if ":" in self.key else f"quality-inspection:{self.key}"
+
+
+KEYS: tuple[Key, ...] = (
+    Key(
+        "gcp:project",
+        "project",
+        matching(re.compile(r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$"), "a project id"),
+        None,
+        "pulumi config set gcp:project <your-project-id>",
+    ),
+    Key(
+        "gcp:region",
+        "region",
+        matching(re.compile(r"^[a-z]+-[a-z]+[0-9]$"), "a region such as europe-west4"),
+        None,
+        "pulumi config set gcp:region europe-west4",
+    ),
+    Key(
+        "prefix",
+        "prefix",
+        matching(PREFIX, "it must be 4-20 characters of a-z, 0-9 and '-', starting with a letter"),
+        None,
+        "pulumi config set prefix acme-qi",
+    ),
+    Key(
+        "predictionThreshold",
+        "threshold",
+        threshold,
+        str(routing.DEFAULT_THRESHOLD),
+        f"pulumi config set predictionThreshold {routing.DEFAULT_THRESHOLD} (README: choosing the threshold)",
+    ),
+    Key(
+        "classifierBackend",
+        "backend",
+        one_of(backends.NAMES),
+        "none",
+        "pulumi config set classifierBackend none (until a model is trained)",
+    ),
+    Key("labelMap", "label_map", label_map, "", "pulumi config set labelMap 'Defect=defect,Ok=ok'"),
+    Key(
+        "reviewers",
+        "reviewers",
+        listing(member(MEMBER, "user:, group:, domain: or serviceAccount:")),
+        (),
+        "pulumi config set --path 'reviewers[0]' user:alice@example.com",
+        structured=True,
+    ),
+    # Auditors are people or whole domains: the app checks each request's email against them.
+    Key(
+        "auditors",
+        "auditors",
+        listing(member(PERSON, "user: or domain:")),
+        (),
+        "pulumi config set --path 'auditors[0]' user:auditor@example.com",
+        structured=True,
+    ),
+    Key(
+        "reportReaders",
+        "report_readers",
+        listing(member(MEMBER, "user:, group:, domain: or serviceAccount:")),
+        (),
+        "pulumi config set --path 'reportReaders[0]' user:quality-lead@example.com",
+        structured=True,
+    ),
+    Key(
+        "appEngine",
+        "app_engine",
+        one_of(APP_ENGINE_MODES),
+        "create",
+        "pulumi config set appEngine create (the project's first stack, in a project without App Engine) "
+        "or existing (the application is there: made by another stack, by this one before a destroy, "
+        "or by hand)",
+    ),
+    Key(
+        "appEngineLocation",
+        "app_engine_location",
+        matching(APP_ENGINE_LOCATION, "App Engine uses its own ids such as europe-west or us-central"),
+        None,
+        "pulumi config set appEngineLocation europe-west (it cannot change once created)",
+    ),
+    Key(
+        "iapClientId",
+        "iap_client_id",
+        text,
+        "",
+        "create the OAuth client once in the console (README: the one manual step), then "
+        "pulumi config set iapClientId <id>.apps.googleusercontent.com",
+    ),
+    Key(
+        "iapClientSecret",
+        "iap_client_secret",
+        text,
+        "",
+        "pulumi config set --secret iapClientSecret <secret>",
+        secret=True,
+    ),
+    Key(
+        "appEngineBuildAccount",
+        "app_engine_build_account",
+        lambda raw, key: matching(ACCOUNT_EMAIL, "not a service account email")(raw, key) if raw else "",
+        "",
+        "pulumi config rm appEngineBuildAccount (the application's default service account)",
+    ),
+    Key("retentionDays", "retention_days", integer(1, 365), 30, "pulumi config set retentionDays 30"),
+    Key(
+        "predictMaxInstances",
+        "predict_max_instances",
+        integer(1, 1000),
+        10,
+        "pulumi config set predictMaxInstances 10",
+    ),
+    Key(
+        "moveMaxInstances",
+        "move_max_instances",
+        integer(1, 1000),
+        10,
+        "pulumi config set moveMaxInstances 10",
+    ),
+    Key(
+        "pubsubAgentTokenCreator",
+        "pubsub_agent_token_creator",
+        boolean,
+        "false",
+        "pulumi config set pubsubAgentTokenCreator false",
+    ),
+    Key(
+        "iamPropagationWait",
+        "iam_propagation",
+        seconds(600),
+        "90s",
+        "pulumi config set iamPropagationWait 90s",
+    ),
+    # Monitoring answers 404 on an alert policy naming a log-based metric for up to about 10
+    # minutes after the metric is made (docs/gcp-rules.md, "Waiting").
+    Key(
+        "metricPropagationWait",
+        "metric_propagation",
+        seconds(1800),
+        "600s",
+        "pulumi config set metricPropagationWait 600s",
+    ),
+    Key(
+        "redriveAfterMinutes",
+        "redrive_after_minutes",
+        integer(1, 1440),
+        15,
+        "pulumi config set redriveAfterMinutes 15",
+    ),
+    Key(
+        "redriveEveryMinutes",
+        "redrive_every_minutes",
+        integer(1, 30),
+        10,
+        "pulumi config set redriveEveryMinutes 10",
+    ),
+    Key("lineSegment", "line_segment", integer(0, 20), 1, "pulumi config set lineSegment 1"),
+    Key(
+        "alertEmails",
+        "alert_emails",
+        listing(email),
+        (),
+        "pulumi config set --path 'alertEmails[0]' quality-lead@example.com",
+        structured=True,
+    ),
+    Key(
+        "stuckInboundMinutes",
+        "stuck_inbound_minutes",
+        integer(5, 1440),
+        30,
+        "pulumi config set stuckInboundMinutes 30",
+    ),
+    Key("unclearWaitHours", "unclear_wait_hours", integer(1, 168), 8, "pulumi config set unclearWaitHours 8"),
+    Key("errorRatePercent", "error_rate_percent", integer(1, 100), 5, "pulumi config set errorRatePercent 5"),
+    Key("defectBaseline", "defect_baseline", rate, "0.05", "pulumi config set defectBaseline 0.05"),
+    Key(
+        "defectBaselines",
+        "defect_baselines",
+        baselines,
+        {},
+        "pulumi config set --path 'defectBaselines.line-1' 0.04",
+        structured=True,
+    ),
+    Key(
+        "controlWindowHours",
+        "control_window_hours",
+        integer(1, 168),
+        8,
+        "pulumi config set controlWindowHours 8",
+    ),
+    Key(
+        "controlMinImages",
+        "control_min_images",
+        integer(1, 100000),
+        50,
+        "pulumi config set controlMinImages 50",
+    ),
+    Key(
+        "recordsLocation",
+        "records_location",
+        lambda raw, key: (
+            matching(DATASET_LOCATION, "not a BigQuery location (US, EU or a region)")(raw, key)
+            if raw
+            else ""
+        ),
+        "",
+        "pulumi config set recordsLocation europe-west4 (it cannot change once created)",
+    ),
+    # 0 keeps the records for ever; a quality system usually keeps them for the product's life.
+    Key(
+        "recordsRetentionDays",
+        "records_retention_days",
+        integer(0, 36500),
+        0,
+        "pulumi config set recordsRetentionDays 0 (keep for ever)",
+    ),
+)
+
+
+def _raw(cfg: pulumi.Config, gcp: pulumi.Config, key: Key) -> Any:
+    source, name = (gcp, key.key.split(":", 1)[1]) if key.key.startswith("gcp:") else (cfg, key.key)
+    if key.secret:
+        return source.get_secret(name)
+    if key.structured:
+        try:
+            found = source.get_object(name)
+        except Exception:  # a plain string, not YAML
+            found = source.get(name)
+        return found
+    return source.get(name)
+
+
+def _value(key: Key, raw: Any) -> Any:
+    if key.secret:
+        return raw if raw is not None else ""
+    if raw is None or (isinstance(raw, str) and not raw.strip()):
+        if key.default is None:
+            raise ConfigError(f"{key.qualified} is not set. Fix: {key.fix}")
+        raw = key.default
+    try:
+        return key.parse(raw, key.qualified)
+    except ValueError as exc:
+        raise ConfigError(f"{key.qualified} {exc}. Fix: {key.fix}") from None
+
+
+def _fix(key: str, problem: str) -> ConfigError:
+    [row] = [k for k in KEYS if k.key == key]
+    return ConfigError(f"{row.qualified} {problem}. Fix: {row.fix}")
+
+
+def _complete(s: Settings, get: Callable[[str], str]) -> Settings:
+    """The rules between keys."""
+    model = s.model_backend.location_from_config(get, s.project, s.region)
+    if s.app_engine == "create":
+        if not s.iap_client_id.endswith(".apps.googleusercontent.com"):
+            raise _fix("iapClientId", f"is {s.iap_client_id!r}, not an OAuth client id")
+        if not s.iap_client_secret:
+            raise _fix("iapClientSecret", "is not set")
+    return replace(s, model=model, records_location=s.records_location or s.region)
 
 
 def load() -> Settings:
     """Read and validate the stack's configuration."""
-    gcp = pulumi.Config("gcp")
-    cfg = pulumi.Config("quality-inspection")
-    project = gcp.get("project") or ""
-    if not project:
-        raise ConfigError("gcp:project is not set. Fix: pulumi config set gcp:project <your-project-id>")
-    region = gcp.get("region") or ""
-    if not region:
-        raise ConfigError("gcp:region is not set. Fix: pulumi config set gcp:region europe-west4")
-
-    prefix = _matching(
-        cfg,
-        "prefix",
-        PREFIX,
-        "it must be 4-20 characters of a-z, 0-9 and '-', starting with a letter",
-        "pulumi config set prefix acme-qi",
-    )
-
-    try:
-        threshold = routing.parse_threshold(
-            cfg.get("predictionThreshold") or "0.9", "quality-inspection:predictionThreshold"
-        )
-    except ValueError as exc:
-        raise ConfigError(
-            f"{exc}. Fix: pulumi config set predictionThreshold 0.9 (see README: choosing the threshold)"
-        ) from None
-
-    # Day zero has no model: every image goes to reviewers until one is trained (README: deploy).
-    backend = (cfg.get("classifierBackend") or "none").lower()
-    if backend not in BACKENDS:
-        raise _fix(
-            "classifierBackend",
-            f"is {backend!r}, not one of {', '.join(BACKENDS)}",
-            "pulumi config set classifierBackend none (until a model is trained)",
-        )
-    endpoint_id = cfg.get("vertexEndpointId") or ""
-    onnx_model = cfg.get("onnxModel") or ""
-    if backend == "vertex" and not ENDPOINT_ID.match(endpoint_id):
-        raise _fix(
-            "vertexEndpointId",
-            f"is {endpoint_id!r}, not a Vertex AI endpoint id (digits)",
-            "deploy a model with `python -m scripts.training.train_vertex … --deploy`, which prints "
-            "the exact `pulumi config set vertexEndpointId …` line",
-        )
-    if backend == "onnx" and not MODEL_URL.match(onnx_model):
-        raise _fix(
-            "onnxModel",
-            f"is {onnx_model!r}, not gs://<bucket>/<folder>/<model>.onnx",
-            f"pulumi config set onnxModel gs://{prefix}-training/models/model.onnx",
-        )
-    tflite_model = cfg.get("tfliteModel") or ""
-    if backend == "tflite" and (not MODEL_URL.match(tflite_model) or not tflite_model.endswith(".tflite")):
-        raise _fix(
-            "tfliteModel",
-            f"is {tflite_model!r}, not gs://<bucket>/<folder>/model.tflite (dict.txt beside it)",
-            f"pulumi config set tfliteModel gs://{prefix}-training/models/edge/model.tflite",
-        )
-    build_account = cfg.get("appEngineBuildAccount") or ""
-    if build_account and not ACCOUNT_EMAIL.match(build_account):
-        raise _fix(
-            "appEngineBuildAccount",
-            f"is {build_account!r}, not a service account email",
-            "pulumi config rm appEngineBuildAccount (the project's default Cloud Build account)",
-        )
-    propagation = cfg.get("iamPropagationWait") or "90s"
-    if not re.fullmatch(r"([0-9]{1,3})s", propagation) or not 0 <= int(propagation[:-1]) <= 600:
-        raise _fix(
-            "iamPropagationWait",
-            f"is {propagation!r}, not 0s to 600s",
-            "pulumi config set iamPropagationWait 90s",
-        )
-
-    location = _matching(
-        cfg,
-        "appEngineLocation",
-        APP_ENGINE_LOCATION,
-        "App Engine uses its own ids such as europe-west or us-central",
-        "pulumi config set appEngineLocation europe-west (it cannot change once created)",
-    )
-    client_id = cfg.get("iapClientId") or ""
-    if not client_id.endswith(".apps.googleusercontent.com"):
-        raise _fix(
-            "iapClientId",
-            f"is {client_id!r}, not an OAuth client id",
-            "create the OAuth client once in the console (README: the one manual step), then "
-            "pulumi config set iapClientId <id>.apps.googleusercontent.com",
-        )
-    secret = cfg.get_secret("iapClientSecret")
-    if secret is None:
-        raise _fix("iapClientSecret", "is not set", "pulumi config set --secret iapClientSecret <secret>")
-
-    label_map = cfg.get("labelMap") or ""
-    try:
-        LabelMap.parse(label_map, key="quality-inspection:labelMap")
-    except ValueError as exc:
-        raise ConfigError(f"{exc}. Fix: pulumi config set labelMap 'Defect=defect,Ok=ok'") from None
-
-    return Settings(
-        project=project,
-        region=region,
-        prefix=prefix,
-        threshold=threshold,
-        backend=backend,
-        vertex_endpoint_id=endpoint_id,
-        vertex_region=cfg.get("vertexRegion") or region,
-        onnx_model=onnx_model,
-        tflite_model=tflite_model,
-        label_map=label_map,
-        reviewers=_reviewers(cfg),
-        auditors=_auditors(cfg),
-        app_engine_location=location,
-        iap_client_id=client_id,
-        iap_client_secret=secret,
-        retention_days=_int(cfg, "retentionDays", 30, 1, 365),
-        predict_max_instances=_int(cfg, "predictMaxInstances", 10, 1, 1000),
-        move_max_instances=_int(cfg, "moveMaxInstances", 10, 1, 1000),
-        pubsub_agent_token_creator=_bool(cfg, "pubsubAgentTokenCreator", False),
-        app_engine_build_account=build_account,
-        iam_propagation=propagation,
-        redrive_after_minutes=_int(cfg, "redriveAfterMinutes", 15, 1, 1440),
-        redrive_every_minutes=_int(cfg, "redriveEveryMinutes", 10, 1, 30),
-        line_segment=_int(cfg, "lineSegment", 1, 0, 20),
-        alert_emails=_emails(cfg),
-        stuck_inbound_minutes=_int(cfg, "stuckInboundMinutes", 30, 5, 1440),
-        unclear_wait_hours=_int(cfg, "unclearWaitHours", 8, 1, 168),
-        error_rate_percent=_int(cfg, "errorRatePercent", 5, 1, 100),
-        defect_baseline=_rate(cfg.get("defectBaseline") or "0.05", "defectBaseline"),
-        defect_baselines=_baselines(cfg),
-        control_window_hours=_int(cfg, "controlWindowHours", 8, 1, 168),
-        control_min_images=_int(cfg, "controlMinImages", 50, 1, 100000),
-    )
+    gcp, cfg = pulumi.Config("gcp"), pulumi.Config("quality-inspection")
+    values = {key.field: _value(key, _raw(cfg, gcp, key)) for key in KEYS}
+    return _complete(Settings(model="", **values), lambda key: cfg.get(key) or "")

@@ -1,5 +1,6 @@
-"""The predict and move functions (Cloud Run functions, gen2), packaged from this repository, and
-the grants their work and their trigger need.
+"""The functions (Cloud Run functions, gen2): predict, move, and the grants their work and their
+triggers need. Each is one `CloudFunction`: its zip, its grants, a wait, the function, and who may
+invoke it; the sweep (infra/sweep.py) is a third.
 
 First-deploy facts this relies on (docs/gcp-rules.md):
 - grants and new service agents take time to take effect, and an Eventarc trigger created seconds
@@ -11,119 +12,159 @@ First-deploy facts this relies on (docs/gcp-rules.md):
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pulumi
 import pulumi_gcp as gcp
-import pulumiverse_time as time
 
 from infra import packaging
-from infra.config import Settings
 from infra.context import Context
-from infra.iam import Grants, bucket_condition, sa
-from inspection import layout
+from infra.iam import Grant, Grants, bucket_condition, sa
+from infra.waits import propagation_wait
+from inspection import backends, layout
 from inspection.messages import FINALIZED
 from inspection.settings import MoveSettings, PredictSettings
 
 RUNTIME = "python312"
 FUNCTION_APIS = ("cloudfunctions", "run", "cloudbuild", "artifactregistry", "eventarc")
+GRANT_APIS = ("iam", "storage", "pubsub", "cloudresourcemanager")
+
+
+class CloudFunction:
+    """One gen2 function and everything it needs, declared under `parent`:
+
+    - its content-named zip (with only its classifier backend's runtime, where it has one);
+    - the grants its work needs, declared by `grants(iam, member)`, and the model grant when it
+      classifies;
+    - a wait after those grants (and the build's), repeated whenever they change;
+    - the function, on its own account, internal ingress unless told otherwise;
+    - run.invoker for exactly the caller that delivers to it.
+    """
+
+    def __init__(
+        self,
+        kind: str,
+        ctx: Context,
+        parent: pulumi.Resource,
+        *,
+        entry_point: str,
+        description: str,
+        account,
+        env: dict,
+        grants: Callable[[Grants, pulumi.Output], None],
+        invoker: tuple[str, pulumi.Input[str], str],  # (who, their member, why)
+        classifies: bool = False,
+        max_instances: int,
+        memory: str,
+        timeout: int,
+        ingress: str = "ALLOW_INTERNAL_ONLY",
+        waits_for: tuple[pulumi.Resource, ...] = (),
+        **trigger,
+    ):
+        s, apis, buckets, build = ctx.settings, ctx.apis, ctx.buckets, ctx.build
+        self.member = sa(account.email)
+        iam = Grants(parent, [apis.service(n) for n in GRANT_APIS])
+        grants(iam, self.member)
+        if classifies:
+            model_grant(iam, ctx, self.member, kind)
+        self.wait = propagation_wait(
+            f"wait-iam-{kind}", s, parent, [*iam.grants, *build.grants], [*waits_for]
+        )
+        source = packaging.source_object(
+            kind, packaging.function_files(kind, s.backend if classifies else None), buckets.sources, parent
+        )
+        self.function = gcp.cloudfunctionsv2.Function(
+            f"function-{kind}",
+            **s.placed(kind),
+            description=description,
+            build_config={
+                "runtime": RUNTIME,
+                "entry_point": entry_point,
+                "service_account": build.builder.id,
+                "docker_repository": build.repository.id,
+                "source": {"storage_source": {"bucket": buckets.sources.name, "object": source.name}},
+            },
+            service_config={
+                "service_account_email": account.email,
+                "environment_variables": env,
+                "max_instance_count": max_instances,
+                "available_memory": memory,
+                "timeout_seconds": timeout,
+                "ingress_settings": ingress,
+                "all_traffic_on_latest_revision": True,
+            },
+            labels=s.labels,
+            opts=pulumi.ResourceOptions(
+                parent=parent, depends_on=[self.wait, *(apis.service(n) for n in FUNCTION_APIS)]
+            ),
+            **trigger,
+        )
+        invoke = Grants(parent, [apis.service("run")])
+        who, caller, why = invoker
+        invoke.invoker(f"iam-{who}-run-{kind}", self.function, caller, why)
+        self.grants: list[Grant] = iam.grants + invoke.grants
+        self.uri = self.function.service_config.apply(lambda c: c.uri)
 
 
 class Functions(pulumi.ComponentResource):
+    """Predict, triggered by new photos in inbound, and move, pushed by our own subscription."""
+
     def __init__(self, name: str, ctx: Context, opts: pulumi.ResourceOptions | None = None):
         super().__init__("quality-inspection:functions:Functions", name, None, opts)
-        settings, apis, buckets, messaging, accounts, agents, roles, build = (
+        s, buckets, messaging, a, agents, roles = (
             ctx.settings,
-            ctx.apis,
             ctx.buckets,
             ctx.messaging,
             ctx.accounts,
             ctx.agents,
             ctx.roles,
-            ctx.build,
         )
-        s, a = settings, accounts
-        iam = Grants(self, [apis.service(n) for n in ("iam", "storage", "pubsub", "cloudresourcemanager")])
         take, place = roles.name("objectTake"), roles.name("objectPlace")
-        predict, move = sa(a.predict.email), sa(a.move.email)
-        iam.bucket(
-            "iam-predict-inbound",
-            buckets.inbound,
-            predict,
-            take,
-            "predict reads each new photo, and removes an unusable one after quarantining it",
-        )
-        iam.bucket(
-            "iam-predict-prediction",
-            buckets.prediction,
-            predict,
-            place,
-            "predict quarantines unusable files in rejected/ without overwriting anything",
-        )
-        claim_advance(iam, roles, buckets, predict, "predict")
-        iam.topic(
-            "iam-predict-publish",
-            messaging.predictions,
-            predict,
-            "roles/pubsub.publisher",
-            "predict publishes each prediction",
-        )
-        iam.bucket(
-            "iam-move-inbound",
-            buckets.inbound,
-            move,
-            take,
-            "move copies the photo out of inbound and deletes exactly the copied generation",
-        )
-        iam.bucket(
-            "iam-move-prediction",
-            buckets.prediction,
-            move,
-            place,
-            "move writes ok/, defect/ and unclear/ without overwriting, and reads its copies back",
-        )
-        claim_advance(iam, roles, buckets, move, "move")
-        iam.topic(
-            "iam-move-dead-letter",
-            messaging.dead_letter,
-            move,
-            "roles/pubsub.publisher",
-            "move sends messages it cannot parse to the dead-letter topic",
-        )
-        model_grant(iam, s, roles, apis, buckets, predict, "predict")
-        iam.project(
-            "iam-gcs-agent-publisher",
-            s.project,
-            sa(agents.gcs),
-            "roles/pubsub.publisher",
-            "the Cloud Storage service agent publishes object events to the topic Eventarc creates for the "
-            "trigger; that topic does not exist before the trigger, so the grant is on the project",
-        )
-        iam.project(
-            "iam-trigger-event-receiver",
-            s.project,
-            sa(a.trigger.email),
-            "roles/eventarc.eventReceiver",
-            "the trigger's identity receives the storage events; Eventarc accepts this role only on "
-            "the project",
-        )
-        self.grants = iam.grants
-        # One declared wait between every grant and service agent above (and the build's) and the
-        # functions and their trigger: IAM propagation is not instant in a fresh project.
-        self.propagation = propagation_wait(
-            "wait-iam-functions", s, self, [*self.grants, *build.grants], [agents.eventarc_identity]
-        )
-        child = pulumi.ResourceOptions(
-            parent=self, depends_on=[self.propagation, *(apis.service(n) for n in FUNCTION_APIS)]
-        )
-        common = {"settings": s, "buckets": buckets, "build": build, "opts": child}
-        self.predict = function(
+
+        def predict_grants(iam: Grants, member) -> None:
+            iam.bucket(
+                "iam-predict-inbound",
+                buckets.inbound,
+                member,
+                take,
+                "predict reads each new photo, and removes an unusable one after quarantining it",
+            )
+            iam.bucket(
+                "iam-predict-prediction",
+                buckets.prediction,
+                member,
+                place,
+                "predict quarantines unusable files in rejected/ without overwriting anything",
+            )
+            claim_advance(iam, roles, buckets, member, "predict")
+            iam.topic(
+                "iam-predict-publish",
+                messaging.predictions,
+                member,
+                "roles/pubsub.publisher",
+                "predict publishes each prediction",
+            )
+            trigger_grants(iam, ctx)
+
+        self.predict = CloudFunction(
             "predict",
-            "predict_image",
-            "Classify each photo finalized in the inbound bucket and publish it",
+            ctx,
+            self,
+            entry_point="predict_image",
+            description="Classify each photo finalized in the inbound bucket and publish it",
             account=a.predict,
-            env=PredictSettings.environment(**predict_fields(s, buckets, messaging)),
+            env=PredictSettings.environment(**predict_fields(ctx)),
+            grants=predict_grants,
+            invoker=(
+                "trigger",
+                sa(a.trigger.email),
+                "Eventarc delivers storage events to predict as the trigger",
+            ),
+            classifies=True,
             max_instances=s.predict_max_instances,
             memory="1Gi",
-            timeout=120,  # decoding, onnxruntime
+            timeout=120,  # decoding, a model in the function
+            waits_for=(agents.eventarc_identity,),
             event_trigger={
                 "event_type": FINALIZED,
                 "event_filters": [{"attribute": "bucket", "value": buckets.inbound.name}],
@@ -131,17 +172,40 @@ class Functions(pulumi.ComponentResource):
                 "service_account_email": a.trigger.email,
                 "trigger_region": s.region,
             },
-            **common,
         )
+
+        def move_grants(iam: Grants, member) -> None:
+            iam.bucket(
+                "iam-move-inbound",
+                buckets.inbound,
+                member,
+                take,
+                "move copies the photo out of inbound and deletes exactly the copied generation",
+            )
+            iam.bucket(
+                "iam-move-prediction",
+                buckets.prediction,
+                member,
+                place,
+                "move writes ok/, defect/ and unclear/ without overwriting, and reads its copies back",
+            )
+            claim_advance(iam, roles, buckets, member, "move")
+            iam.topic(
+                "iam-move-dead-letter",
+                messaging.dead_letter,
+                member,
+                "roles/pubsub.publisher",
+                "move sends messages it cannot parse to the dead-letter topic",
+            )
+
         # No event_trigger: our own push subscription (messaging.PushToMove) invokes move.
-        self.move = function(
+        self.move = CloudFunction(
             "move",
-            "move_image",
-            "Route each prediction into ok/, defect/ or unclear/",
+            ctx,
+            self,
+            entry_point="move_image",
+            description="Route each prediction into ok/, defect/ or unclear/",
             account=a.move,
-            max_instances=s.move_max_instances,
-            memory="256Mi",
-            timeout=60,
             env=MoveSettings.environment(
                 prediction_bucket=buckets.prediction.name,
                 threshold=s.threshold,
@@ -149,25 +213,41 @@ class Functions(pulumi.ComponentResource):
                 inbound_bucket=buckets.inbound.name,
                 line_segment=s.line_segment,
             ),
-            **common,
+            grants=move_grants,
+            invoker=(
+                "pusher",
+                sa(a.pusher.email),
+                "the push subscription calls move with the pusher's OIDC token",
+            ),
+            max_instances=s.move_max_instances,
+            memory="256Mi",
+            timeout=60,
         )
-        invoke = Grants(self, [apis.service("run")])
-        invoke.invoker(
-            "iam-trigger-run-predict",
-            self.predict,
-            sa(a.trigger.email),
-            "Eventarc delivers storage events to predict as the trigger",
-        )
-        self.grants += invoke.grants
-        self.register_outputs({"predict_uri": self.predict.url, "move_uri": self.move.url})
+        self.grants = self.predict.grants + self.move.grants
+        self.register_outputs({"predict_uri": self.predict.uri, "move_uri": self.move.uri})
 
 
-def propagation_wait(name: str, settings: Settings, parent, grants, others=()) -> time.Sleep:
-    """A declared wait after `grants` (and `others`), for IAM propagation (docs/gcp-rules.md)."""
-    return time.Sleep(
-        name,
-        create_duration=settings.iam_propagation,
-        opts=pulumi.ResourceOptions(parent=parent, depends_on=[*(g.resource for g in grants), *others]),
+def trigger_grants(iam: Grants, ctx: Context) -> None:
+    """What a storage trigger needs in the project. The Cloud Storage agent's publisher binding is
+    the same binding in every stack of the project, so it outlives this one on destroy."""
+    s, agents = ctx.settings, ctx.agents
+    shared = Grants(iam.parent, iam.after, retain=True)
+    shared.project(
+        "iam-gcs-agent-publisher",
+        s.project,
+        sa(agents.gcs),
+        "roles/pubsub.publisher",
+        "the Cloud Storage service agent publishes object events to the topic Eventarc creates for the "
+        "trigger; that topic does not exist before the trigger, so the grant is on the project (kept on "
+        "destroy: every stack's trigger relies on this one binding)",
+    )
+    iam.grants += shared.grants
+    iam.project(
+        "iam-trigger-event-receiver",
+        s.project,
+        sa(ctx.accounts.trigger.email),
+        "roles/eventarc.eventReceiver",
+        "the trigger's identity receives the storage events; Eventarc accepts this role only on the project",
     )
 
 
@@ -185,24 +265,26 @@ def claim_advance(iam: Grants, roles, buckets, member, key: str) -> None:
     )
 
 
-def model_grant(iam: Grants, settings: Settings, roles, apis, buckets, member, key: str) -> None:
-    """Access to exactly the configured model, only when one is configured. A model in one of our
-    buckets makes the grant wait for that bucket."""
-    s = settings
-    if s.backend == "vertex":
-        endpoint = Grants(iam.parent, [*iam.after, apis.service("aiplatform")])
+def model_grant(iam: Grants, ctx: Context, member, key: str) -> None:
+    """Access to exactly the configured model, only when one is configured (the backend says which
+    kind: inspection/backends.py). A model in one of our buckets makes the grant wait for it."""
+    s, roles, buckets = ctx.settings, ctx.roles, ctx.buckets
+    backend = s.model_backend
+    if backend.grant == backends.ENDPOINT_GRANT:
+        endpoint = Grants(iam.parent, [*iam.after, ctx.apis.service("aiplatform")])
+        _, _, _, region, _, endpoint_id = s.model.split("/")
         endpoint.endpoint(
             f"iam-{key}-vertex",
             s.project,
-            s.vertex_region,
-            s.vertex_endpoint_id,
+            region,
+            endpoint_id,
             member,
             roles.name("predictOnly"),
             f"{key} asks the endpoint for online predictions, and nothing else",
         )
         iam.grants += endpoint.grants
-    elif s.backend in ("onnx", "tflite"):
-        bucket_name, path = layout.split_gs_uri(s.onnx_model if s.backend == "onnx" else s.tflite_model)
+    elif backend.grant == backends.FOLDER_GRANT:
+        bucket_name, path = layout.split_gs_uri(s.model)
         folder = path.rpartition("/")[0]
         ours = buckets.by_name.get(bucket_name)
         iam.bucket(
@@ -215,63 +297,14 @@ def model_grant(iam: Grants, settings: Settings, roles, apis, buckets, member, k
         )
 
 
-def predict_fields(settings: Settings, buckets, messaging) -> dict:
+def predict_fields(ctx: Context) -> dict:
     """PredictSettings' fields as this stack sets them; the sweep runs the same core."""
-    s = settings
+    s = ctx.settings
     return {
-        "predictions_topic": messaging.predictions.id,
-        "prediction_bucket": buckets.prediction.name,
+        "predictions_topic": ctx.messaging.predictions.id,
+        "prediction_bucket": ctx.buckets.prediction.name,
         "backend": s.backend,
+        "model": s.model or None,
         "label_map": s.label_map,
         "line_segment": s.line_segment,
-        "vertex_endpoint": s.vertex_endpoint if s.backend == "vertex" else None,
-        "onnx_model": s.onnx_model if s.backend == "onnx" else None,
-        "tflite_model": s.tflite_model if s.backend == "tflite" else None,
     }
-
-
-def function(
-    kind: str,
-    entry_point: str,
-    description: str,
-    *,
-    settings: Settings,
-    buckets,
-    build,
-    account,
-    env: dict,
-    max_instances: int,
-    memory: str,
-    timeout: int,
-    opts: pulumi.ResourceOptions,
-    ingress: str = "ALLOW_INTERNAL_ONLY",
-    **trigger,
-) -> gcp.cloudfunctionsv2.Function:
-    """A gen2 function from its content-named zip, on its own account. Internal ingress by default:
-    Eventarc and Pub/Sub push in the same project count as internal traffic."""
-    s = settings
-    source = packaging.source_object(kind, packaging.function_files(kind), buckets.sources, opts.parent)
-    return gcp.cloudfunctionsv2.Function(
-        f"function-{kind}",
-        **s.placed(kind),
-        description=description,
-        build_config={
-            "runtime": RUNTIME,
-            "entry_point": entry_point,
-            "service_account": build.builder.id,
-            "docker_repository": build.repository.id,
-            "source": {"storage_source": {"bucket": buckets.sources.name, "object": source.name}},
-        },
-        service_config={
-            "service_account_email": account.email,
-            "environment_variables": env,
-            "max_instance_count": max_instances,
-            "available_memory": memory,
-            "timeout_seconds": timeout,
-            "ingress_settings": ingress,
-            "all_traffic_on_latest_revision": True,
-        },
-        labels=s.labels,
-        opts=opts,
-        **trigger,
-    )

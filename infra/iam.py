@@ -23,29 +23,38 @@ class Grant:
     why: str
     resource: pulumi.Resource
     condition: str = ""  # an IAM condition's title, when the grant has one
+    kept: bool = False  # retained on destroy: the same binding may be another stack's
 
 
 def sa(email: pulumi.Input[str]) -> pulumi.Output[str]:
     return pulumi.Output.concat("serviceAccount:", email)
 
 
-def _opts(parent: pulumi.Resource, after: Sequence[pulumi.Resource]) -> pulumi.ResourceOptions:
-    return pulumi.ResourceOptions(parent=parent, depends_on=list(after))
+def _opts(
+    parent: pulumi.Resource, after: Sequence[pulumi.Resource], retain: bool = False
+) -> pulumi.ResourceOptions:
+    return pulumi.ResourceOptions(parent=parent, depends_on=list(after), retain_on_delete=retain or None)
 
 
 class Grants:
     """Helpers that create one grant each and keep it; `after` is what every grant waits for
-    (the APIs: a component's depends_on does not reach its children)."""
+    (the APIs: a component's depends_on does not reach its children).
 
-    def __init__(self, parent: pulumi.Resource, after: Sequence[pulumi.Resource] = ()):
-        self.parent, self.after = parent, list(after)
+    `retain`: the grants outlive this stack on `destroy`. Only the owner of the project's shared
+    pieces uses it, for bindings every stack of the project relies on (README "One project, several
+    stacks"): deleting an additive member removes the binding for everyone who declared it
+    (https://github.com/hashicorp/terraform-provider-google/issues/13648)."""
+
+    def __init__(self, parent: pulumi.Resource, after: Sequence[pulumi.Resource] = (), retain: bool = False):
+        self.parent, self.after, self.retain = parent, list(after), retain
         self.grants: list[Grant] = []
 
     def _member(self, kind, key: str, target, member, role, why: str, condition=None, **where) -> Grant:
         """One additive member of `kind` (an IAM member resource type) where `where` says."""
         extra = {"condition": condition} if condition else {}
-        resource = kind(key, member=member, role=role, opts=_opts(self.parent, self.after), **where, **extra)
-        grant = Grant(member, role, target, why, resource, _title(condition))
+        opts = _opts(self.parent, self.after, self.retain)
+        resource = kind(key, member=member, role=role, opts=opts, **where, **extra)
+        grant = Grant(member, role, target, why, resource, _title(condition), self.retain)
         self.grants.append(grant)
         return grant
 
@@ -107,23 +116,32 @@ class Grants:
         where = {"project": project, "location": location, "endpoint": endpoint_id}
         return self._member(gcp.vertex.AiEndpointIamMember, key, target, member, role, why, **where)
 
-    def app_engine(self, key: str, project: str, app_id, member: str, role: str, why: str) -> Grant:
-        where = {"project": project, "app_id": app_id}
-        return self._member(
-            gcp.iap.WebTypeAppEngingIamMember, key, "the review app (IAP)", member, role, why, **where
-        )
+    def app_engine_service(
+        self, key: str, project: str, app_id, service, member: str, role: str, why: str
+    ) -> Grant:
+        """IAP access to one App Engine service only, not to the whole application."""
+        where = {"project": project, "app_id": app_id, "service": service}
+        target = pulumi.Output.concat("App Engine service ", service, " (IAP)")
+        return self._member(gcp.iap.AppEngineServiceIamMember, key, target, member, role, why, **where)
+
+    def dataset(self, key: str, dataset, member, role, why: str) -> Grant:
+        target = pulumi.Output.concat("BigQuery dataset ", dataset.dataset_id)
+        where = {"project": dataset.project, "dataset_id": dataset.dataset_id}
+        return self._member(gcp.bigquery.DatasetIamMember, key, target, member, role, why, **where)
 
 
 def _title(condition: dict | None) -> str:
     return condition["title"] if condition else ""
 
 
-def bucket_condition(title: str, bucket: pulumi.Input[str], folder: str = "") -> dict:
+def bucket_condition(title: str, bucket: pulumi.Input[str], folder: str = "", name_prefix: str = "") -> dict:
     """An IAM condition that limits a storage role to one bucket (the bucket itself, for listing,
-    and its objects), or to the objects in one folder of it."""
+    and its objects), to the objects in one folder of it, or to the objects whose names start with
+    `name_prefix`. Storage resource names: https://cloud.google.com/iam/docs/conditions-resource-attributes#resource-name"""
     base = pulumi.Output.concat("projects/_/buckets/", bucket)
-    if folder:
-        expression = pulumi.Output.concat('resource.name.startsWith("', base, "/objects/", folder, '/")')
+    if folder or name_prefix:
+        start = f"{folder}/" if folder else name_prefix
+        expression = pulumi.Output.concat('resource.name.startsWith("', base, "/objects/", start, '")')
     else:
         expression = pulumi.Output.concat(
             'resource.name == "', base, '" || resource.name.startsWith("', base, '/")'
@@ -162,6 +180,17 @@ CUSTOM_ROLES: dict[str, tuple[str, tuple[str, ...]]] = {
         "online prediction on one Vertex AI endpoint, without changing, undeploying or deleting it",
         ("aiplatform.endpoints.predict",),
     ),
+    "appEngineStaging": (
+        "read and write App Engine's staging bucket, where its builds keep their inputs; granted with "
+        "a condition that admits that bucket only",
+        (
+            "storage.buckets.get",
+            "storage.objects.list",
+            "storage.objects.get",
+            "storage.objects.create",
+            "storage.objects.delete",
+        ),
+    ),
     "signBlobOnly": (
         "sign bytes as a service account (V4 signed URLs) without minting access or ID tokens",
         ("iam.serviceAccounts.signBlob",),
@@ -172,8 +201,10 @@ CUSTOM_ROLES: dict[str, tuple[str, tuple[str, ...]]] = {
 class CustomRoles(pulumi.ComponentResource):
     """Project custom roles named `<prefix>_<role>`; `self.name(role)` is what grants use.
 
-    A deleted custom role keeps its id for up to 44 days, so a destroyed stack cannot be recreated
-    under the same prefix until then (README: destroy).
+    A deleted custom role can be undeleted for 7 days and keeps its id until day 37
+    (https://cloud.google.com/iam/docs/reference/rest/v1/projects.roles/delete). The provider
+    undeletes a role it finds deleted, so `destroy` then `up` under the same prefix works within 7
+    days; between day 7 and day 37 the id is taken (README: destroy).
     """
 
     def __init__(self, name: str, settings, after: Sequence[pulumi.Resource], opts=None):

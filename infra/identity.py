@@ -17,7 +17,8 @@ from infra.config import Settings
 ACCOUNTS = {
     "predict": "predict function",
     "move": "move function",
-    "review": "review app",
+    "review": "review app (reviewers)",
+    "audit": "review app's audit view (auditors)",
     "trigger": "Eventarc trigger that delivers storage events to predict",
     "pusher": "Pub/Sub push subscription that delivers predictions to move",
     "builder": "Cloud Build for the functions",
@@ -25,22 +26,33 @@ ACCOUNTS = {
 }
 
 
+# Only in the stack that creates the App Engine application: the identity of its `default` service.
+DEFAULT_SERVICE = "gae-default"
+DEFAULT_SERVICE_TITLE = "App Engine's default service, which serves nothing (infra/project.py)"
+
+
 class Accounts(pulumi.ComponentResource):
     """The service accounts, as attributes named like ACCOUNTS' keys."""
 
     def __init__(self, name: str, settings: Settings, after: Sequence[pulumi.Resource], opts=None):
         super().__init__("quality-inspection:identity:Accounts", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self, depends_on=list(after))
         self.all: dict[str, gcp.serviceaccount.Account] = {}
-        for role, title in ACCOUNTS.items():
+        wanted = dict(ACCOUNTS)
+        if settings.app_engine == "create":
+            wanted[DEFAULT_SERVICE] = DEFAULT_SERVICE_TITLE
+        for role, title in wanted.items():
             self.all[role] = gcp.serviceaccount.Account(
                 f"sa-{role}",
                 account_id=f"{settings.prefix}-{role}",
                 project=settings.project,
                 display_name=f"quality-inspection {title}",
-                opts=child,
+                # App Engine's default service outlives the stack that made it (infra/project.py),
+                # and so does the identity it runs as.
+                opts=pulumi.ResourceOptions(
+                    parent=self, depends_on=list(after), retain_on_delete=role == DEFAULT_SERVICE or None
+                ),
             )
-            setattr(self, role, self.all[role])
+            setattr(self, role.replace("-", "_"), self.all[role])
         self.register_outputs({})
 
 

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import pulumi
 import pulumi_gcp as gcp
-import pulumiverse_time as time
 
 from infra.config import Settings
 from infra.context import Context
 from infra.iam import Grants, sa
+from infra.waits import propagation_wait
 from inspection.publishing import MAX_DELIVERY_ATTEMPTS
 
 DEAD_LETTER_RETENTION = "604800s"  # 7 days, the maximum
@@ -68,13 +68,7 @@ class PushToMove(pulumi.ComponentResource):
         )
         s = settings
         iam = Grants(self, [apis.service("run"), apis.service("iam"), apis.service("pubsub")])
-        move_uri = move.service_config.apply(lambda c: c.uri)
-        iam.invoker(
-            "iam-pusher-run-move",
-            move,
-            sa(pusher.email),
-            "the push subscription calls move with the pusher's OIDC token",
-        )
+        move_uri = move.uri
         if s.pubsub_agent_token_creator:
             iam.service_account(
                 "iam-pubsub-agent-pusher-token",
@@ -93,11 +87,10 @@ class PushToMove(pulumi.ComponentResource):
             f"Pub/Sub forwards messages that failed {MAX_DELIVERY_ATTEMPTS} deliveries to the "
             "dead-letter topic",
         )
-        self.propagation = time.Sleep(
-            "wait-iam-push",
-            create_duration=s.iam_propagation,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[g.resource for g in iam.grants]),
-        )
+        # The pusher's run.invoker on move is move's own grant (infra/functions.py); deliveries wait
+        # for it as for the Pub/Sub agent's.
+        invoker = [g for g in move.grants if g.role == "roles/run.invoker"]
+        self.propagation = propagation_wait("wait-iam-push", s, self, [*iam.grants, *invoker])
         self.subscription = gcp.pubsub.Subscription(
             "subscription-predictions-to-move",
             name=f"{s.prefix}-predictions-to-move",

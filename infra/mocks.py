@@ -24,6 +24,8 @@ class Node:
     urn: str
     parent: str
     dependencies: set[str] = field(default_factory=set)  # URNs
+    retained: bool = False  # retain_on_delete: destroy leaves it in the project
+    read: bool = False  # looked up (`.get`), not declared: destroy never touches it
 
 
 class Mocks(pulumi.runtime.Mocks):
@@ -69,6 +71,15 @@ class Mocks(pulumi.runtime.Mocks):
             state.update(
                 app_id=self.project, appId=self.project, defaultHostname=f"{self.project}.ew.r.appspot.com"
             )
+            return self.project, state
+        if t == "gcp:logging/projectSink:ProjectSink":
+            state["writerIdentity"] = (
+                f"serviceAccount:service-{PROJECT_NUMBER}@gcp-sa-logging.iam.gserviceaccount.com"
+            )
+        if t == "gcp:bigquery/dataset:Dataset":
+            return f"projects/{inputs['project']}/datasets/{inputs['datasetId']}", state
+        if t == "gcp:cloudscheduler/job:Job":
+            return f"projects/{inputs['project']}/locations/{inputs['region']}/jobs/{inputs['name']}", state
         if t == "gcp:projects/iAMCustomRole:IAMCustomRole":
             state["name"] = f"projects/{inputs['project']}/roles/{inputs['roleId']}"
             return state["name"], state
@@ -92,6 +103,10 @@ class Mocks(pulumi.runtime.Mocks):
             "gcp:storage/getProjectServiceAccount:getProjectServiceAccount": {
                 "emailAddress": gcs_agent,
                 "member": "serviceAccount:" + gcs_agent,
+            },
+            "gcp:appengine/getDefaultServiceAccount:getDefaultServiceAccount": {
+                "email": f"{self.project}@appspot.gserviceaccount.com",
+                "member": f"serviceAccount:{self.project}@appspot.gserviceaccount.com",
             },
         }
         return answers.get(args.token, {})
@@ -125,9 +140,11 @@ def run_program(config: dict[str, str]) -> tuple[Mocks, list[dict]]:
     def build():
         stack = program.build(stack_config.load())
         rows = [
-            pulumi.Output.all(g.principal, g.role, g.target, g.why, g.condition, g.resource.urn).apply(
+            pulumi.Output.all(
+                g.principal, g.role, g.target, g.why, g.condition, g.resource.urn, g.kept
+            ).apply(
                 lambda v: dict(
-                    zip(("principal", "role", "resource", "why", "condition", "urn"), v, strict=True)
+                    zip(("principal", "role", "resource", "why", "condition", "urn", "kept"), v, strict=True)
                 )
             )
             for g in stack.grants()
@@ -143,6 +160,19 @@ def _record_graph(mocks: Mocks) -> None:
     original = pulumi_mocks.MockMonitor.RegisterResource
     if getattr(original, "records_graph", False):
         original = original.__wrapped__
+    original_read = pulumi_mocks.MockMonitor.ReadResource
+    if getattr(original_read, "records_graph", False):
+        original_read = original_read.__wrapped__
+
+    def read(monitor, request):
+        response = original_read(monitor, request)
+        current = getattr(pulumi_mocks.MockMonitor, "graph_sink", None)
+        if current is not None:
+            deps = set(request.dependencies)
+            current.graph[request.name] = Node(
+                request.type, request.name, response.urn, request.parent, deps, read=True
+            )
+        return response
 
     def register(monitor, request):
         response = original(monitor, request)
@@ -151,10 +181,13 @@ def _record_graph(mocks: Mocks) -> None:
             deps = set(request.dependencies)
             for property_deps in request.propertyDependencies.values():
                 deps.update(property_deps.urns)
-            current.graph[request.name] = Node(request.type, request.name, response.urn, request.parent, deps)
+            current.graph[request.name] = Node(
+                request.type, request.name, response.urn, request.parent, deps, bool(request.retainOnDelete)
+            )
         return response
 
-    register.records_graph = True
-    register.__wrapped__ = original
+    register.records_graph = read.records_graph = True
+    register.__wrapped__, read.__wrapped__ = original, original_read
     pulumi_mocks.MockMonitor.RegisterResource = register
+    pulumi_mocks.MockMonitor.ReadResource = read
     pulumi_mocks.MockMonitor.graph_sink = mocks

@@ -22,9 +22,12 @@ import pulumi
 import pulumi_gcp as gcp
 
 from infra.context import Context
+from infra.waits import metrics_wait
+from inspection import messages, outcomes, predicting, redrive
 
 FUNCTION = "cloud_run_revision"
 APP = "gae_app"
+FUNCTIONS = ("predict", "move", "sweep")  # this stack's functions, named <prefix>-<function>
 
 
 @dataclass(frozen=True)
@@ -34,7 +37,7 @@ class LogMetric:
     key: str
     description: str
     resource: str  # FUNCTION or APP
-    services: tuple[str, ...]  # functions' names without the prefix, or the App Engine service
+    services: tuple[str, ...]  # functions' or App Engine services' names without the prefix
     messages: tuple[str, ...]
     labels: dict[str, str] = field(default_factory=dict)  # label → field of the line
     value: str = ""  # a field to measure (a distribution); empty: count the lines
@@ -51,37 +54,41 @@ class LogMetric:
 
     def filter(self, prefix: str) -> str:
         label = "module_id" if self.resource == APP else "service_name"
-        where = " OR ".join(
-            f'resource.labels.{label}="{s if self.resource == APP else f"{prefix}-{s}"}"'
-            for s in self.services
-        )
+        where = " OR ".join(f'resource.labels.{label}="{prefix}-{s}"' for s in self.services)
         said = " OR ".join(f'jsonPayload.message="{m}"' for m in self.messages)
         return f'resource.type="{self.resource}" AND ({where}) AND ({said})'
 
 
+def _of(kind: type[outcomes.Outcome]) -> dict[str, str]:
+    """An outcome's metric labels, each read from the log field of the same name."""
+    return {label: label for label in kind.METRIC_LABELS}
+
+
+# Message names and labels come from where the lines are written: the outcome types for the
+# records, and the modules that write the operational lines.
 METRICS = (
     LogMetric(
         "routed",
         "Images routed by move, by line, folder and the model's label",
         FUNCTION,
         ("move",),
-        ("routed",),
-        {"line": "line", "folder": "folder", "label": "label"},
+        (outcomes.Routed.MESSAGE,),
+        _of(outcomes.Routed),
     ),
     LogMetric(
         "rejected",
         "Files quarantined in rejected/, by line and reason",
         FUNCTION,
         ("predict", "sweep"),
-        ("rejected",),
-        {"line": "line", "reason": "reason"},
+        (outcomes.Rejected.MESSAGE,),
+        _of(outcomes.Rejected),
     ),
     LogMetric(
         "prediction_latency",
         "Milliseconds from a finalized upload to a published prediction",
         FUNCTION,
         ("predict", "sweep"),
-        ("predicted",),
+        (predicting.PREDICTED,),
         {"line": "line"},
         value="latency_ms",
     ),
@@ -89,37 +96,37 @@ METRICS = (
         "human_decisions",
         "Reviewers' decisions, by line and whether they agreed with the model",
         APP,
-        ("default",),
-        ("decided",),
-        {"line": "line", "agreement": "agreement", "label": "label"},
+        ("review",),
+        (outcomes.Decided.MESSAGE,),
+        _of(outcomes.Decided),
     ),
     LogMetric(
         "dead_letters",
         "Messages move dead-lettered for a person: unreadable ones, and moves held (their claim)",
         FUNCTION,
         ("move",),
-        ("malformed prediction message; sent to dead letter", "move held for a person; sent to dead letter"),
+        (messages.DEAD_LETTERED_MALFORMED, messages.DEAD_LETTERED_HELD),
     ),
     LogMetric(
         "replayed_dead_letters",
         "Dead-lettered predictions the sweep published again",
         FUNCTION,
         ("sweep",),
-        ("dead-lettered prediction; publishing it again",),
+        (redrive.REPLAYED,),
     ),
     LogMetric(
         "stranded",
         "Inbound images the sweep found older than redriveAfterMinutes",
         FUNCTION,
         ("sweep",),
-        ("stranded in inbound; re-driving",),
+        (redrive.STRANDED,),
     ),
     LogMetric(
         "oldest_inbound_seconds",
         "Age of the oldest image waiting in inbound, each sweep",
         FUNCTION,
         ("sweep",),
-        ("sweep",),
+        (redrive.SWEPT,),
         value="oldest_inbound_s",
     ),
     LogMetric(
@@ -127,7 +134,7 @@ METRICS = (
         "Images waiting in unclear/ for a person, each sweep",
         FUNCTION,
         ("sweep",),
-        ("sweep",),
+        (redrive.SWEPT,),
         value="unclear_waiting",
     ),
     LogMetric(
@@ -135,7 +142,7 @@ METRICS = (
         "How long the oldest unclear image has waited, each sweep",
         FUNCTION,
         ("sweep",),
-        ("sweep",),
+        (redrive.SWEPT,),
         value="oldest_unclear_s",
     ),
 )
@@ -143,11 +150,21 @@ BY_KEY = {m.key: m for m in METRICS}
 ERRORS = "run.googleapis.com/request_count"  # Cloud Run's own metric: 5xx answers of our functions
 
 
+RE2_SPECIAL = set("\\.+*?()|[]{}^$")  # RE2's metacharacters (https://github.com/google/re2/wiki/Syntax)
+
+
+def promql_regex(literal: str) -> str:
+    """`literal` as a regular expression matching only itself, inside a PromQL string (whose
+    backslashes are escapes of their own)."""
+    escaped = "".join("\\" + ch if ch in RE2_SPECIAL else ch for ch in literal)
+    return escaped.replace("\\", "\\\\")
+
+
 def control_limit_query(prefix: str, window: str, baseline: float, min_images: int, lines: str = "") -> str:
     """PromQL that is non-empty for each line whose defect rate over `window` is above its p-chart
     control limit p̄ + 3·√(p̄(1−p̄)/n), n being that line's images in the window (at least `min_images`)."""
     routed = BY_KEY["routed"].promql(prefix)
-    selector = f"line{lines}" if lines else ""
+    selector = f",line{lines}" if lines else ""
     total = f'sum by (line) (increase({routed}{{folder=~"ok|defect|unclear"{selector}}}[{window}]))'
     defects = f'sum by (line) (increase({routed}{{folder="defect"{selector}}}[{window}]))'
     p = baseline
@@ -177,9 +194,9 @@ class Monitoring(pulumi.ComponentResource):
             for index, email in enumerate(s.alert_emails)
         ]
         names = [c.name for c in self.channels]
-        metric_opts = pulumi.ResourceOptions.merge(
-            after, pulumi.ResourceOptions(depends_on=list(self.metrics.values()))
-        )
+        # Monitoring answers 404 on a policy naming a log-based metric made minutes ago.
+        self.wait = metrics_wait("wait-metrics", s, self, self.metrics)
+        metric_opts = pulumi.ResourceOptions.merge(after, pulumi.ResourceOptions(depends_on=[self.wait]))
         self.policies = [
             gcp.monitoring.AlertPolicy(
                 key, project=s.project, notification_channels=names, opts=metric_opts, **policy
@@ -272,6 +289,9 @@ def alert_policies(s) -> dict[str, dict]:
             "documentation": {"content": doc.format(runbook), "mime_type": "text/markdown"},
         }
     errors = f"{s.error_rate_percent}% of function requests fail"
+    # Exactly this stack's functions: a prefix match would also take another stack's whose prefix
+    # starts with this one (acme-qi and acme-qi-dev).
+    ours = ", ".join(f'"{p}-{f}"' for f in FUNCTIONS)
     found["alert-function-errors"] = {
         "display_name": f"{p}: {errors}",
         "combiner": "OR",
@@ -285,12 +305,12 @@ def alert_policies(s) -> dict[str, dict]:
                 "REDUCE_SUM",
                 filter=(
                     f'metric.type="{ERRORS}" AND resource.type="{FUNCTION}" AND '
-                    f'resource.labels.service_name=starts_with("{p}-") AND '
+                    f"resource.labels.service_name=one_of({ours}) AND "
                     'metric.labels.response_code_class="5xx"'
                 ),
                 denominator_filter=(
                     f'metric.type="{ERRORS}" AND resource.type="{FUNCTION}" AND '
-                    f'resource.labels.service_name=starts_with("{p}-")'
+                    f"resource.labels.service_name=one_of({ours})"
                 ),
                 denominator_aggregations=[
                     {
@@ -304,9 +324,8 @@ def alert_policies(s) -> dict[str, dict]:
         "documentation": {"content": doc.format("Function errors"), "mime_type": "text/markdown"},
     }
     own = sorted(s.defect_baselines)
-    groups = [
-        (s.defect_baseline, f'!~"{"|".join(own)}"' if own else "", "every other line" if own else "a line")
-    ]
+    others = "|".join(promql_regex(line) for line in own)
+    groups = [(s.defect_baseline, f'!~"{others}"' if own else "", "every other line" if own else "a line")]
     groups += [(s.defect_baselines[line], f'="{line}"', line) for line in own]
     for index, (baseline, lines, who) in enumerate(groups):
         title = f"Defect rate of {who} above its control limit (baseline {baseline:.1%})"
@@ -370,7 +389,7 @@ def dashboard(s) -> dict:
         (
             "Function 5xx per second",
             "sum by (service_name) (rate(run_googleapis_com:request_count"
-            f'{{response_code_class="5xx",service_name=~"{p}-.*"}}[5m]))',
+            f'{{response_code_class="5xx",service_name=~"{p}-({"|".join(FUNCTIONS)})"}}[5m]))',
         ),
         ("Dead letters", f"sum(increase({m['dead_letters']}[{window}]))"),
         (

@@ -14,6 +14,8 @@ from pathlib import Path
 import pulumi
 import pulumi_gcp as gcp
 
+from inspection import backends
+
 ROOT = Path(__file__).resolve().parents[1]
 BUILD = ROOT / ".build"
 FIXED_TIME = (2020, 1, 1, 0, 0, 0)
@@ -75,13 +77,17 @@ def closure(entrypoint: Path) -> tuple[list[Path], set[str]]:
     return sorted(local), outside
 
 
-def requirements(modules: set[str]) -> str:
-    """The pinned lines of functions/requirements.txt that these modules need."""
+def requirements(modules: set[str], backend: str | None = None) -> str:
+    """The pinned lines of functions/requirements.txt that these modules need; with `backend`, only
+    that classifier backend's runtime of all those the code can open (inspection/backends.py)."""
     wanted = set(ALWAYS)
     for module in modules:
         for prefix, distribution in DISTRIBUTIONS.items():
             if module == prefix or module.startswith(prefix + "."):
                 wanted.add(distribution)
+    if backend is not None:
+        others = {d for b in backends.BACKENDS.values() if b.name != backend for d in b.distributions}
+        wanted -= others - set(backends.get(backend).distributions)
     pins = (ROOT / "functions" / "requirements.txt").read_text().splitlines()
     kept = [
         line for line in pins if line and not line.startswith("#") and re.split(r"[=<>~]", line)[0] in wanted
@@ -92,14 +98,15 @@ def requirements(modules: set[str]) -> str:
     )
 
 
-def function_files(function: str) -> list[tuple[Path, str]]:
+def function_files(function: str, backend: str | None = None) -> list[tuple[Path, str]]:
     """main.py at the root (Cloud Run functions look there), the `inspection` modules it imports,
-    and requirements.txt with the pins of exactly what they import."""
+    and requirements.txt with the pins of exactly what they import (of the classifier runtimes,
+    only `backend`'s when it is given)."""
     entrypoint = ROOT / "functions" / function / "main.py"
     local, outside = closure(entrypoint)
-    written = BUILD / f"requirements-{function}.txt"
+    written = BUILD / f"requirements-{function}{'-' + backend if backend else ''}.txt"
     BUILD.mkdir(exist_ok=True)
-    text = requirements(outside)
+    text = requirements(outside, backend)
     if not written.exists() or written.read_text() != text:
         written.write_text(text)
     return [

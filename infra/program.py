@@ -14,6 +14,8 @@ from infra.context import Context
 from infra.functions import Functions
 from infra.iam import CustomRoles, Grant
 from infra.monitoring import Monitoring
+from infra.project import AppEngine
+from infra.records import Records
 from infra.review import ReviewApp
 from infra.storage import Buckets
 from infra.sweep import Sweep
@@ -28,6 +30,7 @@ class Stack:
     functions: Functions
     push: messaging.PushToMove
     sweep: Sweep
+    records: Records
     review: ReviewApp
     components: list
 
@@ -48,10 +51,12 @@ def build(settings: Settings) -> Stack:
         messaging=messaging.Messaging("messaging", settings, apis),
     )
     ctx = replace(ctx, build=FunctionBuild("function-build", ctx))
+    ctx = replace(ctx, app_engine=AppEngine("app-engine", ctx))
     functions = Functions("functions", ctx)
     push = messaging.PushToMove("push-to-move", ctx, move=functions.move)
     sweep = Sweep("sweep", ctx)
-    review = ReviewApp("review", ctx)
+    records = Records("records", ctx, app_services=(f"{settings.prefix}-review",))
+    review = ReviewApp("review", ctx, records=records)
     Monitoring("monitoring", ctx)
     return Stack(
         settings,
@@ -61,8 +66,9 @@ def build(settings: Settings) -> Stack:
         functions,
         push,
         sweep,
+        records,
         review,
-        components=[ctx.build, functions, push, sweep, review],
+        components=[ctx.build, ctx.app_engine, functions, push, sweep, records, review],
     )
 
 
@@ -71,7 +77,9 @@ NEXT_STEPS = """\
 2. Watch it routed:  gcloud storage ls -r gs://{prediction}/
 3. Review unclear:   {review_url}  (reviewers: pulumi config set --path 'reviewers[N]' user:…)
 4. Dead letters:     gcloud pubsub subscriptions pull {held} --limit 10
-5. Re-drive now:     python -m scripts.redrive --url {sweep}
+5. Re-drive now:     python -m scripts.redrive --job {job}
+6. Audit:            {audit_url}  (auditors: pulumi config set --path 'auditors[N]' user:…)
+7. The records:      bq query --use_legacy_sql=false 'SELECT COUNT(*) FROM `{records}.*`'
 """
 
 
@@ -97,9 +105,12 @@ def export(stack: Stack) -> None:
     )
     pulumi.export(
         "function_uris",
-        {"predict": f.predict.url, "move": f.move.url, "sweep": stack.sweep.function.service_config.uri},
+        {"predict": f.predict.uri, "move": f.move.uri, "sweep": stack.sweep.sweep.uri},
     )
     pulumi.export("review_app_url", stack.review.url)
+    pulumi.export("audit_url", stack.review.audit_url)
+    pulumi.export("records", stack.records.location)
+    pulumi.export("redrive_job", stack.sweep.job.id)
     pulumi.export(
         "service_accounts",
         {k: account.email for k, account in a.all.items()},
@@ -110,7 +121,9 @@ def export(stack: Stack) -> None:
             inbound=b.inbound.name,
             prediction=b.prediction.name,
             review_url=stack.review.url,
-            sweep=stack.sweep.function.service_config.uri,
+            audit_url=stack.review.audit_url,
+            job=stack.sweep.job.id,
             held=m.dead_letter_held.name,
+            records=stack.records.location.apply(lambda r: r.removeprefix("bigquery:")),
         ).apply(lambda v: NEXT_STEPS.format(**v)),
     )

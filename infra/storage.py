@@ -12,7 +12,6 @@ from inspection import layout
 INBOUND_NONCURRENT_DAYS = 7
 CLAIM_KEEP_DAYS = 30
 REDRIVE_MARK_DAYS = 2  # a re-drive marker matters for one REDRIVE_AFTER window (at most a day)
-SOURCES_KEEP_DAYS = 90  # deployables are read once at deploy time; old ones only serve rollbacks
 
 
 class Buckets(pulumi.ComponentResource):
@@ -49,10 +48,11 @@ class Buckets(pulumi.ComponentResource):
                 },
             ],
         )
+        # No age rule: App Engine re-posts a version's zip on every update, so the live zip must stay
+        # (docs/gcp-rules.md, "App Engine"); Pulumi deletes a zip itself once nothing uses it. The
+        # zips are rebuilt from the repository, so destroy may delete them with the bucket.
         self.sources = self._bucket(
-            "sources",
-            "zipped deployables, named by content hash",
-            lifecycle_rules=[{"action": {"type": "Delete"}, "condition": {"age": SOURCES_KEEP_DAYS}}],
+            "sources", "zipped deployables, named by content hash", force_destroy=True
         )
         self.by_name = {
             f"{settings.prefix}-{role}": bucket
@@ -80,9 +80,10 @@ class Buckets(pulumi.ComponentResource):
             uniform_bucket_level_access=True,
             public_access_prevention="enforced",
             labels={**s.labels, "purpose": role},
-            force_destroy=False,
             opts=pulumi.ResourceOptions(parent=self, depends_on=self._after),
-            **extra,
+            # Photos, decisions and training data are never deleted by a tool: destroy stops at a
+            # bucket that holds any (README: destroy).
+            **{"force_destroy": False, **extra},
         )
 
 

@@ -1,11 +1,12 @@
 """The re-drive sweep: a function that Cloud Scheduler calls every few minutes, on its own account.
 
 It runs predict's core on inbound images older than `redriveAfterMinutes` and publishes again the
-predictions the push subscription gave up on (inspection/redrive.py). Its ingress admits calls from
-outside Google's network so that `python -m scripts.redrive` can run it on demand; every call still
-needs an identity holding run.invoker on it (no public access is granted).
-Cloud Scheduler signs its call with an OIDC token for the sweeper account
-(https://cloud.google.com/scheduler/docs/http-target-auth).
+predictions the push subscription gave up on (inspection/redrive.py). Its ingress is internal:
+Cloud Scheduler in the same project counts as internal traffic
+(https://cloud.google.com/run/docs/securing/ingress), and a person who wants a sweep now runs the
+job (`python -m scripts.redrive`, which asks Cloud Scheduler to run it), so nothing outside
+Google's network can reach the function. Cloud Scheduler signs its call with an OIDC token for the
+sweeper account (https://cloud.google.com/scheduler/docs/http-target-auth).
 """
 
 from __future__ import annotations
@@ -14,97 +15,79 @@ import pulumi
 import pulumi_gcp as gcp
 
 from infra.context import Context
-from infra.functions import (
-    FUNCTION_APIS,
-    claim_advance,
-    function,
-    model_grant,
-    predict_fields,
-    propagation_wait,
-)
+from infra.functions import CloudFunction, claim_advance, predict_fields
 from infra.iam import Grants, sa
+from infra.waits import propagation_wait
 from inspection.settings import SweepSettings
 
 
 class Sweep(pulumi.ComponentResource):
     def __init__(self, name: str, ctx: Context, opts: pulumi.ResourceOptions | None = None):
         super().__init__("quality-inspection:sweep:Sweep", name, None, opts)
-        settings, apis, buckets, messaging, accounts, roles, build = (
+        s, apis, buckets, messaging, accounts, roles = (
             ctx.settings,
             ctx.apis,
             ctx.buckets,
             ctx.messaging,
             ctx.accounts,
             ctx.roles,
-            ctx.build,
         )
-        s, member = settings, sa(accounts.sweeper.email)
-        iam = Grants(self, [apis.service(n) for n in ("iam", "storage", "pubsub")])
-        iam.bucket(
-            "iam-sweeper-inbound",
-            buckets.inbound,
-            member,
-            roles.name("objectRedrive"),
-            "the sweep lists inbound for stranded images, reads them, and quarantines unusable ones",
-        )
-        iam.bucket(
-            "iam-sweeper-prediction",
-            buckets.prediction,
-            member,
-            roles.name("objectQueue"),
-            "the sweep quarantines unusable files in rejected/, marks what it re-drove, counts the "
-            "unclear/ queue for the alerts and gives lost queue entries back",
-        )
-        claim_advance(iam, roles, buckets, member, "sweeper")
-        iam.topic(
-            "iam-sweeper-publish",
-            messaging.predictions,
-            member,
-            "roles/pubsub.publisher",
-            "the sweep publishes predictions of stranded images, and dead-lettered ones again",
-        )
-        iam.subscription(
-            "iam-sweeper-held",
-            messaging.dead_letter_held,
-            member,
-            "roles/pubsub.subscriber",
-            "the sweep takes dead-lettered predictions off the held subscription to replay them",
-        )
-        model_grant(iam, s, roles, apis, buckets, member, "sweeper")
-        self.grants = iam.grants
-        wait = propagation_wait("wait-iam-sweep", s, self, [*self.grants, *build.grants])
-        env = SweepSettings.environment(
-            **predict_fields(s, buckets, messaging),
-            inbound_bucket=buckets.inbound.name,
-            held_subscription=messaging.dead_letter_held.id,
-            redrive_after_s=s.redrive_after_minutes * 60,
-        )
-        self.function = function(
+
+        def grants(iam: Grants, member) -> None:
+            iam.bucket(
+                "iam-sweeper-inbound",
+                buckets.inbound,
+                member,
+                roles.name("objectRedrive"),
+                "the sweep lists inbound for stranded images, reads them, and quarantines unusable ones",
+            )
+            iam.bucket(
+                "iam-sweeper-prediction",
+                buckets.prediction,
+                member,
+                roles.name("objectQueue"),
+                "the sweep quarantines unusable files in rejected/, marks what it re-drove, counts the "
+                "unclear/ queue for the alerts and gives lost queue entries back",
+            )
+            claim_advance(iam, roles, buckets, member, "sweeper")
+            iam.topic(
+                "iam-sweeper-publish",
+                messaging.predictions,
+                member,
+                "roles/pubsub.publisher",
+                "the sweep publishes predictions of stranded images, and dead-lettered ones again",
+            )
+            iam.subscription(
+                "iam-sweeper-held",
+                messaging.dead_letter_held,
+                member,
+                "roles/pubsub.subscriber",
+                "the sweep takes dead-lettered predictions off the held subscription to replay them",
+            )
+
+        member = sa(accounts.sweeper.email)
+        self.sweep = CloudFunction(
             "sweep",
-            "sweep",
-            "Re-drive stranded images and dead-lettered predictions",
-            settings=s,
-            buckets=buckets,
-            build=build,
+            ctx,
+            self,
+            entry_point="sweep",
+            description="Re-drive stranded images and dead-lettered predictions",
             account=accounts.sweeper,
-            env=env,
+            env=SweepSettings.environment(
+                **predict_fields(ctx),
+                inbound_bucket=buckets.inbound.name,
+                held_subscription=messaging.dead_letter_held.id,
+                redrive_after_s=s.redrive_after_minutes * 60,
+            ),
+            grants=grants,
+            invoker=("sweeper", member, "Cloud Scheduler calls the sweep with the sweeper's OIDC token"),
+            classifies=True,
             max_instances=1,
             memory="1Gi",
             timeout=540,
-            ingress="ALLOW_ALL",
-            opts=pulumi.ResourceOptions(
-                parent=self, depends_on=[wait, *(apis.service(n) for n in FUNCTION_APIS)]
-            ),
         )
-        invoke = Grants(self, [apis.service("run")])
-        invoke.invoker(
-            "iam-sweeper-run-sweep",
-            self.function,
-            member,
-            "Cloud Scheduler calls the sweep with the sweeper's OIDC token",
-        )
-        self.grants += invoke.grants
-        uri = self.function.service_config.apply(lambda c: c.uri)
+        self.function, self.grants, uri = self.sweep.function, self.sweep.grants, self.sweep.uri
+        invokers = [g for g in self.grants if g.role == "roles/run.invoker"]
         self.job = gcp.cloudscheduler.Job(
             "scheduler-redrive",
             name=f"{s.prefix}-redrive",
@@ -122,7 +105,7 @@ class Sweep(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(
                 parent=self,
                 depends_on=[
-                    propagation_wait("wait-iam-schedule", s, self, invoke.grants),
+                    propagation_wait("wait-iam-schedule", s, self, invokers),
                     apis.service("cloudscheduler"),
                 ],
             ),

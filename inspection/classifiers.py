@@ -18,12 +18,11 @@ import tempfile
 from dataclasses import dataclass
 from typing import Protocol
 
-from inspection import layout
+from inspection import backends, layout
 from inspection.errors import BackendUnavailable, ConfigError
 from inspection.images import LoadedImage
 from inspection.limits import DEFAULT_MAX_REQUEST_BYTES
 from inspection.model_card import ModelCard
-from inspection.settings import vertex_api_url
 
 VERTEX_TIMEOUT_S = 30.0
 
@@ -43,6 +42,10 @@ class NoModel:
 
     card = None
 
+    @classmethod
+    def open(cls, location: str, opening: backends.Opening) -> NoModel:
+        return cls()
+
     def classify(self, image: LoadedImage) -> Classification:
         return Classification({"ok": 0.5, "defect": 0.5}, NO_MODEL, unclear_reason="no_model")
 
@@ -55,6 +58,14 @@ class VertexClassifier:
     """POST {api}/v1/{endpoint}:predict with one base64 image (docs/gcp-rules.md, "Vertex AI")."""
 
     card = None  # an endpoint carries no card; unusual input is not checked for it
+
+    @classmethod
+    def open(cls, location: str, opening: backends.Opening) -> VertexClassifier:
+        return cls(
+            location,
+            opening.vertex_api_endpoint or backends.vertex_api_url(location),
+            opening.max_request_bytes or DEFAULT_MAX_REQUEST_BYTES,
+        )
 
     def __init__(self, endpoint: str, api_endpoint: str, max_request_bytes: int):
         self.endpoint = endpoint
@@ -105,6 +116,10 @@ class VertexClassifier:
 class OnnxClassifier:
     """A self-describing ONNX model (see scripts/train_local.py) run on the CPU."""
 
+    @classmethod
+    def open(cls, location: str, opening: backends.Opening) -> OnnxClassifier:
+        return cls(local_model_path(location))
+
     def __init__(self, path: str):
         import onnxruntime
 
@@ -154,6 +169,10 @@ class TfliteClassifier:
     as they are and give scores to dequantize with the output's scale and zero point; float models
     take pixels scaled to [0, 1].
     """
+
+    @classmethod
+    def open(cls, location: str, opening: backends.Opening) -> TfliteClassifier:
+        return cls(local_model_path(location, (LABELS_FILE, CARD_FILE)))
 
     def __init__(self, path: str):
         from ai_edge_litert.interpreter import Interpreter
@@ -252,12 +271,9 @@ def create(settings) -> Classifier:
 
 
 def _create(settings) -> Classifier:
-    location = {
-        "tflite": settings.tflite_model,
-        "onnx": settings.onnx_model,
-        "vertex": settings.vertex_endpoint,
-    }.get(settings.backend, "")
-    return open_model(settings.backend, location, settings.vertex_api_endpoint, settings.max_request_bytes)
+    return open_model(
+        settings.backend, settings.model, settings.vertex_api_endpoint, settings.max_request_bytes
+    )
 
 
 def open_model(
@@ -265,16 +281,4 @@ def open_model(
 ) -> Classifier:
     """One backend's classifier for one model: predict, the sweep, evaluate and promote all open
     models here, so a model is judged by exactly the code that serves it."""
-    if backend == "none":
-        return NoModel()
-    if backend == "tflite":
-        return TfliteClassifier(local_model_path(location, (LABELS_FILE, CARD_FILE)))
-    if backend == "vertex":
-        return VertexClassifier(
-            location,
-            vertex_api_endpoint or vertex_api_url(location),
-            max_request_bytes or DEFAULT_MAX_REQUEST_BYTES,
-        )
-    if backend == "onnx":
-        return OnnxClassifier(local_model_path(location))
-    raise ConfigError(f"unknown classifier backend {backend!r}: expected none, vertex, onnx or tflite")
+    return backends.get(backend).open(location, backends.Opening(vertex_api_endpoint, max_request_bytes))

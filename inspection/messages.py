@@ -21,6 +21,10 @@ SCHEMA_VERSION = 1
 FINALIZED = "google.cloud.storage.object.v1.finalized"  # the storage event predict is triggered by
 MAX_NAME_BYTES = 1024  # GCS object-name limit
 
+# The log lines of messages move cannot route: each is dead-lettered for a person (README "Runbook").
+DEAD_LETTERED_MALFORMED = "malformed prediction message; sent to dead letter"
+DEAD_LETTERED_HELD = "move held for a person; sent to dead letter"
+
 
 @dataclass(frozen=True)
 class Prediction:

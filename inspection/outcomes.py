@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from inspection.claims import Moved
 
 RECORD_SCHEMA = 1  # the version of the record lines' fields; readers select lines by it
+RECORD_FIELD = "record"  # the field that carries it: a line is a record if and only if it has one
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -47,7 +48,7 @@ class Outcome:
     def fields(self) -> dict:
         """The record's fields, as its log line carries them."""
         found = {f.name: getattr(self, f.name) for f in fields(self) if not f.name.startswith("_")}
-        return {"record": RECORD_SCHEMA, "event": self.MESSAGE, **found}
+        return {RECORD_FIELD: RECORD_SCHEMA, "event": self.MESSAGE, **found}
 
     def queue_change(self) -> tuple[str, review_index.Entry] | None:
         """("add" or "remove", the queue entry) when this outcome changes the reviewers' queue."""

@@ -12,6 +12,8 @@ from inspection.labels import LabelMap
 from inspection.messages import Prediction, StorageObject
 from inspection.settings import PredictSettings
 
+PREDICTED = "predicted"  # the log line of each published prediction; it carries latency_ms
+
 
 def handle_object(obj: StorageObject, settings: PredictSettings, classifier: Classifier) -> str:
     """Classify one object generation and publish the result; returns what happened.
@@ -58,7 +60,7 @@ def handle_object(obj: StorageObject, settings: PredictSettings, classifier: Cla
     )
     message_id = publishing.publish(settings.predictions_topic, prediction.to_json(), image=obj.name)
     logs.info(
-        "predicted",
+        PREDICTED,
         **prediction.log_fields(settings.line_segment),
         scores=found.scores,
         message_id=message_id,

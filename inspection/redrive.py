@@ -33,6 +33,11 @@ from inspection.errors import Held
 from inspection.messages import StorageObject
 from inspection.settings import SweepSettings
 
+# The sweep's log lines that Monitoring counts (infra/monitoring.py).
+SWEPT = "sweep"  # one per pass, with what it found
+STRANDED = "stranded in inbound; re-driving"
+REPLAYED = "dead-lettered prediction; publishing it again"
+
 # move_image marks what it dead-letters itself (functions/move/main.py): keep it for a person.
 MALFORMED_SOURCE = "move_image"
 UNCLEAR_COUNT_CAP = 5000
@@ -69,7 +74,7 @@ def sweep(
     for message in publishing.held(settings.held_subscription, settings.max_messages):
         _replay(message, settings, report)
     _measure_and_requeue_unclear(settings, now, report)
-    logs.info("sweep", **asdict(report))
+    logs.info(SWEPT, **asdict(report))
     return report
 
 
@@ -86,7 +91,7 @@ def _redrive(blob, age: float, settings: SweepSettings, classifier, report: Swee
         report.skipped += 1
         return
     logs.error(
-        "stranded in inbound; re-driving",
+        STRANDED,
         **source.log_fields(),
         age_s=round(age),
         reason=f"not routed within {settings.redrive_after_s} s of its upload",
@@ -133,7 +138,7 @@ def _replay(message: publishing.Held, settings: SweepSettings, report: SweepRepo
         message.keep()
         return
     logs.error(
-        "dead-lettered prediction; publishing it again",
+        REPLAYED,
         image=_image_of(message.data),
         delivery_attempts=message.attributes.get("CloudPubSubDeadLetterSourceDeliveryCount"),
     )

@@ -19,6 +19,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Self
 
+from inspection import backends
 from inspection.errors import ConfigError
 from inspection.labels import LabelMap
 from inspection.limits import DEFAULT_LIMITS, DEFAULT_MAX_REQUEST_BYTES, Limits
@@ -26,17 +27,6 @@ from inspection.routing import THRESHOLD_RANGE, parse_threshold
 
 TOPIC_HINT = "projects/<project>/topics/<topic>"
 SUBSCRIPTION_HINT = "projects/<project>/subscriptions/<subscription>"
-ENDPOINT_HINT = "projects/<project>/locations/<region>/endpoints/<id>"
-ENDPOINT_PATTERN = re.compile(r"^projects/[^/]+/locations/([^/]+)/endpoints/[^/]+$")
-
-
-def vertex_api_url(endpoint: str) -> str:
-    """The regional API an endpoint answers on (docs/gcp-rules.md, "Vertex AI")."""
-    return f"https://{ENDPOINT_PATTERN.match(endpoint).group(1)}-aiplatform.googleapis.com"
-
-
-# none: no model yet, so every image goes to reviewers (day zero; README: deploy).
-CLASSIFIER_BACKENDS = ("none", "vertex", "onnx", "tflite")
 
 
 # --- parsers: (raw text, variable name) → value, or ConfigError naming the variable and the range ---
@@ -158,10 +148,18 @@ class EnvSettings:
         """The environment that gives these field values. Plain values are checked now; Pulumi
         Outputs (anything but str, int and float) pass through as they are."""
         known = cls.variables()
+        model = values.pop("model", None)
         unknown = set(values) - set(known)
         if unknown:
             raise TypeError(f"{cls.__name__} has no field {', '.join(sorted(unknown))}")
         env = {}
+        if model is not None:
+            # The variable that names the model is the backend's own (inspection/backends.py).
+            backend = backends.get(str(values.get("backend", "none")))
+            if isinstance(model, str):
+                backend.check(model)
+            if backend.variable:
+                env[backend.variable] = model
         for name, value in values.items():
             if value is None:
                 continue
@@ -181,13 +179,10 @@ class PredictSettings(EnvSettings):
 
     predictions_topic: str = var("PREDICTIONS_TOPIC", matching(r"^projects/[^/]+/topics/[^/]+$", TOPIC_HINT))
     prediction_bucket: str = var("PREDICTION_BUCKET", text("the prediction bucket's name"))
-    backend: str = var("CLASSIFIER_BACKEND", choice(CLASSIFIER_BACKENDS))
-    vertex_endpoint: str = var("VERTEX_ENDPOINT", optional, "")
+    backend: str = var("CLASSIFIER_BACKEND", choice(backends.NAMES))
+    # The model's location, read from the backend's own variable (VERTEX_ENDPOINT, ONNX_MODEL, …).
+    model: str = field(metadata={"model": True})
     vertex_api_endpoint: str = var("VERTEX_API_ENDPOINT", optional, "")
-    onnx_model: str = var("ONNX_MODEL", optional, "")
-    tflite_model: str = var(
-        "TFLITE_MODEL", optional, ""
-    )  # model.tflite, with dict.txt (and card.json) beside it
     label_map: LabelMap = var("LABEL_MAP", lambda raw, key: LabelMap.parse(raw, key=key), "")
     max_upload_bytes: int = var(
         "MAX_UPLOAD_BYTES", integer(1024, 512 * 1024 * 1024), str(DEFAULT_LIMITS.max_bytes)
@@ -207,16 +202,11 @@ class PredictSettings(EnvSettings):
 
     @classmethod
     def _complete(cls, env: Mapping[str, str], values: dict) -> Self:
-        if values["backend"] == "vertex":
-            endpoint = matching(ENDPOINT_PATTERN.pattern, ENDPOINT_HINT)(
-                values["vertex_endpoint"], "VERTEX_ENDPOINT"
-            )
-            values["vertex_api_endpoint"] = values["vertex_api_endpoint"] or vertex_api_url(endpoint)
-        elif values["backend"] == "onnx":
-            text("a local path or gs://bucket/object of a .onnx model")(values["onnx_model"], "ONNX_MODEL")
-        elif values["backend"] == "tflite":
-            text("a local path or gs://bucket/folder/model.tflite, with dict.txt beside it")(
-                values["tflite_model"], "TFLITE_MODEL"
+        backend = backends.get(values["backend"])
+        values["model"] = backend.check(env.get(backend.variable, "")) if backend.variable else ""
+        if backend.name == "vertex":
+            values["vertex_api_endpoint"] = values["vertex_api_endpoint"] or backends.vertex_api_url(
+                values["model"]
             )
         return cls(**values)
 

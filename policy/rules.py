@@ -47,8 +47,8 @@ def violations(resource_type: str, props: dict) -> list[str]:
             and not props.get("condition")
         ):
             found.append(f"project-level {role}: grant it on the bucket, or limit it to one with a condition")
-        if resource_type.startswith("gcp:projects/") and role == "roles/artifactregistry.writer":
-            found.append("project-level Artifact Registry writer: grant it on the repository")
+        if resource_type.startswith("gcp:projects/") and role.startswith("roles/artifactregistry."):
+            found.append(f"project-level {role}: declare the repository and grant writer on it")
         if role in BROADER_THAN_THE_WORK and not (
             role == "roles/iam.serviceAccountTokenCreator" and all(m.endswith(PUBSUB_AGENT) for m in members)
         ):

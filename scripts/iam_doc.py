@@ -8,6 +8,8 @@ is stale.
 
 from __future__ import annotations
 
+from inspection import backends
+
 HEADER = """\
 # IAM declared by the Pulumi program
 
@@ -21,20 +23,36 @@ Where a predefined role allows more than the work, a custom role names the permi
 A project-level grant appears where GCP offers no narrower resource for that role, or where the
 resource is Google's own (then an IAM condition limits it to that resource); its reason says which.
 
+A grant marked *kept* outlives the stack on `pulumi destroy`: it is a project-level binding of a
+principal this stack does not own (a Google service agent, App Engine's default account, a person),
+and another stack of the same project may rely on the very same binding (README "One project,
+several stacks").
+
 ## Grants
 
 | principal | role | on | condition | why |
 |---|---|---|---|---|
 """
 
-MODEL_GRANTS = """
-## Grants that exist only with a model
+MODEL_GRANT = {
+    backends.ENDPOINT_GRANT: (
+        "`{role}predictOnly`",
+        "the configured Vertex AI endpoint",
+        "online prediction, nothing else",
+    ),
+    backends.FOLDER_GRANT: (
+        "`roles/storage.objectViewer`",
+        "the model's bucket, condition: only the model's folder",
+        "the function downloads the model once per instance",
+    ),
+}
+OPTIONAL_GRANTS = """
+## Grants that exist only with some settings
 
-| `classifierBackend` | principal | role | on | why |
+| setting | principal | role | on | why |
 |---|---|---|---|---|
-| `vertex` | predict's account | `{role}predictOnly` | the configured Vertex AI endpoint | online prediction, nothing else |
-| `onnx` | predict's account | `roles/storage.objectViewer` | the model's bucket, condition: only the model's folder | predict downloads the model once per instance |
-| any, with `pubsubAgentTokenCreator: true` | Pub/Sub service agent | `roles/iam.serviceAccountTokenCreator` | the pusher account | projects created before 2021-04-08 only |
+{models}| `pubsubAgentTokenCreator: true` | Pub/Sub service agent | `roles/iam.serviceAccountTokenCreator` | the pusher account | projects created before 2021-04-08 only |
+| `reportReaders` (each) | the member | `roles/bigquery.dataViewer`; `roles/bigquery.jobUser` (kept) | the records dataset; the project | runs `scripts.report` against the records |
 """
 
 AGENTS = """
@@ -77,6 +95,9 @@ On the project, predefined roles (a project Owner has all of them):
 | `roles/appengine.appAdmin` and `roles/appengine.appCreator` | the application (once) and each version |
 | `roles/iap.admin` | who may open the review app |
 | `roles/cloudscheduler.admin` | the re-drive schedule |
+| `roles/bigquery.admin` | the records dataset and its IAM |
+| `roles/logging.configWriter` | the records sink and the log-based metrics |
+| `roles/monitoring.editor` | alert policies, notification channels, the dashboard |
 | `roles/iam.serviceAccountUser` on each account below | acting as it: functions, triggers, App Engine versions and the push subscription run as these |
 
 Accounts the deployer acts as: {accounts}.
@@ -93,10 +114,18 @@ def render() -> str:
     _, ledger = run_program(config)
     rows = sorted(ledger, key=lambda g: (g["principal"], g["role"], g["resource"]))
     lines = [
-        f"| `{g['principal']}` | `{g['role']}` | {g['resource']} | {g['condition'] or ''} | {g['why']} |"
+        f"| `{g['principal']}` | `{g['role']}` | {g['resource']}{' (kept)' if g['kept'] else ''} "
+        f"| {g['condition'] or ''} | {g['why']} |"
         for g in rows
     ]
     role = f"projects/{project}/roles/{prefix.replace('-', '_')}_"
+    models = "".join(
+        f"| `classifierBackend: {b.name}` | predict's and the sweep's accounts | "
+        + " | ".join(part.format(role=role) for part in MODEL_GRANT[b.grant])
+        + " |\n"
+        for b in backends.BACKENDS.values()
+        if b.grant
+    )
     roles = ["", "## Custom roles", "", "| role | permissions | for |", "|---|---|---|"]
     roles += [
         f"| `{role}{key}` | {', '.join(f'`{p}`' for p in permissions)} | {purpose} |"
@@ -109,7 +138,7 @@ def render() -> str:
         + f"\n\n{len(rows)} grants.\n"
         + "\n".join(roles)
         + "\n"
-        + MODEL_GRANTS.format(role=role)
+        + OPTIONAL_GRANTS.format(models=models)
         + AGENTS
         + DEPLOYER.format(accounts=accounts)
     )

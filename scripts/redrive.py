@@ -1,62 +1,68 @@
 """Re-drive now: stranded inbound images and dead-lettered predictions, by hand.
 
-    python -m scripts.redrive --url "$(pulumi stack output function_uris --json | jq -r .sweep)"
+    python -m scripts.redrive --job "$(pulumi stack output redrive_job)"
     python -m scripts.redrive                    # the running `make demo`
 
-It calls the same sweep that Cloud Scheduler calls every `redriveEveryMinutes`, as you: your
-account needs run.invoker on the sweep function (project Owners and Cloud Run admins have it).
-Safe to repeat: every move carries out the one decision recorded for its image.
+In the cloud it asks Cloud Scheduler to run the re-drive job at once
+(https://cloud.google.com/scheduler/docs/reference/rest/v1/projects.locations.jobs/run), the very
+call Scheduler makes every `redriveEveryMinutes`: the sweep admits only internal traffic, and
+Scheduler in the same project is internal. Your account needs `cloudscheduler.jobs.run` (project
+Owners and `roles/cloudscheduler.jobRunner` have it). The sweep logs what it found as its `sweep`
+line. Locally it calls the demo's sweep and prints the report. Safe to repeat: every move carries
+out the one decision recorded for its image.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import shutil
-import subprocess
+import re
 from pathlib import Path
 
 import requests
 
 from scripts.local.state import DEFAULT_STATE, running_stack
 
-
-def identity_token(audience: str) -> str:
-    """An ID token for `audience`: from a service account's credentials, else from gcloud."""
-    import google.auth.exceptions
-    from google.auth.transport.requests import Request
-    from google.oauth2 import id_token
-
-    try:
-        return id_token.fetch_id_token(Request(), audience)
-    except google.auth.exceptions.DefaultCredentialsError:
-        pass
-    gcloud = shutil.which("gcloud")
-    if gcloud is None:
-        raise SystemExit("no credentials for an ID token: run `gcloud auth login`, or use a service account")
-    return subprocess.run(
-        [gcloud, "auth", "print-identity-token"], check=True, capture_output=True, text=True
-    ).stdout.strip()
+SCHEDULER_API = "https://cloudscheduler.googleapis.com"
+JOB = re.compile(r"^projects/[^/]+/locations/[^/]+/jobs/[^/]+$")
 
 
-def main(argv: list[str] | None = None) -> None:
+def run_job(job: str, session=None, api: str = SCHEDULER_API) -> dict:
+    """Ask Cloud Scheduler to run `job` now; returns the job as Scheduler answers it."""
+    if not JOB.match(job):
+        raise SystemExit(f"--job {job!r} is not projects/<project>/locations/<region>/jobs/<name>")
+    if session is None:
+        import google.auth
+        from google.auth.transport.requests import AuthorizedSession
+
+        credentials, _ = google.auth.default(scopes=["https://www.googleapis.com/auth/cloud-platform"])
+        session = AuthorizedSession(credentials)
+    response = session.post(f"{api}/v1/{job}:run", json={}, timeout=60)
+    if response.status_code != 200:
+        raise SystemExit(f"Cloud Scheduler answered {response.status_code}: {response.text[:500]}")
+    return response.json()
+
+
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--url", help="the sweep function's URL (pulumi stack output function_uris)")
+    parser.add_argument("--job", help="the re-drive job (pulumi stack output redrive_job)")
     parser.add_argument(
         "--state", type=Path, default=DEFAULT_STATE, help="the demo's folder (default .demo/)"
     )
     args = parser.parse_args(argv)
-    if args.url:
-        headers = {"Authorization": f"Bearer {identity_token(args.url)}"}
-        url = args.url
-    else:
-        stack = running_stack(args.state)
-        if stack is None or "sweep" not in stack:
-            raise SystemExit("no running demo found: pass --url, or start `make demo` in another terminal")
-        headers, url = {}, stack["sweep"]
-    response = requests.post(url, headers=headers, timeout=600)
+    if args.job:
+        answered = run_job(args.job)
+        print(
+            f"Cloud Scheduler is running {answered.get('name', args.job)} now. What the sweep found is its "
+            f"`sweep` log line: gcloud logging read 'jsonPayload.message=\"sweep\"' --limit 1 --freshness 10m"
+        )
+        return 0
+    stack = running_stack(args.state)
+    if stack is None or "sweep" not in stack:
+        raise SystemExit("no running demo found: pass --job, or start `make demo` in another terminal")
+    response = requests.post(stack["sweep"], timeout=600)
     if response.status_code != 200:
         raise SystemExit(f"the sweep answered {response.status_code}: {response.text[:500]}")
     report = response.json()
@@ -66,7 +72,8 @@ def main(argv: list[str] | None = None) -> None:
         f"published {report['replayed']} dead-lettered prediction(s) again; "
         f"{report['held_for_people']} unreadable message(s) stay held for a person"
     )
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

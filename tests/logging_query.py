@@ -3,7 +3,8 @@
     resource.type="cloud_run_revision" AND (resource.labels.service_name="a" OR …)
         AND (jsonPayload.message="x")
 
-Comparisons are `path="value"`; AND and OR combine them, with parentheses
+Comparisons are `path="value"`, and `path>=number` for a numeric field; AND and OR combine them,
+with parentheses
 (https://cloud.google.com/logging/docs/view/logging-query-language). Anything else is refused, so a
 filter that strays outside this subset fails its test instead of passing unchecked.
 """
@@ -12,7 +13,9 @@ from __future__ import annotations
 
 import re
 
-TOKEN = re.compile(r'\s*(?:(\()|(\))|(AND\b)|(OR\b)|([A-Za-z_][\w.]*)\s*=\s*"((?:[^"\\]|\\.)*)")')
+TOKEN = re.compile(
+    r'\s*(?:(\()|(\))|(AND\b)|(OR\b)|([A-Za-z_][\w.]*)\s*=\s*"((?:[^"\\]|\\.)*)"|([A-Za-z_][\w.]*)\s*>=\s*([0-9]+))'
+)
 
 
 def tokens(query: str) -> list[tuple[str, ...]]:
@@ -21,7 +24,7 @@ def tokens(query: str) -> list[tuple[str, ...]]:
         match = TOKEN.match(query, at)
         if not match:
             raise ValueError(f"outside the supported subset at {query[at : at + 30]!r}")
-        opened, closed, and_, or_, path, value = match.groups()
+        opened, closed, and_, or_, path, value, at_least_path, at_least = match.groups()
         found.append(
             ("(",)
             if opened
@@ -32,6 +35,8 @@ def tokens(query: str) -> list[tuple[str, ...]]:
             else ("OR",)
             if or_
             else ("=", path, value)
+            if path
+            else (">=", at_least_path, at_least)
         )
         at = match.end()
     return found
@@ -63,10 +68,12 @@ def matches(query: str, entry: dict) -> bool:
             result = expression()
             assert take()[0] == ")", "unbalanced parentheses"
             return result
-        _, path, value = token
+        operator, path, value = token
         found = entry
         for part in path.split("."):
             found = found.get(part) if isinstance(found, dict) else None
+        if operator == ">=":
+            return isinstance(found, (int, float)) and not isinstance(found, bool) and found >= int(value)
         return found is not None and str(found) == value
 
     result = expression()

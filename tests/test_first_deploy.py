@@ -272,28 +272,151 @@ def test_a_vertex_grant_allows_prediction_only():
         assert custom in graph.upstream(grant)
 
 
-def test_each_new_review_app_version_gets_all_traffic_and_old_ones_are_removed(graph):
+def test_each_app_engine_version_gets_all_traffic_and_old_ones_are_removed(graph):
     """Creating an App Engine version does not move traffic to it (except a service's first), and the
-    provider does not migrate it: declare the split. Source: https://github.com/pulumi/pulumi-gcp/issues/718"""
-    [split] = graph.of_type("EngineSplitTraffic")
-    [version] = graph.of_type("StandardAppVersion")
-    allocations = graph.inputs[split]["split"]["allocations"]
-    assert allocations == {graph.inputs[version]["versionId"]: "1"}
-    assert version in graph.upstream(split)
-    assert graph.inputs[version].get("noopOnDestroy") is False, "replaced versions would pile up"
+    provider does not migrate it: declare the split. Source: https://github.com/pulumi/pulumi-gcp/issues/718.
+    `delete_service_on_destroy` would delete the whole service when a replaced version is deleted,
+    the new version with it (magic-modules appversion_delete.go.tmpl), so it stays off."""
+    versions, splits = graph.of_type("StandardAppVersion"), graph.of_type("EngineSplitTraffic")
+    assert len(versions) == len(splits) == 3  # default (serves nothing), review, audit
+    for version in versions:
+        [split] = [s for s in splits if graph.inputs[s]["service"] == graph.inputs[version]["service"]]
+        assert version in graph.upstream(split)
+        assert graph.inputs[split]["split"]["allocations"] == {graph.inputs[version]["versionId"]: "1"}
+        assert graph.inputs[version].get("noopOnDestroy") is False, "replaced versions would pile up"
+        assert graph.inputs[version].get("deleteServiceOnDestroy") is False
 
 
-def test_the_app_engine_build_identity_is_declared_and_can_fetch_the_source(graph):
-    """App Engine builds run as the project's default Cloud Build account, which is the Compute
-    Engine default account in projects created since May 2024, and which has no roles where
-    `iam.automaticIamGrantsForDefaultServiceAccounts` is enforced. Source:
-    https://cloud.google.com/build/docs/cloud-build-service-account-updates"""
-    builder = f"serviceAccount:{PROJECT_NUMBER}-compute@developer.gserviceaccount.com"
-    grants = {(graph.inputs[g]["role"], graph.inputs[g].get("bucket")) for g in graph.grants_to(builder)}
-    assert ("roles/storage.objectViewer", "acme-qi-sources") in grants
-    assert ("roles/logging.logWriter", None) in grants
-    [version] = graph.of_type("StandardAppVersion")
-    assert {g for g in graph.grants_to(builder)} <= graph.upstream(version)
+def _zip_object(graph, version: str) -> str:
+    url = graph.inputs[version]["deployment"]["zip"]["sourceUrl"]
+    bucket, name = url.removeprefix("https://storage.googleapis.com/").split("/", 1)
+    return f"projects/_/buckets/{bucket}/objects/{name}"
+
+
+APPSPOT = "serviceAccount:my-factory-project@appspot.gserviceaccount.com"
+
+
+def _build_grants(graph, version: str, member: str) -> dict[str, str]:
+    """The grants `member` needs to build `version`, by what they are for."""
+    from tests.test_iam_conditions import admits
+
+    found = {}
+    for g in graph.grants_to(member):
+        i = graph.inputs[g]
+        condition = (i.get("condition") or {}).get("expression", "")
+        if i["role"] == "roles/storage.objectViewer" and admits(condition, _zip_object(graph, version)):
+            found["source"] = g
+        elif i["role"].endswith("_appEngineStaging") and admits(
+            condition, "projects/_/buckets/staging.my-factory-project.appspot.com/objects/ae/manifest.json"
+        ):
+            found["staging"] = g
+        elif i["role"] == "roles/logging.logWriter" and "project" in i:
+            found["logs"] = g
+        elif i["role"] == "roles/artifactregistry.writer" and i.get("repository") == "gae-standard":
+            found["images"] = g
+    return found
+
+
+def test_every_account_an_app_engine_build_may_run_as_can_build_and_the_version_waits_for_it(graph):
+    """Issue 21, findings 3 and 4. Google's App Engine page names the deploying account as "either
+    the App Engine default service account or your custom service account"
+    (https://cloud.google.com/appengine/migration-center/migrate-to-artifact-registry); the
+    provider's own tests saw the default account refused on the staging bucket
+    (https://github.com/GoogleCloudPlatform/magic-modules/pull/11326,
+    https://github.com/GoogleCloudPlatform/magic-modules/pull/13815). Which one the Admin API
+    uses when the version names its own account is not settled, so both can build: read the zip,
+    use the staging bucket, write logs, push to gae-standard. And each version waits until those
+    grants have propagated, as the functions do."""
+    for version in graph.of_type("StandardAppVersion"):
+        runtime = "serviceAccount:" + graph.inputs[version]["serviceAccount"]
+        sleeps = [s for s in graph.upstream(version) if graph.types[s] == SLEEP]
+        covered = set().union(*(graph.upstream(s) for s in sleeps)) if sleeps else set()
+        for member in (runtime, APPSPOT):
+            grants = _build_grants(graph, version, member)
+            assert set(grants) == {"source", "staging", "logs", "images"}, (version, member, grants)
+            assert set(grants.values()) <= covered, f"{version} does not wait for {member}'s build grants"
+
+
+def test_no_grant_or_api_depends_on_the_compute_engine_default_account(graph):
+    """The Compute Engine default account exists only once the Compute API is enabled, which this
+    stack never does; the last program granted it App Engine's build (issue 21, finding 3)."""
+    members = {graph.inputs[g]["member"] for g in graph.grants()}
+    assert not [m for m in members if "-compute@developer.gserviceaccount.com" in m]
+    assert "compute.googleapis.com" not in {
+        graph.inputs[a]["service"] for a in graph.of_type("projects/service:Service")
+    }
+
+
+def test_alert_policies_and_the_dashboard_wait_for_the_metrics_they_name(graph):
+    """Issue 21, finding 1: Monitoring answers 404 "Cannot find metric(s)" on a policy naming a
+    log-based metric for up to about 10 minutes after the metric is made, and the provider retries
+    only concurrent edits. Sources: https://github.com/hashicorp/terraform-provider-google/issues/11102,
+    https://github.com/GoogleCloudPlatform/cloud-foundation-fabric/pull/3739"""
+    metrics = set(graph.of_type("logging/metric:Metric"))
+    for resource in graph.of_type("monitoring/alertPolicy:AlertPolicy") + graph.of_type(
+        "monitoring/dashboard:Dashboard"
+    ):
+        sleeps = [s for s in graph.upstream(resource) if graph.types[s] == SLEEP]
+        assert sleeps, f"{resource} is created the moment its metrics are"
+        assert all(graph.inputs[s]["createDuration"] == "600s" for s in sleeps)
+        assert metrics <= set().union(*(graph.upstream(s) for s in sleeps))
+
+
+def _wait_before(graph, resource: str) -> dict:
+    [sleep] = [
+        s for s in graph.upstream(resource) if graph.types[s] == SLEEP and s.startswith("wait-iam-predict")
+    ]
+    return graph.inputs[sleep]
+
+
+def test_a_grant_added_later_makes_what_needs_it_wait_again(graph):
+    """Issue 21, finding 8: a Sleep waits only when it is created, so a model grant added after the
+    first deploy got no wait. Each wait names what it waits for in `triggers`, which replaces the
+    Sleep when they change (https://www.pulumi.com/registry/packages/time/api-docs/sleep/)."""
+    with_model = Graph(
+        run_program(dev_config(classifierBackend="onnx", onnxModel="gs://acme-qi-training/models/m.onnx"))[0]
+    )
+    before, after = _wait_before(graph, "function-predict"), _wait_before(with_model, "function-predict")
+    assert before["triggers"]["grants"] != after["triggers"]["grants"]
+    assert "iam-predict-model" in with_model.upstream("wait-iam-predict")
+    again = Graph(run_program(dev_config())[0])
+    assert _wait_before(again, "function-predict")["triggers"] == before["triggers"], (
+        "the same grants wait once"
+    )
+
+
+def test_no_two_grants_of_a_stack_are_the_same_binding():
+    """Issue 21, finding 9: a member both reviewer and auditor got two resources for one binding, so
+    removing them from one list revoked the other. Each service now has its own binding."""
+    both = Graph(
+        run_program(dev_config(reviewers=["user:sam@example.com"], auditors=["user:sam@example.com"]))[0]
+    )
+    seen = {}
+    for g in both.grants():
+        i = both.inputs[g]
+        where = tuple(sorted((k, str(v)) for k, v in i.items() if k not in ("member", "role", "condition")))
+        key = (i["member"], i["role"], where, str(i.get("condition")))
+        assert key not in seen, f"{g} and {seen[key]} are one binding"
+        seen[key] = g
+    sam = {both.inputs[g]["service"] for g in both.grants_to("user:sam@example.com")}
+    assert sam == {"acme-qi-review", "acme-qi-audit"}
+    auditing_only = Graph(run_program(dev_config(reviewers=[], auditors=["user:sam@example.com"]))[0])
+    [kept] = auditing_only.grants_to("user:sam@example.com")
+    [before] = [
+        g for g in both.grants_to("user:sam@example.com") if both.inputs[g]["service"] == "acme-qi-audit"
+    ]
+    assert (kept, auditing_only.inputs[kept]) == (before, both.inputs[before]), (
+        "unchanged, so Pulumi keeps it"
+    )
+
+
+def test_the_sweep_admits_only_internal_traffic():
+    """Issue 21, finding 11: Cloud Scheduler in the same project counts as internal traffic
+    (https://cloud.google.com/run/docs/securing/ingress), so the sweep needs no public ingress; a
+    person runs the job instead (scripts/redrive.py)."""
+    graph = Graph(run_program(dev_config())[0])
+    for function in graph.of_type("Function"):
+        assert graph.inputs[function]["serviceConfig"]["ingressSettings"] == "ALLOW_INTERNAL_ONLY", function
 
 
 def test_the_pubsub_agent_mints_push_tokens_only_where_the_project_needs_it():

@@ -75,7 +75,12 @@ DEFAULT_COMPUTE = "1-compute@developer.gserviceaccount.com"
         (
             PROJECT_IAM,
             {"role": "roles/artifactregistry.writer", "member": "user:a@x.com"},
-            "on the repository",
+            "grant writer on it",
+        ),
+        (
+            PROJECT_IAM,
+            {"role": "roles/artifactregistry.createOnPushWriter", "member": "user:a@x.com"},
+            "declare the repository",
         ),
         (BUCKET_IAM, {"role": "roles/storage.objectUser", "member": "user:a@x.com"}, "custom role"),
         (
@@ -156,10 +161,14 @@ def test_functions_use_their_own_accounts_and_never_a_default_one(program):
             f"{PROJECT}-builder{SA}".replace(PROJECT + "-", "acme-qi-")
         )
         accounts.add(email)
-    review = one(resources, "review-app-version")["serviceAccount"]
+    review = one(resources, "review-version")["serviceAccount"]
+    audit = one(resources, "audit-version")["serviceAccount"]
+    default = one(resources, "appengine-default-version")["serviceAccount"]
     trigger = one(resources, "function-predict")["eventTrigger"]["serviceAccountEmail"]
-    accounts |= {review, trigger}
-    assert accounts == {f"acme-qi-{c}{SA}" for c in ("predict", "move", "review", "trigger")}
+    accounts |= {review, audit, default, trigger}
+    assert accounts == {
+        f"acme-qi-{c}{SA}" for c in ("predict", "move", "review", "audit", "gae-default", "trigger")
+    }
 
 
 # --- every grant, exactly ---------------------------------------------------------------------------
@@ -174,8 +183,20 @@ def test_the_iam_grants_are_exactly_these(program):
         return f"serviceAccount:acme-qi-{c}{SA}"
 
     role = f"projects/{PROJECT}/roles/acme_qi_"
-    build = f"serviceAccount:{PROJECT_NUMBER}-compute@developer.gserviceaccount.com"
-    expected = {
+    appspot = f"serviceAccount:{PROJECT}@appspot.gserviceaccount.com"
+    logging_agent = f"serviceAccount:service-{PROJECT_NUMBER}@gcp-sa-logging.iam.gserviceaccount.com"
+    # What an App Engine build needs, for each account that may run it (infra/project.py).
+    app_engine_builds = {
+        grant
+        for member in (appspot, sa("review"), sa("audit"), sa("gae-default"))
+        for grant in (
+            (member, "roles/storage.objectViewer", "bucket acme-qi-sources"),
+            (member, role + "appEngineStaging", f"project {PROJECT}"),
+            (member, "roles/logging.logWriter", f"project {PROJECT}"),
+            (member, "roles/artifactregistry.writer", "Artifact Registry repository gae-standard"),
+        )
+    }
+    expected = app_engine_builds | {
         (sa("predict"), role + "objectTake", "bucket acme-qi-inbound"),
         (sa("predict"), role + "objectPlace", "bucket acme-qi-prediction"),
         (sa("predict"), "roles/pubsub.publisher", "topic acme-qi-predictions"),
@@ -198,15 +219,27 @@ def test_the_iam_grants_are_exactly_these(program):
         (sa("builder"), "roles/storage.objectViewer", f"project {PROJECT}"),
         (sa("builder"), "roles/logging.logWriter", f"project {PROJECT}"),
         (sa("builder"), "roles/artifactregistry.writer", "Artifact Registry repository acme-qi-functions"),
-        (build, "roles/storage.objectViewer", "bucket acme-qi-sources"),
-        (build, "roles/logging.logWriter", f"project {PROJECT}"),
-        (build, "roles/artifactregistry.createOnPushWriter", f"project {PROJECT}"),
         (gcs_agent, "roles/pubsub.publisher", f"project {PROJECT}"),
         (pubsub_agent, "roles/pubsub.publisher", "topic acme-qi-predictions-dead-letter"),
         (pubsub_agent, "roles/pubsub.subscriber", "subscription acme-qi-predictions-to-move"),
-        ("user:alice@example.com", "roles/iap.httpsResourceAccessor", "the review app (IAP)"),
-        ("group:quality-reviewers@example.com", "roles/iap.httpsResourceAccessor", "the review app (IAP)"),
-        ("user:auditor@example.com", "roles/iap.httpsResourceAccessor", "the review app (IAP)"),
+        (logging_agent, "roles/bigquery.dataEditor", "BigQuery dataset acme_qi_records"),
+        (sa("audit"), "roles/bigquery.dataViewer", "BigQuery dataset acme_qi_records"),
+        (sa("audit"), "roles/bigquery.jobUser", f"project {PROJECT}"),
+        (
+            "user:alice@example.com",
+            "roles/iap.httpsResourceAccessor",
+            "App Engine service acme-qi-review (IAP)",
+        ),
+        (
+            "group:quality-reviewers@example.com",
+            "roles/iap.httpsResourceAccessor",
+            "App Engine service acme-qi-review (IAP)",
+        ),
+        (
+            "user:auditor@example.com",
+            "roles/iap.httpsResourceAccessor",
+            "App Engine service acme-qi-audit (IAP)",
+        ),
     }
     assert {(g["principal"], g["role"], g["resource"]) for g in ledger} == expected
     assert len(ledger) == len(expected)
@@ -223,7 +256,7 @@ def test_iam_doc_is_current():
 
     from scripts.iam_doc import render
 
-    assert Path("docs/iam.md").read_text() == render(), "docs/iam.md is stale: run `make iam-doc`"
+    assert Path("docs/iam.md").read_text() == render(), "docs/iam.md is stale: run `make docs`"
 
 
 # --- key properties ---------------------------------------------------------------------------------
@@ -288,12 +321,19 @@ def test_move_is_pushed_by_our_own_subscription_with_a_dead_letter_topic(program
     assert held["messageRetentionDuration"] == "604800s" and held["expirationPolicy"] == {"ttl": ""}
 
 
-def test_prediction_bucket_keeps_versions_and_sources_expire(program):
+def test_prediction_bucket_keeps_versions_and_the_live_sources_stay(program):
+    """App Engine re-posts a version's zip on every version update, so an age rule on the sources
+    bucket breaks a config-only change after that many days (issue 21, finding 7). Pulumi deletes
+    a zip itself once no resource names it; the zips are rebuilt from the repository, so destroy
+    may take them with the bucket. Data buckets are never force-destroyed."""
     resources, _ = program
     prediction = one(resources, "bucket-prediction")
     assert prediction["versioning"] == {"enabled": True}
     assert prediction["lifecycleRules"][0]["condition"]["daysSinceNoncurrentTime"] == 30
-    assert one(resources, "bucket-sources")["lifecycleRules"][0]["condition"]["age"] == 90
+    sources = one(resources, "bucket-sources")
+    assert not sources.get("lifecycleRules") and sources["forceDestroy"] is True
+    for data in ("bucket-inbound", "bucket-prediction", "bucket-training"):
+        assert one(resources, data)["forceDestroy"] is False
 
 
 def test_apis_are_enabled_and_kept_on_destroy(program):
@@ -328,28 +368,41 @@ def test_review_app_runs_behind_iap_with_its_own_account(program):
     assert iap["enabled"] is True
     assert iap["oauth2ClientId"].endswith(".apps.googleusercontent.com")
     assert iap["oauth2ClientSecret"] == "stand-in-secret"
-    version = one(resources, "review-app-version")
-    assert version["runtime"] == "python313"
-    assert (
-        version["entrypoint"]["shell"].startswith("gunicorn ")
-        and "main:app" in version["entrypoint"]["shell"]
-    )
-    assert version["deployment"]["zip"]["sourceUrl"].startswith(
-        "https://storage.googleapis.com/acme-qi-sources/review-app-"
-    )
-    assert version["envVariables"] == {
+    review, audit = one(resources, "review-version"), one(resources, "audit-version")
+    for version in (review, audit):
+        assert version["runtime"] == "python313"
+        assert (
+            version["entrypoint"]["shell"].startswith("gunicorn ")
+            and "main:app" in version["entrypoint"]["shell"]
+        )
+        assert version["deployment"]["zip"]["sourceUrl"].startswith(
+            "https://storage.googleapis.com/acme-qi-sources/appengine-review-app-"
+        )
+    assert (review["service"], audit["service"]) == ("acme-qi-review", "acme-qi-audit")
+    common = {
         "PREDICTION_BUCKET": "acme-qi-prediction",
         "REVIEW_AUTH": "iap",
         "IAP_AUDIENCE": f"/projects/{PROJECT_NUMBER}/apps/{PROJECT}",
         "LINE_SEGMENT": "1",
+    }
+    # A group is IAP's to check, so with one among the reviewers the app leaves the list to IAP.
+    assert review["envVariables"] == {**common, "ROLE": "review"}
+    assert audit["envVariables"] == {
+        **common,
+        "ROLE": "audit",
         "ALLOWED_AUDITORS": "auditor@example.com",
+        "RECORDS": f"bigquery:{PROJECT}.acme_qi_records",
     }
-    reviewers = {r["inputs"]["member"] for r in of_type(resources, "WebTypeAppEngingIamMember")}
-    assert reviewers == {
-        "user:alice@example.com",
-        "group:quality-reviewers@example.com",
-        "user:auditor@example.com",
+    admitted = {
+        (r["inputs"]["service"], r["inputs"]["member"])
+        for r in of_type(resources, "AppEngineServiceIamMember")
     }
+    assert admitted == {
+        ("acme-qi-review", "user:alice@example.com"),
+        ("acme-qi-review", "group:quality-reviewers@example.com"),
+        ("acme-qi-audit", "user:auditor@example.com"),
+    }
+    assert not of_type(resources, "WebTypeAppEngingIamMember"), "no one may pass IAP to the whole application"
 
 
 def test_onnx_backend_swaps_the_vertex_grant_for_the_model_bucket():

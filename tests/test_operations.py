@@ -12,6 +12,7 @@ import pytest
 from cloudevents.conversion import to_binary
 
 from infra import monitoring
+from infra import records as records_infra
 from infra.mocks import dev_config, run_program
 from inspection import publishing
 from review_app import create_app
@@ -26,7 +27,7 @@ HELD = "projects/local/subscriptions/ops-held"
 def entry(line: dict, emitted_by: str) -> dict:
     """A log entry as Cloud Logging stores a JSON line from `emitted_by` (a function or the app)."""
     if emitted_by == "review-app":
-        resource = {"type": monitoring.APP, "labels": {"module_id": "default"}}
+        resource = {"type": monitoring.APP, "labels": {"module_id": f"{PREFIX}-review"}}
     else:
         resource = {"type": monitoring.FUNCTION, "labels": {"service_name": f"{PREFIX}-{emitted_by}"}}
     return {"resource": resource, "severity": line["severity"], "jsonPayload": line}
@@ -108,6 +109,27 @@ def test_a_filter_selects_only_its_own_deployable(emitted):
     assert not [e for e in moved_elsewhere if matches(routed, e)]
 
 
+def test_the_records_sink_takes_exactly_the_record_lines_of_this_stack(emitted):
+    """The Logging sink (infra/records.py) delivers every outcome line, and only those, of this
+    stack's functions and review service; another stack's lines stay out (issue 24)."""
+    sink = records_infra.record_filter(PREFIX, monitoring.FUNCTIONS, (f"{PREFIX}-review",))
+    taken = [e["jsonPayload"] for e in emitted if matches(sink, e)]
+    assert sorted({line["event"] for line in taken}) == ["decided", "rejected", "routed"]
+    assert all(line.get("record") == 1 for line in taken)
+    assert [e for e in emitted if e["jsonPayload"].get("record") and not matches(sink, e)] == []
+    other_stack = [
+        {
+            **e,
+            "resource": {
+                **e["resource"],
+                "labels": {k: v.replace(PREFIX, "acme-qi-prod") for k, v in e["resource"]["labels"].items()},
+            },
+        }
+        for e in emitted
+    ]
+    assert not [e for e in other_stack if matches(sink, e)]
+
+
 def test_human_decisions_say_whether_the_reviewer_agreed(emitted):
     [decided] = [e["jsonPayload"] for e in emitted if e["jsonPayload"]["message"] == "decided"]
     assert (decided["line"], decided["agreement"], decided["label"]) == ("line-1", "no_model", "defect")
@@ -179,3 +201,26 @@ def test_the_defect_rate_alert_is_the_p_chart_control_limit():
     assert "> 0.05 + 3 * sqrt(0.047500 / (" in query
     assert ">= 50" in query and "sum by (line)" in query
     assert query.count(monitoring.BY_KEY["routed"].promql(PREFIX)) == 4
+
+
+def test_a_sweep_now_runs_the_scheduler_job_rather_than_calling_the_function(monkeypatch, capsys):
+    """The sweep admits only internal traffic (issue 21, finding 11), so `scripts.redrive --job` asks
+    Cloud Scheduler to run the job now: POST v1/{job}:run
+    (https://cloud.google.com/scheduler/docs/reference/rest/v1/projects.locations.jobs/run)."""
+    from scripts import redrive
+
+    job = "projects/my-factory-project/locations/europe-west4/jobs/acme-qi-redrive"
+    asked = []
+
+    class Scheduler:
+        def post(self, url, json, timeout):
+            asked.append(url)
+            return type("Answer", (), {"status_code": 200, "json": lambda self: {"name": job}, "text": ""})()
+
+    original = redrive.run_job
+    monkeypatch.setattr(redrive, "run_job", lambda name: original(name, Scheduler()))
+    assert redrive.main(["--job", job]) == 0
+    assert asked == [f"https://cloudscheduler.googleapis.com/v1/{job}:run"]
+    assert "Cloud Scheduler is running" in capsys.readouterr().out
+    with pytest.raises(SystemExit, match="is not projects/"):
+        original("acme-qi-redrive", Scheduler())

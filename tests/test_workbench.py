@@ -176,6 +176,86 @@ def test_a_list_that_names_no_one_admits_no_one(make_app, iap, listed):
     assert status(make_app(ROLE="review", ALLOWED_REVIEWERS=listed), iap, "a@example.com", "/") == 403
 
 
+@pytest.fixture(scope="module")
+def deployed():
+    """The review and audit services as the Pulumi program declares them: each one's environment,
+    and who IAP admits to it (its service-level bindings)."""
+    from infra.mocks import dev_config, run_program
+
+    mocks, _ = run_program(
+        dev_config(
+            reviewers=["user:rev@example.com", "user:sam@example.com"],
+            auditors=["user:aud@example.com", "user:sam@example.com"],
+        )
+    )
+    envs = {
+        r["inputs"]["service"]: r["inputs"]["envVariables"]
+        for r in mocks.resources
+        if r["type"] == "gcp:appengine/standardAppVersion:StandardAppVersion"
+        and r["inputs"]["service"] != "default"
+    }
+    admitted = {
+        (r["inputs"]["service"], r["inputs"]["member"])
+        for r in mocks.resources
+        if r["type"] == "gcp:iap/appEngineServiceIamMember:AppEngineServiceIamMember"
+    }
+    return envs, admitted
+
+
+def through_iap(deployed, bucket, iap, tmp_path, service: str, email: str, method: str, path: str) -> int:
+    """A request as it would fare in the cloud: IAP refuses whom the service's bindings do not name
+    (https://cloud.google.com/iap/docs/managing-access); the app, started with the environment the
+    program gives it, decides the rest."""
+    envs, admitted = deployed
+    if (service, f"user:{email}") not in admitted:
+        return 403
+    app = create_app(
+        {
+            **envs[service],
+            "PREDICTION_BUCKET": bucket.name,  # the emulator's bucket, the test keys and a local store
+            "IAP_AUDIENCE": AUDIENCE,
+            "IAP_CERTS_URL": iap.certs_url,
+            **({"RECORDS": str(tmp_path / "records")} if "RECORDS" in envs[service] else {}),
+        }
+    )
+    client = app.test_client()
+    headers = {"x-goog-iap-jwt-assertion": iap.token(email)}
+    if method == "GET":
+        return client.get(path, headers=headers).status_code
+    return client.post(path, headers=headers, json={}).status_code
+
+
+@pytest.mark.parametrize(
+    ("email", "reviews", "audits"),
+    [
+        ("rev@example.com", True, False),
+        ("aud@example.com", False, True),
+        ("sam@example.com", True, True),
+        ("nobody@example.com", False, False),
+    ],
+    ids=["reviewer", "auditor", "both", "neither"],
+)
+def test_each_role_combination_in_the_deployed_configuration(
+    deployed, bucket, iap, tmp_path, email, reviews, audits
+):
+    """Issue 19, finding 8: the deployed stack never set ALLOWED_REVIEWERS and gave auditors IAP
+    access to the whole app, so auditors could decide and undo. Now each role is its own service
+    with its own IAP bindings and allow list."""
+
+    def ask(service: str, method: str, path: str) -> int:
+        return through_iap(deployed, bucket, iap, tmp_path, service, email, method, path)
+
+    assert (ask("acme-qi-review", "GET", "/") == 200) is reviews
+    assert (ask("acme-qi-review", "GET", "/api/queue") == 200) is reviews
+    assert (ask("acme-qi-audit", "GET", "/audit") == 200) is audits
+    # Nobody decides or undoes on the audit service, and nobody audits on the review service.
+    assert ask("acme-qi-audit", "POST", "/api/decide") in (403, 404)
+    assert ask("acme-qi-audit", "POST", "/api/undo") in (403, 404)
+    assert ask("acme-qi-review", "GET", "/audit") in (403, 404)
+    if not reviews:
+        assert ask("acme-qi-review", "POST", "/api/decide") == 403
+
+
 def test_both_roles_in_one_service_are_for_local_mode_only(bucket):
     from inspection.errors import ConfigError
 

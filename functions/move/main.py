@@ -18,7 +18,7 @@ import functions_framework
 from cloudevents.http import from_http
 from flask import Request
 
-from inspection import logs, moving, publishing
+from inspection import logs, messages, moving, publishing
 from inspection.errors import Held, MessageError
 from inspection.messages import Prediction
 from inspection.settings import MoveSettings
@@ -64,8 +64,7 @@ def _prediction(request: Request, raw: bytes) -> Prediction:
     return Prediction.from_json(decoded)
 
 
-MALFORMED = "malformed prediction message; sent to dead letter"
-HELD = "move held for a person; sent to dead letter"
+MALFORMED, HELD = messages.DEAD_LETTERED_MALFORMED, messages.DEAD_LETTERED_HELD
 
 
 def _dead_letter(raw: bytes, reason: str, message: str, **fields: object) -> None:

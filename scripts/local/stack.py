@@ -135,7 +135,7 @@ class LocalStack:
                     predictions_topic=c.predictions_topic,
                     prediction_bucket=c.prediction_bucket,
                     backend="onnx",
-                    onnx_model=str(c.model_path),
+                    model=str(c.model_path),
                     inbound_bucket=c.inbound_bucket,
                     held_subscription=held_subscription(c.dead_letter_topic),
                     redrive_after_s=c.redrive_after_s,

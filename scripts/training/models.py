@@ -7,11 +7,9 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from inspection import classifiers
+from inspection import backends, classifiers
 from inspection.errors import ConfigError
-from inspection.settings import ENDPOINT_PATTERN
 
-CONFIG_KEY = {"onnx": "onnxModel", "tflite": "tfliteModel", "vertex": "vertexEndpointId"}
 FORMS = "a .onnx or .tflite file (a path or gs://…), or projects/P/locations/R/endpoints/ID"
 
 
@@ -23,11 +21,11 @@ class ModelRef:
     @classmethod
     def parse(cls, raw: str, key: str = "model") -> ModelRef:
         raw = raw.strip()
-        if ENDPOINT_PATTERN.match(raw):
+        if backends.ENDPOINT_PATTERN.match(raw):
             return cls("vertex", raw)
-        for backend in ("onnx", "tflite"):
-            if raw.endswith(f".{backend}"):
-                return cls(backend, raw)
+        served_by = backends.of_file(raw)
+        if served_by:
+            return cls(served_by.name, raw)
         raise ConfigError(f"{key}={raw!r} is not a model: expected {FORMS}")
 
     @classmethod
@@ -43,20 +41,13 @@ class ModelRef:
 
     def config_lines(self) -> list[str]:
         """What makes the deployed predict function serve this model."""
-        if self.backend == "none":
-            values = []
-        elif self.backend == "vertex":
-            parts = self.location.split("/")
-            values = [("vertexEndpointId", parts[5]), ("vertexRegion", parts[3])]
-        else:
-            values = [(CONFIG_KEY[self.backend], self.location)]
-        values.insert(0, ("classifierBackend", self.backend))
+        values = backends.get(self.backend).config_values(self.location)
         return [f"pulumi config set {key} {value}" for key, value in values]
 
     @property
     def deployable(self) -> bool:
         """Predict in the cloud reads model files from gs:// only."""
-        return self.backend in ("none", "vertex") or self.location.startswith("gs://")
+        return backends.get(self.backend).grant != backends.FOLDER_GRANT or self.location.startswith("gs://")
 
     def __str__(self) -> str:
         if not self.location:

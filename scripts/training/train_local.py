@@ -19,6 +19,7 @@ import numpy as np
 from inspection import features, images, model_card
 from inspection.layout import DEFECT, LABELS
 from inspection.model_card import ModelCard
+from inspection.routing import DEFAULT_THRESHOLD
 from scripts.training import metrics
 from scripts.training.datasets import labelled_images
 
@@ -105,7 +106,7 @@ def report(probabilities: np.ndarray, truth: np.ndarray, threshold: float) -> di
     }
 
 
-def train(root: Path, out: Path, threshold: float = 0.9) -> dict:
+def train(root: Path, out: Path, threshold: float = DEFAULT_THRESHOLD) -> dict:
     """Fit on train/, evaluate on test/, export; returns the test report."""
     started = time.perf_counter()
     measured: list[dict] = []
@@ -151,7 +152,9 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("data", type=Path, help="folder in the casting layout (train/ and test/)")
     parser.add_argument("out", type=Path, help="where to write the .onnx model")
-    parser.add_argument("--threshold", type=float, default=0.9, help="routing threshold to report at")
+    parser.add_argument(
+        "--threshold", type=float, default=DEFAULT_THRESHOLD, help="routing threshold to report at"
+    )
     args = parser.parse_args(argv)
     result = train(args.data, args.out, args.threshold)
     print(describe(result))

@@ -32,6 +32,7 @@ from inspection import images, layout, model_card
 from inspection.classifiers import CARD_FILE
 from inspection.labels import LabelMap
 from inspection.model_card import ModelCard
+from inspection.routing import DEFAULT_THRESHOLD
 from scripts.training import evaluate, metrics
 from scripts.training.datasets import read_bytes, read_import_file, read_text
 from scripts.training.models import ModelRef
@@ -327,7 +328,10 @@ def main(argv: list[str] | None = None, vertex: Vertex | None = None) -> None:
     )
     parser.add_argument("--export", help="gs:// folder for the Edge export (default: models/ by the data)")
     parser.add_argument(
-        "--threshold", type=float, default=0.9, help="predictionThreshold the model card reports at"
+        "--threshold",
+        type=float,
+        default=DEFAULT_THRESHOLD,
+        help="predictionThreshold the model card reports at",
     )
     parser.add_argument("--label-map", default="", help="as the LABEL_MAP setting")
     parser.add_argument("--deploy", action="store_true", help="deploy to a new endpoint (~$1,000/month)")

@@ -1,0 +1,486 @@
+"""The Google Cloud rules this program relies on: each with its public source and the test that
+fails when the program breaks it. docs/gcp-rules.md is generated from this list
+(`make docs`), and tests/test_gcp_rules.py checks that every named test exists, that every
+source is a public address, and that every address the program's code cites is listed here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Rule:
+    section: str
+    rule: str  # what Google Cloud (or the provider) does
+    design: str  # what the program does about it
+    sources: tuple[str, ...]
+    tests: tuple[str, ...]  # path::name
+
+
+FD, ST, INF = "tests/test_first_deploy.py", "tests/test_stacks.py", "tests/test_infra.py"
+
+RULES: tuple[Rule, ...] = (
+    # --- function builds ---------------------------------------------------------------------------
+    Rule(
+        "Function builds",
+        "Gen2 builds fetch the function's source from the Google-managed bucket "
+        "`gcf-v2-sources-<project number>-<region>`, not from the bucket the program uploaded to; a "
+        'custom build account without read there fails with "Access to bucket gcf-v2-sources-… denied".',
+        "`roles/storage.objectViewer` on the project, with an IAM condition that admits only that bucket "
+        "(it is Google's, so no bucket-level grant can exist before it does).",
+        (
+            "https://github.com/hashicorp/terraform-provider-google/issues/20571",
+            "https://github.com/GoogleCloudPlatform/marketing-analytics-jumpstart/issues/153",
+        ),
+        (
+            f"{FD}::test_function_builds_can_read_the_bucket_cloud_functions_copies_their_source_to",
+            "tests/test_iam_conditions.py::test_each_condition_admits_what_the_work_needs_and_refuses_the_rest",
+        ),
+    ),
+    Rule(
+        "Function builds",
+        "A custom build account needs to write logs and push images; without `docker_repository` the "
+        "images go to `gcf-artifacts`, which Cloud Functions creates itself.",
+        "The stack declares its own repository; the builder writes only there.",
+        (
+            "https://cloud.google.com/functions/docs/securing/build-custom-sa",
+            "https://cloud.google.com/functions/docs/reference/rest/v2/projects.locations.functions#BuildConfig",
+        ),
+        (f"{FD}::test_function_images_go_to_a_declared_repository_and_the_builder_writes_only_there",),
+    ),
+    # --- waiting ---------------------------------------------------------------------------------------
+    Rule(
+        "Waiting",
+        "New grants and service agents take time to take effect; Eventarc triggers, push "
+        "subscriptions, schedules and App Engine builds created seconds after their grants fail on "
+        "the first apply in a fresh project.",
+        "A declared wait (`iamPropagationWait`, 90 s) sits between each resource and the grants it needs.",
+        (
+            "https://github.com/hashicorp/terraform-provider-google/issues/25294",
+            "https://github.com/hashicorp/terraform-provider-google/issues/14584",
+            "https://github.com/pulumi/pulumi-gcp/issues/1290",
+            "https://github.com/terraform-google-modules/terraform-docs-samples/pull/179",
+        ),
+        (
+            f"{FD}::test_functions_and_their_triggers_wait_for_iam_propagation",
+            f"{FD}::test_the_push_subscription_waits_for_its_grants_to_propagate",
+            f"{FD}::test_the_schedule_waits_for_its_callers_grant_to_propagate",
+            f"{FD}::test_every_account_an_app_engine_build_may_run_as_can_build_and_the_version_waits_for_it",
+        ),
+    ),
+    Rule(
+        "Waiting",
+        "A `time.Sleep` waits only when it is created; `triggers` make it wait again when they change.",
+        "Each wait names the grants (or metrics) it waits for in `triggers`, so a grant added later "
+        "replaces the wait and what needs the grant waits again.",
+        ("https://www.pulumi.com/registry/packages/time/api-docs/sleep/",),
+        (f"{FD}::test_a_grant_added_later_makes_what_needs_it_wait_again",),
+    ),
+    Rule(
+        "Waiting",
+        'Monitoring answers 404 "Cannot find metric(s)" on an alert policy that names a log-based '
+        "metric for up to about 10 minutes after the metric is made; the provider retries only "
+        "concurrent-edit errors.",
+        "Alert policies and the dashboard wait `metricPropagationWait` (600 s) after the metrics, once, "
+        "and again only when the set of metrics changes.",
+        (
+            "https://github.com/hashicorp/terraform-provider-google/issues/11102",
+            "https://github.com/GoogleCloudPlatform/cloud-foundation-fabric/pull/3739",
+        ),
+        (f"{FD}::test_alert_policies_and_the_dashboard_wait_for_the_metrics_they_name",),
+    ),
+    Rule(
+        "Waiting",
+        "A resource created before its API is enabled fails (`SERVICE_DISABLED`); a component's "
+        "`depends_on` does not reach its children in Pulumi's Python SDK.",
+        "Every resource, grant and lookup names the APIs it calls itself.",
+        (
+            "https://cloud.google.com/service-usage/docs/enable-disable",
+            "https://www.pulumi.com/docs/iac/concepts/options/dependson/",
+        ),
+        (
+            f"{FD}::test_every_resource_waits_for_the_api_it_is_created_through",
+            f"{FD}::test_lookups_wait_for_the_apis_they_call",
+        ),
+    ),
+    # --- service agents --------------------------------------------------------------------------------
+    Rule(
+        "Service agents",
+        "The Cloud Storage agent publishes a storage trigger's events; the trigger's identity needs "
+        "`roles/eventarc.eventReceiver`, which Eventarc accepts on the project only.",
+        "Both grants are declared; the agent's binding is the same in every stack, so it is kept on destroy.",
+        ("https://cloud.google.com/eventarc/standard/docs/roles-permissions",),
+        (f"{FD}::test_functions_and_their_triggers_wait_for_iam_propagation",),
+    ),
+    Rule(
+        "Service agents",
+        "The Pub/Sub agent needs publisher on the dead-letter topic and subscriber on the source "
+        "subscription; Token Creator on the push identity only in projects created before 2021-04-08.",
+        "Both grants are declared; Token Creator only with `pubsubAgentTokenCreator: true`.",
+        (
+            "https://cloud.google.com/pubsub/docs/handling-failures",
+            "https://cloud.google.com/pubsub/docs/authenticate-push-subscriptions",
+        ),
+        (
+            f"{FD}::test_the_push_subscription_waits_for_its_grants_to_propagate",
+            f"{FD}::test_the_pubsub_agent_mints_push_tokens_only_where_the_project_needs_it",
+        ),
+    ),
+    Rule(
+        "Service agents",
+        "The subscription Eventarc creates for a Pub/Sub trigger cannot have a dead-letter policy.",
+        "Move is reached through the stack's own push subscription, audience its Cloud Run URI.",
+        (
+            "https://github.com/hashicorp/terraform-provider-google/issues/17697",
+            "https://cloud.google.com/run/docs/triggering/pubsub-push",
+        ),
+        (f"{INF}::test_move_is_pushed_by_our_own_subscription_with_a_dead_letter_topic",),
+    ),
+    # --- App Engine -------------------------------------------------------------------------------------
+    Rule(
+        "App Engine",
+        "A project has one App Engine application, which can never be deleted; creating it again is a 409.",
+        "`appEngine: create` makes it and keeps it on destroy; every other stack, and this one after a "
+        "destroy, says `existing` and looks it up.",
+        ("https://www.pulumi.com/registry/packages/gcp/api-docs/appengine/application/",),
+        (f"{ST}::test_destroy_then_up_works_in_the_same_project",),
+    ),
+    Rule(
+        "App Engine",
+        "The `default` service must exist before any other, and cannot be deleted.",
+        "The stack that creates the application deploys a `default` service that serves nothing, kept on destroy.",
+        ("https://cloud.google.com/appengine/docs/standard/reference/app-yaml#service",),
+        (f"{ST}::test_destroying_either_stack_leaves_the_other_fully_working",),
+    ),
+    Rule(
+        "App Engine",
+        "A new version gets no traffic unless it is its service's first, and the provider does not move it.",
+        "`EngineSplitTraffic` sends all traffic to the version just deployed; replaced versions are deleted.",
+        ("https://github.com/pulumi/pulumi-gcp/issues/718",),
+        (f"{FD}::test_each_app_engine_version_gets_all_traffic_and_old_ones_are_removed",),
+    ),
+    Rule(
+        "App Engine",
+        "A version holding all traffic cannot be deleted and the split's delete does nothing, so "
+        "`destroy` stopped there; the provider's `delete_service_on_destroy` deletes the whole service "
+        "whenever any version is deleted, a replaced one included.",
+        "A teardown resource deletes each stack service with all its versions, on destroy only; the "
+        "version's own delete then finds it gone, which the provider treats as done.",
+        (
+            "https://github.com/GoogleCloudPlatform/magic-modules/blob/main/mmv1/templates/terraform/custom_delete/go/appversion_delete.go.tmpl",
+            "https://cloud.google.com/appengine/docs/admin-api/reference/rest/v1/apps.services/delete",
+        ),
+        (
+            f"{ST}::test_before_the_teardown_destroy_stopped_at_the_version_holding_all_traffic",
+            f"{ST}::test_the_teardown_deletes_the_whole_service_and_waits_for_it",
+        ),
+    ),
+    Rule(
+        "App Engine",
+        "Every version update re-posts the version's source zip.",
+        "No age rule on the sources bucket; Pulumi deletes a zip itself once nothing uses it.",
+        (
+            "https://cloud.google.com/appengine/docs/admin-api/reference/rest/v1/apps.services.versions/create",
+            "https://www.pulumi.com/registry/packages/gcp/api-docs/appengine/standardappversion/",
+        ),
+        (f"{INF}::test_prediction_bucket_keeps_versions_and_the_live_sources_stay",),
+    ),
+    Rule(
+        "App Engine",
+        "The account an App Engine build runs as is 'either the App Engine default service account or "
+        "your custom service account'; the provider's own tests saw the default account refused on the "
+        "staging bucket. Which one the Admin API uses when a version names its own account is not settled.",
+        "Both accounts can build (read the zip, the staging bucket, logs, gae-standard), so the deploy "
+        "works either way; neither is the Compute Engine default account, which needs the Compute API.",
+        (
+            "https://cloud.google.com/appengine/migration-center/migrate-to-artifact-registry",
+            "https://github.com/GoogleCloudPlatform/magic-modules/pull/11326",
+            "https://github.com/GoogleCloudPlatform/magic-modules/pull/13815",
+            "https://github.com/hashicorp/terraform-provider-google/issues/18936",
+            "https://cloud.google.com/build/docs/cloud-build-service-account-updates",
+        ),
+        (
+            f"{FD}::test_every_account_an_app_engine_build_may_run_as_can_build_and_the_version_waits_for_it",
+            f"{FD}::test_no_grant_or_api_depends_on_the_compute_engine_default_account",
+        ),
+    ),
+    Rule(
+        "App Engine",
+        "App Engine builds push to the `gae-standard` repository in the application's region; App "
+        "Engine's location ids `europe-west` and `us-central` are `europe-west1` and `us-central1` elsewhere.",
+        "The stack that creates the application declares `gae-standard` there and grants writer on it, "
+        "not the project-wide `createOnPushWriter`.",
+        (
+            "https://cloud.google.com/appengine/migration-center/migrate-to-artifact-registry",
+            "https://cloud.google.com/appengine/docs/standard/locations",
+        ),
+        (f"{INF}::test_the_program_breaks_no_policy_rule",),
+    ),
+    Rule(
+        "App Engine",
+        "`gcp.iap.Brand` and `gcp.iap.Client` are gone (the IAP OAuth Admin API shut down on 2026-03-19); "
+        "OAuth consent 'Internal' needs an organization.",
+        "The OAuth client is made once in the console and passed as config.",
+        (
+            "https://cloud.google.com/iap/docs/deprecations",
+            "https://support.google.com/cloud/answer/15549945",
+        ),
+        (f"{INF}::test_review_app_runs_behind_iap_with_its_own_account",),
+    ),
+    Rule(
+        "App Engine",
+        "IAP access can be granted per App Engine service; a request IAP admits carries a signed "
+        "assertion whose audience is `/projects/<number>/apps/<project id>`.",
+        "Reviewers and auditors are bound to their own service only; the app verifies the assertion.",
+        (
+            "https://cloud.google.com/iap/docs/managing-access",
+            "https://cloud.google.com/iap/docs/signed-headers-howto",
+        ),
+        (
+            f"{ST}::test_each_stacks_people_reach_only_that_stacks_review_app",
+            "tests/test_workbench.py::test_each_role_combination_in_the_deployed_configuration",
+            "tests/test_review_app.py::test_requests_without_a_valid_assertion_get_401",
+        ),
+    ),
+    # --- one project, several stacks ----------------------------------------------------------------
+    Rule(
+        "One project, several stacks",
+        "Deleting an additive IAM member removes the binding, also for whoever else declared it.",
+        "Project-level bindings of principals the stack does not own (service agents, App Engine's "
+        "default account, people) are kept on destroy; nothing else is declared by two stacks.",
+        ("https://github.com/hashicorp/terraform-provider-google/issues/13648",),
+        (
+            f"{ST}::test_dev_and_prod_deploy_side_by_side_and_share_only_what_destroy_cannot_take",
+            f"{ST}::test_destroying_either_stack_leaves_the_other_fully_working",
+        ),
+    ),
+    Rule(
+        "One project, several stacks",
+        "Deleting a `ServiceIdentity` does nothing; an API `Service` with `disable_on_destroy: false` "
+        "stays enabled.",
+        "Every stack declares the APIs and agents it needs; a destroy leaves them for the others.",
+        (
+            "https://www.pulumi.com/registry/packages/gcp/api-docs/projects/serviceidentity/",
+            "https://www.pulumi.com/registry/packages/gcp/api-docs/projects/service/",
+        ),
+        (f"{ST}::test_dev_and_prod_deploy_side_by_side_and_share_only_what_destroy_cannot_take",),
+    ),
+    Rule(
+        "One project, several stacks",
+        "A deleted custom role can be undeleted for 7 days and keeps its id until day 37; the provider "
+        "undeletes a role it finds deleted.",
+        "`destroy` then `up` under the same prefix works within 7 days; from day 7 to 37 use another prefix.",
+        (
+            "https://cloud.google.com/iam/docs/reference/rest/v1/projects.roles/delete",
+            "https://www.pulumi.com/registry/packages/gcp/api-docs/projects/iamcustomrole/",
+        ),
+        (f"{ST}::test_destroy_then_up_works_in_the_same_project",),
+    ),
+    Rule(
+        "One project, several stacks",
+        "A bucket that holds objects is not deleted unless `force_destroy`; a dataset that holds tables "
+        "is not deleted unless `delete_contents_on_destroy`.",
+        "Photos, decisions, training data and records are never deleted by a tool: destroy stops there "
+        "(README: destroy). Only the sources bucket, rebuilt from the repository, is force-destroyed.",
+        (
+            "https://www.pulumi.com/registry/packages/gcp/api-docs/storage/bucket/",
+            "https://www.pulumi.com/registry/packages/gcp/api-docs/bigquery/dataset/",
+        ),
+        (f"{INF}::test_prediction_bucket_keeps_versions_and_the_live_sources_stay",),
+    ),
+    # --- least privilege ----------------------------------------------------------------------------------
+    Rule(
+        "Least privilege",
+        "`roles/aiplatform.user` also changes, undeploys and deletes endpoints; prediction needs only "
+        "`aiplatform.endpoints.predict`. `roles/iam.serviceAccountTokenCreator` also mints tokens; signing "
+        "URLs needs only `iam.serviceAccounts.signBlob`. `roles/storage.objectUser` also updates metadata "
+        "and restores objects.",
+        "A custom role names exactly the permissions each kind of work uses.",
+        (
+            "https://cloud.google.com/vertex-ai/docs/general/access-control",
+            "https://cloud.google.com/iam/docs/service-account-permissions#token-creator-role",
+            "https://cloud.google.com/iam/docs/roles-permissions/storage",
+        ),
+        (
+            f"{FD}::test_no_predefined_role_is_broader_than_the_work",
+            f"{FD}::test_a_vertex_grant_allows_prediction_only",
+        ),
+    ),
+    Rule(
+        "Least privilege",
+        "Overwriting an object needs `storage.objects.delete` as well as create.",
+        "Moves overwrite only their own claims: the delete grant carries a condition admitting `claims/` only.",
+        ("https://cloud.google.com/storage/docs/access-control/iam-json",),
+        (
+            "tests/test_iam_conditions.py::test_each_condition_admits_what_the_work_needs_and_refuses_the_rest",
+        ),
+    ),
+    Rule(
+        "Least privilege",
+        "IAM conditions are CEL; Cloud Storage names its resources `projects/_/buckets/<bucket>/objects/<name>`.",
+        "Every condition is parsed and evaluated by a real CEL implementation against names it must "
+        "admit and refuse.",
+        (
+            "https://cloud.google.com/iam/docs/conditions-overview",
+            "https://cloud.google.com/iam/docs/conditions-attribute-reference",
+            "https://cloud.google.com/iam/docs/conditions-resource-attributes#resource-name",
+        ),
+        (
+            "tests/test_iam_conditions.py::test_each_condition_is_valid_cel_that_iam_accepts",
+            "tests/test_iam_conditions.py::test_each_condition_admits_what_the_work_needs_and_refuses_the_rest",
+        ),
+    ),
+    Rule(
+        "Least privilege",
+        "Cloud Scheduler in the same project counts as internal traffic for Cloud Run ingress.",
+        "Every function, the sweep included, admits internal traffic only; a sweep on demand runs the job.",
+        (
+            "https://cloud.google.com/run/docs/securing/ingress",
+            "https://cloud.google.com/scheduler/docs/http-target-auth",
+            "https://cloud.google.com/scheduler/docs/reference/rest/v1/projects.locations.jobs/run",
+        ),
+        (
+            f"{FD}::test_the_sweep_admits_only_internal_traffic",
+            "tests/test_operations.py::test_a_sweep_now_runs_the_scheduler_job_rather_than_calling_the_function",
+        ),
+    ),
+    Rule(
+        "Least privilege",
+        "Default service accounts receive the Editor role automatically unless the organization "
+        "policy `iam.automaticIamGrantsForDefaultServiceAccounts` is enforced.",
+        "Nothing runs as a default account; App Engine's default account only builds, with exactly "
+        "the build's grants. The README tells the platform team to enforce the policy.",
+        ("https://cloud.google.com/resource-manager/docs/organization-policy/restricting-service-accounts",),
+        (f"{INF}::test_functions_use_their_own_accounts_and_never_a_default_one",),
+    ),
+    # --- monitoring ------------------------------------------------------------------------------------------
+    Rule(
+        "Monitoring",
+        "Alert policies and dashboards take PromQL; a log-based metric `logging.googleapis.com/user/<m>` "
+        "is `logging_googleapis_com:user_<m>` there; PromQL's regular expressions are RE2.",
+        "Every query passes `promtool check rules`; the p-chart alerts pass `promtool test rules` over "
+        "series with those names; a line name is escaped before it enters a regular expression.",
+        (
+            "https://github.com/google/re2/wiki/Syntax",
+            "https://cloud.google.com/monitoring/promql/promql-in-alerting",
+            "https://cloud.google.com/monitoring/promql/promql-mapping",
+            "https://cloud.google.com/monitoring/api/ref_v3/rest/v1/projects.dashboards",
+        ),
+        (
+            "tests/test_promql.py::test_every_declared_query_parses_as_promql",
+            "tests/test_promql.py::test_the_p_chart_alert_fires_above_the_limit_and_stays_quiet_below_it_or_without_images",
+        ),
+    ),
+    Rule(
+        "Monitoring",
+        "Log-based metrics select lines with the Logging query language and keep labels by extractors.",
+        "Each metric's filter is evaluated against the lines the real handlers write.",
+        (
+            "https://cloud.google.com/logging/docs/logs-based-metrics",
+            "https://cloud.google.com/logging/docs/view/logging-query-language",
+        ),
+        ("tests/test_operations.py::test_every_declared_metric_reads_real_log_lines_and_finds_its_fields",),
+    ),
+    # --- records --------------------------------------------------------------------------------------------
+    Rule(
+        "Records",
+        "A Logging sink to BigQuery writes as its writer identity, which needs `roles/bigquery.dataEditor` "
+        "on the dataset; with partitioned tables, tables are partitioned by the entry's timestamp; entries "
+        "arrive within seconds to minutes.",
+        "The sink takes exactly this stack's record lines; its writer may write to this dataset only.",
+        (
+            "https://cloud.google.com/logging/docs/export/bigquery",
+            "https://cloud.google.com/logging/docs/export/configure_export_v2",
+        ),
+        ("tests/test_operations.py::test_the_records_sink_takes_exactly_the_record_lines_of_this_stack",),
+    ),
+    Rule(
+        "Records",
+        "Running a query needs `bigquery.jobs.create`, granted by `roles/bigquery.jobUser` on the project only.",
+        "Readers get `dataViewer` on the dataset and `jobUser` on the project.",
+        ("https://cloud.google.com/bigquery/docs/access-control#bigquery.jobUser",),
+        ("tests/test_records.py::test_every_query_is_valid_bigquery_sql_over_the_sinks_tables",),
+    ),
+    # --- Cloud Storage ------------------------------------------------------------------------------------------
+    Rule(
+        "Cloud Storage",
+        "Object names are at most 1,024 bytes of UTF-8, without CR or LF, and not `.` or `..`.",
+        "The local emulator's proxy enforces the same rules, and names that would break a lease, an index "
+        "or a display are quarantined at predict.",
+        ("https://cloud.google.com/storage/docs/objects#naming",),
+        (
+            "tests/test_gcs_proxy.py::test_a_name_gcs_refuses_is_refused_on_upload_and_as_a_copy",
+            "tests/test_gcs_proxy.py::test_a_name_of_exactly_1024_bytes_is_stored",
+        ),
+    ),
+    Rule(
+        "Cloud Storage",
+        "Without a key file, `generate_signed_url(service_account_email=…, access_token=…)` signs through "
+        "IAM `signBlob`; call `credentials.refresh()` first, or the email is the literal 'default'.",
+        "The review service signs as itself with `iam.serviceAccounts.signBlob` on itself only.",
+        ("https://cloud.google.com/storage/docs/access-control/signing-urls-with-helpers",),
+        ("tests/test_review_app.py::test_images_are_served_through_short_lived_v4_signed_urls",),
+    ),
+    # --- Vertex AI -------------------------------------------------------------------------------------------
+    Rule(
+        "Vertex AI",
+        "Online prediction: `POST https://{region}-aiplatform.googleapis.com/v1/{endpoint}:predict` with base64 "
+        "`content`; requests are limited to 1.5 MB. A deployed model is billed every hour.",
+        "The vertex backend calls the regional URL and shrinks an image to fit.",
+        (
+            "https://cloud.google.com/vertex-ai/docs/image-data/classification/get-predictions",
+            "https://cloud.google.com/vertex-ai/pricing",
+        ),
+        ("tests/test_training.py::test_train_sends_the_dataset_import_budget_and_deploy_requests",),
+    ),
+    Rule(
+        "Vertex AI",
+        "AutoML image classification budgets (`budgetMilliNodeHours`): `CLOUD` 8,000–800,000; the "
+        "`MOBILE_TF_*` model types 1,000–100,000; a budget outside the range is refused.",
+        "`train_vertex` refuses it first.",
+        (
+            "https://cloud.google.com/vertex-ai/docs/reference/rest/v1/schema/trainingjob.definition/AutoMlImageClassificationInputs",
+        ),
+        ("tests/test_training.py::test_a_budget_the_api_would_refuse_stops_before_anything_is_created",),
+    ),
+    Rule(
+        "Vertex AI",
+        "Edge models cannot be served by Vertex; `models.export` with `exportFormatId: tflite` writes to a "
+        "folder named by the operation's `outputInfo.artifactOutputUri`.",
+        "`train_vertex --edge` reads the folder from the operation and checks the export before anything serves it.",
+        (
+            "https://cloud.google.com/vertex-ai/docs/export/export-edge-model",
+            "https://cloud.google.com/vertex-ai/docs/reference/rest/v1/projects.locations.models/export",
+        ),
+        (
+            "tests/test_training.py::test_edge_training_exports_evaluates_with_predicts_code_and_writes_the_card",
+        ),
+    ),
+)
+
+
+def render() -> str:
+    lines = [
+        "# The Google Cloud rules this program relies on",
+        "",
+        "Generated by `make docs` from `infra/gcp_rules.py`; do not edit by hand. Each rule names its",
+        "public source and the tests that fail when the program breaks it (a test checks that every",
+        "named test exists and that every address the program's code cites is listed here).",
+    ]
+    section = None
+    for rule in RULES:
+        if rule.section != section:
+            section = rule.section
+            lines += ["", f"## {section}", ""]
+        lines += [
+            f"- **{rule.rule}**",
+            f"  {rule.design}",
+            "  Sources: " + ", ".join(f"<{s}>" for s in rule.sources) + ".",
+            "  Tests: " + ", ".join(f"`{t}`" for t in rule.tests) + ".",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    print(render(), end="")

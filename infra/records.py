@@ -1,0 +1,103 @@
+"""The plant's records in the cloud: a BigQuery dataset, and a Logging sink that delivers into it
+exactly this stack's record lines (inspection/outcomes.py), with the grants to write and read them.
+
+Facts this relies on (docs/gcp-rules.md, "Records"):
+- a sink to BigQuery writes as its writer identity, which needs `roles/bigquery.dataEditor` on the
+  dataset; with `use_partitioned_tables` the tables are partitioned by the entry's timestamp
+  (https://cloud.google.com/logging/docs/export/bigquery);
+- entries reach the dataset within seconds to minutes of being written
+  (https://cloud.google.com/logging/docs/export/configure_export_v2);
+- running a query needs `bigquery.jobs.create`, which `roles/bigquery.jobUser` grants on the
+  project only (https://cloud.google.com/bigquery/docs/access-control#bigquery.jobUser).
+"""
+
+from __future__ import annotations
+
+import pulumi
+import pulumi_gcp as gcp
+
+from infra.context import Context
+from infra.iam import Grants, sa
+from inspection import outcomes
+from inspection.outcomes import RECORD_FIELD
+
+DAY_MS = 24 * 3600 * 1000
+
+
+def record_filter(prefix: str, functions: tuple[str, ...], app_services: tuple[str, ...]) -> str:
+    """The Logging query for this stack's record lines, and nothing else
+    (https://cloud.google.com/logging/docs/view/logging-query-language)."""
+    runs = " OR ".join(f'resource.labels.service_name="{prefix}-{f}"' for f in functions)
+    apps = " OR ".join(f'resource.labels.module_id="{s}"' for s in app_services)
+    return (
+        f'((resource.type="cloud_run_revision" AND ({runs})) OR (resource.type="gae_app" AND ({apps}))) '
+        f"AND jsonPayload.{RECORD_FIELD}>={outcomes.RECORD_SCHEMA}"
+    )
+
+
+class Records(pulumi.ComponentResource):
+    def __init__(self, name: str, ctx: Context, *, app_services: tuple[str, ...], opts=None):
+        super().__init__("quality-inspection:records:Records", name, None, opts)
+        s, apis, accounts = ctx.settings, ctx.apis, ctx.accounts
+        self.dataset = gcp.bigquery.Dataset(
+            "records-dataset",
+            project=s.project,
+            dataset_id=f"{s.prefix.replace('-', '_')}_records",
+            location=s.records_location,
+            friendly_name=f"quality-inspection {s.prefix} records",
+            description="Every outcome of every image (routed, rejected, decided, undone), from the logs",
+            default_partition_expiration_ms=s.records_retention_days * DAY_MS or None,
+            delete_contents_on_destroy=False,  # the plant's records: destroy stops here (README)
+            labels=s.labels,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[apis.service("bigquery")]),
+        )
+        self.location = pulumi.Output.concat("bigquery:", s.project, ".", self.dataset.dataset_id)
+        self.sink = gcp.logging.ProjectSink(
+            "records-sink",
+            project=s.project,
+            name=f"{s.prefix}-records",
+            description="This stack's record lines, into its records dataset (README: Records)",
+            destination=pulumi.Output.concat(
+                "bigquery.googleapis.com/projects/", s.project, "/datasets/", self.dataset.dataset_id
+            ),
+            filter=record_filter(s.prefix, ("predict", "move", "sweep"), app_services),
+            unique_writer_identity=True,
+            bigquery_options={"use_partitioned_tables": True},
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[apis.service("logging")]),
+        )
+        iam = Grants(self, [apis.service("bigquery"), apis.service("cloudresourcemanager")])
+        iam.dataset(
+            "iam-records-sink-writer",
+            self.dataset,
+            self.sink.writer_identity,
+            "roles/bigquery.dataEditor",
+            "the Logging sink writes this stack's record lines into the records dataset, and nowhere else",
+        )
+        readers = [("audit", sa(accounts.audit.email), "the audit view", False)]
+        readers += [(_key(m), m, "a configured report reader", True) for m in s.report_readers]
+        for key, member, who, outside in readers:
+            iam.dataset(
+                f"iam-{key}-records-read",
+                self.dataset,
+                member,
+                "roles/bigquery.dataViewer",
+                f"{who} reads the plant's records (the report, the audit), and only this stack's",
+            )
+            # The same binding may be another stack's: a member this stack does not own keeps it.
+            jobs = Grants(self, iam.after, retain=outside)
+            jobs.project(
+                f"iam-{key}-records-jobs",
+                s.project,
+                member,
+                "roles/bigquery.jobUser",
+                f"{who} runs the queries that read the records; BigQuery grants job creation on the "
+                "project only"
+                + (" (kept on destroy: the same binding may be another stack's)" if outside else ""),
+            )
+            iam.grants += jobs.grants
+        self.grants = iam.grants
+        self.register_outputs({"dataset": self.dataset.dataset_id, "records": self.location})
+
+
+def _key(member: str) -> str:
+    return "reader-" + "".join(ch if ch.isalnum() else "-" for ch in member).strip("-").lower()
