@@ -9,7 +9,7 @@ from pathlib import Path
 
 os.environ.setdefault("TQDM_DISABLE", "1")  # the table is the output; progress bars would bury it
 
-from bench import backends, imports, pipeline, review
+from bench import backends, imports, pipeline, records, review
 
 RESULTS = Path(__file__).with_name("results.json")
 
@@ -23,6 +23,7 @@ def main() -> None:
         ("imports", imports),
         ("backends", backends),
         ("review", review),
+        ("records", records),
         ("pipeline", pipeline),
     ):
         started = time.perf_counter()

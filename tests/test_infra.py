@@ -496,3 +496,37 @@ def test_inbound_keeps_every_generation_until_it_is_routed(program):
     }
     claims = one(resources, "bucket-prediction")["lifecycleRules"][1]
     assert claims["condition"] == {"age": 30, "matchesPrefixes": ["claims/"]}
+
+
+def test_the_records_go_to_a_partitioned_dataset_the_audit_and_report_readers_may_read():
+    """Issue 24: a BigQuery dataset (region and table expiry from config), a Logging sink of exactly
+    the record lines into partitioned tables, its writer identity on that dataset only, and read
+    access for the audit service and the report readers (jobUser on the project, where BigQuery
+    grants it)."""
+    config = dev_config(
+        recordsLocation="EU", recordsRetentionDays="400", reportReaders=["user:lead@example.com"]
+    )
+    resources = run_program(config)[0].resources
+    dataset = one(resources, "records-dataset")
+    assert (dataset["datasetId"], dataset["location"]) == ("acme_qi_records", "EU")
+    assert dataset["defaultPartitionExpirationMs"] == 400 * 24 * 3600 * 1000
+    assert dataset["deleteContentsOnDestroy"] is False
+    sink = one(resources, "records-sink")
+    assert sink["destination"] == f"bigquery.googleapis.com/projects/{PROJECT}/datasets/acme_qi_records"
+    assert sink["bigqueryOptions"] == {"usePartitionedTables": True} and sink["uniqueWriterIdentity"] is True
+    assert "jsonPayload.record>=1" in sink["filter"] and 'module_id="acme-qi-review"' in sink["filter"]
+    on_dataset = {
+        (r["inputs"]["member"], r["inputs"]["role"]) for r in of_type(resources, "DatasetIamMember")
+    }
+    assert on_dataset == {
+        (
+            f"serviceAccount:service-{PROJECT_NUMBER}@gcp-sa-logging.iam.gserviceaccount.com",
+            "roles/bigquery.dataEditor",
+        ),
+        (f"serviceAccount:acme-qi-audit{SA}", "roles/bigquery.dataViewer"),
+        ("user:lead@example.com", "roles/bigquery.dataViewer"),
+    }
+    jobs = {r["inputs"]["member"] for r in iam(resources) if r["inputs"]["role"] == "roles/bigquery.jobUser"}
+    assert jobs == {f"serviceAccount:acme-qi-audit{SA}", "user:lead@example.com"}
+    default = one(run_program(dev_config())[0].resources, "records-dataset")
+    assert default["location"] == "europe-west4" and "defaultPartitionExpirationMs" not in default

@@ -4,6 +4,7 @@ transpile to BigQuery's dialect."""
 
 from __future__ import annotations
 
+import json
 import logging
 from datetime import UTC, date, datetime, timedelta
 
@@ -166,3 +167,55 @@ def test_every_query_is_valid_bigquery_sql_over_the_sinks_tables(query):
     assert parsed is not None
     assert "PERCENTILE_CONT" not in sql and "QUANTILE" not in sql.upper().replace("APPROX_QUANTILES", "")
     assert "$" not in sql.replace("'$.", "")  # every parameter is @name
+
+
+def test_the_bigquery_queries_give_duckdbs_answers_on_the_same_records(sink, caplog):
+    """What BigQuery receives (the sink's tables, the payload read as JSON, the body transpiled to
+    BigQuery's dialect) is run, translated back by SQLGlot, on DuckDB tables shaped as the sink
+    makes them, holding the very lines the handlers log; its answers must be the local store's."""
+    import duckdb
+
+    from tests.helpers import logged
+
+    made = [routed(n, folder) for n, folder in enumerate(["ok", "defect", "unclear", "unclear", "ok"])]
+    first, second = decided(2, "defect", reviewer="r1@example.com"), decided(3, "ok")
+    made += [first, second, undone(0, first), routed(9, "ok", DAY + timedelta(days=1))]
+    for outcome in made:
+        outcomes.record(outcome)
+    outcomes.record(second)  # recorded twice, as a retry after a crash would
+    lines = [line for line in logged(caplog) if line.get("record")]
+    sink.flush()
+
+    con = duckdb.connect()
+    con.execute("ATTACH ':memory:' AS p")
+    con.execute("CREATE SCHEMA p.d")
+    tables = {"decided": "stdout", "undone": "stdout"}  # the review app's log; the functions' below
+    for table in ("run_googleapis_com_stdout", "stdout"):
+        con.execute(f"CREATE TABLE p.d.{table} (timestamp TIMESTAMPTZ, jsonPayload JSON)")
+    for line in lines:
+        table = tables.get(line["event"], "run_googleapis_com_stdout")
+        con.execute(f"INSERT INTO p.d.{table} VALUES (?, ?)", [line["time"], json.dumps(line)])  # noqa: S608 (two fixed names)
+    store = records.BigQueryStore("p", "d")
+
+    def both(body: str, start: date, end: date, params: dict) -> tuple[list, list]:
+        shipped = store.sql(body, ["run_googleapis_com_stdout", "stdout"])  # what BigQuery gets
+        back = sqlglot.transpile(shipped, read="bigquery", write="duckdb")[0]
+        given = {
+            **{k: v for k, v in params.items() if f"${k}" in body},
+            "_from": start.isoformat(),
+            "_to": (end + timedelta(days=1)).isoformat(),
+        }
+        cursor = con.execute(back, given)
+        names = [d[0] for d in cursor.description]
+        bigquery = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+        return bigquery, sink.store.query(body, start, end, params)
+
+    report_params = {"start": DAY, "end": DAY}
+    got, want = both(records.REPORT, DAY, DAY + timedelta(days=1), report_params)
+    assert got == want and want  # the same figures, the undo subtracted, the copy counted once
+    page = records.audit_params(DAY, DAY, {}, ("", ""), 3)
+    got, want = both(records.AUDIT_PAGE, DAY, DAY, page)
+    assert got == want and len(want) == 3
+    for filters in ({}, {"reviewer": "r1@example.com"}, {"label": "ok"}):
+        count = records.audit_params(DAY, DAY, filters, ("", ""), 10)
+        assert both(records.AUDIT_COUNT, DAY, DAY, count)[0] == both(records.AUDIT_COUNT, DAY, DAY, count)[1]
