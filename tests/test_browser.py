@@ -384,6 +384,59 @@ def test_undoing_the_third_last_decision_from_the_history(page, make_bucket):
     server.shutdown()
 
 
+def test_the_history_keeps_the_reviewers_place_while_it_refreshes(page, make_bucket):
+    """The history redraws itself every few seconds (entries expire); a reviewer moving through it
+    with the keyboard must not lose their place, or Enter undoes nothing, or the wrong decision."""
+    bucket = make_bucket("prediction")
+    queue_images(bucket, {f"line-1/{n}.jpeg": f"2026-11-25T0{n}:00:00+00:00" for n in range(1, 5)})
+    server, url = serve(create_app({"PREDICTION_BUCKET": bucket.name, "REVIEW_AUTH": "local"}))
+    page.goto(url)
+    for key, count in (("o", "1"), ("d", "2"), ("o", "3")):
+        press_when_ready(page, key)
+        expect(page.locator("#session-count")).to_have_text(count)
+    page.keyboard.press("h")
+    page.keyboard.press("ArrowDown")
+    expect(page.locator("#history li").nth(1).locator("button")).to_be_focused()
+    page.evaluate("document.querySelector('#history li').dataset.drawn = 'before'")
+    wait_for(lambda: not page.evaluate("document.querySelector('#history li').dataset.drawn"), timeout=7)
+    expect(page.locator("#history li").nth(1).locator("button")).to_be_focused()
+    page.keyboard.press("ArrowDown")
+    page.keyboard.press("Enter")
+    expect(page.locator("#status .text")).to_have_text(re.compile("^Undone: line-1/1.jpeg"))
+    server.shutdown()
+
+
+def test_a_decision_made_while_the_next_photo_is_on_its_way_shows_it_ready_to_decide(page, make_bucket):
+    """The reviewer decides the first photo before the next one has arrived (its prefetch is slow):
+    the next photo still comes, and its buttons work. (They stayed disabled: the server answered
+    the view request with the prefetched photo, which nothing then confirmed.)"""
+    from flask import request
+
+    bucket = make_bucket("prediction")
+    queue_images(bucket, {f"line-1/{n}.jpeg": f"2026-11-25T0{n}:00:00+00:00" for n in range(1, 4)})
+    app = create_app({"PREDICTION_BUCKET": bucket.name, "REVIEW_AUTH": "local"})
+
+    @app.before_request
+    def slow_prefetch():
+        if request.path == "/api/next" and b'"prefetch"' in request.get_data():
+            time.sleep(1.0)
+
+    server, url = serve(app)
+    page.goto(url)
+    press_when_ready(page, "o")
+    expect(page.locator("#name")).to_have_text("line-1/2.jpeg")
+    press_when_ready(page, "d")
+    expect(page.locator("#name")).to_have_text("line-1/3.jpeg")
+    press_when_ready(page, "o")
+    expect(page.locator("#session-count")).to_have_text("3")
+    expect(page.locator("#status .text")).to_have_text("Saved: line-1/3.jpeg is ok.")
+    wait_for(
+        lambda: names(bucket, "human_decided/")
+        == ["human_decided/defect/line-1/2.jpeg", "human_decided/ok/line-1/1.jpeg", "human_decided/ok/line-1/3.jpeg"]
+    )
+    server.shutdown()
+
+
 def test_the_audit_view_for_an_auditor_and_not_for_a_reviewer(page, make_bucket, tmp_path):
     from review_app.decisions import Decisions
     from review_app.unclear_queue import Queue

@@ -95,7 +95,8 @@
     return box.width > 0 && box.top >= 0 && box.left >= 0 && box.bottom <= window.innerHeight && box.right <= window.innerWidth;
   }
   function checkReady() {
-    if (current && current.confirmed && !ready && $("failed").hidden && image.complete && fullyVisible()) setReady(true);
+    // Ready means a key press now acts: never while a decision is on its way.
+    if (current && current.confirmed && !ready && !busy && $("failed").hidden && image.complete && fullyVisible()) setReady(true);
     else if (ready && !fullyVisible()) setReady(false);
   }
   image.addEventListener("load", () => requestAnimationFrame(() => requestAnimationFrame(() => { placeLoupe(); checkReady(); })));
@@ -146,27 +147,45 @@
     if (current !== item) return;
     if (response.ok) { item.confirmed = true; checkReady(); return; }
     say("conflict", item.display_name + ": " + (await reason(response)) + ". Here is the next one.");
-    show(await lease("view", [item.name, ...exclude]));
+    present(await lease("view", [item.name, ...exclude]), exclude);
   }
 
+  // One prefetch at a time; what it brings is the next image, unless the tab shows that one already
+  // (a view request answered while it was on its way gets the tab's own prefetched image).
+  let prefetching = null;
   async function prefetch(exclude) {
-    if (current && !upcoming) upcoming = await lease("prefetch", [current.name, ...exclude]);
+    if (!current || upcoming || prefetching) return;
+    prefetching = lease("prefetch", [current.name, ...exclude]);
+    try {
+      const next = await prefetching;
+      if (!next || (current && next.name === current.name)) return;
+      if (upcoming) await post("/api/skip", { name: next.name });  // an undo filled the slot meanwhile
+      else upcoming = next;
+    } finally { prefetching = null; }
+  }
+
+  // Every image goes on screen this way: shown at once, and keys wait until the server has
+  // confirmed this tab holds it for viewing.
+  function present(item, exclude) {
+    show(item);
+    if (item && !item.confirmed) confirm(item, exclude).catch((err) => say("error", err.message));
   }
 
   async function refill() {
     try {
-      if (!current) show(await lease("view", []));
+      if (!current) present(await lease("view", []), []);
       await prefetch([]);
       refreshCount();
     } catch (err) { say("error", err.message); }
   }
 
-  // The next image, at once: the prefetched one (confirmed meanwhile), else a new lease. The next
-  // prefetch waits for the caller, so a tab never holds more than two images.
+  // The next image, at once: the prefetched one (waiting for it if it is on its way), else a new
+  // lease. The next prefetch waits for the caller, so a tab never holds more than two images.
   async function advance(exclude) {
-    const next = upcoming;
+    if (prefetching) await prefetching.catch(() => null);
+    const next = upcoming && !exclude.includes(upcoming.name) ? upcoming : null;
     upcoming = null;
-    if (next) { show(next); confirm(next, exclude); } else show(await lease("view", exclude));
+    present(next || (await lease("view", exclude)), exclude);
   }
 
   function count(delta) {
@@ -186,7 +205,6 @@
       const pending = post("/api/decide", { name: item.name, generation: item.generation, label: label });
       await advance([item.name]);
       const response = await pending;
-      await prefetch([item.name]);
       if (response.status === 409) {
         say("conflict", item.display_name + ": not saved: " + (await reason(response)) + ".");
       } else if (!response.ok) {
@@ -203,6 +221,7 @@
     busy = false;
     checkReady();
     refreshCount();
+    prefetch([item.name]).catch((err) => say("error", err.message));  // outside busy: keys act meanwhile
   }
 
   async function skip() {
@@ -212,10 +231,11 @@
     try {
       await post("/api/skip", { name: item.name });
       await advance([item.name]);
-      await prefetch([item.name]);
       say("success", "Skipped " + item.display_name + "; it stays in the queue.");
     } catch (err) { say("error", err.message); }
     busy = false;
+    checkReady();
+    prefetch([item.name]).catch((err) => say("error", err.message));
   }
 
   async function retry() {
@@ -253,13 +273,20 @@
     refreshCount();
   }
 
+  // The entry each history button undoes: the list is redrawn as entries expire, and a reviewer
+  // moving through it with the keyboard keeps their place across a redraw.
+  const entryOf = new WeakMap();
+
   function renderHistory() {
     const now = Date.now();
-    history = history.filter((h) => now - h.at < undoSeconds * 1000);
     const list = $("history");
+    const focused = list.contains(document.activeElement) ? entryOf.get(document.activeElement) : null;
+    const before = history;
+    history = history.filter((h) => now - h.at < undoSeconds * 1000);
     list.replaceChildren(...history.map((entry) => {
       const li = document.createElement("li");
       const button = document.createElement("button");
+      entryOf.set(button, entry);
       button.type = "button";
       button.textContent = "Undo";
       button.setAttribute("aria-label", "Undo " + entry.display + " (" + WORDS[entry.label] + ")");
@@ -271,6 +298,12 @@
       return li;
     }));
     buttons.undo.disabled = history.length === 0;
+    if (focused) {  // the same entry, or, once it has expired, the one that took its place
+      const all = [...list.querySelectorAll("button")];
+      const same = all.find((b) => entryOf.get(b) === focused);
+      const next = same || all[Math.min(before.indexOf(focused), all.length - 1)];
+      if (next) next.focus();
+    }
   }
 
   // The image on screen stays this tab's while it is visible; a lapse is told, not hidden.
