@@ -46,6 +46,7 @@ DISTRIBUTIONS = {
     "numpy": "numpy",
     "onnxruntime": "onnxruntime",
     "ai_edge_litert": "ai-edge-litert",
+    "flatbuffers": "flatbuffers",
 }
 ALWAYS = ("functions-framework", "cloudevents", "protobuf")  # the runtime's own, and protobuf's range
 

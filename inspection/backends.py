@@ -142,7 +142,7 @@ BACKENDS: dict[str, Backend] = {
             hint="gs://<bucket>/<folder>/model.tflite (or a local path)",
             config_keys=("tfliteModel",),
             grant=FOLDER_GRANT,
-            distributions=("ai-edge-litert",),
+            distributions=("ai-edge-litert", "flatbuffers"),
             suffix=".tflite",
             opener="inspection.classifiers:TfliteClassifier.open",
         ),

@@ -163,53 +163,77 @@ class OnnxClassifier:
 class TfliteClassifier:
     """A Vertex AI AutoML Edge image model exported as TF Lite, run with LiteRT (no TensorFlow).
 
-    The export is `model.tflite` with the class names in `dict.txt` beside it, one per line, in
-    the order of the model's outputs (https://cloud.google.com/vertex-ai/docs/export/export-edge-model);
-    a `card.json` beside them is the model card. Quantized (uint8) models take the image's pixels
-    as they are and give scores to dequantize with the output's scale and zero point; float models
-    take pixels scaled to [0, 1].
+    The export is one `model.tflite` that carries its labels and its input normalisation as TF Lite
+    metadata (inspection/tflite_metadata.py); a `dict.txt` beside the model is read only for legacy
+    AutoML Vision exports that have no labels inside. A `card.json` beside it is the model card.
+
+    The image is prepared as Google's own Edge pipeline prepares it: 8-bit RGB, resized to the
+    model's input with TensorFlow's bilinear resize, cast to uint8 (images.resize_bilinear). A
+    quantized (uint8) model takes those pixels as they are and gives scores to dequantize with the
+    output's scale and zero point; a float model takes them normalised as its metadata says, and a
+    float model that does not say is refused, never guessed.
     """
 
     @classmethod
     def open(cls, location: str, opening: backends.Opening) -> TfliteClassifier:
-        return cls(local_model_path(location, (LABELS_FILE, CARD_FILE)))
+        return cls(local_model_path(location, (CARD_FILE, LABELS_FILE)))
 
     def __init__(self, path: str):
+        import numpy as np
         from ai_edge_litert.interpreter import Interpreter
 
+        from inspection import tflite_metadata
+
+        with open(path, "rb") as file:
+            content = file.read()
         folder = os.path.dirname(path)
-        try:
-            with open(os.path.join(folder, LABELS_FILE)) as file:
-                self.labels = [line.strip() for line in file if line.strip()]
-        except FileNotFoundError:
-            raise ConfigError(
-                f"TFLITE_MODEL {path}: no {LABELS_FILE} beside it (the export's label file)"
-            ) from None
+        carried = tflite_metadata.read(content)
+        self.labels = list(carried.labels) or _legacy_labels(folder, path)
         card = os.path.join(folder, CARD_FILE)
         self.card = ModelCard.parse(open(card, "rb").read(), card) if os.path.exists(card) else None  # noqa: SIM115
-        self._interpreter = Interpreter(model_path=path, num_threads=1)
+        self._interpreter = Interpreter(model_content=content, num_threads=1)
         self._interpreter.allocate_tensors()
         self._input = self._interpreter.get_input_details()[0]
         self._output = self._interpreter.get_output_details()[0]
         _, self._height, self._width, channels = self._input["shape"]
         if channels != 3 or int(self._output["shape"][-1]) != len(self.labels):
             raise ConfigError(
-                f"TFLITE_MODEL {path}: expected [1,H,W,3] in and one score per label of {LABELS_FILE} out; "
-                f"found {list(self._input['shape'])} in and {list(self._output['shape'])} out"
+                f"TFLITE_MODEL {path}: expected [1,H,W,3] in and one score per label out "
+                f"({len(self.labels)} labels); found {list(self._input['shape'])} in and "
+                f"{list(self._output['shape'])} out"
+            )
+        self._normalise = None
+        if self._input["dtype"] != np.uint8:
+            if carried.mean is None or carried.std is None or not all(carried.std):
+                raise ConfigError(
+                    f"TFLITE_MODEL {path}: a float model whose input normalisation is unknown "
+                    "(its TF Lite metadata has no NormalizationOptions); "
+                    "re-export it from Vertex AI, whose exports carry it"
+                )
+            self._normalise = (
+                np.asarray(carried.mean, dtype=np.float32),
+                np.asarray(carried.std, dtype=np.float32),
             )
         self.model = self.card.model if self.card and self.card.model else os.path.basename(folder) or path
+
+    def tensor(self, image: LoadedImage):
+        """The model's input for `image`."""
+        import numpy as np
+
+        from inspection.images import resize_bilinear, rgb
+
+        pixels = np.asarray(rgb(image.image))
+        resized = np.clip(resize_bilinear(pixels, int(self._height), int(self._width)), 0, 255)
+        tensor = resized.astype(np.uint8)  # as tf.cast truncates
+        if self._normalise is not None:
+            mean, std = self._normalise
+            tensor = ((tensor.astype(np.float32) - mean) / std).astype(self._input["dtype"])
+        return tensor[None, ...]
 
     def classify(self, image: LoadedImage) -> Classification:
         import numpy as np
 
-        rgb = np.asarray(
-            image.image.convert("RGB").resize((int(self._width), int(self._height))), dtype=np.uint8
-        )
-        if self._input["dtype"] == np.uint8:
-            tensor = rgb[None, ...]
-        else:
-            tensor = (rgb.astype(np.float32) / 255.0)[None, ...].astype(self._input["dtype"])
-        self._interpreter.set_tensor(self._input["index"], tensor)
+        self._interpreter.set_tensor(self._input["index"], self.tensor(image))
         self._interpreter.invoke()
         raw = self._interpreter.get_tensor(self._output["index"])[0]
         scale, zero_point = self._output.get("quantization", (0.0, 0))
@@ -220,6 +244,18 @@ class TfliteClassifier:
         return Classification(
             {label: float(s) for label, s in zip(self.labels, scores, strict=True)}, self.model
         )
+
+
+def _legacy_labels(folder: str, path: str) -> list[str]:
+    """An AutoML Vision export's dict.txt beside the model; only for models with no labels inside."""
+    try:
+        with open(os.path.join(folder, LABELS_FILE)) as file:
+            return [line.strip() for line in file if line.strip()]
+    except FileNotFoundError:
+        raise ConfigError(
+            f"TFLITE_MODEL {path} carries no labels: its TF Lite metadata has none, and there is no "
+            f"{LABELS_FILE} beside it (legacy exports)"
+        ) from None
 
 
 LABELS_FILE = "dict.txt"
@@ -236,7 +272,14 @@ def local_model_path(location: str, companions: tuple[str, ...] = ()) -> str:
     from inspection import storage
 
     bucket, name = layout.split_gs_uri(location)
-    folder = os.path.join(tempfile.gettempdir(), "model-" + name.replace("/", "_"))
+    # Keyed by the model object's generation: a model replaced at the same name is a new download,
+    # never a stale copy from an earlier one.
+    model = storage.client().bucket(bucket).get_blob(name)
+    if model is None:
+        raise gexc.NotFound(f"{location} does not exist")
+    folder = os.path.join(
+        tempfile.gettempdir(), f"model-{layout.digest(f'{bucket}/{name}')[:16]}-{model.generation}"
+    )
     os.makedirs(folder, exist_ok=True)
     prefix = name.rpartition("/")[0]
     target = os.path.join(folder, os.path.basename(name))

@@ -70,6 +70,56 @@ def load(data: bytes, limits: Limits = DEFAULT_LIMITS) -> LoadedImage:
     return LoadedImage(image=image, raw=data, format=image.format or "")
 
 
+WIDE_MODES = ("I", "I;16", "I;16B", "I;16L", "I;16N", "F")  # more than 8 bits a channel
+
+
+def rgb(image: Image.Image) -> Image.Image:
+    """8-bit RGB, whatever the mode: transparency flattened onto white (not dropped), 16-bit and
+    wider grey scaled down to 8 bits (not clipped, which turns a 16-bit photo white)."""
+    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+        image = _flatten(image)
+    if image.mode in WIDE_MODES:
+        image = Image.fromarray(eight_bits(image), "L")
+    return image.convert("RGB")
+
+
+def eight_bits(image: Image.Image):
+    """A wide grey image's pixels in 0..255: 16-bit values shifted down by 8 bits; 32-bit integers
+    and floats by their own range (a float image in [0, 1] is scaled up)."""
+    import numpy as np
+
+    pixels = np.asarray(image)
+    if image.mode.startswith("I;16") or (image.mode == "I" and pixels.max(initial=0) <= 0xFFFF):
+        return (pixels.astype(np.uint32) >> 8).astype(np.uint8)
+    pixels = pixels.astype(np.float64)
+    top = float(pixels.max(initial=0))
+    scale = 255.0 if 0 < top <= 1.0 else (1.0 if top <= 255 else 255.0 / top)
+    return np.clip(pixels * scale, 0, 255).astype(np.uint8)
+
+
+def resize_bilinear(pixels, height: int, width: int):
+    """`pixels` (H×W×C) resized as TensorFlow's `tf.image.resize` does by default, which Google's
+    Edge sample notebook uses before an Edge model (vertex-ai-samples,
+    showcase_automl_image_classification_export_edge.ipynb): bilinear, half-pixel centres, no
+    antialiasing, in float32. tests/test_edge.py checks it against TensorFlow's own output."""
+    import numpy as np
+
+    def axis(out: int, size: int):
+        scale = np.float32(size) / np.float32(out)
+        at = (np.arange(out, dtype=np.float32) + np.float32(0.5)) * scale - np.float32(0.5)
+        floor = np.floor(at)
+        lower = np.maximum(floor, 0).astype(np.intp)
+        upper = np.minimum(np.ceil(at), size - 1).astype(np.intp)
+        return lower, upper, (at - floor).astype(np.float32)
+
+    source = np.asarray(pixels, dtype=np.float32)
+    (top, bottom, dy), (left, right, dx) = axis(height, source.shape[0]), axis(width, source.shape[1])
+    dx = dx[None, :, None]
+    upper_row = source[top][:, left] + (source[top][:, right] - source[top][:, left]) * dx
+    lower_row = source[bottom][:, left] + (source[bottom][:, right] - source[bottom][:, left]) * dx
+    return upper_row + (lower_row - upper_row) * dy[:, None, None]
+
+
 def grayscale(image: Image.Image) -> Image.Image:
     """One 8-bit channel, whatever the mode (RGBA, CMYK, palette, 16-bit)."""
     if image.mode in ("RGBA", "LA", "P", "PA"):
@@ -89,8 +139,7 @@ def _fit(loaded: LoadedImage, limit: int) -> bytes:
     if loaded.format in PASS_THROUGH_FORMATS and len(loaded.raw) <= limit:
         return loaded.raw
     image = loaded.image
-    image = _flatten(image) if image.mode in ("RGBA", "LA", "P", "PA") else image
-    image = image.convert("L") if image.mode in ("L", "I", "I;16", "F", "1") else image.convert("RGB")
+    image = image.convert("L") if image.mode in ("L", "1") else rgb(image)
     quality = 90
     while True:
         buffer = io.BytesIO()

@@ -1,4 +1,5 @@
-"""The promotion gate: a new model serves only if it is no worse than the one serving now.
+r"""The promotion gate: a new model serves only if the test split proves it safe enough, and no
+worse than the model serving now.
 
     python -m scripts.promote gs://acme-qi-training/models/model-123/tflite/2026-…/model.tflite \
         --import-file gs://acme-qi-training/casting_data/import.csv
@@ -6,15 +7,21 @@
     python -m scripts.promote --rollback --registry gs://acme-qi-training/models/promotions.json
 
 It runs the candidate and the serving model through predict's own code (backend, label map, model
-card) on the same test split, prints both side by side, and promotes the candidate only if
+card) on the same test split, at the candidate's threshold (chosen on the validation split when it
+was trained; never on this split), prints both side by side, and promotes the candidate only if
+(scripts/training/gate.py says how each is computed):
 
-- it passes no more defects as ok than the serving model, at the threshold; and
-- its accuracy among the images it decides automatically is not lower by more than --tolerance
-  percentage points.
+- the split can prove the escape target at all: enough defects that, with none passed as ok, the
+  escape rate is proven at or below --escape-target (299 defects for 1%);
+- its escape rate (defects it decides ok on its own) is at or below --escape-target at 95%
+  confidence (the one-sided Clopper–Pearson bound);
+- the share of photos it sends to people is at or below --max-unclear at 95% (Wilson);
+- image by image, it is not worse than the serving model beyond chance (McNemar's exact test on
+  the images only one of the two gets wrong, at 5%).
 
 A model is a `.onnx` or `.tflite` file (path or gs://) or a Vertex AI endpoint
-(projects/P/locations/R/endpoints/ID). With no model serving yet, the candidate is compared with
-sending every image to a person, which passes no defect.
+(projects/P/locations/R/endpoints/ID). With no model serving yet, people decide every image, so
+there is nothing to pair the candidate with: the first two rules decide.
 
 The registry (JSON; default `models/promotions.json` in the candidate's bucket, or beside a local
 candidate) remembers the serving model, the ones before it, the test split, and every verdict.
@@ -34,13 +41,11 @@ from datetime import UTC, datetime
 from inspection import layout
 from inspection.errors import ConfigError
 from inspection.labels import LabelMap
-from inspection.routing import parse_threshold
-from scripts.training import evaluate, metrics
+from inspection.routing import DEFAULT_THRESHOLD, parse_threshold
+from scripts.training import evaluate, gate
 from scripts.training.models import NO_MODEL, ModelRef
 
 REGISTRY_FILE = "promotions.json"
-DEFAULT_TOLERANCE_POINTS = 0.5
-MAX_TOLERANCE_POINTS = 5.0
 
 
 # --- the registry -----------------------------------------------------------------------------------
@@ -118,51 +123,58 @@ def default_registry(candidate: ModelRef) -> str:
 # --- judging ----------------------------------------------------------------------------------------
 
 
-def judge(current: dict, candidate: dict, tolerance_points: float) -> list[str]:
-    """Why the candidate may not serve; empty when it may."""
-    refusals = []
-    if candidate["defects_passed_as_ok"] > current["defects_passed_as_ok"]:
-        refusals.append(
-            f"it passes {candidate['defects_passed_as_ok']} defects as ok; the serving model passes "
-            f"{current['defects_passed_as_ok']}"
-        )
-    drop = (current["auto_accuracy"] - candidate["auto_accuracy"]) * 100
-    if drop > tolerance_points + 1e-9:
-        refusals.append(
-            f"its accuracy among auto-decided images is {drop:.2f} points lower; the tolerance is "
-            f"{tolerance_points:g}"
-        )
-    return refusals
+def table(
+    current_name: str, current: gate.Decisions, candidate_name: str, verdict: gate.Verdict, threshold: float
+) -> str:
+    """Both models side by side, with the bounds and the p-value the rules use."""
+    f = verdict.figures
+    width = max(len(current_name), len(candidate_name), 16)
 
+    def escapes(d: gate.Decisions) -> str:
+        return f"{d.escapes}/{d.defects} (≤{gate.escape_upper_bound(d.escapes, d.defects):.2%})"
 
-ROWS = (
-    ("test images", "test_images", "{:d}"),
-    ("accuracy (top label)", "accuracy", "{:.1%}"),
-    ("sent to a person", "unclear_share", "{:.1%}"),
-    ("  of them unusual input", "unusual", "{:d}"),
-    ("accuracy among auto-decided", "auto_accuracy", "{:.2%}"),
-    ("defects passed as ok", "defects_passed_as_ok", "{:d}"),
-)
+    def unclear(d: gate.Decisions) -> str:
+        return f"{d.unclear / d.images:.1%} (≤{gate.unclear_upper_bound(d.unclear, d.images):.1%})"
 
-
-def table(current_name: str, current: dict, candidate_name: str, candidate: dict) -> str:
-    width = max(len(current_name), len(candidate_name), 12)
-    lines = [
-        f"{'at threshold ' + format(candidate['threshold'], 'g'):30s}  {'serving':>{width}s}  "
-        f"{'candidate':>{width}s}",
-        f"{'':30s}  {current_name:>{width}s}  {candidate_name:>{width}s}",
+    rows = [
+        ("at threshold " + format(threshold, "g"), "serving", "candidate"),
+        ("", current_name, candidate_name),
+        ("test images", str(current.images), str(f["images"])),
+        ("defects in the split", str(current.defects), f"{f['defects']} (≥{f['defects_needed']} to prove)"),
+        (
+            "passed as ok (95% bound)",
+            escapes(current),
+            f"{f['escapes']}/{f['defects']} (≤{f['escape_upper_bound']:.2%})",
+        ),
+        ("errors among auto-decided", str(sum(current.errors)), str(f["errors"])),
+        (
+            "sent to a person (95% bound)",
+            unclear(current),
+            f"{f['unclear_share']:.1%} (≤{f['unclear_upper_bound']:.1%})",
+        ),
     ]
-    for title, key, style in ROWS:
-        lines.append(
-            f"{title:30s}  {style.format(current[key]):>{width}s}  {style.format(candidate[key]):>{width}s}"
-        )
-    return "\n".join(lines)
+    if "mcnemar_p" in f:
+        rows.append(("only this one wrong", str(f["only_serving_wrong"]), str(f["only_candidate_wrong"])))
+        rows.append(("McNemar exact p", "", f"{f['mcnemar_p']:.3f}"))
+    return "\n".join(f"{a:30s}  {b:>{width}s}  {c:>{width}s}" for a, b, c in rows)
 
 
-def figures(model: ModelRef, items, label_map: LabelMap, threshold: float) -> dict:
-    """The model's card evaluation on these images, through predict's own assessment."""
+def decisions(model: ModelRef, items, label_map: LabelMap, threshold: float) -> gate.Decisions:
+    """What the model decides on each image, through predict's own assessment."""
     scored = evaluate.score_all(items, model.open(), label_map, progress=False)
-    return metrics.card_evaluation(evaluate.outcomes(scored), threshold)
+    return gate.Decisions.of(evaluate.outcomes(scored), threshold)
+
+
+def candidate_threshold(args, candidate: ModelRef) -> float:
+    """--threshold, else the one the candidate's card was chosen at (on its validation split)."""
+    if args.threshold is not None:
+        return args.threshold
+    try:
+        card = candidate.open().card
+    except ConfigError:
+        card = None
+    chosen = (card.evaluation or {}).get("threshold") if card else None
+    return float(chosen) if chosen else DEFAULT_THRESHOLD
 
 
 # --- the command ------------------------------------------------------------------------------------
@@ -177,19 +189,26 @@ def promote(args, candidate: ModelRef, current: ModelRef | None, registry: Regis
     if not items:
         raise SystemExit(f"no labelled images in the test split {test_set}")
     label_map = LabelMap.parse(args.label_map, key="--label-map")
-    print(f"judging on {len(items)} images of {describe_set(test_set)}, threshold {args.threshold:g}")
-    found_current = figures(current, items, label_map, args.threshold)
-    found_candidate = figures(candidate, items, label_map, args.threshold)
-    print(table(short(str(current)), found_current, short(str(candidate)), found_candidate))
-    refusals = judge(found_current, found_candidate, args.tolerance)
+    threshold = candidate_threshold(args, candidate)
+    print(f"judging on {len(items)} images of {describe_set(test_set)}, threshold {threshold:g}")
+    rules = gate.Rules(args.escape_target, args.max_unclear)
+    on_current = decisions(current, items, label_map, threshold)
+    on_candidate = decisions(candidate, items, label_map, threshold)
+    judged = gate.judge(None if current == NO_MODEL else on_current, on_candidate, rules)
+    print(table(short(str(current)), on_current, short(str(candidate)), judged, threshold))
+    refusals = judged.refusals
     verdict = {
         "at": datetime.now(UTC).isoformat(timespec="seconds"),
         "candidate": candidate.to_dict(),
         "serving": current.to_dict(),
         "test_set": test_set,
-        "threshold": args.threshold,
-        "tolerance_points": args.tolerance,
-        "figures": {"serving": found_current, "candidate": found_candidate},
+        "threshold": threshold,
+        "rules": {
+            "escape_target": rules.escape_target,
+            "max_unclear": rules.max_unclear,
+            "alpha": rules.alpha,
+        },
+        "figures": judged.figures,
         "promoted": not refusals,
         "refusals": refusals,
     }
@@ -206,7 +225,7 @@ def promote(args, candidate: ModelRef, current: ModelRef | None, registry: Regis
     registry.body["serving"] = {
         **candidate.to_dict(),
         "promoted_at": verdict["at"],
-        "figures": found_candidate,
+        "figures": judged.figures,
     }
     registry.save()
     print(f"\nPROMOTED: {candidate}. {registry.location} keeps {current} for --rollback.")
@@ -233,7 +252,7 @@ def rollback(registry: Registry) -> int:
 def print_config(ref: ModelRef) -> None:
     if not ref.deployable:
         print(f"note: {ref.location} is local: the local stack can serve it, but predict in the cloud")
-        print("reads gs:// only: upload it (a .tflite with dict.txt and card.json) and promote that copy.")
+        print("reads gs:// only: upload it (with its card.json beside it) and promote that copy.")
     print("Serve it:")
     for line in ref.config_lines():
         print(f"  {line}")
@@ -263,16 +282,19 @@ def short(name: str, width: int = 48) -> str:
     return name if len(name) <= width else "…" + name[-(width - 1) :]
 
 
-def tolerance(raw: str) -> float:
-    try:
-        value = float(raw)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{raw!r} is not a number of percentage points") from None
-    if not 0 <= value <= MAX_TOLERANCE_POINTS:
-        raise argparse.ArgumentTypeError(
-            f"{raw} is out of range: expected 0 to {MAX_TOLERANCE_POINTS:g} points"
-        )
-    return value
+def share(low: float, high: float):
+    def parse(raw: str) -> float:
+        try:
+            value = float(raw)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{raw!r} is not a number") from None
+        if not low < value < high:
+            raise argparse.ArgumentTypeError(
+                f"{raw} is out of range: expected a share in ({low:g}, {high:g})"
+            )
+        return value
+
+    return parse
 
 
 def threshold(raw: str) -> float:
@@ -295,12 +317,22 @@ def main(argv: list[str] | None = None) -> int:
     data.add_argument("--import-file", help="the test split's import file (gs:// or local)")
     data.add_argument("--folder", help="a folder in the casting layout")
     parser.add_argument("--split", default="test", help="which split (default test; 'all': every row)")
-    parser.add_argument("--threshold", type=threshold, default=0.9, help="predictionThreshold (default 0.9)")
     parser.add_argument(
-        "--tolerance",
-        type=tolerance,
-        default=DEFAULT_TOLERANCE_POINTS,
-        help=f"how many points of auto-decided accuracy may be lost (default {DEFAULT_TOLERANCE_POINTS:g})",
+        "--threshold",
+        type=threshold,
+        help="predictionThreshold (default: the candidate card's, chosen on validation)",
+    )
+    parser.add_argument(
+        "--escape-target",
+        type=share(0, 0.5),
+        default=gate.Rules.escape_target,
+        help="the escape rate (defects passed as ok) the plant accepts, proven at 95%% (default 0.01)",
+    )
+    parser.add_argument(
+        "--max-unclear",
+        type=share(0, 1),
+        default=gate.Rules.max_unclear,
+        help="the share of photos people can take, proven at 95%% (default 0.30)",
     )
     parser.add_argument(
         "--registry", help=f"where {REGISTRY_FILE} is (default: beside the candidate's models)"

@@ -35,11 +35,13 @@ def deliver(predict, bucket, name: str, data: bytes):
 
 @pytest.mark.parametrize("kind", ["quantized", "float"])
 def test_an_edge_model_runs_inside_predict_from_its_export_folder(buckets, monkeypatch, kind):
-    """The export's model.tflite and dict.txt, read from gs:// once, run with LiteRT (no TensorFlow);
-    uint8 scores are dequantized with the output's scale and zero point."""
+    """A Vertex Edge export as Vertex writes it: one model.tflite, its labels and normalisation
+    inside as TF Lite metadata, no dict.txt (issue 20: every real export was refused). Read from
+    gs:// once, run with LiteRT (no TensorFlow); uint8 scores dequantized with the output's scale
+    and zero point; a float model's input normalised as its metadata says."""
     inbound, models, topic = buckets
-    for file in ("model.tflite", "dict.txt"):
-        models.blob(f"models/edge-{kind}/{file}").upload_from_filename(str(EDGE / kind / file))
+    assert sorted(p.name for p in (EDGE / kind).iterdir()) == ["model.tflite"]
+    models.blob(f"models/edge-{kind}/model.tflite").upload_from_filename(str(EDGE / kind / "model.tflite"))
     monkeypatch.setenv("CLASSIFIER_BACKEND", "tflite")
     monkeypatch.setenv("TFLITE_MODEL", f"gs://{models.name}/models/edge-{kind}/model.tflite")
     predict = make_function("predict_image", "cloudevent")
@@ -51,12 +53,86 @@ def test_an_edge_model_runs_inside_predict_from_its_export_folder(buckets, monke
     assert abs(sum(published["scores"].values()) - 1) < 1e-6
 
 
-def test_a_model_without_its_label_file_stops_with_a_clear_error(tmp_path):
+def test_the_labels_come_from_inside_the_model_and_match_googles_own_reader(tmp_path):
+    """The labels and normalisation our reader finds are what tflite-support's MetadataDisplayer
+    (Google's reader, run when the fixture was made) printed for the same file."""
+    from inspection import tflite_metadata
     from inspection.classifiers import TfliteClassifier
 
+    for kind in ("quantized", "float"):
+        content = (EDGE / kind / "model.tflite").read_bytes()
+        google = json.loads((EDGE / f"{kind}.metadata.json").read_text())
+        [subgraph] = google["subgraph_metadata"]
+        [norm] = subgraph["input_tensor_metadata"][0]["process_units"]
+        found = tflite_metadata.read(content)
+        assert found.labels == ("Defect", "Ok")
+        assert (list(found.mean), list(found.std)) == (norm["options"]["mean"], norm["options"]["std"])
+        assert subgraph["output_tensor_metadata"][0]["associated_files"][0]["type"] == "TENSOR_AXIS_LABELS"
+    # a dict.txt beside a model with labels inside is not what serves
     (tmp_path / "model.tflite").write_bytes((EDGE / "quantized" / "model.tflite").read_bytes())
-    with pytest.raises(ConfigError, match=r"no dict\.txt beside it"):
+    (tmp_path / "dict.txt").write_text("Wrong\nLabels\n")
+    assert TfliteClassifier(str(tmp_path / "model.tflite")).labels == ["Defect", "Ok"]
+
+
+def test_a_legacy_export_reads_its_label_file_and_a_bare_model_is_refused(tmp_path):
+    from inspection.classifiers import TfliteClassifier
+
+    assert TfliteClassifier(str(EDGE / "legacy" / "model.tflite")).labels == ["Defect", "Ok"]
+    (tmp_path / "model.tflite").write_bytes((EDGE / "legacy" / "model.tflite").read_bytes())
+    with pytest.raises(ConfigError, match=r"carries no labels"):
         TfliteClassifier(str(tmp_path / "model.tflite"))
+
+
+def test_a_float_model_whose_normalisation_is_unknown_is_refused(tmp_path):
+    """Guessing [0, 1] or [-1, 1] would cost accuracy silently; the export says, or we refuse."""
+    from inspection.classifiers import TfliteClassifier
+
+    (tmp_path / "model.tflite").write_bytes((EDGE / "float-unnormalised" / "model.tflite").read_bytes())
+    (tmp_path / "dict.txt").write_text("Defect\nOk\n")
+    with pytest.raises(ConfigError, match=r"normalisation is unknown"):
+        TfliteClassifier(str(tmp_path / "model.tflite"))
+
+
+def test_the_edge_preprocessing_is_tensorflows_resize_to_the_pixel():
+    """Google's Edge sample resizes with tf.image.resize (bilinear) and casts to uint8; the fixture
+    holds what TensorFlow itself made of two images (one shrunk, one enlarged). Ours is equal to
+    the pixel; PIL's default resize, which predict used before, is not."""
+    import numpy as np
+
+    from inspection.images import resize_bilinear
+
+    reference = np.load(EDGE / "preprocessing.npz")
+    for name in ("300x400", "97x131"):
+        source, tensorflow = reference[f"in_{name}"], reference[f"tf_{name}"]
+        ours = np.clip(resize_bilinear(source, 224, 224), 0, 255).astype(np.uint8)
+        assert np.array_equal(ours, tensorflow), name
+        before = np.asarray(Image.fromarray(source).resize((224, 224)), dtype=np.uint8)
+        assert not np.array_equal(before, tensorflow)
+
+
+@pytest.mark.parametrize("kind", ["16-bit grey", "grey with alpha", "RGBA"])
+def test_wide_and_transparent_images_reach_the_model_as_they_look(kind):
+    """Before: a 16-bit grey photo became white (clipped), and transparency was dropped, leaving
+    whatever colour the transparent pixels carried."""
+    import numpy as np
+
+    from inspection import images
+
+    if kind == "16-bit grey":
+        source = Image.fromarray(np.arange(64 * 64, dtype=np.uint16).reshape(64, 64) * 16)
+        expected = (np.asarray(source).astype(np.uint32) >> 8).astype(np.uint8)
+    elif kind == "grey with alpha":
+        source = Image.merge("LA", (Image.new("L", (64, 64), 40), Image.new("L", (64, 64), 0)))
+        expected = np.full((64, 64), 255, dtype=np.uint8)  # wholly transparent: the white behind it
+    else:
+        source = Image.new("RGBA", (64, 64), (0, 0, 0, 0))
+        expected = np.full((64, 64), 255, dtype=np.uint8)
+    buffer = io.BytesIO()
+    source.save(buffer, format="PNG")
+    loaded = images.load(buffer.getvalue())
+    pixels = np.asarray(images.rgb(loaded.image))
+    assert pixels.shape == (64, 64, 3)
+    assert np.array_equal(pixels[..., 0], expected)
 
 
 GOOD = {"card": 1, "labels": ["defect", "ok"], "input_stats": {"brightness": [10, 200]}}

@@ -244,7 +244,8 @@ def test_day_zero_deploys_without_any_model():
 )
 def test_a_model_grant_waits_for_the_bucket_it_names_and_reads_only_the_models_folder(config):
     """The same rule once a model is configured: the grant names our training bucket, so it must
-    wait for it, and read only where models live (a TF Lite model's dict.txt and card.json too)."""
+    wait for it, and read only where models live (a TF Lite model's card.json, and a legacy
+    export's dict.txt, too)."""
     mocks, _ = run_program(dev_config(**config))
     graph = Graph(mocks)
     grant = graph.inputs["iam-predict-model"]

@@ -13,7 +13,7 @@ import pytest
 
 from inspection.model_card import MEASURES, ModelCard
 from scripts.training import evaluate, metrics, prepare, retrain_from_reviews, train_vertex, upload_dataset
-from scripts.training.datasets import read_import_file, scan
+from scripts.training.datasets import read_import_file, read_text, scan
 from scripts.training.sample_data import generate
 
 VERTEX_ROW = re.compile(r"^(training|validation|test),(gs://[a-z0-9._-]+/\S.*|/\S.*),[A-Za-z][A-Za-z0-9_]*$")
@@ -62,6 +62,25 @@ def test_prepare_labels_only_from_the_class_folder_and_skips_what_predict_cannot
     assert "predict could not use it" in printed and "broken.jpeg" in printed
 
 
+def test_prepare_keeps_one_copy_of_an_image_and_only_formats_vertex_trains_on(tmp_path, capsys):
+    """Issue 20: the same image under two names could land in test and in training, and .webp or
+    .tif files went into an import file Vertex cannot train on."""
+    generate(tmp_path, train=20, test=10, seed=5)
+    tested = next((tmp_path / "test" / "ok_front").iterdir())
+    (tmp_path / "train" / "ok_front" / "copy-of-a-test-image.jpeg").write_bytes(tested.read_bytes())
+    from PIL import Image as PilImage
+
+    PilImage.open(tested).save(tmp_path / "train" / "ok_front" / "photo.webp")
+    out = tmp_path / "import.csv"
+    prepare.main([str(tmp_path), "--out", str(out), "--no-upload"])
+    rows = read_import_file(out.read_text())
+    assert [s for s, u, _ in rows if u == str(tested)] == ["test"]
+    assert not [u for _, u, _ in rows if "copy-of-a-test-image" in u or u.endswith(".webp")]
+    printed = capsys.readouterr().out
+    assert "the same bytes as an image already listed" in printed and "copy-of-a-test-image" in printed
+    assert "a format Vertex does not train on" in printed and "photo.webp" in printed
+
+
 def test_prepare_is_deterministic_and_stratified(sample):
     images, _ = scan(str(sample))
     first = prepare.assign(images, seed=7, validation=0.15, test=0.1)
@@ -81,11 +100,18 @@ def test_prepare_without_a_test_folder_makes_a_stratified_test_split(sample):
         assert abs(tests - n * 0.1) <= 1
 
 
-def test_legacy_format_and_vertex_labels(sample):
+def test_the_import_file_uses_vertexs_split_values_and_still_reads_the_legacy_ones(sample):
+    """Issue 20: the legacy TRAIN|VALIDATION|TEST values are AutoML Vision's, not Vertex's
+    (training|validation|test); prepare no longer writes them, and reads them still."""
     rows = prepare.assign(scan(str(sample))[0], seed=1, validation=0.2, test=0.1)
-    legacy = prepare.render(rows, legacy=True).splitlines()
-    assert {line.split(",")[0] for line in legacy} == {"TRAIN", "VALIDATION", "TEST"}
-    assert {line.split(",")[2] for line in legacy} == {"ok", "defect"}
+    written = prepare.render(rows).splitlines()
+    assert {line.split(",")[0] for line in written} == {"training", "validation", "test"}
+    assert {line.split(",")[2] for line in written} == {"ok", "defect"}
+    legacy = "".join(
+        f"{ {'training': 'TRAIN', 'validation': 'VALIDATION', 'test': 'TEST'}[s] },{u},{x}\n"
+        for s, u, x in rows
+    )
+    assert read_import_file(legacy) == rows
     from scripts.training.datasets import vertex_label
 
     assert vertex_label("2nd-batch scratch") == "L_2nd_batch_scratch"
@@ -161,7 +187,9 @@ def test_retrain_from_reviews_adds_new_images_and_human_labels_win(make_bucket, 
     assert by_uri[f"gs://{training.name}/data/test/ok_front/c.jpg"] == ("test", "ok")
     new = [(s, u, lab) for s, u, lab in rows if "/reviewed/" in u]
     assert sorted(lab for _, _, lab in new) == ["defect", "defect"]
-    assert all(s in ("training", "validation") for s, _, _ in new)
+    assert [row for row in rows if row[0] == "test"][:1] == [
+        ("test", f"gs://{training.name}/data/test/ok_front/c.jpg", "ok")
+    ]
     for (
         _,
         uri,
@@ -247,6 +275,10 @@ class VertexApiStub:
 
     def __init__(self):
         self.calls: list[tuple[str, str, dict]] = []
+        self.confusion = [[98, 2], [1, 99]]  # Vertex's evaluation: rows are the truth, defect then ok
+        self.states = ["PIPELINE_STATE_SUCCEEDED"]  # what each poll of the pipeline answers, the last kept
+        self.deployed = [{"id": "55"}]
+        self.imported = 10_000
         stub = self
 
         def op(response_type: str, response: dict) -> dict:
@@ -260,10 +292,15 @@ class VertexApiStub:
                 "name": f"{stub.P}/trainingPipelines/22",
                 "state": "PIPELINE_STATE_RUNNING",
             },
+            ("GET", f"/v1/{self.P}/datasets/11"): lambda b: {
+                "name": f"{stub.P}/datasets/11",
+                "dataItemCount": str(stub.imported),
+            },
             ("GET", f"/v1/{self.P}/trainingPipelines/22"): lambda b: {
                 "name": f"{stub.P}/trainingPipelines/22",
-                "state": "PIPELINE_STATE_SUCCEEDED",
+                "state": stub.states.pop(0) if len(stub.states) > 1 else stub.states[0],
                 "modelToUpload": {"name": f"{stub.P}/models/33"},
+                "trainingTaskMetadata": {"costMilliNodeHours": "1750"},
             },
             ("GET", f"/v1/{self.P}/models/33/evaluations"): lambda b: {
                 "modelEvaluations": [
@@ -271,7 +308,7 @@ class VertexApiStub:
                         "metrics": {
                             "confusionMatrix": {
                                 "annotationSpecs": [{"displayName": "defect"}, {"displayName": "ok"}],
-                                "rows": [[98, 2], [1, 99]],
+                                "rows": stub.confusion,
                             }
                         }
                     }
@@ -281,7 +318,7 @@ class VertexApiStub:
             ("POST", f"/v1/{self.P}/endpoints/44:deployModel"): lambda b: op("DeployModelResponse", {}),
             ("GET", f"/v1/{self.P}/endpoints/44"): lambda b: {
                 "name": f"{stub.P}/endpoints/44",
-                "deployedModels": [{"id": "55"}],
+                "deployedModels": stub.deployed,
             },
             ("POST", f"/v1/{self.P}/endpoints/44:undeployModel"): lambda b: op("UndeployModelResponse", {}),
             ("POST", f"/v1/{self.P}/models/33:export"): lambda b: {
@@ -381,12 +418,19 @@ def test_train_sends_the_dataset_import_budget_and_deploy_requests(vertex_api, c
 
 
 def test_undeploy_stops_the_endpoint_cost(vertex_api, capsys):
+    """A model holding traffic cannot be undeployed while another remains unless its traffic moves
+    (issue 20): each undeploy hands it to a model still there."""
+    vertex_api.deployed = [{"id": "55"}, {"id": "56"}]
     train_vertex.main(
         ["--project", "demo", "--region", "europe-west4", "--undeploy", "--endpoint", "44"],
         vertex=vertex_client(vertex_api),
     )
-    assert vertex_api.body("POST", "/endpoints/44:undeployModel")["deployedModelId"] == "55"
-    assert "1 model(s) undeployed" in capsys.readouterr().out
+    undeploys = [b for m, p, b in vertex_api.calls if p.endswith("/endpoints/44:undeployModel")]
+    assert [(u["deployedModelId"], u.get("trafficSplit", {})) for u in undeploys] == [
+        ("55", {"56": 100}),
+        ("56", {}),
+    ]
+    assert "2 model(s) undeployed" in capsys.readouterr().out
 
 
 def test_every_script_has_help():
@@ -446,17 +490,34 @@ def edge_args(import_file: str, *extra: str) -> list[str]:
     ]
 
 
+def _export_as_vertex_does(training, fixture: str = "quantized"):
+    """Vertex leaves one model.tflite in its export folder, labels inside (no dict.txt)."""
+
+    def export(folder: str) -> None:
+        prefix = folder.split("/", 3)[3]
+        for file in (EDGE / fixture).iterdir():
+            training.blob(f"{prefix}/{file.name}").upload_from_filename(str(file))
+
+    return export
+
+
+def _agreeing_confusion(import_file: str) -> list[list[int]]:
+    """What Vertex's evaluation says when it sees what we see: the fixture model calls every image
+    a defect (its last layer is set so), so defects are all right and ok parts all wrong."""
+    rows = read_import_file(read_text(import_file))
+    tested = [label for split, _, label in rows if split == "test"]
+    return [[tested.count("defect"), 0], [tested.count("ok"), 0]]
+
+
 def test_edge_training_exports_evaluates_with_predicts_code_and_writes_the_card(
     vertex_api, training_data, capsys
 ):
+    """Issue 20: the export holds only model.tflite, with its labels inside; predict's code reads
+    them, chooses the threshold on the validation split and agrees with Vertex's evaluation."""
     training, import_file = training_data
-
-    def export(folder: str) -> None:  # as Vertex leaves a TF Lite export: the model and dict.txt
-        prefix = folder.split("/", 3)[3]
-        for file in ("model.tflite", "dict.txt"):
-            training.blob(f"{prefix}/{file}").upload_from_filename(str(EDGE / "quantized" / file))
-
-    vertex_api.on_export = export
+    vertex_api.on_export = _export_as_vertex_does(training)
+    vertex_api.confusion = _agreeing_confusion(import_file)
+    vertex_api.imported = 75  # Vertex dropped some images at import: said, not hidden
     train_vertex.main(edge_args(import_file, "--budget", "2"), vertex=vertex_client(vertex_api))
 
     inputs = vertex_api.body("POST", "/trainingPipelines")["trainingTaskInputs"]
@@ -466,30 +527,61 @@ def test_edge_training_exports_evaluates_with_predicts_code_and_writes_the_card(
     assert config["artifactDestination"]["outputUriPrefix"] == f"gs://{training.name}/models/"
 
     folder = "models/model-33/tflite/2026-11-25T10:00:00.000000Z"
+    assert sorted(b.name.rsplit("/", 1)[-1] for b in training.list_blobs(prefix=folder)) == [
+        "card.json",
+        "model.tflite",
+    ]
     card = ModelCard.parse(training.blob(f"{folder}/card.json").download_as_bytes(), "the card")
-    assert card.labels == ("Defect", "Ok")
-    assert card.source["kind"] == "vertex-automl-edge" and card.source["model"].endswith("/models/33")
-    assert card.evaluation["threshold"] == 0.9 and card.evaluation["test_images"] == 20
+    assert card.labels == ("Defect", "Ok"), "read from inside the model"
+    # the fixture passes no defect as ok at any threshold, so the validation split picks the lowest
+    assert card.evaluation["threshold"] == metrics.THRESHOLDS[0] and card.evaluation["test_images"] == 20
     assert set(card.input_stats) == set(MEASURES), "every measure, from the training images"
     assert card.input_stats["width"][0] <= 300 <= card.input_stats["width"][1]
 
     printed = capsys.readouterr().out
     sweep_lines = [line for line in printed.splitlines() if re.match(r"^\s+0\.\d\d\s", line)]
     assert len(sweep_lines) == len(metrics.THRESHOLDS), "the same sweep as evaluate"
+    assert "chosen on" in printed and "validation images (never on the test split)" in printed
+    assert "Vertex imported 75 of the 80 images" in printed
+    assert "it used 1.75 node hours: $31.50 at $18 per node hour" in printed
     assert "pulumi config set classifierBackend tflite" in printed
     assert f"pulumi config set tfliteModel gs://{training.name}/{folder}/model.tflite" in printed
     assert f"python -m scripts.promote gs://{training.name}/{folder}/model.tflite" in printed
 
 
-def test_an_export_without_its_label_file_stops_before_anything_is_served(vertex_api, training_data):
+def test_an_export_that_disagrees_with_vertexs_evaluation_is_not_served(vertex_api, training_data):
+    """A preprocessing mismatch shows at training time, not in the field: Vertex says it recognises
+    ok parts 99% of the time, the exported file run here recognises none."""
+    training, import_file = training_data
+    vertex_api.on_export = _export_as_vertex_does(training)
+    vertex_api.confusion = [[98, 2], [1, 99]]
+    with pytest.raises(SystemExit, match=r"disagrees with Vertex's own evaluation.*recall of ok: 99\.0%"):
+        train_vertex.main(edge_args(import_file), vertex=vertex_client(vertex_api))
+    folder = "models/model-33/tflite/2026-11-25T10:00:00.000000Z"
+    assert training.get_blob(f"{folder}/card.json") is None
+
+
+def test_an_export_without_labels_stops_before_anything_is_served(vertex_api, training_data):
     training, import_file = training_data
 
-    def export(folder: str) -> None:
-        training.blob(f"{folder.split('/', 3)[3]}/model.tflite").upload_from_string(b"model")
+    def export(folder: str) -> None:  # a bare model: no metadata inside, no dict.txt beside
+        prefix = folder.split("/", 3)[3]
+        training.blob(f"{prefix}/model.tflite").upload_from_filename(str(EDGE / "legacy" / "model.tflite"))
 
     vertex_api.on_export = export
-    with pytest.raises(SystemExit, match=r"lacks dict\.txt"):
+    with pytest.raises(SystemExit, match=r"cannot serve: .*carries no labels"):
         train_vertex.main(edge_args(import_file), vertex=vertex_client(vertex_api))
+
+
+def test_a_paused_pipeline_is_waited_for_and_a_deadline_stops_the_wait(vertex_api, capsys):
+    client = vertex_client(vertex_api)
+    pipeline = f"{VertexApiStub.P}/trainingPipelines/22"
+    vertex_api.states = ["PIPELINE_STATE_RUNNING", "PIPELINE_STATE_PAUSED", "PIPELINE_STATE_SUCCEEDED"]
+    assert train_vertex.wait(client, pipeline, poll_seconds=0).endswith("/models/33")
+    assert "is paused" in capsys.readouterr().out
+    vertex_api.states = ["PIPELINE_STATE_RUNNING"]
+    with pytest.raises(SystemExit, match=r"still PIPELINE_STATE_RUNNING after 0 h"):
+        train_vertex.wait(client, pipeline, poll_seconds=0, max_hours=0)
 
 
 @pytest.mark.parametrize(
@@ -533,3 +625,42 @@ def test_evaluate_counts_an_unusual_image_as_sent_to_a_person(small_model, tmp_p
     assert "unusual input (always sent to a person): 1 images" in printed
     at_half = next(line for line in printed.splitlines() if re.match(r"^\s+0\.50\s", line))
     assert at_half.split()[1] != "0.0%", "the dark image is not auto-decided even at 0.5"
+
+
+def test_reviewed_images_grow_the_test_split_and_composite_objects_are_taken(make_bucket, tmp_path):
+    """Issue 20: the gate needs defects to judge on, and reviewed images are the hard cases; so new
+    reviewed images join the test split too (its old rows stay). A composite object (no MD5) used
+    to crash the script."""
+    training, predicted = make_bucket("training"), make_bucket("prediction")
+    training.blob("data/test/ok_front/c.jpg").upload_from_string(b"image C")
+    (tmp_path / "import.csv").write_text(f"test,gs://{training.name}/data/test/ok_front/c.jpg,ok\n")
+    for index in range(60):
+        decided(
+            predicted,
+            f"line-1/p-{index}.jpeg",
+            "defect",
+            f"defect {index}".encode(),
+            "2026-11-25T10:00:00+00:00",
+        )
+    parts = [predicted.blob(f"parts/{n}") for n in range(2)]
+    for n, part in enumerate(parts):
+        part.upload_from_string(f"half {n}".encode())
+    composite = predicted.blob("human_decided/defect/line-1/composed.jpeg")
+    composite.compose(parts)
+    composite.reload()
+    out = tmp_path / "retrain.csv"
+    retrain_from_reviews.main(
+        [
+            str(tmp_path / "import.csv"),
+            "--prediction-bucket",
+            predicted.name,
+            "--reviewed",
+            f"gs://{training.name}/reviewed",
+            "--out",
+            str(out),
+        ]
+    )
+    rows = read_import_file(out.read_text())
+    tested = [u for s, u, _ in rows if s == "test"]
+    assert f"gs://{training.name}/data/test/ok_front/c.jpg" in tested and len(tested) > 1
+    assert len([u for _, u, _ in rows if "/reviewed/" in u]) == 61

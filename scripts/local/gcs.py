@@ -187,6 +187,9 @@ class FakeGcs:
         self.trace: list[Call] | None = None  # a list to keep every call in, while tracing
         self._versioned: dict[str, bool] = {}
         self._generations: dict[tuple[str, str], set[str]] = {}  # finalized, not yet deleted
+        # Generations made by compose: GCS keeps no MD5 for them, only CRC32C and componentCount
+        # (https://cloud.google.com/storage/docs/composite-objects); the emulator keeps an MD5.
+        self._composites: set[tuple[str, str, str]] = set()
         self._state_file = root / ".proxy-versions.json" if root is not None else None
 
     # lifecycle -------------------------------------------------------------------------------
@@ -483,6 +486,8 @@ class _ProxyHandler(BaseHTTPRequestHandler):
         listing = len(api_parts) == 5 and query.get("versions", "").lower() == "true"
         if self.command == "GET" and listing and status == 200:
             payload = self._with_noncurrent(payload, unquote(api_parts[3]), query.get("prefix", ""))
+        if status == 200 and self.gcs._composites and query.get("alt") != "media":
+            payload = self._as_composites(payload)
         self.send_response(status)
         for key, value in response_headers:
             if key.lower() in ("transfer-encoding", "connection", "content-length"):
@@ -506,6 +511,8 @@ class _ProxyHandler(BaseHTTPRequestHandler):
     def _finalized(self, status: int, path: str, api_parts: list[str], payload: bytes) -> None:
         if status == 200 and self.command in ("POST", "PUT") and _finalizes(path):
             resource = json.loads(payload)
+            if path.endswith("/compose") and "generation" in resource:
+                self.gcs._composites.add((resource["bucket"], resource["name"], str(resource["generation"])))
             if resource.get("kind") == "storage#rewriteResponse":
                 resource = resource.get("resource", {}) if resource.get("done") else {}
             if "generation" in resource:
@@ -513,6 +520,25 @@ class _ProxyHandler(BaseHTTPRequestHandler):
                 self.gcs.finalized(resource)
         if status == 200 and self.command in ("PATCH", "PUT") and len(api_parts) == 4:
             self.gcs._versioned.pop(unquote(api_parts[3]), None)  # bucket settings changed
+
+    def _as_composites(self, payload: bytes) -> bytes:
+        """Object resources of composed generations, as GCS describes them: no md5Hash."""
+        try:
+            body = json.loads(payload)
+        except ValueError:
+            return payload
+        if not isinstance(body, dict):
+            return payload
+        changed = False
+        for resource in [body, *(body.get("items") or []), body.get("resource") or {}]:
+            if not isinstance(resource, dict):
+                continue
+            key = (resource.get("bucket"), resource.get("name"), str(resource.get("generation")))
+            if key in self.gcs._composites and "md5Hash" in resource:
+                del resource["md5Hash"]
+                resource.setdefault("componentCount", 2)
+                changed = True
+        return json.dumps(body).encode() if changed else payload
 
     def _with_noncurrent(self, payload: bytes, bucket: str, prefix: str) -> bytes:
         """The emulator lists live objects only; add the noncurrent ones to the last page."""

@@ -12,9 +12,18 @@ from pathlib import Path, PurePosixPath
 from inspection.labels import DEFAULT_ALIASES
 from inspection.layout import LABELS, split_gs_uri
 
-IMAGE_SUFFIXES = {".jpeg", ".jpg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff"}
-VERTEX_SPLITS = ("training", "validation", "test")
-LEGACY_SPLITS = {"training": "TRAIN", "validation": "VALIDATION", "test": "TEST"}
+IMAGE_SUFFIXES = {".jpeg", ".jpg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff", ".ico"}
+# What Vertex AI trains image classification on: JPEG, PNG, GIF, BMP, ICO
+# (https://cloud.google.com/vertex-ai/docs/image-data/classification/prepare-data).
+VERTEX_SUFFIXES = {".jpeg", ".jpg", ".png", ".gif", ".bmp", ".ico"}
+VERTEX_SPLITS = ("training", "validation", "test")  # the only ml_use values Vertex takes
+LEGACY_SPLITS = {"training": "TRAIN", "validation": "VALIDATION", "test": "TEST"}  # AutoML Vision, read only
+
+
+def content_key(md5_hash: str | None, crc32c: str | None, size: int | None) -> str:
+    """What makes two objects the same image: the MD5 GCS keeps, or, for a composite object, which
+    has no MD5 (https://cloud.google.com/storage/docs/composite-objects), its CRC32C and size."""
+    return md5_hash if md5_hash else f"crc32c:{crc32c}:{size}"
 
 
 @dataclass(frozen=True)
@@ -22,6 +31,7 @@ class Image:
     uri: str  # gs://bucket/name or a local path
     label: str
     in_test_folder: bool
+    content: str = ""  # content_key of its bytes, where the scan knows it
 
 
 def vertex_label(name: str) -> str:
@@ -43,16 +53,16 @@ class Skipped:
     reason: str
 
 
-def _image(relative: PurePosixPath, uri: str) -> Image | Skipped:
+def _image(relative: PurePosixPath, uri: str, content: str = "") -> Image | Skipped:
     """The label is the class folder directly under a split folder (or directly under the root
     scanned); any other place is an unexpected layout, never a class of its own."""
     if relative.suffix.lower() not in IMAGE_SUFFIXES:
         return Skipped(uri, "not an image file")
     parts = relative.parts
     if len(parts) == 2:
-        return Image(uri, vertex_label(parts[0]), False)
+        return Image(uri, vertex_label(parts[0]), False, content)
     if len(parts) == 3 and parts[0].lower() in SPLIT_FOLDERS:
-        return Image(uri, vertex_label(parts[1]), parts[0].lower() == "test")
+        return Image(uri, vertex_label(parts[1]), parts[0].lower() == "test", content)
     return Skipped(uri, "not in <split>/<class>/<image> or <class>/<image>")
 
 
@@ -67,17 +77,31 @@ def scan(source: str, *, decode: bool = False) -> tuple[list[Image], list[Skippe
         prefix = prefix.rstrip("/") + "/" if prefix else ""
         for blob in storage.client().list_blobs(bucket, prefix=prefix):
             if not blob.name.endswith(".csv"):
-                found.append(_image(PurePosixPath(blob.name[len(prefix) :]), f"gs://{bucket}/{blob.name}"))
+                key = content_key(blob.md5_hash, blob.crc32c, blob.size)
+                found.append(
+                    _image(PurePosixPath(blob.name[len(prefix) :]), f"gs://{bucket}/{blob.name}", key)
+                )
     else:
         root = Path(source)
         if not root.is_dir():
             raise SystemExit(f"{source}: no such folder")
         visible = (p for p in root.rglob("*") if p.is_file() and not p.name.startswith("."))
-        found = [_image(PurePosixPath(p.relative_to(root).as_posix()), str(p)) for p in sorted(visible)]
+        found = [
+            _image(PurePosixPath(p.relative_to(root).as_posix()), str(p), _local_key(p))
+            for p in sorted(visible)
+        ]
     if decode:
         found = _decodable(found)
     images = sorted((f for f in found if isinstance(f, Image)), key=lambda i: i.uri)
     return images, sorted((f for f in found if isinstance(f, Skipped)), key=lambda s: s.uri)
+
+
+def _local_key(path: Path) -> str:
+    import base64
+    import hashlib
+
+    digest = hashlib.md5(path.read_bytes(), usedforsecurity=False).digest()  # as GCS keeps it
+    return base64.b64encode(digest).decode()
 
 
 def _decodable(found: list[Image | Skipped]) -> list[Image | Skipped]:

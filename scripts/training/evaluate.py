@@ -122,7 +122,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     model = parser.add_mutually_exclusive_group(required=True)
     model.add_argument("--onnx", help="a .onnx model from scripts.training.train_local (path or gs://)")
-    model.add_argument("--tflite", help="an AutoML Edge model.tflite, dict.txt beside it (path or gs://)")
+    model.add_argument("--tflite", help="a Vertex AI Edge model.tflite, labels inside it (path or gs://)")
     model.add_argument("--endpoint", help="projects/P/locations/R/endpoints/ID of a deployed Vertex model")
     data = parser.add_mutually_exclusive_group(required=True)
     data.add_argument("--folder", help="a folder in the casting layout")

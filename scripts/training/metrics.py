@@ -77,6 +77,14 @@ def at_threshold(outcomes: Sequence[Outcome], threshold: float) -> dict:
     }
 
 
+def choose_threshold(outcomes: Sequence[Outcome], thresholds: Sequence[float] = THRESHOLDS) -> float:
+    """The lowest threshold at which these images (a validation split, never the split a gate
+    judges on) have no defect passed as ok: the most images decided automatically, with none of the
+    error a plant cannot afford. The highest threshold when none is clean."""
+    clean = [row["threshold"] for row in sweep(outcomes, thresholds) if row["defects_passed_as_ok"] == 0]
+    return min(clean) if clean else max(thresholds)
+
+
 def sweep(outcomes: Sequence[Outcome], thresholds: Sequence[float] = THRESHOLDS) -> list[dict]:
     return [at_threshold(outcomes, threshold) for threshold in thresholds]
 

@@ -6,10 +6,12 @@
 Labels come from each image's folder (def_front → defect, ok_front → ok; other names are made to
 fit Vertex's label rules). An existing test/ folder stays the test split; the rest is split into
 training and validation, stratified per label and deterministic for a seed: the same data and
-seed always give the same file, whatever order the storage lists it in. No path appears twice;
-non-images, files outside <split>/<class>/<image>, and images predict could not decode are
-skipped and reported. The file is Vertex's `training|validation|test,gs://…,label`
-(or the legacy `TRAIN|VALIDATION|TEST` form with --legacy), uploaded next to the data.
+seed always give the same file, whatever order the storage lists it in. No path appears twice,
+and no image twice: identical bytes under two names are one image, kept once (in the test split
+when one copy is there), so no test image is also trained on. Non-images, formats Vertex does not
+train on (it takes JPEG, PNG, GIF, BMP and ICO), files outside <split>/<class>/<image>, and images
+predict could not decode are skipped and reported. The file is Vertex's
+`training|validation|test,gs://…,label`, uploaded next to the data.
 """
 
 from __future__ import annotations
@@ -17,9 +19,25 @@ from __future__ import annotations
 import argparse
 import hashlib
 from collections import Counter
+from pathlib import PurePosixPath
 
 from inspection.layout import split_gs_uri
-from scripts.training.datasets import LEGACY_SPLITS, VERTEX_SPLITS, Image, scan
+from scripts.training.datasets import VERTEX_SPLITS, VERTEX_SUFFIXES, Image, Skipped, scan
+
+
+def trainable(images: list[Image]) -> tuple[list[Image], list[Skipped]]:
+    """Images Vertex trains on, each content once: a copy in a test/ folder wins, then the first
+    name. (kept, skipped with the reason)."""
+    kept: dict[str, Image] = {}
+    skipped = []
+    for image in sorted(images, key=lambda i: (not i.in_test_folder, i.uri)):
+        if PurePosixPath(image.uri).suffix.lower() not in VERTEX_SUFFIXES:
+            skipped.append(Skipped(image.uri, "a format Vertex does not train on (JPEG, PNG, GIF, BMP, ICO)"))
+        elif image.content and image.content in kept:
+            skipped.append(Skipped(image.uri, "the same bytes as an image already listed"))
+        else:
+            kept[image.content or image.uri] = image
+    return sorted(kept.values(), key=lambda i: i.uri), skipped
 
 
 def assign(images: list[Image], seed: int, validation: float, test: float) -> list[tuple[str, str, str]]:
@@ -47,11 +65,10 @@ def assign(images: list[Image], seed: int, validation: float, test: float) -> li
     return sorted(rows, key=lambda row: (VERTEX_SPLITS.index(row[0]), row[2], row[1]))
 
 
-def render(rows: list[tuple[str, str, str]], legacy: bool = False) -> str:
-    lines = []
-    for split, uri, label in rows:
-        lines.append(f"{LEGACY_SPLITS[split] if legacy else split},{uri},{label}")
-    return "\n".join(lines) + "\n"
+def render(rows: list[tuple[str, str, str]]) -> str:
+    """Vertex's import CSV: `ml_use,uri,label`, ml_use one of training, validation, test. (The
+    legacy AutoML Vision TRAIN|VALIDATION|TEST values are not Vertex's; they are only read.)"""
+    return "".join(f"{split},{uri},{label}\n" for split, uri, label in rows)
 
 
 def counts(rows: list[tuple[str, str, str]]) -> str:
@@ -78,7 +95,6 @@ def main(argv: list[str] | None = None) -> None:
         "--validation", type=float, default=0.15, help="share of non-test images (default 0.15)"
     )
     parser.add_argument("--test", type=float, default=0.1, help="test share when there is no test/ folder")
-    parser.add_argument("--legacy", action="store_true", help="legacy AutoML TRAIN|VALIDATION|TEST form")
     parser.add_argument("--no-upload", action="store_true", help="do not upload the file next to the data")
     parser.add_argument(
         "--no-decode-check", action="store_true", help="trust every image file (skips reading each one)"
@@ -86,16 +102,19 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     images, skipped = scan(args.source, decode=not args.no_decode_check)
+    images, left_out = trainable(images)
+    skipped += left_out
     if not images:
         raise SystemExit(f"no images under {args.source}: expected <split>/<def_front|ok_front>/<image>")
     if args.gcs_base and not args.source.startswith("gs://"):
         base = args.gcs_base.rstrip("/")
         root = args.source.rstrip("/")
         images = [
-            Image(base + i.uri[len(root) :].replace("\\", "/"), i.label, i.in_test_folder) for i in images
+            Image(base + i.uri[len(root) :].replace("\\", "/"), i.label, i.in_test_folder, i.content)
+            for i in images
         ]
     rows = assign(images, args.seed, args.validation, args.test)
-    text = render(rows, args.legacy)
+    text = render(rows)
     with open(args.out, "w") as file:
         file.write(text)
     print(counts(rows))
@@ -110,9 +129,7 @@ def main(argv: list[str] | None = None) -> None:
         from inspection import storage
 
         bucket, prefix = split_gs_uri(target)
-        name = (prefix.rstrip("/") + "/" if prefix else "") + (
-            "import-legacy.csv" if args.legacy else "import.csv"
-        )
+        name = (prefix.rstrip("/") + "/" if prefix else "") + "import.csv"
         storage.client().bucket(bucket).blob(name).upload_from_string(text, content_type="text/csv")
         print(f"uploaded gs://{bucket}/{name}")
     elif not target.startswith("gs://"):

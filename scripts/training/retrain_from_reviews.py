@@ -1,13 +1,14 @@
-"""The learning loop: a new import file from the original training set plus every human decision.
+r"""The learning loop: a new import file from the original training set plus every human decision.
 
     python -m scripts.training.retrain_from_reviews gs://acme-qi-training/casting_data/import.csv \
         --prediction-bucket acme-qi-prediction --reviewed gs://acme-qi-training/reviewed
 
-Every image in human_decided/<label>/ is copied into the training bucket (named by its MD5, so a
-rerun copies nothing twice and the training set no longer depends on the prediction bucket). The
-same image (same bytes) already in the training set takes the reviewer's label: human labels win.
-New images join training or validation by the same seeded split as prepare; test stays as it was,
-so old and new models are compared on the same test images.
+Every image in human_decided/<label>/ is copied into the training bucket (named by its content,
+so a rerun copies nothing twice and the training set no longer depends on the prediction bucket).
+The same image (same bytes) already in the training set takes the reviewer's label: human labels
+win. New images join training, validation or test by a seeded hash of their name; the test rows
+already there stay, so the test split only grows. Reviewed images are the hard cases, so they are
+what a promotion gate most needs to judge on (scripts/promote.py).
 """
 
 from __future__ import annotations
@@ -23,12 +24,12 @@ from google.api_core import exceptions as gexc
 
 from inspection import layout, storage
 from inspection.layout import split_gs_uri
-from scripts.training.datasets import read_import_file, read_text, vertex_label
+from scripts.training.datasets import content_key, read_import_file, read_text, vertex_label
 from scripts.training.prepare import render
 
 
 def _md5_of(uri: str, cache: dict[str, dict[str, str]]) -> str | None:
-    """The base64 MD5 of a row's image, from one listing per bucket (or the local file)."""
+    """The content key of a row's image, from one listing per bucket (or the local file)."""
     if not uri.startswith("gs://"):
         path = Path(uri)
         return (
@@ -38,7 +39,9 @@ def _md5_of(uri: str, cache: dict[str, dict[str, str]]) -> str | None:
         )
     bucket, name = split_gs_uri(uri)
     if bucket not in cache:
-        cache[bucket] = {b.name: b.md5_hash for b in storage.client().list_blobs(bucket)}
+        cache[bucket] = {
+            b.name: content_key(b.md5_hash, b.crc32c, b.size) for b in storage.client().list_blobs(bucket)
+        }
     return cache[bucket].get(name)
 
 
@@ -50,15 +53,17 @@ def human_decisions(prediction_bucket: str) -> dict[str, tuple[str, object]]:
         if len(parts) < 3 or parts[1] not in layout.LABELS:
             continue
         decided_at = (blob.metadata or {}).get("decided_at", "")
-        if blob.md5_hash not in latest or decided_at > latest[blob.md5_hash][1]:
-            latest[blob.md5_hash] = (parts[1], decided_at, blob)
+        key = content_key(blob.md5_hash, blob.crc32c, blob.size)  # a composite object has no MD5
+        if key not in latest or decided_at > latest[key][1]:
+            latest[key] = (parts[1], decided_at, blob)
     return {md5: (label, blob) for md5, (label, _, blob) in latest.items()}
 
 
 def copy_reviewed(blob, label: str, target: str) -> str:
     """Copy a decided image into the training bucket under its MD5; returns its gs:// uri."""
     bucket, prefix = split_gs_uri(target)
-    digest = base64.b64decode(blob.md5_hash).hex()
+    key = content_key(blob.md5_hash, blob.crc32c, blob.size)
+    digest = base64.b64decode(key).hex() if blob.md5_hash else hashlib.sha256(key.encode()).hexdigest()[:32]
     name = f"{prefix.rstrip('/')}/{label}/{digest}{PurePosixPath(blob.name).suffix.lower()}".lstrip("/")
     destination = storage.client().bucket(bucket).blob(name)
     with contextlib.suppress(gexc.PreconditionFailed):  # copied by an earlier run
@@ -67,8 +72,8 @@ def copy_reviewed(blob, label: str, target: str) -> str:
 
 
 def merge(rows, decisions, reviewed: str, seed: int, validation: float, test: float = 0.0):
-    """(new rows, added per label, relabelled count). New images join validation, test (only when
-    there is no test split yet: day zero) or training by a seeded hash of their name."""
+    """(new rows, added per label, relabelled count). New images join validation, test or training
+    by a seeded hash of their name."""
     cache: dict[str, dict[str, str]] = {}
     by_md5: dict[str, int] = {}
     rows = [list(row) for row in rows]
@@ -112,13 +117,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--upload", help="also upload the new file to this gs:// path")
     parser.add_argument("--seed", type=int, default=20240331)
     parser.add_argument("--validation", type=float, default=0.15)
-    parser.add_argument("--test", type=float, default=0.15, help="test share on day zero (no import file)")
+    parser.add_argument(
+        "--test", type=float, default=0.15, help="share of newly reviewed images that join the test split"
+    )
     args = parser.parse_args(argv)
 
     rows = read_import_file(read_text(args.import_file)) if args.import_file else []
     decisions = human_decisions(args.prediction_bucket)
-    test = 0.0 if any(split == "test" for split, _, _ in rows) else args.test
-    merged, added, relabelled = merge(rows, decisions, args.reviewed, args.seed, args.validation, test)
+    merged, added, relabelled = merge(rows, decisions, args.reviewed, args.seed, args.validation, args.test)
     text = render(merged)
     Path(args.out).write_text(text)
     for label in layout.LABELS:

@@ -1,4 +1,4 @@
-"""Train AutoML image classification on Vertex AI: an Edge model that runs inside predict, or a
+r"""Train AutoML image classification on Vertex AI: an Edge model that runs inside predict, or a
 cloud model to deploy on an endpoint.
 
     # Edge: train, export as TF Lite into the training bucket, evaluate it with predict's own code,
@@ -24,12 +24,14 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import sys
 import time
 from dataclasses import dataclass
 
 from inspection import images, layout, model_card
 from inspection.classifiers import CARD_FILE
+from inspection.errors import ConfigError
 from inspection.labels import LabelMap
 from inspection.model_card import ModelCard
 from inspection.routing import DEFAULT_THRESHOLD
@@ -44,6 +46,7 @@ AUTOML_IMAGE_CLASSIFICATION = f"{SCHEMAS}/trainingjob/definition/automl_image_cl
 ML_USE = "labels.aiplatform.googleapis.com/ml_use"
 KNOWN_CLASSES = LabelMap()  # the class names prepare writes and the Kaggle folders use
 DONE = {"PIPELINE_STATE_SUCCEEDED", "PIPELINE_STATE_FAILED", "PIPELINE_STATE_CANCELLED"}
+PAUSED = "PIPELINE_STATE_PAUSED"
 
 # Model type → (the budget range the API accepts in node hours, USD per node hour). Budgets:
 # https://cloud.google.com/vertex-ai/docs/reference/rest/v1/schema/trainingjob.definition/AutoMlImageClassificationInputs
@@ -52,9 +55,10 @@ CLOUD = "CLOUD"
 EDGE_TYPES = ("MOBILE_TF_LOW_LATENCY_1", "MOBILE_TF_VERSATILE_1", "MOBILE_TF_HIGH_ACCURACY_1")
 MODEL_TYPES = {CLOUD: ((8, 800), 3.465), **{edge: ((1, 100), 18.0) for edge in EDGE_TYPES}}
 EDGE_DEFAULT = "MOBILE_TF_VERSATILE_1"
-# What an AutoML Edge TF Lite export holds (https://cloud.google.com/vertex-ai/docs/export/export-edge-model):
-# the model and its newline-separated label file, in the folder the export operation names.
-EDGE_FILES = ("model.tflite", "dict.txt")
+# What an AutoML Edge TF Lite export holds (https://cloud.google.com/vertex-ai/docs/export/export-edge-model,
+# "Output files"): one model.tflite, its labels inside it as TF Lite metadata, in the folder the
+# export operation names. (AutoML Vision exports had a dict.txt beside it; predict still reads one.)
+EDGE_FILES = ("model.tflite",)
 
 
 @dataclass
@@ -88,6 +92,19 @@ def create_dataset(vertex: Vertex, name: str, import_file: str) -> str:
         name=dataset.name,
         import_configs=[{"gcs_source": {"uris": [import_file]}, "import_schema_uri": SINGLE_LABEL_IMPORT}],
     ).result(timeout=4 * 3600)
+    items = int(vertex.datasets.get_dataset(name=dataset.name).data_item_count or 0)
+    try:
+        rows = len(read_import_file(read_text(import_file)))
+    except Exception as exc:  # Vertex read it; this machine may not: say what we know
+        print(f"Vertex imported {items} images (the import file is not readable here: {type(exc).__name__})")
+        return dataset.name
+    if items < rows:
+        print(
+            f"warning: Vertex imported {items} of the {rows} images in {import_file}; it drops duplicates "
+            "and files it cannot read. See the dataset's import errors in the console."
+        )
+    else:
+        print(f"Vertex imported all {items} images")
     return dataset.name
 
 
@@ -133,11 +150,15 @@ def start_training(
     return pipeline.name
 
 
-def wait(vertex: Vertex, pipeline: str, poll_seconds: float = 60.0) -> str:
-    """Poll until the pipeline ends; returns the trained model's resource name."""
+def wait(
+    vertex: Vertex, pipeline: str, poll_seconds: float = 60.0, max_hours: float = 48.0, price: float = 0.0
+) -> str:
+    """Poll until the pipeline ends, or `max_hours` pass (then it says how to pick up later);
+    returns the trained model's resource name. A paused pipeline is said once, and waited for."""
     from tqdm import tqdm
 
     started = time.monotonic()
+    said_paused = False
     with tqdm(desc="training", bar_format="{desc}: {postfix} [{elapsed}]") as bar:
         while True:
             state = vertex.pipelines.get_training_pipeline(name=pipeline)
@@ -145,10 +166,24 @@ def wait(vertex: Vertex, pipeline: str, poll_seconds: float = 60.0) -> str:
             bar.update()
             if state.state.name in DONE:
                 break
+            if state.state.name == PAUSED and not said_paused:
+                said_paused = True
+                tqdm.write(f"{pipeline} is paused; it resumes from the console or the API, and this waits")
+            if time.monotonic() - started > max_hours * 3600:
+                raise SystemExit(
+                    f"{pipeline} still {state.state.name} after {max_hours:g} h; it goes on in Vertex AI. "
+                    "Watch it in the console; this run stops waiting."
+                )
             time.sleep(poll_seconds)
     if state.state.name != "PIPELINE_STATE_SUCCEEDED":
         raise SystemExit(f"training ended {state.state.name}: {state.error.message}")
     print(f"trained {state.model_to_upload.name} in {(time.monotonic() - started) / 3600:.1f} h")
+    from google.protobuf import json_format
+
+    task = json_format.MessageToDict(state._pb.training_task_metadata) or {}
+    if "costMilliNodeHours" in task:
+        used = float(task["costMilliNodeHours"]) / 1000
+        print(f"it used {used:g} node hours: ${used * price:.2f} at ${price:g} per node hour")
     return state.model_to_upload.name
 
 
@@ -211,6 +246,30 @@ def export_tflite(vertex: Vertex, model: str, destination: str) -> str:
     return folder
 
 
+def agreement_with_vertex(vertex_result: dict, scored, label_map: LabelMap) -> list[str]:
+    """Where our evaluation of the exported file disagrees with Vertex's own evaluation of the model
+    on the test split, beyond sampling noise: each label's recall (top label, as Vertex's confusion
+    matrix counts it) may differ by at most 3 standard errors plus one image. A larger gap means the
+    image reaches the model differently here than in Vertex: the preprocessing."""
+    rows, labels = vertex_result["rows"], vertex_result["labels"]
+    ours = metrics.per_label(metrics.confusion((s.truth, s.label) for s in scored))
+    problems = []
+    for index, name in enumerate(labels):
+        label = label_map.label_of(name)
+        total = sum(rows[index])
+        if not total or label not in ours or not ours[label]["support"]:
+            continue
+        theirs = rows[index][index] / total
+        here, n = ours[label]["recall"], ours[label]["support"]
+        allowed = 3 * math.sqrt(max(theirs * (1 - theirs), 1 / n) / n) + 1 / n
+        if abs(here - theirs) > allowed:
+            problems.append(
+                f"recall of {label}: {theirs:.1%} in Vertex's evaluation, {here:.1%} here on {n} images "
+                f"(at most {allowed:.1%} apart by chance)"
+            )
+    return problems
+
+
 def input_stats(rows: list[tuple[str, str, str]]) -> dict[str, tuple[float, float]]:
     """The card's ranges, measured on the images the model learned from."""
     from tqdm import tqdm
@@ -226,7 +285,7 @@ def input_stats(rows: list[tuple[str, str, str]]) -> dict[str, tuple[float, floa
     return {name: tuple(bounds) for name, bounds in model_card.ranges(measured).items()}
 
 
-def edge_model(args, vertex: Vertex, model: str, pipeline: str, name: str) -> ModelRef:
+def edge_model(args, vertex: Vertex, model: str, pipeline: str, name: str, vertex_result: dict) -> ModelRef:
     """Export the Edge model, evaluate it locally as predict would run it, and put its card beside it."""
     from inspection import storage
 
@@ -234,10 +293,14 @@ def edge_model(args, vertex: Vertex, model: str, pipeline: str, name: str) -> Mo
     rows = read_import_file(read_text(args.import_file))
     trained = [row for row in rows if row[0] != "test"]
     tested = [(uri, label) for split, uri, label in rows if split == "test"]
+    validated = [(uri, label) for split, uri, label in rows if split == "validation"]
     if not tested:
         raise SystemExit(f"{args.import_file} has no test rows to evaluate the model on")
     ref = ModelRef("tflite", f"{folder}/{EDGE_FILES[0]}")
-    classifier = ref.open()
+    try:
+        classifier = ref.open()
+    except ConfigError as exc:
+        raise SystemExit(f"the export in {folder} cannot serve: {exc}") from None
     card = ModelCard(
         model=name,
         labels=tuple(classifier.labels),
@@ -255,12 +318,27 @@ def edge_model(args, vertex: Vertex, model: str, pipeline: str, name: str) -> Mo
     )
     classifier.card = card  # judged with its card, as predict will run it
     label_map = LabelMap.parse(args.label_map, key="--label-map")
+    threshold = args.threshold
+    if threshold is None and validated:
+        on_validation = evaluate.score_all(validated, classifier, label_map)
+        threshold = metrics.choose_threshold(evaluate.outcomes(on_validation))
+        print(
+            f"threshold {threshold:g}, chosen on {len(validated)} validation images (never on the test split)"
+        )
+    elif threshold is None:
+        threshold = DEFAULT_THRESHOLD
+        print(f"no validation rows: threshold {threshold:g} (choose one with scripts.training.evaluate)")
     scored = evaluate.score_all(tested, classifier, label_map)
     print(f"evaluation of the exported model with predict's code, on {len(scored)} test images:")
     print(evaluate.report(evaluate.summarise(scored), evaluate.sweep(scored)))
-    card = dataclasses.replace(
-        card, evaluation=metrics.card_evaluation(evaluate.outcomes(scored), args.threshold)
-    )
+    disagreements = agreement_with_vertex(vertex_result, scored, label_map)
+    if disagreements:
+        raise SystemExit(
+            "the exported model, run here as predict runs it, disagrees with Vertex's own evaluation of "
+            "the same test split: " + "; ".join(disagreements) + ". The image reaches the model "
+            "differently here (decoding, resizing, normalisation): nothing was written, nothing serves it."
+        )
+    card = dataclasses.replace(card, evaluation=metrics.card_evaluation(evaluate.outcomes(scored), threshold))
     bucket, path = layout.split_gs_uri(f"{folder}/{CARD_FILE}")
     storage.client().bucket(bucket).blob(path).upload_from_string(card.to_json(), "application/json")
     print(f"model card written to gs://{bucket}/{path}")
@@ -292,12 +370,18 @@ def deploy(vertex: Vertex, model: str, name: str) -> str:
 
 
 def undeploy(vertex: Vertex, endpoint_id: str) -> int:
-    """Undeploy every model from the endpoint: the endpoint stays, the hourly cost stops."""
+    """Undeploy every model from the endpoint: the endpoint stays, the hourly cost stops. A model
+    that holds traffic cannot be undeployed while others remain unless the traffic moves with it
+    (https://cloud.google.com/vertex-ai/docs/reference/rest/v1/projects.locations.endpoints/undeployModel),
+    so each undeploy hands the traffic to a model still there; the last takes an empty split."""
     name = f"{vertex.parent}/endpoints/{endpoint_id}"
-    deployed = vertex.endpoints.get_endpoint(name=name).deployed_models
-    for model in deployed:
-        vertex.endpoints.undeploy_model(endpoint=name, deployed_model_id=model.id).result(timeout=3600)
-        print(f"undeployed {model.id} from {name}")
+    deployed = [model.id for model in vertex.endpoints.get_endpoint(name=name).deployed_models]
+    for index, model in enumerate(deployed):
+        remaining = deployed[index + 1 :]
+        vertex.endpoints.undeploy_model(
+            endpoint=name, deployed_model_id=model, traffic_split={remaining[0]: 100} if remaining else {}
+        ).result(timeout=3600)
+        print(f"undeployed {model} from {name}")
     return len(deployed)
 
 
@@ -330,14 +414,16 @@ def main(argv: list[str] | None = None, vertex: Vertex | None = None) -> None:
     parser.add_argument(
         "--threshold",
         type=float,
-        default=DEFAULT_THRESHOLD,
-        help="predictionThreshold the model card reports at",
+        help="predictionThreshold the model card reports at (default: chosen on the validation split)",
     )
     parser.add_argument("--label-map", default="", help="as the LABEL_MAP setting")
     parser.add_argument("--deploy", action="store_true", help="deploy to a new endpoint (~$1,000/month)")
     parser.add_argument("--undeploy", action="store_true", help="undeploy everything from --endpoint")
     parser.add_argument("--endpoint", help="endpoint id for --undeploy")
     parser.add_argument("--poll-seconds", type=float, default=60.0, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--max-hours", type=float, default=48.0, help="stop waiting for training after this long (default 48)"
+    )
     args = parser.parse_args(argv)
 
     if args.undeploy:
@@ -355,7 +441,7 @@ def main(argv: list[str] | None = None, vertex: Vertex | None = None) -> None:
         parser.error("an Edge model cannot be deployed to an endpoint; it runs inside predict (tflite)")
     if args.export and not (edge and args.export.startswith("gs://")):
         parser.error("--export gs://… is for Edge models")
-    if not 0.5 < args.threshold <= 1:
+    if args.threshold is not None and not 0.5 < args.threshold <= 1:
         parser.error("--threshold must be in (0.5, 1], as predictionThreshold")
     args.budget = args.budget if args.budget is not None else (4.0 if edge else 8.0)
     problem = check_budget(args.model_type, args.budget)
@@ -371,10 +457,11 @@ def main(argv: list[str] | None = None, vertex: Vertex | None = None) -> None:
         f"training {pipeline} ({args.model_type}) with a budget of {args.budget:g} node hours "
         f"(≤ ${args.budget * price:.2f})"
     )
-    model = wait(vertex, pipeline, args.poll_seconds)
-    print(describe(evaluation(vertex, model)))
+    model = wait(vertex, pipeline, args.poll_seconds, args.max_hours, price)
+    vertex_result = evaluation(vertex, model)
+    print(describe(vertex_result))
     if edge:
-        ref = edge_model(args, vertex, model, pipeline, name)
+        ref = edge_model(args, vertex, model, pipeline, name, vertex_result)
         print("Compare it with the model serving now, and promote it if it is no worse:")
         print(f"  python -m scripts.promote {ref.location}")
         print("or serve it directly:")
