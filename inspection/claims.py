@@ -84,6 +84,7 @@ class Claim:
     copy: str = ""  # the copy's name, from `copied` on
     copy_generation: int = 0
     context: dict[str, str] = field(default_factory=dict)  # for the outcome's record, not the copy
+    scope: str = ""  # a decision apart from the pipeline's about the same source (a backfill batch)
     generation: int = field(default=0, compare=False)  # of the claim object itself; not stored
 
     @property
@@ -120,7 +121,14 @@ class Claim:
         schema = body.get("schema", SCHEMA)
         if not isinstance(schema, int) or isinstance(schema, bool) or schema > SCHEMA:
             raise unreadable(f"schema {schema!r}; this revision reads schema {SCHEMA} and older")
-        strings = {"source": True, "bucket": True, "destination": True, "owner": False, "claimed_at": False}
+        strings = {
+            "source": True,
+            "bucket": True,
+            "destination": True,
+            "owner": False,
+            "claimed_at": False,
+            "scope": False,
+        }
         values: dict = {}
         for key, required in strings.items():
             value = body.get(key, "" if not required else None)
@@ -174,14 +182,16 @@ class Moved:
 # --- the claim object ---------------------------------------------------------------------------------
 
 
-def claim_name(source: ObjectRef) -> str:
-    """Where the claim for `source` lives in the destination bucket: fixed-length whatever the name."""
-    return f"{layout.CLAIMS}/{hashlib.sha256(source.uri.encode('utf-8', 'surrogatepass')).hexdigest()}.json"
+def claim_name(source: ObjectRef, scope: str = "") -> str:
+    """Where the claim for `source` lives in the destination bucket: fixed-length whatever the name.
+    A scope (a backfill batch) keeps a decision of its own about the same source."""
+    key = f"{scope}\n{source.uri}" if scope else source.uri
+    return f"{layout.CLAIMS}/{hashlib.sha256(key.encode('utf-8', 'surrogatepass')).hexdigest()}.json"
 
 
-def read(bucket: str, source: ObjectRef) -> Claim | None:
+def read(bucket: str, source: ObjectRef, scope: str = "") -> Claim | None:
     """The claim kept in `bucket` for `source`, checked to be about exactly those; None if none."""
-    blob = storage.client().bucket(bucket).blob(claim_name(source))
+    blob = storage.client().bucket(bucket).blob(claim_name(source, scope))
     try:
         raw = blob.download_as_bytes()
     except gexc.NotFound:
@@ -192,18 +202,18 @@ def read(bucket: str, source: ObjectRef) -> Claim | None:
         raise Held(
             f"the claim {where} names bucket {claim.bucket!r}, not the bucket it is kept in", claim=where
         )
-    if claim.source != source.uri:
+    if claim.source != source.uri or claim.scope != scope:
         raise Held(f"the claim {where} is about {claim.source!r}, not {source.uri!r}", claim=where)
     return replace(claim, generation=int(blob.generation or 0))
 
 
 def _create(wanted: Claim) -> tuple[Claim, bool]:
     """(the claim that stands, whether this call recorded it)."""
-    blob = storage.client().bucket(wanted.bucket).blob(claim_name(wanted.source_ref))
+    blob = storage.client().bucket(wanted.bucket).blob(claim_name(wanted.source_ref, wanted.scope))
     try:
         blob.upload_from_string(wanted.to_json(), content_type="application/json", if_generation_match=0)
     except gexc.PreconditionFailed:
-        standing = read(wanted.bucket, wanted.source_ref)
+        standing = read(wanted.bucket, wanted.source_ref, wanted.scope)
         if standing is None:  # created and already expired or removed: try again
             return _create(wanted)
         return standing, False
@@ -216,7 +226,7 @@ def _advance(claim: Claim, **changes) -> Claim | None:
     """Write the claim's next state over exactly the generation read; None when another attempt
     changed it first (read it again)."""
     updated = replace(claim, **changes)
-    blob = storage.client().bucket(claim.bucket).blob(claim_name(claim.source_ref))
+    blob = storage.client().bucket(claim.bucket).blob(claim_name(claim.source_ref, claim.scope))
     try:
         blob.upload_from_string(
             updated.to_json(), content_type="application/json", if_generation_match=claim.generation
@@ -240,8 +250,12 @@ def move(
     owner: str = "",
     context: Mapping[str, str] | None = None,
     record: Record | None = None,
+    keep_source: bool = False,
+    scope: str = "",
 ) -> Moved:
     """Move one source generation to `destination` (bucket and name); see the module docstring.
+    With `keep_source` it is a copy, claimed and recorded the same way (the backfill of an archive,
+    which must never lose or change the archive); `scope` keeps its claim apart from the pipeline's.
 
     `meta` is the copy's metadata, or a function of the source's metadata that gives it.
     `owner` names who decides (a reviewer); the ending says whether that decision stands.
@@ -252,7 +266,7 @@ def move(
     if source.generation is None:
         raise ValueError("a move needs the source generation")
     held = storage.get(source)  # None once the source generation is gone
-    claim = read(destination.bucket, source)
+    claim = read(destination.bucket, source, scope)
     created = False
     if claim is None:
         if held is None:
@@ -266,6 +280,7 @@ def move(
             metadata={**given, metadata.COPIED_FROM: source.uri},
             claimed_at=datetime.now(UTC).isoformat(),
             context=dict(context or {}),
+            scope=scope,
         )
         claim, created = _create(wanted)
     if created:
@@ -274,19 +289,20 @@ def move(
         relation = Ending.ALREADY_MOVED
     else:
         relation = Ending.FOLLOWED
-    if held is not None:
+    if held is not None and not keep_source:
         _pin_origin(held)
     while claim.state != State.DONE:
         moved = _carry_out(claim, source, held is not None, created, relation)
         if moved.copy is None:
             return moved  # claimed, but the source vanished before anything was copied
-        storage.delete_generation(source)
+        if not keep_source:
+            storage.delete_generation(source)
         if record is not None:
             record(moved)
         done = _advance(claim, state=State.DONE, copy=moved.copy.name, copy_generation=moved.copy.generation)
         if done is not None:
             return moved
-        claim = read(destination.bucket, source) or claim  # another attempt advanced it: look again
+        claim = read(destination.bucket, source, scope) or claim  # another attempt advanced it: look again
     return Moved(relation, claim, claim.copy_ref)
 
 

@@ -36,6 +36,7 @@ LEASES = "review/leases"
 REVIEW_QUEUE = "review/queue"
 CLAIMS = "claims"
 REDRIVE = "redrive"
+BACKFILL = "backfill"  # an archive classified in bulk: backfill/<batch>/<folder>/<name>
 ROUTED_FOLDERS = (OK, DEFECT, UNCLEAR, REJECTED)
 # Objects that are the product's own records, not images.
 BOOKKEEPING = (CLAIMS + "/", "review/", REDRIVE + "/")
@@ -61,6 +62,11 @@ class Place:
 def routed(folder: str, name: str) -> str:
     """The destination of inbound object `name` in `folder`."""
     return f"{folder}/{name}"
+
+
+def backfilled(batch: str, folder: str, name: str) -> str:
+    """Where a backfill batch puts an archive image: never in the reviewers' live queue."""
+    return f"{BACKFILL}/{batch}/{folder}/{name}"
 
 
 def human_decided(label: str, name: str) -> str:

@@ -12,6 +12,23 @@ from inspection.messages import Prediction
 from inspection.settings import MoveSettings
 
 
+def routed_metadata(prediction: Prediction, threshold: float, source: storage.ObjectRef) -> dict[str, str]:
+    """What a routed copy carries: what the model said, the rule that routed it, where it came from.
+    Move and the backfill of an archive write the same."""
+    return {
+        metadata.PREDICTED_LABEL: prediction.label,
+        metadata.PREDICTED_SCORE: f"{prediction.score:.6f}",
+        metadata.PREDICTED_SCORES: json.dumps(prediction.scores, sort_keys=True),
+        metadata.MODEL: prediction.model,
+        metadata.PREDICTED_AT: prediction.predicted_at,
+        metadata.THRESHOLD: str(threshold),
+        metadata.ROUTED_AT: datetime.now(UTC).isoformat(),
+        **({metadata.UNCLEAR_REASON: prediction.unclear_reason} if prediction.unclear_reason else {}),
+        **({metadata.UNCLEAR_DETAIL: prediction.unclear_detail} if prediction.unclear_detail else {}),
+        **storage.provenance(source),
+    }
+
+
 def route(prediction: Prediction, settings: MoveSettings) -> claims.Moved:
     """Move the predicted image to its folder, keeping its name; safe to repeat. The first delivery's
     decision stands: a redelivery that would choose another folder (a threshold being rolled out,
@@ -26,18 +43,7 @@ def route(prediction: Prediction, settings: MoveSettings) -> claims.Moved:
     result = claims.move(
         source,
         storage.ObjectRef(settings.prediction_bucket, layout.routed(folder, prediction.name)),
-        {
-            metadata.PREDICTED_LABEL: prediction.label,
-            metadata.PREDICTED_SCORE: f"{prediction.score:.6f}",
-            metadata.PREDICTED_SCORES: json.dumps(prediction.scores, sort_keys=True),
-            metadata.MODEL: prediction.model,
-            metadata.PREDICTED_AT: prediction.predicted_at,
-            metadata.THRESHOLD: str(settings.threshold),
-            metadata.ROUTED_AT: datetime.now(UTC).isoformat(),
-            **({metadata.UNCLEAR_REASON: prediction.unclear_reason} if prediction.unclear_reason else {}),
-            **({metadata.UNCLEAR_DETAIL: prediction.unclear_detail} if prediction.unclear_detail else {}),
-            **storage.provenance(source),
-        },
+        routed_metadata(prediction, settings.threshold, source),
         record=outcomes.recorder(settings.line_segment, started),
     )
     if result.ending not in (claims.Ending.MOVED, claims.Ending.KEPT_BOTH):

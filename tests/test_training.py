@@ -449,6 +449,7 @@ def test_every_script_has_help():
         "local.demo",
         "redrive",
         "promote",
+        "backfill",
     ):
         result = subprocess.run(
             [sys.executable, "-m", f"scripts.{module}", "--help"], capture_output=True, text=True
