@@ -19,6 +19,7 @@ class Rule:
 
 
 FD, ST, INF = "tests/test_first_deploy.py", "tests/test_stacks.py", "tests/test_infra.py"
+TR, ED, BF = "tests/test_training.py", "tests/test_edge.py", "tests/test_backfill.py"
 
 RULES: tuple[Rule, ...] = (
     # --- function builds ---------------------------------------------------------------------------
@@ -105,6 +106,15 @@ RULES: tuple[Rule, ...] = (
         ),
     ),
     # --- service agents --------------------------------------------------------------------------------
+    Rule(
+        "Service agents",
+        "Google grants each service's agent its role on the project when the API is enabled or the "
+        "agent is created; removing one breaks that service.",
+        "The program declares none of them; docs/iam.md lists them, so an audit of the project's "
+        "policy finds nothing unexplained.",
+        ("https://cloud.google.com/iam/docs/service-agents",),
+        (f"{INF}::test_iam_doc_is_current",),
+    ),
     Rule(
         "Service agents",
         "The Cloud Storage agent publishes a storage trigger's events; the trigger's identity needs "
@@ -455,6 +465,166 @@ RULES: tuple[Rule, ...] = (
         ),
         (
             "tests/test_training.py::test_edge_training_exports_evaluates_with_predicts_code_and_writes_the_card",
+        ),
+    ),
+    Rule(
+        "Vertex AI",
+        "A TF Lite export is one `model.tflite`: no `dict.txt` beside it, as AutoML Vision wrote; the "
+        "labels and the input normalisation are inside, as TF Lite metadata (a FlatBuffer in the model's "
+        "metadata, with the label file in a zip appended to the model).",
+        "predict reads the labels and normalisation from the file itself (inspection/tflite_metadata.py, "
+        "checked against tflite-support's own reader); a legacy `dict.txt` only when the file has no "
+        "labels; a float model with no normalisation, and an export with no labels, are refused. The "
+        "committed fixtures are written in that layout by tflite-support's own writer.",
+        (
+            "https://cloud.google.com/vertex-ai/docs/export/export-edge-model",
+            "https://github.com/tensorflow/tflite-support/issues/777",
+            "https://github.com/tensorflow/tflite-support/blob/master/tensorflow_lite_support/metadata/metadata_schema.fbs",
+            "https://github.com/tensorflow/tensorflow/blob/master/tensorflow/compiler/mlir/lite/schema/schema.fbs",
+        ),
+        (
+            f"{ED}::test_the_labels_come_from_inside_the_model_and_match_googles_own_reader",
+            f"{ED}::test_a_legacy_export_reads_its_label_file_and_a_bare_model_is_refused",
+            f"{ED}::test_a_float_model_whose_normalisation_is_unknown_is_refused",
+            f"{TR}::test_an_export_without_labels_stops_before_anything_is_served",
+        ),
+    ),
+    Rule(
+        "Vertex AI",
+        "Google's own Edge sample prepares an image for the exported model with TensorFlow's default "
+        "`tf.image.resize` (bilinear, half-pixel centres, no antialiasing) to the input size, then "
+        "`tf.cast` to uint8, with no crop.",
+        "predict prepares it the same way (8-bit RGB, alpha flattened on white, 16-bit scaled, then "
+        "`images.resize_bilinear`), checked pixel for pixel against TensorFlow's output; `train_vertex` "
+        "stops when its evaluation of the export disagrees with Vertex's beyond sampling noise.",
+        (
+            "https://github.com/GoogleCloudPlatform/vertex-ai-samples/blob/main/notebooks/community/gapic/automl/showcase_automl_image_classification_export_edge.ipynb",
+        ),
+        (
+            f"{ED}::test_the_edge_preprocessing_is_tensorflows_resize_to_the_pixel",
+            f"{ED}::test_wide_and_transparent_images_reach_the_model_as_they_look",
+            f"{TR}::test_an_export_that_disagrees_with_vertexs_evaluation_is_not_served",
+        ),
+    ),
+    Rule(
+        "Vertex AI",
+        "An import file's split values are `training`, `validation` and `test`, and image training "
+        "takes JPEG, PNG, GIF, BMP and ICO; Vertex drops at import what it cannot take.",
+        "`prepare` writes those values and keeps only those formats, one copy of each image; "
+        "`train_vertex` reports what Vertex dropped.",
+        ("https://cloud.google.com/vertex-ai/docs/image-data/classification/prepare-data",),
+        (
+            f"{TR}::test_the_import_file_uses_vertexs_split_values_and_still_reads_the_legacy_ones",
+            f"{TR}::test_prepare_keeps_one_copy_of_an_image_and_only_formats_vertex_trains_on",
+        ),
+    ),
+    Rule(
+        "Vertex AI",
+        "`undeployModel` refuses to remove a model that still holds traffic while other models stay "
+        "deployed: the request must give the remaining models the traffic (`trafficSplit`).",
+        "`train_vertex --undeploy` hands the traffic to the models that stay.",
+        (
+            "https://cloud.google.com/vertex-ai/docs/reference/rest/v1/projects.locations.endpoints/undeployModel",
+        ),
+        (f"{TR}::test_undeploy_stops_the_endpoint_cost",),
+    ),
+    Rule(
+        "Vertex AI",
+        "Batch prediction for an AutoML image model runs on the Model, with no endpoint: JSONL in "
+        '(`{"content": "gs://…", "mimeType": "image/jpeg"}`), and `predictions*.jsonl` out, each line '
+        "the instance with `ids`, `displayNames` and `confidences`; billed per node hour.",
+        "`scripts.backfill` with a Model name runs one batch prediction job and routes its answers by "
+        "predict's rule.",
+        (
+            "https://cloud.google.com/vertex-ai/docs/image-data/classification/get-predictions#batch",
+            "https://github.com/GoogleCloudPlatform/vertex-ai-samples/blob/main/notebooks/official/migration/UJ1%20Vertex%20SDK%20AutoML%20Image%20Classification.ipynb",
+            "https://cloud.google.com/vertex-ai/pricing",
+        ),
+        (f"{BF}::test_a_vertex_model_backfills_through_a_batch_prediction_job_on_the_model",),
+    ),
+    Rule(
+        "Cloud Run",
+        "Each task of a Cloud Run job is told its index and the job's task count in "
+        "`CLOUD_RUN_TASK_INDEX` and `CLOUD_RUN_TASK_COUNT`.",
+        "A backfill run as a job's tasks takes its shard from them, so the tasks share an archive "
+        "without talking to each other.",
+        ("https://cloud.google.com/run/docs/container-contract#jobs-env-vars",),
+        (f"{BF}::test_shards_share_an_archive_and_a_shard_killed_half_way_is_finished_by_the_next_run",),
+    ),
+    # --- the local world: emulators taught the real service's rules ------------------------------------------
+    Rule(
+        "Cloud Storage",
+        "A composite object has no MD5 hash, only a CRC32C and a component count.",
+        "Training data is keyed by content from whichever the object has; the local proxy strips the "
+        "MD5 from composite objects as GCS does.",
+        ("https://cloud.google.com/storage/docs/composite-objects",),
+        (f"{TR}::test_reviewed_images_grow_the_test_split_and_composite_objects_are_taken",),
+    ),
+    Rule(
+        "Cloud Storage",
+        "In a bucket with versioning, a replaced or deleted generation stays readable, copyable and "
+        "deletable by its number, and listings with `versions` show it.",
+        "The local proxy keeps the generations it saw and answers as GCS does; claims and the sweep "
+        "name exact generations.",
+        (
+            "https://cloud.google.com/storage/docs/object-versioning",
+            "https://cloud.google.com/storage/docs/naming-objects",
+        ),
+        (
+            "tests/test_gcs_proxy.py::test_a_versioned_bucket_serves_and_copies_a_noncurrent_generation",
+            "tests/test_gcs_proxy.py::test_deleting_a_noncurrent_generation_deletes_exactly_it",
+        ),
+    ),
+    Rule(
+        "Cloud Storage",
+        "google-cloud-storage 3.x fetches each bucket's metadata (`storage.buckets.get`) in the "
+        "background for trace attributes unless `DISABLE_GCS_PYTHON_CLIENT_OTEL_BUCKET_METADATA` is set.",
+        "Every deployable sets it: nothing here is granted `storage.buckets.get`, and the requests a "
+        "backfill makes per image are exactly the ones its estimate counts.",
+        (
+            "https://github.com/googleapis/python-storage/blob/main/google/cloud/storage/_opentelemetry_tracing.py",
+        ),
+        (f"{BF}::test_an_archive_is_routed_as_predict_routes_it_and_a_rerun_writes_nothing",),
+    ),
+    Rule(
+        "Eventarc",
+        "A storage event reaches the function as a CloudEvent in the HTTP binary mode: `ce-*` headers, "
+        'whose values percent-encode characters outside printable ASCII, and `%` and `"`.',
+        "The local event bridge sends them so; a malformed event is dead-lettered, never answered 500.",
+        ("https://github.com/cloudevents/spec/blob/main/cloudevents/bindings/http-protocol-binding.md",),
+        ("tests/test_nothing_lost.py::test_malformed_cloudevents_are_dead_lettered_not_answered_with_500",),
+    ),
+    Rule(
+        "App Engine",
+        "Behind IAP, each request carries `x-goog-iap-jwt-assertion`, an ES256 JWT from issuer "
+        "`https://cloud.google.com/iap` whose audience is `/projects/<number>/apps/<project id>`.",
+        "The review app verifies signature, issuer and audience, and answers 401 otherwise.",
+        ("https://cloud.google.com/iap/docs/signed-headers-howto",),
+        (
+            "tests/test_review_app.py::test_a_valid_iap_assertion_is_the_reviewer",
+            "tests/test_review_app.py::test_requests_without_a_valid_assertion_get_401",
+        ),
+    ),
+    # --- prices ----------------------------------------------------------------------------------------------
+    Rule(
+        "Prices",
+        "Every price the README and the scripts quote is a list price on Google's pricing pages, on "
+        "the day it was read.",
+        "scripts/costs.py keeps each with its page and that day; the README's cost tables are generated "
+        "from it and from counted requests.",
+        (
+            "https://cloud.google.com/storage/pricing",
+            "https://cloud.google.com/storage/pricing#operations-by-class",
+            "https://cloud.google.com/pubsub/pricing",
+            "https://cloud.google.com/eventarc/pricing",
+            "https://cloud.google.com/stackdriver/pricing",
+            "https://cloud.google.com/bigquery/pricing",
+            "https://cloud.google.com/run/pricing",
+            "https://cloud.google.com/vertex-ai/pricing",
+        ),
+        (
+            "tests/test_costs.py::test_every_price_names_its_page_and_the_day_it_was_read",
+            "tests/test_costs.py::test_the_readme_shows_the_tables_the_cost_model_prints",
         ),
     ),
 )
