@@ -10,11 +10,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from cloudevents.conversion import to_binary
 
 from inspection.model_card import MEASURES, ModelCard
+from scripts import promote
 from scripts.training import evaluate, metrics, prepare, retrain_from_reviews, train_vertex, upload_dataset
 from scripts.training.datasets import read_import_file, read_text, scan
 from scripts.training.sample_data import generate
+from tests.helpers import image_bytes, make_function, storage_event
 
 VERTEX_ROW = re.compile(r"^(training|validation|test),(gs://[a-z0-9._-]+/\S.*|/\S.*),[A-Za-z][A-Za-z0-9_]*$")
 
@@ -511,10 +514,11 @@ def _agreeing_confusion(import_file: str) -> list[list[int]]:
 
 
 def test_edge_training_exports_evaluates_with_predicts_code_and_writes_the_card(
-    vertex_api, training_data, capsys
+    vertex_api, training_data, capsys, monkeypatch, make_bucket, topic
 ):
     """Issue 20: the export holds only model.tflite, with its labels inside; predict's code reads
-    them, chooses the threshold on the validation split and agrees with Vertex's evaluation."""
+    them, chooses the threshold on the validation split and agrees with Vertex's evaluation. The
+    same export then goes through the promotion gate and serves in predict."""
     training, import_file = training_data
     vertex_api.on_export = _export_as_vertex_does(training)
     vertex_api.confusion = _agreeing_confusion(import_file)
@@ -548,6 +552,29 @@ def test_edge_training_exports_evaluates_with_predicts_code_and_writes_the_card(
     assert "pulumi config set classifierBackend tflite" in printed
     assert f"pulumi config set tfliteModel gs://{training.name}/{folder}/model.tflite" in printed
     assert f"python -m scripts.promote gs://{training.name}/{folder}/model.tflite" in printed
+
+    # the gate, as printed (lenient targets: the sample's test split is 20 images)
+    exported = f"gs://{training.name}/{folder}/model.tflite"
+    lenient = ["--escape-target", "0.3", "--max-unclear", "0.95"]
+    assert promote.main([exported, "--import-file", import_file, *lenient]) == 0
+    assert f"pulumi config set tfliteModel {exported}" in capsys.readouterr().out
+
+    # and predict serves it from where the gate left it
+    inbound, predicted = make_bucket("inbound"), make_bucket("prediction")
+    for name, value in {
+        "PREDICTION_BUCKET": predicted.name,
+        "PREDICTIONS_TOPIC": topic.path,
+        "CLASSIFIER_BACKEND": "tflite",
+        "TFLITE_MODEL": exported,
+    }.items():
+        monkeypatch.setenv(name, value)
+    predict = make_function("predict_image", "cloudevent")
+    blob = inbound.blob("line-1/part.jpeg")
+    blob.upload_from_string(image_bytes())
+    headers, body = to_binary(storage_event(blob))
+    assert predict.post("/", headers=headers, data=body).status_code == 200
+    [message] = topic.read()
+    assert json.loads(message.data)["label"] == "defect"
 
 
 def test_an_export_that_disagrees_with_vertexs_evaluation_is_not_served(vertex_api, training_data):
