@@ -431,8 +431,14 @@ def test_a_decision_made_while_the_next_photo_is_on_its_way_shows_it_ready_to_de
     expect(page.locator("#session-count")).to_have_text("3")
     expect(page.locator("#status .text")).to_have_text("Saved: line-1/3.jpeg is ok.")
     wait_for(
-        lambda: names(bucket, "human_decided/")
-        == ["human_decided/defect/line-1/2.jpeg", "human_decided/ok/line-1/1.jpeg", "human_decided/ok/line-1/3.jpeg"]
+        lambda: (
+            names(bucket, "human_decided/")
+            == [
+                "human_decided/defect/line-1/2.jpeg",
+                "human_decided/ok/line-1/1.jpeg",
+                "human_decided/ok/line-1/3.jpeg",
+            ]
+        )
     )
     server.shutdown()
 
