@@ -34,8 +34,9 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m bench
 
-## make docs: regenerate docs/iam.md (from the Pulumi program, under mocks) and docs/gcp-rules.md
+## make docs: regenerate the permission trace, docs/iam.md (from the Pulumi program, under mocks) and docs/gcp-rules.md
 docs: $(STAMP)
+	$(BIN)/python -m scripts.iam_trace
 	$(BIN)/python -m scripts.iam_doc > docs/iam.md.tmp && mv docs/iam.md.tmp docs/iam.md
 	$(BIN)/python -m infra.gcp_rules > docs/gcp-rules.md.tmp && mv docs/gcp-rules.md.tmp docs/gcp-rules.md
 

@@ -99,8 +99,8 @@ class CloudFunction:
             ),
             **trigger,
         )
-        invoke = Grants(parent, [apis.service("run")])
         who, caller, why = invoker
+        invoke = Grants(parent, [apis.service("run")], used_by=f"the {who}'s delivery (Google's platform)")
         invoke.invoker(f"iam-{who}-run-{kind}", self.function, caller, why)
         self.grants: list[Grant] = iam.grants + invoke.grants
         self.uri = self.function.service_config.apply(lambda c: c.uri)
@@ -287,13 +287,20 @@ def model_grant(iam: Grants, ctx: Context, member, key: str) -> None:
         bucket_name, path = layout.split_gs_uri(s.model)
         folder = path.rpartition("/")[0]
         ours = buckets.by_name.get(bucket_name)
+        # A project's custom role can be granted only inside that project
+        # (https://cloud.google.com/iam/docs/understanding-custom-roles), and a bucket this stack does
+        # not declare may be another project's: there the predefined reader role stands in.
         iam.bucket(
             f"iam-{key}-model",
             ours if ours is not None else bucket_name,
             member,
-            "roles/storage.objectViewer",
+            roles.name("objectRead") if ours is not None else "roles/storage.objectViewer",
             f"{key} downloads the model once per instance, from the folder models live in",
             condition=bucket_condition(f"only {folder}", bucket_name, folder) if folder else None,
+            untraced=""
+            if ours is not None
+            else "the model's bucket is not this stack's and may be another project's, where this "
+            "project's custom roles cannot be granted; the reader role also lists the folder",
         )
 
 

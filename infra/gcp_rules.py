@@ -19,6 +19,7 @@ class Rule:
 
 
 FD, ST, INF = "tests/test_first_deploy.py", "tests/test_stacks.py", "tests/test_infra.py"
+PT = "tests/test_permissions.py"
 TR, ED, BF = "tests/test_training.py", "tests/test_edge.py", "tests/test_backfill.py"
 
 RULES: tuple[Rule, ...] = (
@@ -104,6 +105,46 @@ RULES: tuple[Rule, ...] = (
             f"{FD}::test_every_resource_waits_for_the_api_it_is_created_through",
             f"{FD}::test_lookups_wait_for_the_apis_they_call",
         ),
+    ),
+    # --- the permission trace ----------------------------------------------------------------------------
+    Rule(
+        "Permissions",
+        "Each request needs the permissions Google's per-method tables name: Cloud Storage's JSON methods "
+        "(replacing a live object needs delete as well as create; a rewrite reads its source and creates "
+        "its destination; a listing is checked on the bucket), Pub/Sub's publish and consume, Vertex AI's "
+        "`aiplatform.endpoints.predict`, IAM's signBlob on the signing account.",
+        "infra/permission_map.py holds these tables; every traced call of every deployable is checked "
+        "against the program's grants, and every granted permission must be used or say why.",
+        (
+            "https://cloud.google.com/storage/docs/access-control/iam-json",
+            "https://cloud.google.com/pubsub/docs/access-control",
+            "https://cloud.google.com/vertex-ai/docs/general/access-control",
+            "https://cloud.google.com/iam/docs/reference/credentials/rest/v1/projects.serviceAccounts/signBlob",
+        ),
+        (
+            f"{PT}::test_every_call_is_granted_and_every_granted_permission_is_used",
+            f"{PT}::test_a_permission_taken_away_is_a_403_named_at_the_line_that_needs_it",
+        ),
+    ),
+    Rule(
+        "Permissions",
+        "A public, dated dataset maps API methods to permissions and predefined roles to theirs "
+        "(iann0036/iam-dataset, built from Google's published role definitions).",
+        "infra/iam_roles.json is a snapshot of the roles we grant and the methods we call "
+        "(`python -m scripts.iam_snapshot`); our table must agree with its map where both name a method.",
+        ("https://github.com/iann0036/iam-dataset", "https://cloud.google.com/iam/docs/roles-permissions"),
+        (
+            f"{PT}::test_the_table_agrees_with_iam_dataset_where_both_name_a_method",
+            f"{PT}::test_custom_roles_name_permissions_that_exist",
+        ),
+    ),
+    Rule(
+        "Permissions",
+        "A custom role made in a project can be granted in that project only.",
+        "A model in one of the stack's buckets is read under a custom role with `storage.objects.get`; a "
+        "model elsewhere under `roles/storage.objectViewer`, with the reason on the grant.",
+        ("https://cloud.google.com/iam/docs/understanding-custom-roles",),
+        (f"{PT}::test_every_call_is_granted_and_every_granted_permission_is_used",),
     ),
     # --- service agents --------------------------------------------------------------------------------
     Rule(
@@ -407,10 +448,18 @@ RULES: tuple[Rule, ...] = (
     ),
     Rule(
         "Records",
-        "Running a query needs `bigquery.jobs.create`, granted by `roles/bigquery.jobUser` on the project only.",
-        "Readers get `dataViewer` on the dataset and `jobUser` on the project.",
-        ("https://cloud.google.com/bigquery/docs/access-control#bigquery.jobUser",),
-        ("tests/test_records.py::test_every_query_is_valid_bigquery_sql_over_the_sinks_tables",),
+        "Running a query needs `bigquery.jobs.create` on the project (no narrower resource takes it); "
+        "the tables it reads need `bigquery.tables.getData`, listing them `bigquery.tables.list`.",
+        "Readers get `dataViewer` on the dataset; the audit view a custom role with `bigquery.jobs.create` "
+        "on the project, people `jobUser` there.",
+        (
+            "https://cloud.google.com/bigquery/docs/access-control#bigquery.jobUser",
+            "https://cloud.google.com/bigquery/docs/access-control",
+        ),
+        (
+            "tests/test_records.py::test_every_query_is_valid_bigquery_sql_over_the_sinks_tables",
+            f"{PT}::test_every_call_is_granted_and_every_granted_permission_is_used",
+        ),
     ),
     # --- Cloud Storage ------------------------------------------------------------------------------------------
     Rule(

@@ -24,6 +24,10 @@ class Grant:
     resource: pulumi.Resource
     condition: str = ""  # an IAM condition's title, when the grant has one
     kept: bool = False  # retained on destroy: the same binding may be another stack's
+    # Who uses it: "" is the principal's own code (the permission trace checks it against the calls
+    # that code makes: scripts/iam_trace.py); otherwise the platform acting as the principal.
+    used_by: str = ""
+    untraced: str = ""  # why a permission the grant gives is in no traced call, if one is not
 
 
 def sa(email: pulumi.Input[str]) -> pulumi.Output[str]:
@@ -45,24 +49,36 @@ class Grants:
     stacks"): deleting an additive member removes the binding for everyone who declared it
     (https://github.com/hashicorp/terraform-provider-google/issues/13648)."""
 
-    def __init__(self, parent: pulumi.Resource, after: Sequence[pulumi.Resource] = (), retain: bool = False):
-        self.parent, self.after, self.retain = parent, list(after), retain
+    def __init__(
+        self,
+        parent: pulumi.Resource,
+        after: Sequence[pulumi.Resource] = (),
+        retain: bool = False,
+        used_by: str = "",
+    ):
+        self.parent, self.after, self.retain, self.used_by = parent, list(after), retain, used_by
         self.grants: list[Grant] = []
 
-    def _member(self, kind, key: str, target, member, role, why: str, condition=None, **where) -> Grant:
+    def _member(
+        self, kind, key: str, target, member, role, why: str, condition=None, untraced: str = "", **where
+    ) -> Grant:
         """One additive member of `kind` (an IAM member resource type) where `where` says."""
         extra = {"condition": condition} if condition else {}
         opts = _opts(self.parent, self.after, self.retain)
         resource = kind(key, member=member, role=role, opts=opts, **where, **extra)
-        grant = Grant(member, role, target, why, resource, _title(condition), self.retain)
+        grant = Grant(
+            member, role, target, why, resource, _title(condition), self.retain, self.used_by, untraced
+        )
         self.grants.append(grant)
         return grant
 
-    def bucket(self, key: str, bucket, member, role, why: str, *, condition: dict | None = None) -> Grant:
+    def bucket(
+        self, key: str, bucket, member, role, why: str, *, condition: dict | None = None, untraced: str = ""
+    ) -> Grant:
         name = bucket.name if hasattr(bucket, "name") else bucket
         target = pulumi.Output.concat("bucket ", name)
         return self._member(
-            gcp.storage.BucketIAMMember, key, target, member, role, why, condition, bucket=name
+            gcp.storage.BucketIAMMember, key, target, member, role, why, condition, untraced, bucket=name
         )
 
     def topic(self, key: str, topic, member, role, why: str) -> Grant:
@@ -76,11 +92,19 @@ class Grants:
         return self._member(gcp.pubsub.SubscriptionIAMMember, key, target, member, role, why, **where)
 
     def project(
-        self, key: str, project: str, member, role, why: str, *, condition: dict | None = None
+        self,
+        key: str,
+        project: str,
+        member,
+        role,
+        why: str,
+        *,
+        condition: dict | None = None,
+        untraced: str = "",
     ) -> Grant:
         target = f"project {project}"
         return self._member(
-            gcp.projects.IAMMember, key, target, member, role, why, condition, project=project
+            gcp.projects.IAMMember, key, target, member, role, why, condition, untraced, project=project
         )
 
     def service_account(self, key: str, account, member, role, why: str) -> Grant:
@@ -124,10 +148,12 @@ class Grants:
         target = pulumi.Output.concat("App Engine service ", service, " (IAP)")
         return self._member(gcp.iap.AppEngineServiceIamMember, key, target, member, role, why, **where)
 
-    def dataset(self, key: str, dataset, member, role, why: str) -> Grant:
+    def dataset(self, key: str, dataset, member, role, why: str, *, untraced: str = "") -> Grant:
         target = pulumi.Output.concat("BigQuery dataset ", dataset.dataset_id)
         where = {"project": dataset.project, "dataset_id": dataset.dataset_id}
-        return self._member(gcp.bigquery.DatasetIamMember, key, target, member, role, why, **where)
+        return self._member(
+            gcp.bigquery.DatasetIamMember, key, target, member, role, why, untraced=untraced, **where
+        )
 
 
 def _title(condition: dict | None) -> str:
@@ -175,6 +201,18 @@ CUSTOM_ROLES: dict[str, tuple[str, tuple[str, ...]]] = {
     "objectReview": (
         "list, read, create and delete objects (leases, decisions, undo and the audit trail)",
         ("storage.objects.list", "storage.objects.get", "storage.objects.create", "storage.objects.delete"),
+    ),
+    "objectRead": (
+        "read objects, and nothing else (a model's files, granted with a condition on their folder)",
+        ("storage.objects.get",),
+    ),
+    "messagesConsume": (
+        "pull and acknowledge a subscription's messages, without attaching topics or seeking snapshots",
+        ("pubsub.subscriptions.consume",),
+    ),
+    "queryJobs": (
+        "run BigQuery query jobs in the project; what they may read is granted on the dataset",
+        ("bigquery.jobs.create",),
     ),
     "predictOnly": (
         "online prediction on one Vertex AI endpoint, without changing, undeploying or deleting it",

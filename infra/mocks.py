@@ -125,6 +125,9 @@ def dev_config(path: str = "Pulumi.dev.yaml", **overrides: object) -> dict[str, 
     return {k: v if isinstance(v, str) else json.dumps(v) for k, v in raw.items() if v is not None}
 
 
+LEDGER_FIELDS = ("principal", "role", "resource", "why", "condition", "urn", "kept", "used_by", "untraced")
+
+
 def run_program(config: dict[str, str]) -> tuple[Mocks, list[dict]]:
     """Run the whole program under mocks; returns the mocks (with every resource) and the resolved ledger."""
     from infra import config as stack_config
@@ -141,12 +144,16 @@ def run_program(config: dict[str, str]) -> tuple[Mocks, list[dict]]:
         stack = program.build(stack_config.load())
         rows = [
             pulumi.Output.all(
-                g.principal, g.role, g.target, g.why, g.condition, g.resource.urn, g.kept
-            ).apply(
-                lambda v: dict(
-                    zip(("principal", "role", "resource", "why", "condition", "urn", "kept"), v, strict=True)
-                )
-            )
+                g.principal,
+                g.role,
+                g.target,
+                g.why,
+                g.condition,
+                g.resource.urn,
+                g.kept,
+                g.used_by,
+                g.untraced,
+            ).apply(lambda v: dict(zip(LEDGER_FIELDS, v, strict=True)))
             for g in stack.grants()
         ]
         return pulumi.Output.all(*rows).apply(ledger.extend)
@@ -191,3 +198,17 @@ def _record_graph(mocks: Mocks) -> None:
     pulumi_mocks.MockMonitor.RegisterResource = register
     pulumi_mocks.MockMonitor.ReadResource = read
     pulumi_mocks.MockMonitor.graph_sink = mocks
+
+
+# The example stack with each setting that adds grants: every grant the program can declare.
+MODEL_ONNX = "gs://acme-qi-training/models/model.onnx"
+MODEL_TFLITE = "gs://acme-qi-training/models/edge/model.tflite"
+VERTEX_ENDPOINT = "1234567890123456789"
+VARIANTS: dict[str, dict[str, object]] = {
+    "day zero": {},
+    "onnx": {"classifierBackend": "onnx", "onnxModel": MODEL_ONNX},
+    "tflite": {"classifierBackend": "tflite", "tfliteModel": MODEL_TFLITE},
+    "vertex": {"classifierBackend": "vertex", "vertexEndpointId": VERTEX_ENDPOINT},
+    "report readers": {"reportReaders": ["user:quality-lead@example.com"]},
+    "old Pub/Sub agent": {"pubsubAgentTokenCreator": True},
+}

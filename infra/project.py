@@ -108,8 +108,9 @@ class AppEngine(pulumi.ComponentResource):
             apis.service("cloudresourcemanager"),
             self.application,
         ]
-        own = Grants(parent, after)
-        shared = Grants(parent, [*after, apis.service("artifactregistry")], retain=not ours)
+        build = "App Engine's build"
+        own = Grants(parent, after, used_by=build)
+        shared = Grants(parent, [*after, apis.service("artifactregistry")], retain=not ours, used_by=build)
         own.bucket(
             f"iam-{key}-build-source",
             buckets.sources,

@@ -7,8 +7,9 @@ Facts this relies on (docs/gcp-rules.md, "Records"):
   (https://cloud.google.com/logging/docs/export/bigquery);
 - entries reach the dataset within seconds to minutes of being written
   (https://cloud.google.com/logging/docs/export/configure_export_v2);
-- running a query needs `bigquery.jobs.create`, which `roles/bigquery.jobUser` grants on the
-  project only (https://cloud.google.com/bigquery/docs/access-control#bigquery.jobUser).
+- running a query needs `bigquery.jobs.create` on the project, the smallest resource it is granted on
+  (https://cloud.google.com/bigquery/docs/access-control#bigquery.jobUser): the audit view gets a
+  custom role with that one permission, people the predefined `roles/bigquery.jobUser`.
 """
 
 from __future__ import annotations
@@ -82,6 +83,10 @@ class Records(pulumi.ComponentResource):
                 member,
                 "roles/bigquery.dataViewer",
                 f"{who} reads the plant's records (the report, the audit), and only this stack's",
+                untraced=""
+                if outside
+                else "BigQuery checks the permissions a query job needs on the tables it reads; the rest "
+                "of the dataset reader role is metadata of this one dataset",
             )
             # The same binding may be another stack's: a member this stack does not own keeps it.
             jobs = Grants(self, iam.after, retain=outside)
@@ -89,7 +94,7 @@ class Records(pulumi.ComponentResource):
                 f"iam-{key}-records-jobs",
                 s.project,
                 member,
-                "roles/bigquery.jobUser",
+                "roles/bigquery.jobUser" if outside else ctx.roles.name("queryJobs"),
                 f"{who} runs the queries that read the records; BigQuery grants job creation on the "
                 "project only"
                 + (" (kept on destroy: the same binding may be another stack's)" if outside else ""),

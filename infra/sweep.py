@@ -61,7 +61,7 @@ class Sweep(pulumi.ComponentResource):
                 "iam-sweeper-held",
                 messaging.dead_letter_held,
                 member,
-                "roles/pubsub.subscriber",
+                roles.name("messagesConsume"),
                 "the sweep takes dead-lettered predictions off the held subscription to replay them",
             )
 

@@ -18,7 +18,7 @@ import tempfile
 from dataclasses import dataclass
 from typing import Protocol
 
-from inspection import backends, layout
+from inspection import backends, calls, layout
 from inspection.errors import BackendUnavailable, ConfigError
 from inspection.images import LoadedImage
 from inspection.limits import DEFAULT_MAX_REQUEST_BYTES
@@ -92,8 +92,11 @@ class VertexClassifier:
             "instances": [{"content": content}],
             "parameters": {"confidenceThreshold": 0.0, "maxPredictions": 100},
         }
+        calls.record("aiplatform.endpoints.predict", self.endpoint)
         try:
-            response = self._session.post(self.url, json=body, timeout=VERTEX_TIMEOUT_S)
+            response = self._session.post(
+                self.url, json=body, timeout=VERTEX_TIMEOUT_S, headers={"User-Agent": calls.user_agent()}
+            )
         except requests.RequestException as exc:
             raise BackendUnavailable(f"Vertex request failed: {exc}") from exc
         if response.status_code != 200:
@@ -114,7 +117,7 @@ class VertexClassifier:
 
 
 class OnnxClassifier:
-    """A self-describing ONNX model (see scripts/train_local.py) run on the CPU."""
+    """A self-describing ONNX model (see scripts/training/train_local.py) run on the CPU."""
 
     @classmethod
     def open(cls, location: str, opening: backends.Opening) -> OnnxClassifier:

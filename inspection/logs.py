@@ -55,7 +55,7 @@ def setup(level: int = logging.INFO) -> None:
     root.setLevel(min(root.level or level, level))
 
 
-def send_to(stream) -> None:
+def send_to(stream) -> None:  # None: stdout again
     """Write log lines to `stream` instead of stdout (the local demo keeps its console readable)."""
     global _stream
     _stream = stream

@@ -9,6 +9,8 @@ import functools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
+from inspection import calls
+
 PUBLISH_TIMEOUT_S = 60.0
 # Deliveries of one message before Pub/Sub forwards it to the dead-letter topic (it allows 5 to
 # 100); the push subscription declares it and the local stand-in plays it.
@@ -47,22 +49,32 @@ def unregister_local(name: str) -> None:
     _local_held.pop(name, None)
 
 
-@functools.cache
 def _publisher():
+    return _publisher_for(calls.current())
+
+
+@functools.cache
+def _publisher_for(deployable: str):
+    from google.api_core.gapic_v1.client_info import ClientInfo
     from google.cloud import pubsub_v1  # honours PUBSUB_EMULATOR_HOST
 
-    return pubsub_v1.PublisherClient()
+    return pubsub_v1.PublisherClient(client_info=ClientInfo(user_agent=f"quality-inspection/{deployable}"))
+
+
+_publisher.cache_clear = _publisher_for.cache_clear  # a restarted emulator listens on a new port
 
 
 @functools.cache
 def _subscriber():
+    from google.api_core.gapic_v1.client_info import ClientInfo
     from google.cloud import pubsub_v1
 
-    return pubsub_v1.SubscriberClient()
+    return pubsub_v1.SubscriberClient(client_info=ClientInfo(user_agent=calls.user_agent()))
 
 
 def publish(topic: str, data: bytes, **attributes: str) -> str:
     """Publish and wait until the server has it; returns the message id."""
+    calls.record("pubsub.topics.publish", topic)
     local = _local_topics.get(topic)
     if local is not None:
         return local(data, attributes)
@@ -71,9 +83,11 @@ def publish(topic: str, data: bytes, **attributes: str) -> str:
 
 def held(subscription: str, limit: int) -> Iterator[Held]:
     """Up to `limit` messages waiting on a pull subscription."""
+    calls.record("pubsub.subscriptions.pull", subscription)
     local = _local_held.get(subscription)
     if local is not None:
-        yield from local(limit)
+        for message in local(limit):
+            yield _recorded(message, subscription)
         return
     from google.api_core import exceptions as gexc
 
@@ -86,11 +100,30 @@ def held(subscription: str, limit: int) -> Iterator[Held]:
         return
     for received in response.received_messages:
         ack_id = received.ack_id
-        yield Held(
-            data=received.message.data,
-            attributes=dict(received.message.attributes),
-            done=lambda a=ack_id: client.acknowledge(request={"subscription": subscription, "ack_ids": [a]}),
-            keep=lambda a=ack_id: client.modify_ack_deadline(
-                request={"subscription": subscription, "ack_ids": [a], "ack_deadline_seconds": 0}
+        yield _recorded(
+            Held(
+                data=received.message.data,
+                attributes=dict(received.message.attributes),
+                done=lambda a=ack_id: client.acknowledge(
+                    request={"subscription": subscription, "ack_ids": [a]}
+                ),
+                keep=lambda a=ack_id: client.modify_ack_deadline(
+                    request={"subscription": subscription, "ack_ids": [a], "ack_deadline_seconds": 0}
+                ),
             ),
+            subscription,
         )
+
+
+def _recorded(message: Held, subscription: str) -> Held:
+    """The message, its acknowledgement and its return recorded as the calls they are."""
+
+    def done() -> None:
+        calls.record("pubsub.subscriptions.acknowledge", subscription)
+        message.done()
+
+    def keep() -> None:
+        calls.record("pubsub.subscriptions.modifyAckDeadline", subscription)
+        message.keep()
+
+    return Held(message.data, message.attributes, done, keep)

@@ -27,7 +27,7 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Protocol
 
-from inspection import outcomes
+from inspection import calls, outcomes
 
 # --- the columns: every field of every outcome kind -----------------------------------------------------
 
@@ -193,6 +193,7 @@ class LocalStore:
     def query(self, body: str, start: date, end: date, params: Mapping[str, object]) -> list[dict]:
         import duckdb
 
+        _record_query(calls.RECORDS, ["(each day's table)"])
         sql = with_records(self.relation(start, end), body)
         with duckdb.connect() as con:
             cursor = con.execute(sql, {k: v for k, v in params.items() if f"${k}" in body})
@@ -248,7 +249,9 @@ class BigQueryStore:
     def query(self, body: str, start: date, end: date, params: Mapping[str, object]) -> list[dict]:
         from google.cloud import bigquery
 
-        sql = self.sql(body, self.tables())
+        tables = self.tables()
+        _record_query(f"projects/{self.project}/datasets/{self.dataset}", tables)
+        sql = self.sql(body, tables)
         given = {
             **{k: v for k, v in params.items() if f"${k}" in body},
             "_from": start.isoformat(),
@@ -256,6 +259,15 @@ class BigQueryStore:
         }
         config = bigquery.QueryJobConfig(query_parameters=[_parameter(k, v) for k, v in given.items()])
         return [dict(row.items()) for row in self.client.query(sql, job_config=config).result()]
+
+
+def _record_query(dataset: str, tables: list[str]) -> None:
+    """What a query of the records asks of BigQuery: the dataset's tables listed, a query job in
+    the project, each table's rows read (https://cloud.google.com/bigquery/docs/access-control)."""
+    calls.record("bigquery.tables.list", dataset)
+    calls.record("bigquery.jobs.create", dataset.split("/datasets/")[0])
+    for table in tables:
+        calls.record("bigquery.tables.getData", f"{dataset}/tables/{table}")
 
 
 def _bigquery_type(duckdb_type: str) -> str:

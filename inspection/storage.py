@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from google.api_core import exceptions as gexc
 from google.cloud import storage
 
-from inspection import layout, metadata
+from inspection import calls, layout, metadata
 
 # google-cloud-storage 3.x fetches each bucket's metadata in a background thread for OpenTelemetry
 # span attributes, even with tracing off: a `buckets.get` per bucket and process, which needs
@@ -25,15 +25,43 @@ from inspection import layout, metadata
 os.environ.setdefault("DISABLE_GCS_PYTHON_CLIENT_OTEL_BUCKET_METADATA", "true")
 
 
-@functools.cache
 def client() -> storage.Client:
-    """One client per process; the emulator (STORAGE_EMULATOR_HOST) needs no credentials."""
-    if os.environ.get("STORAGE_EMULATOR_HOST"):
+    """The client of the deployable serving this request, made once per process: in the cloud a
+    process serves one deployable, so one client. It names the deployable in its User-Agent."""
+    return _client_for(calls.current())
+
+
+@functools.cache
+def _client_for(deployable: str) -> storage.Client:
+    from google.api_core.client_info import ClientInfo
+
+    info = ClientInfo(user_agent=f"quality-inspection/{deployable}")
+    if os.environ.get("STORAGE_EMULATOR_HOST"):  # the emulator needs no credentials
         from google.auth.credentials import AnonymousCredentials
 
         project = os.environ.get("GOOGLE_CLOUD_PROJECT", "local")
-        return storage.Client(project=project, credentials=AnonymousCredentials())
-    return storage.Client()
+        session = _traced_session() if calls.tracing() else None
+        return storage.Client(
+            project=project, credentials=AnonymousCredentials(), client_info=info, _http=session
+        )
+    return storage.Client(client_info=info)
+
+
+client.cache_clear = _client_for.cache_clear  # a test's new emulator, or a new trace
+
+
+def _traced_session():
+    import requests
+
+    class TracedSession(requests.Session):
+        """Tells the storage emulator's proxy which line of ours made each request (tracing only)."""
+
+        def request(self, method, url, **kwargs):
+            headers = dict(kwargs.pop("headers", None) or {})
+            headers[calls.ORIGIN_HEADER] = calls.origin()
+            return super().request(method, url, headers=headers, **kwargs)
+
+    return TracedSession()
 
 
 @dataclass(frozen=True)

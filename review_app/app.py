@@ -33,6 +33,7 @@ def create_app(test_config: Mapping[str, str] | None = None) -> Flask:
     )
     auth.init_app(app)
     security.init_app(app)
+    calls_init(app)
     # One role per deployment in the cloud (ROLE), each behind its own IAP access; both locally.
     if settings.role in ("review", "both"):
         app.register_blueprint(review.bp)
@@ -45,3 +46,19 @@ def create_app(test_config: Mapping[str, str] | None = None) -> Flask:
             f"{auth.LOCAL_REVIEWER}. Never use this behind a public address."
         )
     return app
+
+
+def calls_init(app: Flask) -> None:
+    """Each blueprint is its own service in the cloud (review, audit), with its own account; every
+    call a request makes names that service (inspection/calls.py)."""
+    from flask import g, request
+
+    from inspection import calls
+
+    @app.before_request
+    def _acting_as():
+        g.calls_token = calls.begin(request.blueprint or "review")
+
+    @app.teardown_request
+    def _done(_exc):
+        calls.end(g.pop("calls_token", None))

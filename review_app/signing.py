@@ -13,7 +13,7 @@ import os
 import threading
 from datetime import timedelta
 
-from inspection import storage
+from inspection import calls, storage
 
 
 class IamSigner:
@@ -41,6 +41,7 @@ class IamSigner:
 
     def url(self, bucket: str, name: str, generation: int) -> str:
         email, token = self._token()
+        calls.record("iamcredentials.serviceAccounts.signBlob", f"projects/-/serviceAccounts/{email}")
         blob = storage.client().bucket(bucket).blob(name, generation=generation)
         return blob.generate_signed_url(
             version="v4",
@@ -75,6 +76,8 @@ class LocalSigner:
         self.endpoint = self.origin = endpoint
 
     def url(self, bucket: str, name: str, generation: int) -> str:
+        # The call the cloud makes here instead (IamSigner), for the permission trace.
+        calls.record("iamcredentials.serviceAccounts.signBlob", calls.OWN_ACCOUNT)
         blob = storage.client().bucket(bucket).blob(name)
         return blob.generate_signed_url(
             version="v4",

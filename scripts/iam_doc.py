@@ -41,7 +41,7 @@ MODEL_GRANT = {
         "online prediction, nothing else",
     ),
     backends.FOLDER_GRANT: (
-        "`roles/storage.objectViewer`",
+        "`{role}objectRead` (`roles/storage.objectViewer` when the bucket is not the stack's)",
         "the model's bucket, condition: only the model's folder",
         "the function downloads the model once per instance",
     ),
@@ -104,6 +104,40 @@ Accounts the deployer acts as: {accounts}.
 """
 
 
+def _used_by(grant: dict) -> str:
+    return f" (used by {grant['used_by']})" if grant["used_by"] else ""
+
+
+def traced(ledger: list[dict]) -> str:
+    """The permission trace's summary (docs/iam-trace.json), and the grants it cannot see."""
+    import json
+
+    from scripts.iam_trace import SUMMARY
+
+    rows = json.loads(SUMMARY.read_text())
+    lines = [TRACED, "| deployable | permission | on | requests |", "|---|---|---|---|"]
+    lines += [
+        f"| {r['deployable']} | `{r['permission']}` | `{r['resource']}` | {', '.join(r['methods'])} |"
+        for r in rows
+    ]
+    untraced = [g for g in ledger if g["untraced"]]
+    lines += ["", "Granted, and not in any traced call, for these reasons:", ""]
+    lines += [f"- `{g['principal']}` `{g['role']}` on {g['resource']}: {g['untraced']}." for g in untraced]
+    return "\n".join(lines) + "\n"
+
+
+TRACED = """
+## What each deployable calls, traced
+
+`make docs` drives every deployable through its paths on the emulators (`scripts/local/trace.py`:
+the pipeline, redeliveries, the dead letter, the sweep, a reviewer's session, the audit view, and
+predict and the sweep against a Vertex AI endpoint) and records each request where it leaves our
+code. `tests/test_permissions.py` fails when a call is not allowed by the grants above (Google's
+per-method permissions: `infra/permission_map.py`), or a granted permission is in no call.
+Objects are shown by folder.
+"""
+
+
 def render() -> str:
     from infra import iam
     from infra.identity import ACCOUNTS
@@ -115,7 +149,7 @@ def render() -> str:
     rows = sorted(ledger, key=lambda g: (g["principal"], g["role"], g["resource"]))
     lines = [
         f"| `{g['principal']}` | `{g['role']}` | {g['resource']}{' (kept)' if g['kept'] else ''} "
-        f"| {g['condition'] or ''} | {g['why']} |"
+        f"| {g['condition'] or ''} | {g['why']}{_used_by(g)} |"
         for g in rows
     ]
     role = f"projects/{project}/roles/{prefix.replace('-', '_')}_"
@@ -139,6 +173,7 @@ def render() -> str:
         + "\n".join(roles)
         + "\n"
         + OPTIONAL_GRANTS.format(models=models)
+        + traced(ledger)
         + AGENTS
         + DEPLOYER.format(accounts=accounts)
     )

@@ -14,6 +14,15 @@ _names = itertools.count()
 
 
 @pytest.fixture(scope="session")
+def day_zero():
+    """The Pulumi program under mocks with the example stack as committed: (mocks, ledger), run once
+    for every test that only reads it (a test that varies a setting runs its own)."""
+    from infra.mocks import dev_config, run_program
+
+    return run_program(dev_config())
+
+
+@pytest.fixture(scope="session")
 def fake_gcs():
     """fake-gcs-server behind the precondition-enforcing proxy; the real client talks to it."""
     with FakeGcs() as gcs:

@@ -13,8 +13,8 @@ SECRET_SIG = "4dabf18193072939515e22adb298388d"  # how the Pulumi wire format ma
 
 
 @pytest.fixture(scope="module")
-def program():
-    mocks, ledger = run_program(dev_config())
+def program(day_zero):
+    mocks, ledger = day_zero
     return mocks.resources, ledger
 
 
@@ -214,7 +214,7 @@ def test_the_iam_grants_are_exactly_these(program):
         (sa("sweeper"), role + "objectRedrive", "bucket acme-qi-inbound"),
         (sa("sweeper"), role + "objectQueue", "bucket acme-qi-prediction"),
         (sa("sweeper"), "roles/pubsub.publisher", "topic acme-qi-predictions"),
-        (sa("sweeper"), "roles/pubsub.subscriber", "subscription acme-qi-predictions-dead-letter-held"),
+        (sa("sweeper"), role + "messagesConsume", "subscription acme-qi-predictions-dead-letter-held"),
         (sa("sweeper"), "roles/run.invoker", "Cloud Run service acme-qi-sweep"),
         (sa("builder"), "roles/storage.objectViewer", f"project {PROJECT}"),
         (sa("builder"), "roles/logging.logWriter", f"project {PROJECT}"),
@@ -224,7 +224,7 @@ def test_the_iam_grants_are_exactly_these(program):
         (pubsub_agent, "roles/pubsub.subscriber", "subscription acme-qi-predictions-to-move"),
         (logging_agent, "roles/bigquery.dataEditor", "BigQuery dataset acme_qi_records"),
         (sa("audit"), "roles/bigquery.dataViewer", "BigQuery dataset acme_qi_records"),
-        (sa("audit"), "roles/bigquery.jobUser", f"project {PROJECT}"),
+        (sa("audit"), role + "queryJobs", f"project {PROJECT}"),
         (
             "user:alice@example.com",
             "roles/iap.httpsResourceAccessor",
@@ -412,7 +412,13 @@ def test_onnx_backend_swaps_the_vertex_grant_for_the_model_bucket():
     assert f["CLASSIFIER_BACKEND"] == "onnx" and f["ONNX_MODEL"] == "gs://acme-qi-training/models/model.onnx"
     assert "VERTEX_ENDPOINT" not in f
     roles = {(r["inputs"]["role"], r["inputs"].get("bucket")) for r in iam(resources)}
-    assert ("roles/storage.objectViewer", "acme-qi-training") in roles
+    assert (f"projects/{PROJECT}/roles/acme_qi_objectRead", "acme-qi-training") in roles
+    # a model in a bucket the stack does not declare may be another project's: a predefined role
+    elsewhere = dev_config(classifierBackend="onnx", onnxModel="gs://models-of-the-plant/cast/model.onnx")
+    roles = {
+        (r["inputs"]["role"], r["inputs"].get("bucket")) for r in iam(run_program(elsewhere)[0].resources)
+    }
+    assert ("roles/storage.objectViewer", "models-of-the-plant") in roles
     switched = dev_config(classifierBackend="vertex", vertexEndpointId="1234567890123456789")
     f = one(run_program(switched)[0].resources, "function-predict")["serviceConfig"]["environmentVariables"]
     assert f["VERTEX_ENDPOINT"] == f"projects/{PROJECT}/locations/europe-west4/endpoints/1234567890123456789"
@@ -498,11 +504,11 @@ def test_inbound_keeps_every_generation_until_it_is_routed(program):
     assert claims["condition"] == {"age": 30, "matchesPrefixes": ["claims/"]}
 
 
-def test_the_records_go_to_a_partitioned_dataset_the_audit_and_report_readers_may_read():
+def test_the_records_go_to_a_partitioned_dataset_the_audit_and_report_readers_may_read(program):
     """Issue 24: a BigQuery dataset (region and table expiry from config), a Logging sink of exactly
     the record lines into partitioned tables, its writer identity on that dataset only, and read
-    access for the audit service and the report readers (jobUser on the project, where BigQuery
-    grants it)."""
+    access for the audit service and the report readers (job creation on the project, where BigQuery
+    grants it: a custom role with that one permission for the audit service, jobUser for people)."""
     config = dev_config(
         recordsLocation="EU", recordsRetentionDays="400", reportReaders=["user:lead@example.com"]
     )
@@ -526,7 +532,14 @@ def test_the_records_go_to_a_partitioned_dataset_the_audit_and_report_readers_ma
         (f"serviceAccount:acme-qi-audit{SA}", "roles/bigquery.dataViewer"),
         ("user:lead@example.com", "roles/bigquery.dataViewer"),
     }
-    jobs = {r["inputs"]["member"] for r in iam(resources) if r["inputs"]["role"] == "roles/bigquery.jobUser"}
-    assert jobs == {f"serviceAccount:acme-qi-audit{SA}", "user:lead@example.com"}
-    default = one(run_program(dev_config())[0].resources, "records-dataset")
+    jobs = {
+        (r["inputs"]["member"], r["inputs"]["role"].rsplit("/", 1)[-1])
+        for r in iam(resources)
+        if r["inputs"]["role"] in ("roles/bigquery.jobUser", f"projects/{PROJECT}/roles/acme_qi_queryJobs")
+    }
+    assert jobs == {
+        (f"serviceAccount:acme-qi-audit{SA}", "acme_qi_queryJobs"),
+        ("user:lead@example.com", "bigquery.jobUser"),
+    }
+    default = one(program[0], "records-dataset")
     assert default["location"] == "europe-west4" and "defaultPartitionExpirationMs" not in default

@@ -18,7 +18,7 @@ import functions_framework
 from cloudevents.http import from_http
 from flask import Request
 
-from inspection import logs, messages, moving, publishing
+from inspection import calls, logs, messages, moving, publishing
 from inspection.errors import Held, MessageError
 from inspection.messages import Prediction
 from inspection.settings import MoveSettings
@@ -28,6 +28,7 @@ MAX_BODY_BYTES = 1_000_000  # Pub/Sub messages are at most 10 MB; ours are well 
 
 
 @functions_framework.http
+@calls.serves("move")
 def move_image(request: Request):
     """Entry point: unwrap the envelope, route valid predictions, dead-letter the rest."""
     raw = request.get_data(cache=False)[: MAX_BODY_BYTES + 1]

@@ -12,7 +12,7 @@ import functools
 import functions_framework
 from cloudevents.http import CloudEvent
 
-from inspection import classifiers, logs, predicting
+from inspection import calls, classifiers, logs, predicting
 from inspection.errors import Held, MessageError
 from inspection.messages import FINALIZED, StorageObject
 from inspection.settings import PredictSettings
@@ -26,6 +26,7 @@ def _classifier() -> classifiers.Classifier:
 
 
 @functions_framework.cloud_event
+@calls.serves("predict")
 def predict_image(event: CloudEvent) -> None:
     """Entry point: check the envelope, then hand the object to the core."""
     if event["type"] != FINALIZED:

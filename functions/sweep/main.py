@@ -12,7 +12,7 @@ import functools
 import functions_framework
 from flask import Request, jsonify
 
-from inspection import classifiers, redrive
+from inspection import calls, classifiers, redrive
 from inspection.settings import SweepSettings
 
 SETTINGS = SweepSettings.from_env()  # a bad value stops the instance here, naming the variable
@@ -25,6 +25,7 @@ def _classifier() -> classifiers.Classifier:
 
 
 @functions_framework.http
+@calls.serves("sweep")
 def sweep(request: Request):
     """Entry point: one sweep, whatever the body."""
     return jsonify(dataclasses.asdict(redrive.sweep(SETTINGS, _classifier)))

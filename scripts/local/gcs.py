@@ -36,11 +36,12 @@ import threading
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
+from inspection.calls import ORIGIN_HEADER
 from scripts.local.ports import HOST, die_with_parent, free_port, terminate, wait_for_http
 
 MUTATING = {"POST", "PUT", "PATCH", "DELETE"}
@@ -87,6 +88,10 @@ class Call:
     caller: str = ""  # who asked (User-Agent: quality-inspection/<deployable>)
     http: str = ""  # "GET /storage/v1/…", for messages
     signed: bool = False  # through a V4 signed URL (a browser showing a photo), not the JSON API
+    # Known once the request is answered (the trace's copy; hooks see the call before):
+    status: int = 0
+    overwrote: bool = False  # a write that replaced a live object (GCS then checks delete too)
+    origin: str = ""  # the line of our code that made it (inspection.calls, while tracing)
 
     @property
     def writes(self) -> bool:
@@ -457,12 +462,16 @@ class _ProxyHandler(BaseHTTPRequestHandler):
             if k.lower() not in ("connection", "keep-alive", "content-length", "transfer-encoding")
         }
         guard = self.gcs._lock if self.command in MUTATING else nullcontext()
+        replaced = False
         try:
             answer = self._hooks(call, "before")
             if answer is None:
                 with guard:
                     answer = self.gcs.check(self.command, api_parts, query, upload_name)
                     if answer is None:
+                        if call.writes and self.gcs.trace is not None:
+                            where = call.destination_bucket or call.bucket, call.destination or call.name
+                            replaced = self.gcs.current(*where) is not None
                         status, response_headers, payload = self.gcs.upstream(
                             self.command, self.path, body, headers
                         )
@@ -473,10 +482,10 @@ class _ProxyHandler(BaseHTTPRequestHandler):
                     [("Content-Type", "application/json")],
                     answer[1],
                 )
-            if self.gcs.trace is not None:
-                self.gcs.trace.append(call)
+            self._traced(call, status, replaced and status == 200)
             self._hooks(call, "after")
         except Precondition as refused:
+            self._traced(call, refused.status, False)  # IAM is checked before preconditions
             return self._send_json(
                 refused.status, {"error": {"code": refused.status, "message": str(refused)}}
             )
@@ -500,6 +509,11 @@ class _ProxyHandler(BaseHTTPRequestHandler):
         if self.command != "HEAD":
             self.wfile.write(payload)
         return None
+
+    def _traced(self, call: Call, status: int, overwrote: bool) -> None:
+        if self.gcs.trace is not None:
+            origin = self.headers.get(ORIGIN_HEADER, "")
+            self.gcs.trace.append(replace(call, status=status, overwrote=overwrote, origin=origin))
 
     def _hooks(self, call: Call, phase: str) -> tuple[int, bytes] | None:
         for hook in list(self.gcs.hooks):
