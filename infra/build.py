@@ -42,7 +42,7 @@ class FunctionBuild(pulumi.ComponentResource):
             location=s.region,
             repository_id=f"{s.prefix}-functions",
             format="DOCKER",
-            description="Images of the predict and move functions, built by Cloud Build",
+            description="Images of the predict, move and sweep functions, built by Cloud Build",
             labels=s.labels,
             cleanup_policies=[
                 {"id": "keep-recent", "action": "KEEP", "most_recent_versions": {"keep_count": 10}}

@@ -1,4 +1,5 @@
-"""The one preprocessing function, shared by training (scripts/train_local.py) and serving (onnx backend).
+"""The one preprocessing function, shared by training (scripts/training/train_local.py) and serving
+(the onnx backend).
 
 Generic pixel classifiers score near chance on cast parts (measured: docs/measurements.md); what
 separates a defect is geometry. So: find the part's centre, subtract the brightness expected at

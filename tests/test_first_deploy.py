@@ -48,8 +48,8 @@ class Graph:
 
 
 @pytest.fixture(scope="module")
-def graph():
-    return Graph(run_program(dev_config())[0])
+def graph(day_zero):
+    return Graph(day_zero[0])
 
 
 def _email(account_id: str) -> str:
@@ -221,13 +221,12 @@ def test_lookups_wait_for_the_apis_they_call(monkeypatch):
     assert "api-storage" in seen["get_project_service_account_output"]
 
 
-def test_day_zero_deploys_without_any_model():
+def test_day_zero_deploys_without_any_model(day_zero):
     """A grant on an endpoint or model fails unless it exists, and the training bucket is made by
     this very stack: the first deploy must need no model. Source: Vertex AI's setIamPolicy on an
     endpoint answers NOT_FOUND for a missing endpoint
     (https://cloud.google.com/vertex-ai/docs/reference/rest/v1/projects.locations.endpoints/setIamPolicy)."""
-    mocks, _ = run_program(dev_config())
-    graph = Graph(mocks)
+    graph = Graph(day_zero[0])
     assert not graph.of_type("AiEndpointIamMember")
     assert not [g for g in graph.grants() if "model" in g]
     env = graph.inputs["function-predict"]["serviceConfig"]["environmentVariables"]
@@ -411,16 +410,15 @@ def test_no_two_grants_of_a_stack_are_the_same_binding():
     )
 
 
-def test_the_sweep_admits_only_internal_traffic():
+def test_the_sweep_admits_only_internal_traffic(graph):
     """Issue 21, finding 11: Cloud Scheduler in the same project counts as internal traffic
     (https://cloud.google.com/run/docs/securing/ingress), so the sweep needs no public ingress; a
     person runs the job instead (scripts/redrive.py)."""
-    graph = Graph(run_program(dev_config())[0])
     for function in graph.of_type("Function"):
         assert graph.inputs[function]["serviceConfig"]["ingressSettings"] == "ALLOW_INTERNAL_ONLY", function
 
 
-def test_the_pubsub_agent_mints_push_tokens_only_where_the_project_needs_it():
+def test_the_pubsub_agent_mints_push_tokens_only_where_the_project_needs_it(graph):
     """Only projects created before 2021-04-08 need the Pub/Sub service agent to hold Token Creator
     for push authentication. Source:
     https://cloud.google.com/pubsub/docs/authenticate-push-subscriptions"""
@@ -428,7 +426,7 @@ def test_the_pubsub_agent_mints_push_tokens_only_where_the_project_needs_it():
     def creators(g):
         return [n for n in g.grants() if g.inputs[n]["role"] == "roles/iam.serviceAccountTokenCreator"]
 
-    assert creators(Graph(run_program(dev_config())[0])) == []
+    assert creators(graph) == []
     old = Graph(run_program(dev_config(pubsubAgentTokenCreator="true"))[0])
     assert [old.inputs[n]["member"] for n in creators(old)] == [
         f"serviceAccount:service-{PROJECT_NUMBER}@gcp-sa-pubsub.iam.gserviceaccount.com"

@@ -30,10 +30,8 @@ def test_a_changed_source_gives_a_new_object_name(tmp_path):
     assert before != after
 
 
-def test_the_object_names_the_program_uploads_are_the_content_hashes():
-    from infra.mocks import dev_config, run_program
-
-    resources = run_program(dev_config())[0].resources
+def test_the_object_names_the_program_uploads_are_the_content_hashes(day_zero):
+    resources = day_zero[0].resources
     uploaded = {
         r["inputs"]["name"] for r in resources if r["type"] == "gcp:storage/bucketObject:BucketObject"
     }
