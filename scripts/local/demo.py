@@ -226,7 +226,7 @@ def _interrupt(signum, frame) -> None:
     raise KeyboardInterrupt
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> int:
     # Ctrl-C and a plain `kill` both unwind through the stack's `finally`, which stops every child
     # process; set both explicitly, since a shell may start us with SIGINT ignored.
     signal.signal(signal.SIGINT, _interrupt)
@@ -247,8 +247,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--state", type=Path, default=DEFAULT_STATE, help="working folder (default .demo/)")
     parser.add_argument("--gcs-port", type=int, default=0, help="default: a free port")
     args = parser.parse_args(argv)
-    sys.exit(run(args))
+    return run(args)
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from pathlib import Path
 
 from scripts.local.state import DEFAULT_STATE, running_stack
@@ -29,7 +30,7 @@ def files(paths: list[Path]) -> list[tuple[Path, str]]:
     return found
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -48,7 +49,8 @@ def main(argv: list[str] | None = None) -> None:
         bucket.blob(name).upload_from_filename(str(path))
         print(f"uploaded {path} as {name}")
     print(f"{len(items)} file(s) in the inbound bucket; the pipeline routes them within seconds")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -14,6 +14,7 @@ errors among the images decided automatically. --plot writes the sweep as a PNG.
 from __future__ import annotations
 
 import argparse
+import sys
 from dataclasses import dataclass
 
 from inspection import images, predicting
@@ -116,7 +117,7 @@ def plot(table: list[dict], path: str) -> None:
     plt.close(fig)
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -148,7 +149,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.plot:
         plot(table, args.plot)
         print(f"plot written to {args.plot}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

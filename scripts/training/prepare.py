@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import sys
 from collections import Counter
 from pathlib import PurePosixPath
 
@@ -81,7 +82,7 @@ def counts(rows: list[tuple[str, str, str]]) -> str:
     return "\n".join(out)
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -134,7 +135,8 @@ def main(argv: list[str] | None = None) -> None:
         print(f"uploaded gs://{bucket}/{name}")
     elif not target.startswith("gs://"):
         print("note: the rows hold local paths; pass --gcs-base to make a file Vertex can import")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

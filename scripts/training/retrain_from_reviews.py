@@ -17,6 +17,7 @@ import argparse
 import base64
 import contextlib
 import hashlib
+import sys
 from collections import Counter
 from pathlib import Path, PurePosixPath
 
@@ -101,7 +102,7 @@ def merge(rows, decisions, reviewed: str, seed: int, validation: float, test: fl
     return [tuple(row) for row in rows], added, relabelled
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -135,7 +136,8 @@ def main(argv: list[str] | None = None) -> None:
         bucket, name = split_gs_uri(args.upload)
         storage.client().bucket(bucket).blob(name).upload_from_string(text, content_type="text/csv")
         print(f"uploaded {args.upload}; train on it with scripts.training.train_vertex")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

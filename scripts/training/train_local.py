@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -146,7 +147,7 @@ def describe(result: dict) -> str:
     )
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -159,7 +160,8 @@ def main(argv: list[str] | None = None) -> None:
     result = train(args.data, args.out, args.threshold)
     print(describe(result))
     print(f"model written to {args.out} in {result['seconds']}s")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -385,7 +385,7 @@ def undeploy(vertex: Vertex, endpoint_id: str) -> int:
     return len(deployed)
 
 
-def main(argv: list[str] | None = None, vertex: Vertex | None = None) -> None:
+def main(argv: list[str] | None = None, vertex: Vertex | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -432,7 +432,7 @@ def main(argv: list[str] | None = None, vertex: Vertex | None = None) -> None:
         vertex = vertex or Vertex(args.project, args.region)
         count = undeploy(vertex, args.endpoint)
         print(f"{count} model(s) undeployed; the endpoint no longer bills node hours")
-        return
+        return 0
     if not args.import_file or not args.import_file.startswith("gs://"):
         parser.error("--import-file gs://… is required for training")
     args.model_type = args.model_type or (EDGE_DEFAULT if args.edge else CLOUD)
@@ -478,7 +478,8 @@ def main(argv: list[str] | None = None, vertex: Vertex | None = None) -> None:
             "stop the hourly cost later with: python -m scripts.training.train_vertex "
             f"--project {args.project} --region {args.region} --undeploy --endpoint {endpoint_id}"
         )
+    return 0
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    sys.exit(main(sys.argv[1:]))

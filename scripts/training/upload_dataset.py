@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import base64
 import hashlib
+import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -51,7 +52,7 @@ def upload(folder: Path, target: str, workers: int = 8, progress: bool = True) -
     return len(todo), len(files) - len(todo)
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -61,7 +62,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     uploaded, skipped = upload(args.folder, args.target, args.workers)
     print(f"uploaded {uploaded} file(s); {skipped} already there with the same checksum")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
