@@ -483,6 +483,22 @@ RULES: tuple[Rule, ...] = (
     ),
     # --- Vertex AI -------------------------------------------------------------------------------------------
     Rule(
+        "Model formats",
+        "An anomalib ONNX export takes `input` (N × 3 × H × W, RGB in [0, 1]) and answers `pred_score`, "
+        "`pred_label`, `anomaly_map` and `pred_mask`, with its pre- and post-processing in the graph "
+        "(scores normalised so that 0.5 is the threshold). Not Google's: the format a workstation "
+        "model arrives in.",
+        "The `anomaly` backend runs such a file unchanged, and refuses one without those names.",
+        (
+            "https://github.com/open-edge-platform/anomalib/blob/main/src/anomalib/models/components/base/export_mixin.py",
+            "https://github.com/open-edge-platform/anomalib/blob/main/src/anomalib/data/dataclasses/torch/base.py",
+        ),
+        (
+            "tests/test_anomaly.py::test_an_anomalib_onnx_export_runs_unchanged",
+            "tests/test_anomaly.py::test_an_onnx_file_without_anomalibs_outputs_is_refused_with_what_it_has",
+        ),
+    ),
+    Rule(
         "Vertex AI",
         "Online prediction: `POST https://{region}-aiplatform.googleapis.com/v1/{endpoint}:predict` with base64 "
         "`content`; requests are limited to 1.5 MB. A deployed model is billed every hour.",

@@ -54,6 +54,7 @@ class Backend:
     grant: str = ""  # ENDPOINT_GRANT, FOLDER_GRANT or "" (nothing to grant)
     distributions: tuple[str, ...] = ()  # what the function ships only for this backend
     suffix: str = ""  # a model file's extension, for the scripts' model references
+    accepts: tuple[str, ...] = ()  # other extensions the stack may name (an anomalib export's .onnx)
     # `module:Class.method` that opens a model: (location, Opening) → classifier. Named, not
     # imported, so that a deployable that never opens a model does not ship the classifiers.
     opener: str = ""
@@ -91,7 +92,7 @@ class Backend:
             return ""
         [key] = self.config_keys
         value = get(key)
-        if not MODEL_URL.match(value) or not value.endswith(self.suffix):
+        if not MODEL_URL.match(value) or not value.endswith((self.suffix, *self.accepts)):
             raise ConfigError(
                 f"quality-inspection:{key} is {value!r}, not {self.hint}. "
                 f"Fix: pulumi config set {key} gs://<prefix>-training/models/<name>{self.suffix}"
@@ -145,6 +146,18 @@ BACKENDS: dict[str, Backend] = {
             distributions=("ai-edge-litert", "flatbuffers"),
             suffix=".tflite",
             opener="inspection.classifiers:TfliteClassifier.open",
+        ),
+        Backend(
+            "anomaly",
+            "a model of good parts alone (train_anomaly's, or an anomalib ONNX export) run in the function",
+            variable="ANOMALY_MODEL",
+            hint="gs://<bucket>/<folder>/<model>.npz, or an anomalib export's .onnx (or a local path)",
+            config_keys=("anomalyModel",),
+            grant=FOLDER_GRANT,
+            distributions=("onnxruntime",),  # for anomalib's exports; our own needs numpy alone
+            suffix=".npz",
+            accepts=(".onnx",),
+            opener="inspection.classifiers:AnomalyClassifier.open",
         ),
     )
 }

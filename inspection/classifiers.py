@@ -4,8 +4,10 @@
   functions never import google-cloud-aiplatform (1.3 s per cold start).
 - `onnx`: a model file run with onnxruntime; its labels and preprocessing travel in its metadata.
 - `tflite`: a Vertex AI AutoML Edge model exported as TF Lite, run with LiteRT in the function.
+- `anomaly`: a model of good parts alone (inspection/anomaly.py), or an anomalib ONNX export; its
+  normalised score s becomes {"defect": s, "ok": 1 - s}, so the threshold decides as for the others.
 - `none`: no model yet (day zero). Every image goes to reviewers, whose decisions become the
-  first training set (scripts/retrain_from_reviews.py).
+  first training set (scripts/training/retrain_from_reviews.py).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import tempfile
 from dataclasses import dataclass
 from typing import Protocol
 
-from inspection import backends, calls, layout
+from inspection import backends, calls, layout, model_card
 from inspection.errors import BackendUnavailable, ConfigError
 from inspection.images import LoadedImage
 from inspection.limits import DEFAULT_MAX_REQUEST_BYTES
@@ -32,6 +34,7 @@ class Classification:
     confidences: dict[str, float]
     model: str
     unclear_reason: str = ""  # set when a person must decide, whatever the scores say
+    unclear_detail: str = ""  # why, in words
 
 
 NO_MODEL = "none"
@@ -161,6 +164,50 @@ class OnnxClassifier:
             {label: float(p) for label, p in zip(self.labels, probabilities, strict=True)},
             self.model,
         )
+
+
+class AnomalyClassifier:
+    """How far an image is from the good parts a model learned: train_anomaly's `.npz`, or an
+    anomalib ONNX export run unchanged (inspection/anomaly.py)."""
+
+    @classmethod
+    def open(cls, location: str, opening: backends.Opening) -> AnomalyClassifier:
+        return cls(local_model_path(location), location)
+
+    def __init__(self, path: str, location: str = ""):
+        from inspection import anomaly
+
+        self.model = location or path
+        if path.endswith(".onnx"):
+            self._scorer = anomaly.AnomalibExport(path)
+            card = None
+        else:
+            self._scorer = anomaly.AnomalyModel.load(path)
+            card = self._scorer.card
+        self.card = ModelCard.parse(json.dumps(card), f"in {path}") if card else None
+        self._frame = (card or {}).get("frame") or {}
+        self.last = None  # the last image's score and map, for the heatmap predict stores
+
+    def classify(self, image: LoadedImage) -> Classification:
+        scored = self._scorer.score(image.image)
+        self.last = scored
+        moved = self._moved(scored.frame)
+        return Classification(
+            {"defect": scored.score, "ok": 1.0 - scored.score},
+            self.model,
+            unclear_reason=model_card.UNUSUAL_INPUT if moved else "",
+            unclear_detail=moved,
+        )
+
+    def _moved(self, frame) -> str:
+        """The camera moved, or this is another part: it sits outside where the good parts sat."""
+        for name in ("centre_offset", "radius"):
+            if name in self._frame:
+                low, high = self._frame[name]
+                value = getattr(frame, name)
+                if not low <= value <= high:
+                    return f"the part's {name} {value:.3f} is outside the training range [{low:g}, {high:g}]"
+        return ""
 
 
 class TfliteClassifier:

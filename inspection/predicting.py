@@ -95,7 +95,7 @@ def assess(loaded: images.LoadedImage, classifier: Classifier, label_map: LabelM
         scores=scores,
         model=result.model,
         unclear_reason=result.unclear_reason or (model_card.UNUSUAL_INPUT if unusual else ""),
-        unclear_detail=unusual,
+        unclear_detail=unusual or result.unclear_detail,
     )
 
 

@@ -125,6 +125,9 @@ def main(argv: list[str] | None = None) -> int:
     model.add_argument("--onnx", help="a .onnx model from scripts.training.train_local (path or gs://)")
     model.add_argument("--tflite", help="a Vertex AI Edge model.tflite, labels inside it (path or gs://)")
     model.add_argument("--endpoint", help="projects/P/locations/R/endpoints/ID of a deployed Vertex model")
+    model.add_argument(
+        "--anomaly", help="a .npz from scripts.training.train_anomaly, or an anomalib export's .onnx"
+    )
     data = parser.add_mutually_exclusive_group(required=True)
     data.add_argument("--folder", help="a folder in the casting layout")
     data.add_argument("--import-file", help="an import file (gs:// or local)")
@@ -136,7 +139,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     try:
-        classifier = ModelRef.parse(args.onnx or args.tflite or args.endpoint).open()
+        ref = (
+            ModelRef("anomaly", args.anomaly)
+            if args.anomaly
+            else ModelRef.parse(args.onnx or args.tflite or args.endpoint)
+        )
+        classifier = ref.open()
     except ConfigError as exc:
         parser.error(str(exc))
     items = labelled(args.folder, args.import_file, None if args.split == "all" else args.split)

@@ -107,3 +107,17 @@ def card_evaluation(outcomes: Sequence[Outcome], threshold: float) -> dict:
 def unusual(outcomes: Sequence[Outcome]) -> int:
     """How many images the model card sends to a person as unlike the training images."""
     return sum(1 for o in outcomes if o.unclear_reason == UNUSUAL_INPUT)
+
+
+def auroc(truth: Sequence[bool], scores: Sequence[float]) -> float:
+    """The area under the ROC curve: the chance that a defect scores above a good part (ties count
+    half), by the Mann-Whitney rank sum."""
+    import numpy as np
+    from scipy.stats import rankdata
+
+    truth_array = np.asarray(truth, bool)
+    positives, negatives = int(truth_array.sum()), int((~truth_array).sum())
+    if not positives or not negatives:
+        raise ValueError("AUROC needs both defects and good parts")
+    ranks = rankdata(np.asarray(scores, float))
+    return float((ranks[truth_array].sum() - positives * (positives + 1) / 2) / (positives * negatives))

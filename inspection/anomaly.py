@@ -1,0 +1,256 @@
+"""An anomaly model learned from good parts alone, and a runner for anomalib's ONNX exports.
+
+The method is PaDiM's (Defard et al., 2020, https://arxiv.org/abs/2011.08785): each position of a
+patch grid gets a multivariate Gaussian of its embedding over the good images, and an image's
+anomaly map is the Mahalanobis distance of each patch to its position's Gaussian. PaDiM embeds
+patches with a pretrained CNN; we have no weights to load and parts that are round, centred and
+lit from above, so the embedding is fixed and geometric instead: the part is resampled so that its
+centre and radius are the same in every image (the reference frame), the brightness expected at
+each radius is subtracted, and each 4 × 4 patch of what is left is described by its mean, darkest
+and brightest value. Blowholes, cracks and chips are dark where a good part is not; burrs are
+bright outside the rim. Where it does not fit: parts that are not round or not centred in view,
+textured surfaces whose good variation is larger than a defect, and defects that are a change of
+colour rather than of brightness.
+
+Scores are normalised as anomalib normalises them: 0.5 is the edge of normal (the threshold chosen
+on held-out good photos), 0 and 1 the ends of the range seen in calibration, clipped.
+
+The model is one `.npz` file (numpy arrays and a JSON card; no pickle). An anomalib export is an
+ONNX file with input `input` (N × 3 × H × W, RGB in [0, 1]) and outputs `pred_score` and
+`anomaly_map` (and `pred_label`, `pred_mask`), normalised the same way
+(https://github.com/open-edge-platform/anomalib/blob/main/src/anomalib/models/components/base/export_mixin.py,
+https://github.com/open-edge-platform/anomalib/blob/main/src/anomalib/data/dataclasses/torch/base.py).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from dataclasses import dataclass
+
+import numpy as np
+
+SIZE = 256  # the working resolution
+PATCH = 4
+GRID = SIZE // PATCH
+RIM = 0.42  # the part's radius in the reference frame, as a share of SIZE
+BINS = 96  # radius bins of the brightness profile (out to 1.4 radii)
+SHRINK = 1.0  # added to each covariance's diagonal: grey levels² (keeps it invertible, damps noise)
+METHOD = "padim-geometric-v1"
+
+_grid = np.mgrid[0:SIZE, 0:SIZE].astype(np.float32)
+
+
+@dataclass(frozen=True)
+class Frame:
+    """Where the part sat in the photo (in SIZE × SIZE pixels) before it was resampled to the
+    reference frame: its centre, and the photo's pixels per reference pixel."""
+
+    cy: float = SIZE / 2
+    cx: float = SIZE / 2
+    scale: float = 1.0
+
+    @property
+    def centre_offset(self) -> float:
+        """The part's centre from the photo's centre, as a share of the photo's size."""
+        return float(np.hypot(self.cx - SIZE / 2, self.cy - SIZE / 2) / SIZE)
+
+    @property
+    def radius(self) -> float:
+        """The part's radius, as a share of the photo's size."""
+        return self.scale * RIM
+
+    def to_photo(self, heat: np.ndarray) -> np.ndarray:
+        """A GRID × GRID map in the reference frame, as it lies over the photo."""
+        centres = (np.arange(GRID, dtype=np.float32) + 0.5) * PATCH
+        rows, cols = np.meshgrid(centres, centres, indexing="ij")
+        ref_rows = (SIZE / 2 + (rows - self.cy) / self.scale) / PATCH - 0.5
+        ref_cols = (SIZE / 2 + (cols - self.cx) / self.scale) / PATCH - 0.5
+        return _sample(heat, ref_rows, ref_cols)
+
+
+def _blur(a: np.ndarray, sigma: float) -> np.ndarray:
+    """A Gaussian blur with edges repeated (numpy only: the function ships no scipy)."""
+    reach = int(4 * sigma + 0.5)
+    taps = np.exp(-0.5 * (np.arange(-reach, reach + 1) / sigma) ** 2)
+    taps /= taps.sum()
+    for axis in (0, 1):
+        padded = np.pad(a, [(reach, reach) if ax == axis else (0, 0) for ax in (0, 1)], mode="edge")
+        length = a.shape[axis]
+        a = sum(w * padded.take(range(i, i + length), axis=axis) for i, w in enumerate(taps))
+    return a
+
+
+def _sample(image: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """Bilinear sampling at fractional coordinates, clamped to the edges."""
+    rows = np.clip(rows, 0, image.shape[0] - 1.001)
+    cols = np.clip(cols, 0, image.shape[1] - 1.001)
+    r0, c0 = rows.astype(int), cols.astype(int)
+    fr, fc = rows - r0, cols - c0
+    top = image[r0, c0] * (1 - fc) + image[r0, c0 + 1] * fc
+    bottom = image[r0 + 1, c0] * (1 - fc) + image[r0 + 1, c0 + 1] * fc
+    return top * (1 - fr) + bottom * fr
+
+
+def aligned_residual(gray: np.ndarray) -> tuple[np.ndarray, Frame]:
+    """A SIZE × SIZE grey image → what is left after resampling it to the reference frame and taking
+    away the brightness expected at each radius; and where the part was."""
+    yy, xx = _grid
+    low, high = np.percentile(gray, [5, 95])
+    part = gray > (low + high) / 2
+    if part.sum() < 50:  # nothing in view: the whole image is unlike a part
+        return np.full((SIZE, SIZE), -255.0, np.float32), Frame(0.0, 0.0, 0.0)
+    cy, cx = float(yy[part].mean()), float(xx[part].mean())
+    radius = float(np.sqrt(part.sum() / np.pi))
+    scale = radius / (RIM * SIZE)
+    aligned = _sample(gray, cy + (yy - SIZE / 2) * scale, cx + (xx - SIZE / 2) * scale)
+    ring = np.minimum(
+        (np.hypot(xx - SIZE / 2, yy - SIZE / 2) / (RIM * SIZE) / 1.4 * BINS).astype(int), BINS - 1
+    )
+    counts = np.bincount(ring.ravel(), minlength=BINS)
+    profile = np.bincount(ring.ravel(), aligned.ravel(), BINS) / np.maximum(counts, 1)
+    residual = _blur(aligned - profile[ring], 1.0)
+    return residual.astype(np.float32), Frame(cy, cx, scale)
+
+
+def embed(residual: np.ndarray) -> np.ndarray:
+    """GRID × GRID × 3: each patch's mean, darkest and brightest residual."""
+    blocks = residual.reshape(GRID, PATCH, GRID, PATCH)
+    return np.stack([blocks.mean((1, 3)), blocks.min((1, 3)), blocks.max((1, 3))], -1)
+
+
+def gray_of(image) -> np.ndarray:
+    from PIL import Image
+
+    from inspection.images import grayscale
+
+    return np.asarray(grayscale(image).resize((SIZE, SIZE), Image.Resampling.BILINEAR), np.float32)
+
+
+@dataclass(frozen=True)
+class Scored:
+    score: float  # normalised: 0.5 is the edge of normal
+    heat: np.ndarray  # normalised the same way, lying over the photo (any resolution)
+    frame: Frame
+
+
+class AnomalyModel:
+    """The fitted Gaussians, the calibration that makes 0.5 the edge of normal, and the card."""
+
+    def __init__(self, mean: np.ndarray, inverse: np.ndarray, calibration: dict, card: dict):
+        self.mean, self.inverse, self.calibration, self.card = mean, inverse, calibration, card
+
+    @classmethod
+    def fit(cls, embeddings: np.ndarray) -> AnomalyModel:
+        """embeddings: N × GRID × GRID × D of good images. Uncalibrated until `calibrate`."""
+        n, _, _, d = embeddings.shape
+        if n < 2:
+            raise ValueError("at least two good images are needed")
+        mean = embeddings.mean(0)
+        centred = embeddings - mean
+        covariance = np.einsum("nijd,nije->ijde", centred, centred) / (n - 1) + SHRINK * np.eye(d)
+        return cls(mean.astype(np.float32), np.linalg.inv(covariance).astype(np.float32), {}, {})
+
+    def distance(self, embedding: np.ndarray) -> np.ndarray:
+        """GRID × GRID Mahalanobis distances, smoothed over a patch's neighbours."""
+        centred = embedding - self.mean
+        squared = np.einsum("ijd,ijde,ije->ij", centred, self.inverse, centred)
+        return _blur(np.sqrt(np.maximum(squared, 0)), 1.0)
+
+    def calibrate(self, held_out: list[np.ndarray], quantile: float = 0.995, margin: float = 1.15) -> None:
+        """The edge of normal from held-out good photos' raw scores: their `quantile`, times `margin`
+        (room for normal drift). 0 and 1 are the lowest raw score seen and twice the edge."""
+        raw = np.array([float(self.distance(e).max()) for e in held_out])
+        threshold = float(np.quantile(raw, quantile) * margin)
+        self.calibration = {
+            "threshold": threshold,
+            "low": float(raw.min()),
+            "high": 2 * threshold - float(raw.min()),
+            "good_raw": [round(float(v), 4) for v in np.sort(raw)],
+        }
+
+    def normalise(self, raw: np.ndarray | float):
+        c = self.calibration
+        return np.clip((np.asarray(raw) - c["threshold"]) / (c["high"] - c["low"]) + 0.5, 0.0, 1.0)
+
+    def score(self, image) -> Scored:
+        residual, frame = aligned_residual(gray_of(image))
+        distances = self.distance(embed(residual))
+        heat = frame.to_photo(self.normalise(distances)) if frame.scale else np.ones((GRID, GRID))
+        return Scored(float(self.normalise(distances.max())), heat, frame)
+
+    def save(self, path) -> None:
+        meta = json.dumps({"method": METHOD, "calibration": self.calibration, "card": self.card})
+        with open(path, "wb") as out:
+            np.savez_compressed(out, mean=self.mean, inverse=self.inverse, meta=np.array(meta))
+
+    @classmethod
+    def load(cls, path) -> AnomalyModel:
+        from inspection.errors import ConfigError
+
+        try:
+            with np.load(path, allow_pickle=False) as found:
+                meta = json.loads(str(found["meta"]))
+                mean, inverse = found["mean"], found["inverse"]
+        except (OSError, ValueError, KeyError) as exc:
+            raise ConfigError(f"ANOMALY_MODEL {path} is not an anomaly model ({exc})") from None
+        if meta.get("method") != METHOD:
+            raise ConfigError(
+                f"ANOMALY_MODEL {path} was fitted by {meta.get('method')!r}; this code runs {METHOD!r}"
+            )
+        if mean.shape != (GRID, GRID, 3) or inverse.shape != (GRID, GRID, 3, 3):
+            raise ConfigError(f"ANOMALY_MODEL {path} has arrays of the wrong shape")
+        return cls(mean, inverse, meta["calibration"], meta.get("card") or {})
+
+
+class AnomalibExport:
+    """An anomalib ONNX export, run unchanged: its pre- and post-processing are in the graph."""
+
+    def __init__(self, path: str):
+        import onnxruntime
+
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = 1
+        self._session = onnxruntime.InferenceSession(
+            path, sess_options=options, providers=["CPUExecutionProvider"]
+        )
+        inputs = self._session.get_inputs()
+        outputs = {o.name for o in self._session.get_outputs()}
+        if [i.name for i in inputs] != ["input"] or not {"pred_score", "anomaly_map"} <= outputs:
+            from inspection.errors import ConfigError
+
+            raise ConfigError(
+                f"ANOMALY_MODEL {path} is not an anomalib export: expected input 'input' and outputs "
+                f"'pred_score' and 'anomaly_map', found {[i.name for i in inputs]} → {sorted(outputs)}"
+            )
+        height, width = inputs[0].shape[2:]
+        # a dynamic side (exported without input_size) takes our working resolution
+        self.size = (height if isinstance(height, int) else SIZE, width if isinstance(width, int) else SIZE)
+
+    def score(self, image) -> Scored:
+        from PIL import Image
+
+        rgb = image.convert("RGB").resize((self.size[1], self.size[0]), Image.Resampling.BILINEAR)
+        tensor = (np.asarray(rgb, np.float32) / 255.0).transpose(2, 0, 1)[None]
+        score, heat = self._session.run(["pred_score", "anomaly_map"], {"input": tensor})
+        return Scored(
+            float(np.ravel(score)[0]), np.asarray(heat, np.float32).reshape(heat.shape[-2:]), Frame()
+        )
+
+
+def heatmap_png(heat: np.ndarray, size: int = 128) -> bytes:
+    """A small PNG of a normalised anomaly map on a fixed scale centred on the edge of normal:
+    transparent below 0.5, from yellow to red above it, so a good part never looks alarming."""
+    from PIL import Image
+
+    values = np.asarray(
+        Image.fromarray(heat.astype(np.float32), "F").resize((size, size), Image.Resampling.BILINEAR)
+    )
+    above = np.clip((values - 0.5) / 0.5, 0.0, 1.0)
+    rgba = np.zeros((size, size, 4), np.uint8)
+    rgba[..., 0] = 255
+    rgba[..., 1] = (220 * (1 - above)).astype(np.uint8)
+    rgba[..., 3] = np.where(values > 0.5, 90 + 150 * above, 0).astype(np.uint8)
+    out = io.BytesIO()
+    Image.fromarray(rgba, "RGBA").save(out, format="PNG", optimize=True)
+    return out.getvalue()

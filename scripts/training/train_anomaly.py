@@ -1,0 +1,188 @@
+"""Fit an anomaly model from photos of good parts alone: a new line's first week.
+
+    python -m scripts.training.train_anomaly gs://acme-qi-prediction/human_decided/ok/ \\
+        gs://acme-qi-prediction/ok/ gs://acme-qi-training/models/anomaly/model.npz
+    python -m scripts.training.train_anomaly data/train/ok_front models/anomaly.npz --test data/test
+
+No labels, no GPU, no torch: PaDiM's per-position Gaussians over a fixed geometric embedding
+(inspection/anomaly.py says why that suits round, centred cast parts, and where it does not). A
+share of the photos is held out: their scores place the edge of normal (0.5), and the card keeps
+their distribution, the photos' brightness, contrast and sharpness, and where the part sat in
+the frame, so that predict sends a photo from a moved camera to a person.
+
+With --test (a folder with ok_* and def_* subfolders, as the sample and Kaggle's casting data
+have), it prints the image AUROC on it. Serve the model with the printed `pulumi config set`
+lines after `python -m scripts.promote` has judged it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from inspection import anomaly, model_card
+
+HELD_OUT = 0.2
+FRAME_MARGIN = 0.25  # the alignment ranges widen by this share of their span, as the card's do
+
+
+def _uris(source: str) -> list[str]:
+    """Every image file under a folder or gs:// prefix, at any depth (a line's folder, a day's)."""
+    from scripts.training.datasets import IMAGE_SUFFIXES
+
+    if source.startswith("gs://"):
+        from inspection import storage
+        from inspection.layout import split_gs_uri
+
+        bucket, prefix = split_gs_uri(source)
+        prefix = prefix.rstrip("/") + "/" if prefix else ""
+        names = (b.name for b in storage.client().list_blobs(bucket, prefix=prefix))
+        return [f"gs://{bucket}/{n}" for n in names if Path(n).suffix.lower() in IMAGE_SUFFIXES]
+    root = Path(source)
+    if not root.is_dir():
+        raise SystemExit(f"{source}: no such folder")
+    return [str(p) for p in sorted(root.rglob("*")) if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES]
+
+
+def _photos(sources: list[str]) -> list[tuple[str, object]]:
+    """(uri, image) of every photo predict could use; the others are skipped, as predict rejects them."""
+    from inspection import images
+    from scripts.training.datasets import read_bytes
+
+    found = []
+    for source in sources:
+        for uri in _uris(source):
+            try:
+                found.append((uri, images.load(read_bytes(uri)).image))
+            except images.ImageRejected:
+                continue
+    return found
+
+
+def fit(sources: list[str], out: str, seed: int = 7) -> dict:
+    started = time.monotonic()
+    photos = _photos(sources)
+    if len(photos) < 10:
+        raise SystemExit(
+            f"{len(photos)} photos of good parts under {', '.join(sources)}: at least 10 are needed"
+        )
+    order = np.random.default_rng(seed).permutation(len(photos))
+    held = max(2, int(len(photos) * HELD_OUT))
+    embeddings, frames, measured = [], [], []
+    for _, image in photos:
+        residual, frame = anomaly.aligned_residual(anomaly.gray_of(image))
+        embeddings.append(anomaly.embed(residual))
+        frames.append(frame)
+        measured.append(model_card.measure(image))
+    fitted = [embeddings[i] for i in order[held:]]
+    model = anomaly.AnomalyModel.fit(np.stack(fitted))
+    model.calibrate([embeddings[i] for i in order[:held]])
+    held_scores = np.sort(model.normalise(np.array(model.calibration["good_raw"])))
+    name = Path(out).name
+    model.card = json.loads(
+        model_card.ModelCard(
+            model=name,
+            labels=("defect", "ok"),
+            preprocessing=anomaly.METHOD,
+            source={
+                "kind": "train_anomaly",
+                "sources": sources,
+                "good_photos": len(photos),
+                "held_out": held,
+            },
+            evaluation={
+                "held_out_good_scores": {
+                    "p50": round(float(np.quantile(held_scores, 0.5)), 4),
+                    "p99": round(float(np.quantile(held_scores, 0.99)), 4),
+                    "max": round(float(held_scores.max()), 4),
+                },
+                "calibration": "0.5 = held-out good photos' 99.5th percentile × 1.15",
+            },
+            input_stats=model_card.ranges(measured),
+        ).to_json()
+    )
+    model.card["frame"] = {
+        name: _widened([getattr(f, name) for f in frames]) for name in ("centre_offset", "radius")
+    }
+    _write(model, out)
+    return {
+        "photos": len(photos),
+        "held_out": held,
+        "held_out_scores": model.card["evaluation"]["held_out_good_scores"],
+        "seconds": round(time.monotonic() - started, 1),
+        "bytes": _size(out),
+    }
+
+
+def _widened(values: list[float]) -> list[float]:
+    low, high = min(values), max(values)
+    margin = max((high - low) * FRAME_MARGIN, 0.005)
+    return [round(max(0.0, low - margin), 4), round(high + margin, 4)]
+
+
+def _write(model: anomaly.AnomalyModel, out: str) -> None:
+    if not out.startswith("gs://"):
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        model.save(out)
+        return
+    from inspection import storage
+    from inspection.layout import split_gs_uri
+
+    with tempfile.TemporaryDirectory() as work:
+        local = Path(work) / "model.npz"
+        model.save(local)
+        bucket, name = split_gs_uri(out)
+        storage.client().bucket(bucket).blob(name).upload_from_filename(str(local))
+
+
+def _size(out: str) -> int:
+    return Path(out).stat().st_size if not out.startswith("gs://") else 0
+
+
+def auroc(model_path: str, test: Path) -> float:
+    """Image AUROC over a folder of ok_* and def_* subfolders, scored by predict's own backend."""
+    from inspection import classifiers, images
+    from scripts.training import metrics
+
+    classifier = classifiers.open_model("anomaly", model_path)
+    scores, truth = [], []
+    for path in sorted(test.glob("*/*")):
+        if path.parent.name.startswith(("ok", "def")):
+            result = classifier.classify(images.load(path.read_bytes()))
+            scores.append(result.confidences["defect"])
+            truth.append(path.parent.name.startswith("def"))
+    return metrics.auroc(truth, scores)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("good", nargs="+", help="folders or gs:// prefixes of good photos")
+    parser.add_argument("out", help="where to write the model: a .npz path or gs:// URI")
+    parser.add_argument("--test", type=Path, help="a folder with ok_* and def_* subfolders, to measure AUROC")
+    parser.add_argument("--seed", type=int, default=7)
+    args = parser.parse_args(argv)
+    if not args.out.endswith(".npz"):
+        parser.error(f"out: {args.out!r} must end in .npz")
+    result = fit(args.good, args.out, args.seed)
+    scores = result["held_out_scores"]
+    print(
+        f"fitted on {result['photos'] - result['held_out']} good photos in {result['seconds']} s; "
+        f"{result['held_out']} held out score p50 {scores['p50']}, p99 {scores['p99']}, max {scores['max']} "
+        "(0.5 is the edge of normal)"
+    )
+    if args.test:
+        print(f"image AUROC on {args.test}: {auroc(args.out, args.test):.4f}")
+    print(f"model written to {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,194 @@
+"""A new line's first week (issue 25): a model fitted from good photos alone, served by predict's
+`anomaly` backend, and an anomalib ONNX export run unchanged through the same backend.
+
+The anomalib fixture has exactly the export's contract (input `input`, N × 3 × H × W RGB in [0, 1];
+outputs `pred_score`, `pred_label`, `anomaly_map`, `pred_mask`, normalised so that 0.5 is the
+threshold: anomalib's export_mixin.py and InferenceBatch), with a trivial graph inside."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+from inspection import anomaly, backends, images, model_card, predicting
+from inspection.errors import ConfigError
+from inspection.labels import LabelMap
+from scripts.training import metrics, sample_data, train_anomaly
+
+pytestmark = pytest.mark.unit
+
+
+@pytest.fixture(scope="module")
+def sample(tmp_path_factory):
+    return sample_data.generate(tmp_path_factory.mktemp("sample"), train=120, test=80, seed=11)
+
+
+@pytest.fixture(scope="module")
+def fitted(sample, tmp_path_factory):
+    out = tmp_path_factory.mktemp("model") / "anomaly.npz"
+    result = train_anomaly.fit([str(sample / "train" / "ok_front")], str(out))
+    return out, result
+
+
+def jpeg(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", quality=92)
+    return buffer.getvalue()
+
+
+def good_part(seed: int = 3) -> Image.Image:
+    return sample_data.draw_part(np.random.default_rng([99, seed]), None, False)
+
+
+def test_a_model_of_good_parts_tells_defects_from_good_parts(sample, fitted):
+    out, result = fitted
+    assert result["photos"] == 60 and result["held_out"] == 12
+    assert out.stat().st_size <= 20 * 1024 * 1024
+    auroc = train_anomaly.auroc(str(out), sample / "test")
+    assert auroc >= 0.95, auroc
+    # calibrated on held-out good photos: those sit below the edge of normal
+    assert result["held_out_scores"]["max"] < 0.5
+
+
+def test_predict_serves_it_through_the_backend_registry_with_its_card(fitted):
+    out, _ = fitted
+    classifier = backends.get("anomaly").open(str(out))
+    good = predicting.assess(
+        images.load(jpeg(good_part())), classifier, LabelMap.parse("defect=defect,ok=ok", "LABEL_MAP")
+    )
+    assert good.label == "ok" and good.score > 0.5 and good.unclear_reason == ""
+    assert classifier.card is not None and classifier.card.preprocessing == anomaly.METHOD
+    assert set(classifier.card.input_stats) == set(model_card.MEASURES)
+
+
+def test_the_heatmap_points_at_the_defect(fitted):
+    out, _ = fitted
+    classifier = backends.get("anomaly").open(str(out))
+    part = good_part(5).convert("L")
+    spot = (200, 110)  # on the part, away from its centre: a blowhole
+    ImageDraw.Draw(part).ellipse((spot[0] - 6, spot[1] - 6, spot[0] + 6, spot[1] + 6), fill=20)
+
+    result = classifier.classify(images.load(jpeg(part)))
+
+    assert result.confidences["defect"] > 0.5
+    heat = classifier.last.heat
+    row, col = np.unravel_index(np.argmax(heat), heat.shape)
+    cell = part.size[0] / heat.shape[0]
+    assert abs((col + 0.5) * cell - spot[0]) <= 12 and abs((row + 0.5) * cell - spot[1]) <= 12
+
+
+def test_a_moved_camera_goes_to_a_person_whatever_the_score(fitted):
+    out, _ = fitted
+    classifier = backends.get("anomaly").open(str(out))
+    moved = good_part(7).transform((300, 300), Image.Transform.AFFINE, (1, 0, 45, 0, 1, 30), fillcolor=35)
+
+    assessed = predicting.assess(
+        images.load(jpeg(moved)), classifier, LabelMap.parse("defect=defect,ok=ok", "LABEL_MAP")
+    )
+
+    assert assessed.unclear_reason == model_card.UNUSUAL_INPUT
+    assert "centre_offset" in assessed.unclear_detail
+
+
+def anomalib_export(path, size: int = 64) -> None:
+    """An ONNX file with anomalib's export signature: dark spots score high."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    nodes = [
+        helper.make_node("ReduceMean", ["input"], ["gray"], axes=[1], keepdims=1),
+        helper.make_node("AveragePool", ["gray"], ["around"], kernel_shape=[9, 9], pads=[4, 4, 4, 4]),
+        helper.make_node("Sub", ["around", "gray"], ["darker"]),
+        helper.make_node("Mul", ["darker", "gain"], ["scaled"]),
+        helper.make_node("Add", ["scaled", "base"], ["raw"]),
+        helper.make_node("Clip", ["raw", "zero", "one"], ["anomaly_map"]),
+        helper.make_node("ReduceMax", ["anomaly_map"], ["max"], axes=[1, 2, 3], keepdims=0),
+        helper.make_node("Identity", ["max"], ["pred_score"]),
+        helper.make_node("Greater", ["pred_score", "half"], ["pred_label"]),
+        helper.make_node("Greater", ["anomaly_map", "half"], ["pred_mask"]),
+    ]
+    constants = [
+        helper.make_tensor(name, TensorProto.FLOAT, [], [value])
+        for name, value in (("gain", 3.0), ("base", 0.2), ("zero", 0.0), ("one", 1.0), ("half", 0.5))
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "anomalib-export-contract",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch_size", 3, size, size])],
+        [
+            helper.make_tensor_value_info("pred_score", TensorProto.FLOAT, ["batch_size"]),
+            helper.make_tensor_value_info("pred_label", TensorProto.BOOL, ["batch_size"]),
+            helper.make_tensor_value_info("anomaly_map", TensorProto.FLOAT, ["batch_size", 1, size, size]),
+            helper.make_tensor_value_info("pred_mask", TensorProto.BOOL, ["batch_size", 1, size, size]),
+        ],
+        initializer=constants,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 14)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+
+
+def test_an_anomalib_onnx_export_runs_unchanged(tmp_path):
+    export = tmp_path / "model.onnx"
+    anomalib_export(export)
+    classifier = backends.get("anomaly").open(str(export))
+    plain = Image.new("RGB", (300, 300), (150, 150, 150))
+    spotted = plain.copy()
+    ImageDraw.Draw(spotted).ellipse((140, 140, 160, 160), fill=(10, 10, 10))
+
+    calm = classifier.classify(images.load(jpeg(plain)))
+    alarmed = classifier.classify(images.load(jpeg(spotted)))
+
+    assert calm.confidences["defect"] < 0.5 < alarmed.confidences["defect"]
+    assert calm.confidences["ok"] == pytest.approx(1 - calm.confidences["defect"])
+    assert classifier.last.heat.shape == (64, 64)
+
+
+def test_an_onnx_file_without_anomalibs_outputs_is_refused_with_what_it_has(tmp_path, small_model):
+    with pytest.raises(ConfigError, match=r"not an anomalib export.*pred_score"):
+        backends.get("anomaly").open(str(small_model))
+
+
+def test_the_stack_takes_an_anomaly_model_and_checks_its_name():
+    anomaly_backend = backends.get("anomaly")
+    config = {"anomalyModel": "gs://acme-qi-training/models/anomaly/model.npz"}
+    assert anomaly_backend.location_from_config(config.get, "p", "r") == config["anomalyModel"]
+    config["anomalyModel"] = "gs://acme-qi-training/models/anomalib/model.onnx"
+    assert anomaly_backend.location_from_config(config.get, "p", "r") == config["anomalyModel"]
+    config["anomalyModel"] = "gs://acme-qi-training/models/anomaly/model.tflite"
+    with pytest.raises(ConfigError, match="anomalyModel"):
+        anomaly_backend.location_from_config(config.get, "p", "r")
+
+
+def test_the_heatmap_is_transparent_wherever_the_part_is_normal():
+    quiet = np.full((64, 64), 0.45, np.float32)
+    loud = quiet.copy()
+    loud[10:20, 10:20] = 0.95
+    alpha_quiet = np.asarray(Image.open(io.BytesIO(anomaly.heatmap_png(quiet))))[..., 3]
+    alpha_loud = np.asarray(Image.open(io.BytesIO(anomaly.heatmap_png(loud))))[..., 3]
+    assert alpha_quiet.max() == 0
+    assert alpha_loud.max() > 200
+
+
+def test_a_model_file_of_another_method_is_refused(tmp_path, fitted):
+    out, _ = fitted
+    with np.load(out) as found:
+        arrays = {k: found[k] for k in found.files}
+    meta = json.loads(str(arrays["meta"]))
+    meta["method"] = "padim-resnet18"
+    arrays["meta"] = np.array(json.dumps(meta))
+    other = tmp_path / "other.npz"
+    np.savez(other, **arrays)
+    with pytest.raises(ConfigError, match="padim-resnet18"):
+        anomaly.AnomalyModel.load(other)
+
+
+def test_auroc_is_the_chance_a_defect_scores_above_a_good_part():
+    assert metrics.auroc([False, False, True, True], [0.1, 0.2, 0.8, 0.9]) == 1.0
+    assert metrics.auroc([False, True], [0.5, 0.5]) == 0.5
+    assert metrics.auroc([False, False, True, True], [0.1, 0.9, 0.05, 0.2]) == 0.25  # 1 pair of 4 in order
