@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import pulumi
 import pulumi_gcp as gcp
 
-from infra.context import Context
+from infra.foundation import Foundation
 from infra.iam import Grants, bucket_condition, sa
 
 
@@ -25,7 +25,7 @@ def gcf_sources_bucket(project_number: str, region: str) -> str:
 
 
 class FunctionBuild(pulumi.ComponentResource):
-    def __init__(self, name: str, ctx: Context, opts: pulumi.ResourceOptions | None = None):
+    def __init__(self, name: str, ctx: Foundation, opts: pulumi.ResourceOptions | None = None):
         super().__init__("quality-inspection:build:FunctionBuild", name, None, opts)
         settings, apis, builder, project_number = (
             ctx.settings,

@@ -1,34 +1,25 @@
-"""What every component is built from: the settings and the shared resources made before it.
-
-One value instead of seven keyword arguments on every component; each component takes what it
-needs from it.
-"""
+"""The Foundation (infra/foundation.py) and the two components built from it alone: what every
+later component (the functions, the push, the sweep, the records, the review app, monitoring)
+is built from."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING
 
-from infra.config import Settings
+from infra.foundation import Foundation
 
-if TYPE_CHECKING:  # the components import Context; Context only names their types
-    from infra.apis import Apis
+if TYPE_CHECKING:  # only names their types: build and project are built from the Foundation
     from infra.build import FunctionBuild
-    from infra.iam import CustomRoles
-    from infra.identity import Accounts, Agents
-    from infra.messaging import Messaging
     from infra.project import AppEngine
-    from infra.storage import Buckets
 
 
 @dataclass(frozen=True)
-class Context:
-    settings: Settings
-    apis: Apis
-    accounts: Accounts
-    agents: Agents
-    roles: CustomRoles
-    buckets: Buckets
-    messaging: Messaging
-    app_engine: AppEngine | None = None  # once it exists
-    build: FunctionBuild | None = None  # once it exists
+class Context(Foundation):
+    build: FunctionBuild
+    app_engine: AppEngine
+
+    @classmethod
+    def of(cls, foundation: Foundation, build: FunctionBuild, app_engine: AppEngine) -> Context:
+        shared = {f.name: getattr(foundation, f.name) for f in fields(Foundation)}
+        return cls(**shared, build=build, app_engine=app_engine)

@@ -198,7 +198,7 @@ class Functions(pulumi.ComponentResource):
                 "move sends messages it cannot parse to the dead-letter topic",
             )
 
-        # No event_trigger: our own push subscription (messaging.PushToMove) invokes move.
+        # No event_trigger: our own push subscription (infra/push.py) invokes move.
         self.move = CloudFunction(
             "move",
             ctx,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import pulumi
 
@@ -11,10 +11,12 @@ from infra.apis import Apis
 from infra.build import FunctionBuild
 from infra.config import Settings
 from infra.context import Context
+from infra.foundation import Foundation
 from infra.functions import Functions
 from infra.iam import CustomRoles, Grant
 from infra.monitoring import Monitoring
 from infra.project import AppEngine
+from infra.push import PushToMove
 from infra.records import Records
 from infra.review import ReviewApp
 from infra.storage import Buckets
@@ -28,7 +30,7 @@ class Stack:
     messaging: messaging.Messaging
     accounts: identity.Accounts
     functions: Functions
-    push: messaging.PushToMove
+    push: PushToMove
     sweep: Sweep
     records: Records
     review: ReviewApp
@@ -41,7 +43,7 @@ class Stack:
 
 def build(settings: Settings) -> Stack:
     apis = Apis("apis", settings)
-    ctx = Context(
+    foundation = Foundation(
         settings=settings,
         apis=apis,
         accounts=identity.Accounts("accounts", settings, after=[apis.service("iam")]),
@@ -50,10 +52,11 @@ def build(settings: Settings) -> Stack:
         buckets=Buckets("buckets", settings, apis),
         messaging=messaging.Messaging("messaging", settings, apis),
     )
-    ctx = replace(ctx, build=FunctionBuild("function-build", ctx))
-    ctx = replace(ctx, app_engine=AppEngine("app-engine", ctx))
+    ctx = Context.of(
+        foundation, FunctionBuild("function-build", foundation), AppEngine("app-engine", foundation)
+    )
     functions = Functions("functions", ctx)
-    push = messaging.PushToMove("push-to-move", ctx, move=functions.move)
+    push = PushToMove("push-to-move", ctx, move=functions.move)
     sweep = Sweep("sweep", ctx)
     records = Records("records", ctx, app_services=(f"{settings.prefix}-review",))
     review = ReviewApp("review", ctx, records=records)

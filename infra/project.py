@@ -29,7 +29,7 @@ import pulumi_gcp as gcp
 
 from infra import packaging
 from infra.appengine import AppService
-from infra.context import Context
+from infra.foundation import Foundation
 from infra.iam import Grant, Grants, bucket_condition, sa
 from infra.waits import propagation_wait
 
@@ -43,7 +43,7 @@ def staging_bucket(project: str) -> str:
 
 
 class AppEngine(pulumi.ComponentResource):
-    def __init__(self, name: str, ctx: Context, opts: pulumi.ResourceOptions | None = None):
+    def __init__(self, name: str, ctx: Foundation, opts: pulumi.ResourceOptions | None = None):
         super().__init__("quality-inspection:project:AppEngine", name, None, opts)
         s, apis = ctx.settings, ctx.apis
         after = [apis.service("appengine"), apis.service("iap")]
