@@ -179,10 +179,10 @@ class AnomalyModel:
         heat = frame.to_photo(self.normalise(distances)) if frame.scale else np.ones((GRID, GRID))
         return Scored(float(self.normalise(distances.max())), heat, frame)
 
-    def save(self, path) -> None:
+    def save(self, out) -> None:
+        """To a path or a binary stream."""
         meta = json.dumps({"method": METHOD, "calibration": self.calibration, "card": self.card})
-        with open(path, "wb") as out:
-            np.savez_compressed(out, mean=self.mean, inverse=self.inverse, meta=np.array(meta))
+        np.savez_compressed(out, mean=self.mean, inverse=self.inverse, meta=np.array(meta))
 
     @classmethod
     def load(cls, path) -> AnomalyModel:

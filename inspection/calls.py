@@ -69,8 +69,9 @@ def each_acting_as(deployable: str, items: Iterable[T]) -> Iterator[T]:
         yield item
 
 
-def user_agent() -> str:
-    return f"quality-inspection/{current()}"
+def user_agent(deployable: str | None = None) -> str:
+    """What our requests say they are: the deployable acting (the trace and Google's logs read it)."""
+    return f"quality-inspection/{deployable or current()}"
 
 
 def tracing() -> bool:
@@ -95,11 +96,11 @@ def origin() -> str:
     frame = sys._getframe(1)
     while frame is not None:
         path = frame.f_code.co_filename.replace("\\", "/")
-        for root in _ROOTS:
+        ours = not path.endswith(("/inspection/calls.py", "/inspection/storage.py"))
+        ours = ours and "/site-packages/" not in path and "/scripts/local/" not in path
+        for root in _ROOTS if ours else ():
             at = path.rfind(f"/{root}/")
-            ours = not path.endswith(("/inspection/calls.py", "/inspection/storage.py"))
-            ours = ours and "/site-packages/" not in path and "/scripts/local/" not in path
-            if at >= 0 and ours:
+            if at >= 0:
                 return f"{path[at + 1 :]}:{frame.f_lineno}"
         frame = frame.f_back
     return ""

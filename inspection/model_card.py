@@ -52,13 +52,17 @@ def measure(image) -> dict[str, float]:
 
 def ranges(measured: list[dict[str, float]]) -> dict[str, list[float]]:
     """The input_stats of a card, from the measures of the training images."""
-    found = {}
-    for name in MEASURES:
-        values = [m[name] for m in measured]
-        low, high = min(values), max(values)
-        margin = max((high - low) * MARGIN, 1e-6 if name not in ("width", "height") else 0.0)
-        found[name] = [round(max(0.0, low - margin), 3), round(high + margin, 3)]
-    return found
+    return {
+        name: widened([m[name] for m in measured], 1e-6 if name not in ("width", "height") else 0.0)
+        for name in MEASURES
+    }
+
+
+def widened(values: list[float], least: float, digits: int = 3) -> list[float]:
+    """[low, high] of `values`, widened by MARGIN of their span (at least `least`) on each side."""
+    low, high = min(values), max(values)
+    margin = max((high - low) * MARGIN, least)
+    return [round(max(0.0, low - margin), digits), round(high + margin, digits)]
 
 
 @dataclass(frozen=True)

@@ -211,15 +211,22 @@ def _image(moved: Moved) -> str:
     return moved.claim.metadata.get(metadata.SOURCE_NAME) or layout.parse(name).name or name
 
 
+def _shared(kind: type[Outcome], moved: Moved, image: str, line_segment: int) -> dict:
+    """The fields every record has, for the outcome of kind `kind` that `moved` carried out."""
+    return {
+        "event_id": event_id(kind.MESSAGE, moved.claim.source),
+        "occurred_at": moved.claim.claimed_at,
+        "image": image,
+        "line": layout.line_of(image, line_segment),
+        "object": moved.copy.name,
+    }
+
+
 def _routed(moved: Moved, line_segment: int) -> Routed:
     claim, meta = moved.claim, moved.claim.metadata
     source = claim.source_ref
     return Routed(
-        event_id=event_id(Routed.MESSAGE, claim.source),
-        occurred_at=claim.claimed_at,
-        image=source.name,
-        line=layout.line_of(source.name, line_segment),
-        object=moved.copy.name,
+        **_shared(Routed, moved, source.name, line_segment),
         generation=str(source.generation),
         folder=claim.place.folder,
         label=meta.get(metadata.PREDICTED_LABEL, ""),
@@ -239,11 +246,7 @@ def _rejected(moved: Moved, line_segment: int) -> Rejected:
     claim, meta = moved.claim, moved.claim.metadata
     source = claim.source_ref
     return Rejected(
-        event_id=event_id(Rejected.MESSAGE, claim.source),
-        occurred_at=claim.claimed_at,
-        image=source.name,
-        line=layout.line_of(source.name, line_segment),
-        object=moved.copy.name,
+        **_shared(Rejected, moved, source.name, line_segment),
         generation=str(source.generation),
         folder=claim.place.folder,
         reason=meta.get(metadata.REJECTED_REASON, ""),
@@ -256,11 +259,7 @@ def _decided(moved: Moved, line_segment: int) -> Decided:
     source, image = claim.source_ref, _image(moved)
     label = meta.get(metadata.HUMAN_LABEL) or claim.place.label
     return Decided(
-        event_id=event_id(Decided.MESSAGE, claim.source),
-        occurred_at=claim.claimed_at,
-        image=image,
-        line=layout.line_of(image, line_segment),
-        object=moved.copy.name,
+        **_shared(Decided, moved, image, line_segment),
         folder=layout.HUMAN_DECIDED,
         label=label,
         reviewer=claim.owner,
@@ -280,13 +279,8 @@ def _decided(moved: Moved, line_segment: int) -> Decided:
 
 def _undone(moved: Moved, line_segment: int) -> Undone:
     claim, meta = moved.claim, moved.claim.metadata
-    image = _image(moved)
     return Undone(
-        event_id=event_id(Undone.MESSAGE, claim.source),
-        occurred_at=claim.claimed_at,
-        image=image,
-        line=layout.line_of(image, line_segment),
-        object=moved.copy.name,
+        **_shared(Undone, moved, _image(moved), line_segment),
         reviewer=claim.owner,
         label=claim.context.get("label", ""),
         undoes=claim.context.get("undoes", ""),

@@ -58,7 +58,7 @@ def _publisher_for(deployable: str):
     from google.api_core.gapic_v1.client_info import ClientInfo
     from google.cloud import pubsub_v1  # honours PUBSUB_EMULATOR_HOST
 
-    return pubsub_v1.PublisherClient(client_info=ClientInfo(user_agent=f"quality-inspection/{deployable}"))
+    return pubsub_v1.PublisherClient(client_info=ClientInfo(user_agent=calls.user_agent(deployable)))
 
 
 _publisher.cache_clear = _publisher_for.cache_clear  # a restarted emulator listens on a new port

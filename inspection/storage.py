@@ -35,7 +35,7 @@ def client() -> storage.Client:
 def _client_for(deployable: str) -> storage.Client:
     from google.api_core.client_info import ClientInfo
 
-    info = ClientInfo(user_agent=f"quality-inspection/{deployable}")
+    info = ClientInfo(user_agent=calls.user_agent(deployable))
     if os.environ.get("STORAGE_EMULATOR_HOST"):  # the emulator needs no credentials
         from google.auth.credentials import AnonymousCredentials
 

@@ -136,18 +136,20 @@ def next_image():
 @bp.post("/api/show")
 def show():
     """The tab shows the image it prefetched; a fresh URL comes with it."""
-    body = _body()
-    name, generation = _text(body, "name"), _generation(body.get("generation"))
-    expires = queue().show(name, generation, g.reviewer, _tab(body))
-    return jsonify(lease_expires=expires, url=_url(name, generation))
+    return _held_on(queue().show)
 
 
 @bp.post("/api/renew")
 def renew():
     """The image is still on screen; a fresh URL comes with it (for loading it again)."""
+    return _held_on(queue().renew)
+
+
+def _held_on(hold):
+    """`hold` (show or renew) the tab's lease on the image the body names; its new expiry and URL."""
     body = _body()
     name, generation = _text(body, "name"), _generation(body.get("generation"))
-    expires = queue().renew(name, generation, g.reviewer, _tab(body))
+    expires = hold(name, generation, g.reviewer, _tab(body))
     return jsonify(lease_expires=expires, url=_url(name, generation))
 
 

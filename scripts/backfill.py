@@ -43,7 +43,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime
 from pathlib import PurePosixPath
 
-from inspection import claims, images, layout, metadata, moving, predicting, routing, storage
+from inspection import claims, images, layout, metadata, model_card, moving, predicting, routing, storage
 from inspection.errors import ConfigError, Held
 from inspection.labels import LabelMap
 from inspection.messages import Prediction
@@ -165,7 +165,7 @@ def _already(blob, args) -> Result | None:
         score=float(meta.get(metadata.PREDICTED_SCORE) or 0),
         model=meta.get(metadata.MODEL, ""),
         threshold=float(meta.get(metadata.THRESHOLD) or 0),
-        unusual=meta.get(metadata.UNCLEAR_REASON) == "unusual_input",
+        unusual=meta.get(metadata.UNCLEAR_REASON) == model_card.UNUSUAL_INPUT,
         fresh=False,
     )
 
@@ -213,7 +213,7 @@ def route(blob, assessment: predicting.Assessment | images.ImageRejected, args) 
             score=assessment.score,
             model=assessment.model,
             threshold=args.threshold,
-            unusual=assessment.unclear_reason == "unusual_input",
+            unusual=assessment.unclear_reason == model_card.UNUSUAL_INPUT,
         )
     destination = _destination(args.prediction_bucket, args.batch, folder, blob.name)
     if len(destination.name.encode()) > layout.MAX_NAME_BYTES - layout.ALONGSIDE_BYTES:

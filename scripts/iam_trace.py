@@ -208,7 +208,7 @@ class Use:
 
 
 def uses(calls) -> list[Use]:
-    from infra.permission_map import DESTINATION, SOURCE, needs
+    from infra.permission_map import SOURCE, needs
 
     found = []
     for call in calls:
@@ -218,9 +218,9 @@ def uses(calls) -> list[Use]:
         for need in needs(call.method):
             if need.only_when == "overwrote" and not call.overwrote:
                 continue
-            target = call.source if need.on == SOURCE else call.resource
-            if need.on == DESTINATION:
-                target = call.resource
+            target = (
+                call.source if need.on == SOURCE else call.resource
+            )  # its target, or a copy's destination
             resource = program.resolve(target, call.deployable)
             found.append(
                 Use(call.deployable, call.setting, need.permission, resource, call.method, call.origin)

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import dataclasses
 import io
 import json
 import os
@@ -34,7 +33,6 @@ from pathlib import Path
 from inspection import calls, layout
 
 LOCAL = "local"  # the harness: the camera, Eventarc's and Scheduler's stand-ins, inspection
-DEPLOYABLES = ("predict", "move", "sweep", "review", "audit")
 
 
 @dataclass(frozen=True, order=True)
@@ -60,18 +58,15 @@ def from_storage(call, setting: str = "") -> Traced:
     deployable, origin = call.caller or LOCAL, call.origin
     if call.signed:  # a browser showing a photo: authorised by the signature of the review service
         deployable, origin = "review", "a reviewer's browser, with a URL the review app signed"
-    call = dataclasses.replace(call, origin=origin)
     method = call.method
     if method in ("objects.rewrite", "objects.copy", "objects.compose"):
         source = _object(call.bucket, call.name) if method != "objects.compose" else ""
         target = _object(call.destination_bucket, call.destination)
-        return Traced(deployable, method, target, source, call.overwrote, call.origin, setting)
+        return Traced(deployable, method, target, source, call.overwrote, origin, setting)
     if method.startswith("objects.") and method != "objects.list":
         target = _object(call.bucket, call.name)
-        return Traced(deployable, method, target, "", call.overwrote, call.origin, setting)
-    return Traced(
-        deployable, method, f"projects/_/buckets/{call.bucket}", origin=call.origin, setting=setting
-    )
+        return Traced(deployable, method, target, "", call.overwrote, origin, setting)
+    return Traced(deployable, method, f"projects/_/buckets/{call.bucket}", origin=origin, setting=setting)
 
 
 class Recorder:

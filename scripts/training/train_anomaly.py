@@ -18,9 +18,9 @@ lines after `python -m scripts.promote` has judged it.
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -29,7 +29,6 @@ import numpy as np
 from inspection import anomaly, model_card
 
 HELD_OUT = 0.2
-FRAME_MARGIN = 0.25  # the alignment ranges widen by this share of their span, as the card's do
 
 
 def _uris(source: str) -> list[str]:
@@ -107,42 +106,36 @@ def fit(sources: list[str], out: str, seed: int = 7) -> dict:
             input_stats=model_card.ranges(measured),
         ).to_json()
     )
+    # where the part sat, widened as the card's ranges are: a camera that moved beyond it is noticed
     model.card["frame"] = {
-        name: _widened([getattr(f, name) for f in frames]) for name in ("centre_offset", "radius")
+        name: model_card.widened([getattr(f, name) for f in frames], 0.005, digits=4)
+        for name in ("centre_offset", "radius")
     }
-    _write(model, out)
+    written = _write(model, out)
     return {
         "photos": len(photos),
         "held_out": held,
         "held_out_scores": model.card["evaluation"]["held_out_good_scores"],
         "seconds": round(time.monotonic() - started, 1),
-        "bytes": _size(out),
+        "bytes": written,
     }
 
 
-def _widened(values: list[float]) -> list[float]:
-    low, high = min(values), max(values)
-    margin = max((high - low) * FRAME_MARGIN, 0.005)
-    return [round(max(0.0, low - margin), 4), round(high + margin, 4)]
+def _write(model: anomaly.AnomalyModel, out: str) -> int:
+    """The model to a path or a gs:// URI; its size in bytes."""
+    buffer = io.BytesIO()
+    model.save(buffer)
+    data = buffer.getvalue()
+    if out.startswith("gs://"):
+        from inspection import storage
+        from inspection.layout import split_gs_uri
 
-
-def _write(model: anomaly.AnomalyModel, out: str) -> None:
-    if not out.startswith("gs://"):
-        Path(out).parent.mkdir(parents=True, exist_ok=True)
-        model.save(out)
-        return
-    from inspection import storage
-    from inspection.layout import split_gs_uri
-
-    with tempfile.TemporaryDirectory() as work:
-        local = Path(work) / "model.npz"
-        model.save(local)
         bucket, name = split_gs_uri(out)
-        storage.client().bucket(bucket).blob(name).upload_from_filename(str(local))
-
-
-def _size(out: str) -> int:
-    return Path(out).stat().st_size if not out.startswith("gs://") else 0
+        storage.client().bucket(bucket).blob(name).upload_from_string(data)
+    else:
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        Path(out).write_bytes(data)
+    return len(data)
 
 
 def auroc(model_path: str, test: Path) -> float:
