@@ -124,7 +124,7 @@ REPORTS_A_DAY, AUDIT_PAGES_A_DAY = 1, 20
 # sizes the program declares; with Vertex, predict also waits about 300 ms for the endpoint.
 PREDICT = (0.583, 1.0)  # vCPU, GiB
 MOVE = (0.167, 0.25)
-BACKENDS = ("none", "tflite or onnx", "vertex")
+BACKENDS = ("none", "tflite, onnx or anomaly", "vertex")
 VOLUMES = (10_000, 100_000, 1_000_000, 26_000_000)  # a 10-line plant: 26 million a month
 HOURS_A_MONTH = 730
 GIB, TIB = 2**30, 2**40
