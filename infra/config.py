@@ -75,6 +75,9 @@ class Settings:
     control_min_images: int
     records_location: str
     records_retention_days: int
+    # An anomaly model beside the classifier (the stack's anomalyModel when the backend is another
+    # one): predict sends a part the classifier calls ok but the anomaly model does not to a person.
+    second_opinion: str = ""
 
     @property
     def has_model(self) -> bool:
@@ -98,6 +101,14 @@ class Settings:
     @property
     def model_backend(self) -> backends.Backend:
         return backends.get(self.backend)
+
+    @property
+    def served(self) -> list[tuple[backends.Backend, str]]:
+        """Each model predict opens, with its backend: the classifier's, and a second opinion's."""
+        found = [(self.model_backend, self.model)] if self.model else []
+        if self.second_opinion:
+            found.append((backends.get(backends.SECOND_OPINION), self.second_opinion))
+        return found
 
 
 # --- parsers: (raw value, qualified key) → value; a problem raises ValueError saying what is wrong ---
@@ -494,12 +505,25 @@ def _fix(key: str, problem: str) -> ConfigError:
 def _complete(s: Settings, get: Callable[[str], str]) -> Settings:
     """The rules between keys."""
     model = s.model_backend.location_from_config(get, s.project, s.region)
+    beside = backends.get(backends.SECOND_OPINION)
+    [beside_key] = beside.config_keys
+    second_opinion = ""
+    if s.backend != beside.name and get(beside_key):
+        if not s.has_model:
+            raise ConfigError(
+                f"quality-inspection:{beside_key} is a second opinion beside a classifier, and "
+                "classifierBackend is none. Fix: pulumi config set classifierBackend anomaly, to serve "
+                "the anomaly model alone"
+            )
+        second_opinion = beside.location_from_config(get, s.project, s.region)
     if s.app_engine == "create":
         if not s.iap_client_id.endswith(".apps.googleusercontent.com"):
             raise _fix("iapClientId", f"is {s.iap_client_id!r}, not an OAuth client id")
         if not s.iap_client_secret:
             raise _fix("iapClientSecret", "is not set")
-    return replace(s, model=model, records_location=s.records_location or s.region)
+    return replace(
+        s, model=model, second_opinion=second_opinion, records_location=s.records_location or s.region
+    )
 
 
 def load() -> Settings:

@@ -71,7 +71,10 @@ class CloudFunction:
             f"wait-iam-{kind}", s, parent, [*iam.grants, *build.grants], [*waits_for]
         )
         source = packaging.source_object(
-            kind, packaging.function_files(kind, s.backend if classifies else None), buckets.sources, parent
+            kind,
+            packaging.function_files(kind, tuple(b.name for b, _ in s.served) if classifies else None),
+            buckets.sources,
+            parent,
         )
         self.function = gcp.cloudfunctionsv2.Function(
             f"function-{kind}",
@@ -134,7 +137,8 @@ class Functions(pulumi.ComponentResource):
                 buckets.prediction,
                 member,
                 place,
-                "predict quarantines unusable files in rejected/ without overwriting anything",
+                "predict quarantines unusable files in rejected/, and keeps the anomaly maps of images "
+                "for a person or defect/ in heatmaps/, without overwriting anything",
             )
             claim_advance(iam, roles, buckets, member, "predict")
             iam.topic(
@@ -266,42 +270,45 @@ def claim_advance(iam: Grants, roles, buckets, member, key: str) -> None:
 
 
 def model_grant(iam: Grants, ctx: Context, member, key: str) -> None:
-    """Access to exactly the configured model, only when one is configured (the backend says which
-    kind: inspection/backends.py). A model in one of our buckets makes the grant wait for it."""
+    """Access to exactly the configured models (a classifier's, and an anomaly model beside it), only
+    when configured; the backend says which kind (inspection/backends.py). A model in one of our
+    buckets makes the grant wait for it."""
     s, roles, buckets = ctx.settings, ctx.roles, ctx.buckets
-    backend = s.model_backend
-    if backend.grant == backends.ENDPOINT_GRANT:
-        endpoint = Grants(iam.parent, [*iam.after, ctx.apis.service("aiplatform")])
-        _, _, _, region, _, endpoint_id = s.model.split("/")
-        endpoint.endpoint(
-            f"iam-{key}-vertex",
-            s.project,
-            region,
-            endpoint_id,
-            member,
-            roles.name("predictOnly"),
-            f"{key} asks the endpoint for online predictions, and nothing else",
-        )
-        iam.grants += endpoint.grants
-    elif backend.grant == backends.FOLDER_GRANT:
-        bucket_name, path = layout.split_gs_uri(s.model)
-        folder = path.rpartition("/")[0]
-        ours = buckets.by_name.get(bucket_name)
-        # A project's custom role can be granted only inside that project
-        # (https://cloud.google.com/iam/docs/understanding-custom-roles), and a bucket this stack does
-        # not declare may be another project's: there the predefined reader role stands in.
-        iam.bucket(
-            f"iam-{key}-model",
-            ours if ours is not None else bucket_name,
-            member,
-            roles.name("objectRead") if ours is not None else "roles/storage.objectViewer",
-            f"{key} downloads the model once per instance, from the folder models live in",
-            condition=bucket_condition(f"only {folder}", bucket_name, folder) if folder else None,
-            untraced=""
-            if ours is not None
-            else "the model's bucket is not this stack's and may be another project's, where this "
-            "project's custom roles cannot be granted; the reader role also lists the folder",
-        )
+    for index, (backend, location) in enumerate(s.served):
+        name = f"iam-{key}-model" if index == 0 else f"iam-{key}-second-opinion"
+        if backend.grant == backends.ENDPOINT_GRANT:
+            endpoint = Grants(iam.parent, [*iam.after, ctx.apis.service("aiplatform")])
+            _, _, _, region, _, endpoint_id = location.split("/")
+            endpoint.endpoint(
+                f"iam-{key}-vertex",
+                s.project,
+                region,
+                endpoint_id,
+                member,
+                roles.name("predictOnly"),
+                f"{key} asks the endpoint for online predictions, and nothing else",
+            )
+            iam.grants += endpoint.grants
+        elif backend.grant == backends.FOLDER_GRANT:
+            bucket_name, path = layout.split_gs_uri(location)
+            folder = path.rpartition("/")[0]
+            ours = buckets.by_name.get(bucket_name)
+            # A project's custom role can be granted only inside that project
+            # (https://cloud.google.com/iam/docs/understanding-custom-roles), and a bucket this stack
+            # does not declare may be another project's: there the predefined reader role stands in.
+            iam.bucket(
+                name,
+                ours if ours is not None else bucket_name,
+                member,
+                roles.name("objectRead") if ours is not None else "roles/storage.objectViewer",
+                f"{key} downloads the {'model' if index == 0 else 'anomaly model beside it'} once per "
+                "instance, from the folder models live in",
+                condition=bucket_condition(f"only {folder}", bucket_name, folder) if folder else None,
+                untraced=""
+                if ours is not None
+                else "the model's bucket is not this stack's and may be another project's, where this "
+                "project's custom roles cannot be granted; the reader role also lists the folder",
+            )
 
 
 def predict_fields(ctx: Context) -> dict:
@@ -312,6 +319,8 @@ def predict_fields(ctx: Context) -> dict:
         "prediction_bucket": ctx.buckets.prediction.name,
         "backend": s.backend,
         "model": s.model or None,
+        "second_opinion": s.second_opinion or None,
+        "threshold": s.threshold,
         "label_map": s.label_map,
         "line_segment": s.line_segment,
     }

@@ -41,6 +41,7 @@ class LogMetric:
     messages: tuple[str, ...]
     labels: dict[str, str] = field(default_factory=dict)  # label → field of the line
     value: str = ""  # a field to measure (a distribution); empty: count the lines
+    where: dict[str, str] = field(default_factory=dict)  # field → the value a counted line has in it
 
     def name(self, prefix: str) -> str:
         return f"{prefix.replace('-', '_')}_{self.key}"
@@ -56,7 +57,8 @@ class LogMetric:
         label = "module_id" if self.resource == APP else "service_name"
         where = " OR ".join(f'resource.labels.{label}="{prefix}-{s}"' for s in self.services)
         said = " OR ".join(f'jsonPayload.message="{m}"' for m in self.messages)
-        return f'resource.type="{self.resource}" AND ({where}) AND ({said})'
+        having = "".join(f' AND jsonPayload.{k}="{v}"' for k, v in self.where.items())
+        return f'resource.type="{self.resource}" AND ({where}) AND ({said}){having}'
 
 
 def _of(kind: type[outcomes.Outcome]) -> dict[str, str]:
@@ -74,6 +76,15 @@ METRICS = (
         ("move",),
         (outcomes.Routed.MESSAGE,),
         _of(outcomes.Routed),
+    ),
+    LogMetric(
+        "anomalous",
+        "Images the classifier called ok and the anomaly model sent to a person, by line",
+        FUNCTION,
+        ("move",),
+        (outcomes.Routed.MESSAGE,),
+        {"line": "line"},
+        where={"unclear_reason": predicting.ANOMALOUS},
     ),
     LogMetric(
         "rejected",
@@ -374,6 +385,10 @@ def dashboard(s) -> dict:
             "Unclear share, by line",
             f'sum by (line) (increase({m["routed"]}{{folder="unclear"}}[{window}])) / '
             f"sum by (line) (increase({m['routed']}[{window}]))",
+        ),
+        (
+            "Sent to a person by the anomaly model (called ok by the classifier), by line",
+            f"sum by (line) (increase({m['anomalous']}[{window}]))",
         ),
         (
             "Reviewer overrule rate, by line",

@@ -78,17 +78,17 @@ def closure(entrypoint: Path) -> tuple[list[Path], set[str]]:
     return sorted(local), outside
 
 
-def requirements(modules: set[str], backend: str | None = None) -> str:
-    """The pinned lines of functions/requirements.txt that these modules need; with `backend`, only
-    that classifier backend's runtime of all those the code can open (inspection/backends.py)."""
+def requirements(modules: set[str], served: tuple[str, ...] | None = None) -> str:
+    """The pinned lines of functions/requirements.txt that these modules need; with `served`, only
+    those classifier backends' runtimes of all those the code can open (inspection/backends.py)."""
     wanted = set(ALWAYS)
     for module in modules:
         for prefix, distribution in DISTRIBUTIONS.items():
             if module == prefix or module.startswith(prefix + "."):
                 wanted.add(distribution)
-    if backend is not None:
-        others = {d for b in backends.BACKENDS.values() if b.name != backend for d in b.distributions}
-        wanted -= others - set(backends.get(backend).distributions)
+    if served is not None:
+        needed = {d for name in served for d in backends.get(name).distributions}
+        wanted -= {d for b in backends.BACKENDS.values() for d in b.distributions} - needed
     pins = (ROOT / "functions" / "requirements.txt").read_text().splitlines()
     kept = [
         line for line in pins if line and not line.startswith("#") and re.split(r"[=<>~]", line)[0] in wanted
@@ -99,15 +99,16 @@ def requirements(modules: set[str], backend: str | None = None) -> str:
     )
 
 
-def function_files(function: str, backend: str | None = None) -> list[tuple[Path, str]]:
+def function_files(function: str, served: tuple[str, ...] | None = None) -> list[tuple[Path, str]]:
     """main.py at the root (Cloud Run functions look there), the `inspection` modules it imports,
     and requirements.txt with the pins of exactly what they import (of the classifier runtimes,
-    only `backend`'s when it is given)."""
+    only those of the `served` backends when given: a function that classifies)."""
     entrypoint = ROOT / "functions" / function / "main.py"
     local, outside = closure(entrypoint)
-    written = BUILD / f"requirements-{function}{'-' + backend if backend else ''}.txt"
+    suffix = "" if served is None else "-" + ("-".join(served) or "none")
+    written = BUILD / f"requirements-{function}{suffix}.txt"
     BUILD.mkdir(exist_ok=True)
-    text = requirements(outside, backend)
+    text = requirements(outside, served)
     if not written.exists() or written.read_text() != text:
         written.write_text(text)
     return [

@@ -162,6 +162,9 @@ BACKENDS: dict[str, Backend] = {
     )
 }
 NAMES = tuple(BACKENDS)
+# The backend whose model may also stand beside another backend's classifier, as a second opinion
+# (the stack's anomalyModel next to tfliteModel, onnxModel or a Vertex endpoint).
+SECOND_OPINION = "anomaly"
 
 
 def get(name: str, key: str = "CLASSIFIER_BACKEND") -> Backend:

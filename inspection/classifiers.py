@@ -13,12 +13,13 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import functools
 import json
 import os
 import tempfile
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from inspection import backends, calls, layout, model_card
 from inspection.errors import BackendUnavailable, ConfigError
@@ -35,6 +36,7 @@ class Classification:
     model: str
     unclear_reason: str = ""  # set when a person must decide, whatever the scores say
     unclear_detail: str = ""  # why, in words
+    anomaly: Any = None  # an anomaly model's score and map (inspection.anomaly.Scored), when one ran
 
 
 NO_MODEL = "none"
@@ -186,17 +188,16 @@ class AnomalyClassifier:
             card = self._scorer.card
         self.card = ModelCard.parse(json.dumps(card), f"in {path}") if card else None
         self._frame = (card or {}).get("frame") or {}
-        self.last = None  # the last image's score and map, for the heatmap predict stores
 
     def classify(self, image: LoadedImage) -> Classification:
         scored = self._scorer.score(image.image)
-        self.last = scored
         moved = self._moved(scored.frame)
         return Classification(
             {"defect": scored.score, "ok": 1.0 - scored.score},
             self.model,
             unclear_reason=model_card.UNUSUAL_INPUT if moved else "",
             unclear_detail=moved,
+            anomaly=scored,
         )
 
     def _moved(self, frame) -> str:
@@ -208,6 +209,30 @@ class AnomalyClassifier:
                 if not low <= value <= high:
                     return f"the part's {name} {value:.3f} is outside the training range [{low:g}, {high:g}]"
         return ""
+
+
+class SecondOpinion:
+    """A classifier, and beside it an anomaly model of good parts. The classifier's scores decide;
+    the anomaly model's score and map travel with them, so that predict can send a part the
+    classifier calls ok but that is unlike every good part to a person (predicting.assess), and show
+    them where to look. A moved camera, by the anomaly model's frame, is unusual input as well."""
+
+    def __init__(self, classifier: Classifier, anomaly: AnomalyClassifier):
+        self.classifier, self.anomaly = classifier, anomaly
+        self.card = getattr(classifier, "card", None)
+        self.model = getattr(classifier, "model", "")
+
+    def classify(self, image: LoadedImage) -> Classification:
+        decided = self.classifier.classify(image)
+        second = self.anomaly.classify(image)
+        if decided.unclear_reason or not second.unclear_reason:
+            return dataclasses.replace(decided, anomaly=second.anomaly)
+        return dataclasses.replace(
+            decided,
+            unclear_reason=second.unclear_reason,
+            unclear_detail=second.unclear_detail,
+            anomaly=second.anomaly,
+        )
 
 
 class TfliteClassifier:
@@ -364,9 +389,12 @@ def create(settings) -> Classifier:
 
 
 def _create(settings) -> Classifier:
-    return open_model(
+    classifier = open_model(
         settings.backend, settings.model, settings.vertex_api_endpoint, settings.max_request_bytes
     )
+    if settings.second_opinion:
+        return SecondOpinion(classifier, open_model(backends.SECOND_OPINION, settings.second_opinion))
+    return classifier
 
 
 def open_model(

@@ -10,6 +10,7 @@
     review/queue/<time>-<hash>     unclear images in arrival order, for oldest-first review
     claims/<hash>.json             the one record of one moved object generation
     redrive/<hash>-<window>        the sweep re-drove that inbound generation in that window
+    heatmaps/<hash>.png            an anomaly model's map of one inbound generation (unclear or defect)
 
 `<name>` is the inbound object name, kept verbatim: it is an object key, never a file path.
 """
@@ -36,10 +37,11 @@ LEASES = "review/leases"
 REVIEW_QUEUE = "review/queue"
 CLAIMS = "claims"
 REDRIVE = "redrive"
+HEATMAPS = "heatmaps"
 BACKFILL = "backfill"  # an archive classified in bulk: backfill/<batch>/<folder>/<name>
 ROUTED_FOLDERS = (OK, DEFECT, UNCLEAR, REJECTED)
 # Objects that are the product's own records, not images.
-BOOKKEEPING = (CLAIMS + "/", "review/", REDRIVE + "/")
+BOOKKEEPING = (CLAIMS + "/", "review/", REDRIVE + "/", HEATMAPS + "/")
 
 # Cloud Storage refuses names over 1,024 bytes of UTF-8, with CR or LF, and "." or ".."
 # (https://cloud.google.com/storage/docs/objects#naming).
@@ -93,6 +95,15 @@ def digest(text: str, length: int = 32) -> str:
 def lease(name: str) -> str:
     """The lease object for unclear image `name`: fixed length, so any servable name has one."""
     return f"{LEASES}/{digest(name, 40)}"
+
+
+def heatmap(bucket: str, name: str, generation: int) -> str:
+    """The anomaly map of one inbound object generation: named by it, so a redelivery writes the
+    same name and every later copy of the image (unclear/, human_decided/) finds it by provenance."""
+    return f"{HEATMAPS}/{digest(gs_uri(bucket, name, generation), 40)}.png"
+
+
+HEATMAP_NAME = re.compile(rf"^{HEATMAPS}/[0-9a-f]{{40}}\.png$")
 
 
 def candidates(destination: str, generation: int) -> list[str]:

@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 
 from inspection.errors import MessageError
-from inspection.layout import LABELS, line_of
+from inspection.layout import HEATMAP_NAME, LABELS, line_of
 
 SCHEMA_VERSION = 1
 FINALIZED = "google.cloud.storage.object.v1.finalized"  # the storage event predict is triggered by
@@ -43,6 +43,7 @@ class Prediction:
     # image is unlike the model's training images (unclear_detail says how). Empty otherwise.
     unclear_reason: str = ""
     unclear_detail: str = ""
+    heatmap: str = ""  # the anomaly map predict kept in the prediction bucket (layout.heatmap), if any
 
     def log_fields(self, line_segment: int = 1) -> dict:
         """The fields every log line about this prediction carries (README: the log schema)."""
@@ -83,6 +84,7 @@ class Prediction:
             schema=_schema(body.get("schema", SCHEMA_VERSION)),
             unclear_reason=_reason(body.get("unclear_reason", "")),
             unclear_detail=_detail(body.get("unclear_detail", "")),
+            heatmap=_heatmap(body.get("heatmap", "")),
         )._consistent()
 
     def _consistent(self) -> Prediction:
@@ -153,6 +155,12 @@ def _reason(value: object) -> str:
 def _detail(value: object) -> str:
     if not isinstance(value, str) or len(value) > 300:
         raise MessageError("unclear_detail must be a short string")
+    return value
+
+
+def _heatmap(value: object) -> str:
+    if value != "" and not (isinstance(value, str) and HEATMAP_NAME.match(value)):
+        raise MessageError("heatmap must be empty or heatmaps/<40 hex digits>.png")
     return value
 
 

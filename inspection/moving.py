@@ -25,6 +25,7 @@ def routed_metadata(prediction: Prediction, threshold: float, source: storage.Ob
         metadata.ROUTED_AT: datetime.now(UTC).isoformat(),
         **({metadata.UNCLEAR_REASON: prediction.unclear_reason} if prediction.unclear_reason else {}),
         **({metadata.UNCLEAR_DETAIL: prediction.unclear_detail} if prediction.unclear_detail else {}),
+        **({metadata.HEATMAP: prediction.heatmap} if prediction.heatmap else {}),
         **storage.provenance(source),
     }
 

@@ -3,10 +3,22 @@
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
-from inspection import claims, images, layout, logs, metadata, model_card, outcomes, publishing, storage
+from inspection import (
+    claims,
+    images,
+    layout,
+    logs,
+    metadata,
+    model_card,
+    outcomes,
+    publishing,
+    routing,
+    storage,
+)
 from inspection.classifiers import Classifier
 from inspection.labels import LabelMap
 from inspection.messages import Prediction, StorageObject
@@ -51,13 +63,7 @@ def handle_object(obj: StorageObject, settings: PredictSettings, classifier: Cla
         return _reject(source, rejection, settings, started)
 
     found = assess(loaded, classifier, settings.label_map)
-    prediction = Prediction(
-        bucket=obj.bucket,
-        name=obj.name,
-        generation=obj.generation,
-        predicted_at=datetime.now(UTC).isoformat(),
-        **asdict(found),
-    )
+    prediction = found.prediction(source, heatmap=_keep_heatmap(source, found, settings))
     message_id = publishing.publish(settings.predictions_topic, prediction.to_json(), image=obj.name)
     logs.info(
         PREDICTED,
@@ -67,6 +73,9 @@ def handle_object(obj: StorageObject, settings: PredictSettings, classifier: Cla
         latency_ms=round((time.perf_counter() - started) * 1000, 1),
     )
     return "published"
+
+
+ANOMALOUS = "anomalous"  # the unclear_reason of a part the classifier calls ok and the anomaly model does not
 
 
 @dataclass(frozen=True)
@@ -79,6 +88,23 @@ class Assessment:
     model: str
     unclear_reason: str = ""
     unclear_detail: str = ""
+    anomaly: Any = field(default=None, compare=False, repr=False)  # inspection.anomaly.Scored
+
+    def prediction(self, source: storage.ObjectRef, heatmap: str = "") -> Prediction:
+        """The message about `source` that says this."""
+        return Prediction(
+            bucket=source.bucket,
+            name=source.name,
+            generation=source.generation,
+            predicted_at=datetime.now(UTC).isoformat(),
+            label=self.label,
+            score=self.score,
+            scores=self.scores,
+            model=self.model,
+            unclear_reason=self.unclear_reason,
+            unclear_detail=self.unclear_detail,
+            heatmap=heatmap,
+        )
 
 
 def assess(loaded: images.LoadedImage, classifier: Classifier, label_map: LabelMap) -> Assessment:
@@ -89,14 +115,42 @@ def assess(loaded: images.LoadedImage, classifier: Classifier, label_map: LabelM
     unusual = classifier.card.unusual(model_card.measure(loaded.image)) if classifier.card else ""
     scores = label_map.normalise(result.confidences)
     label = max(scores, key=scores.__getitem__)
+    reason = result.unclear_reason or (model_card.UNUSUAL_INPUT if unusual else "")
+    detail = unusual or result.unclear_detail
+    # An escape prevented: the classifier calls it ok, but it is unlike every good part the anomaly
+    # model learned (0.5 is the edge of normal). A model that never saw this kind of defect is
+    # confidently wrong; the anomaly model is not trained on defects, so it is not blind to new ones.
+    if not reason and label == layout.OK and result.anomaly is not None and result.anomaly.score > 0.5:
+        reason = ANOMALOUS
+        detail = f"the anomaly model scores it {result.anomaly.score:.2f}; 0.5 is the edge of normal"
     return Assessment(
         label=label,
         score=scores[label],
         scores=scores,
         model=result.model,
-        unclear_reason=result.unclear_reason or (model_card.UNUSUAL_INPUT if unusual else ""),
-        unclear_detail=unusual or result.unclear_detail,
+        unclear_reason=reason,
+        unclear_detail=detail,
+        anomaly=result.anomaly,
     )
+
+
+def _keep_heatmap(source: storage.ObjectRef, found: Assessment, settings: PredictSettings) -> str:
+    """Store the anomaly map of an image that will go to a person or to defect/, for the reviewer
+    and the auditor; its name, or "" when there is none to keep."""
+    if found.anomaly is None:
+        return ""
+    routed = routing.decided_label(found.label, found.score, found.unclear_reason, settings.threshold)
+    if routed == layout.OK:
+        return ""
+    from inspection import anomaly
+
+    name = layout.heatmap(source.bucket, source.name, source.generation)
+    storage.create_once(
+        storage.ObjectRef(settings.prediction_bucket, name),
+        anomaly.heatmap_png(found.anomaly.heat),
+        "image/png",
+    )
+    return name
 
 
 def _reject(

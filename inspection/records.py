@@ -70,6 +70,9 @@ SELECT
     SUM(CASE WHEN event = 'routed' AND folder = 'defect' THEN 1 ELSE 0 END) AS routed_defect,
     SUM(CASE WHEN event = 'routed' AND folder = 'unclear' THEN 1 ELSE 0 END) AS routed_unclear,
     SUM(CASE WHEN event = 'routed' AND unclear_reason = 'unusual_input' THEN 1 ELSE 0 END) AS unusual,
+    SUM(CASE WHEN event = 'routed' AND unclear_reason = 'anomalous' THEN 1 ELSE 0 END) AS anomalous,
+    SUM(CASE WHEN event = 'decided' AND unclear_reason = 'anomalous' AND label = 'defect' THEN 1 ELSE 0 END)
+        AS escapes_prevented,
     SUM(CASE WHEN event = 'rejected' THEN 1 ELSE 0 END) AS rejected,
     SUM(CASE WHEN event = 'decided' AND label = 'ok' THEN 1 ELSE 0 END) AS human_ok,
     SUM(CASE WHEN event = 'decided' AND label = 'defect' THEN 1 ELSE 0 END) AS human_defect,

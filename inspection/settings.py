@@ -23,7 +23,7 @@ from inspection import backends
 from inspection.errors import ConfigError
 from inspection.labels import LabelMap
 from inspection.limits import DEFAULT_LIMITS, DEFAULT_MAX_REQUEST_BYTES, Limits
-from inspection.routing import THRESHOLD_RANGE, parse_threshold
+from inspection.routing import DEFAULT_THRESHOLD, THRESHOLD_RANGE, parse_threshold
 
 TOPIC_HINT = "projects/<project>/topics/<topic>"
 SUBSCRIPTION_HINT = "projects/<project>/subscriptions/<subscription>"
@@ -149,16 +149,24 @@ class EnvSettings:
         Outputs (anything but str, int and float) pass through as they are."""
         known = cls.variables()
         model = values.pop("model", None)
+        second_opinion = values.pop("second_opinion", None)
         unknown = set(values) - set(known)
         if unknown:
             raise TypeError(f"{cls.__name__} has no field {', '.join(sorted(unknown))}")
         env = {}
+        if second_opinion is not None:
+            beside = backends.get(backends.SECOND_OPINION)
+            if isinstance(second_opinion, str):
+                beside.check(second_opinion)
+            env[beside.variable] = second_opinion
         if model is not None:
             # The variable that names the model is the backend's own (inspection/backends.py).
             backend = backends.get(str(values.get("backend", "none")))
             if isinstance(model, str):
                 backend.check(model)
             if backend.variable:
+                if backend.variable in env:
+                    raise TypeError(f"{backend.variable} cannot name both the model and a second opinion")
                 env[backend.variable] = model
         for name, value in values.items():
             if value is None:
@@ -180,6 +188,13 @@ class PredictSettings(EnvSettings):
     predictions_topic: str = var("PREDICTIONS_TOPIC", matching(r"^projects/[^/]+/topics/[^/]+$", TOPIC_HINT))
     prediction_bucket: str = var("PREDICTION_BUCKET", text("the prediction bucket's name"))
     backend: str = var("CLASSIFIER_BACKEND", choice(backends.NAMES))
+    # The threshold move routes by: predict stores the anomaly map only of images that will go to a
+    # person or to defect/ (a rollout in flight may cost an image its map, never its routing).
+    threshold: float = var(
+        "PREDICTION_THRESHOLD",
+        lambda raw, key: parse_threshold(text(THRESHOLD_RANGE)(raw, key), key),
+        str(DEFAULT_THRESHOLD),
+    )
     # The model's location, read from the backend's own variable (VERTEX_ENDPOINT, ONNX_MODEL, …).
     model: str = field(metadata={"model": True})
     vertex_api_endpoint: str = var("VERTEX_API_ENDPOINT", optional, "")
@@ -195,6 +210,9 @@ class PredictSettings(EnvSettings):
     max_image_pixels: int = var(
         "MAX_IMAGE_PIXELS", integer(10_000, 500_000_000), str(DEFAULT_LIMITS.max_pixels)
     )
+    # An anomaly model beside the classifier (ANOMALY_MODEL when the backend is another): a part the
+    # classifier calls ok but the anomaly model finds unlike every good part goes to a person.
+    second_opinion: str = field(default="", metadata={"model": True})
 
     @property
     def limits(self) -> Limits:
@@ -204,6 +222,14 @@ class PredictSettings(EnvSettings):
     def _complete(cls, env: Mapping[str, str], values: dict) -> Self:
         backend = backends.get(values["backend"])
         values["model"] = backend.check(env.get(backend.variable, "")) if backend.variable else ""
+        beside = backends.get(backends.SECOND_OPINION)
+        if backend.name != beside.name and env.get(beside.variable, "").strip():
+            if backend.name == "none":
+                raise ConfigError(
+                    f"{beside.variable} is a second opinion beside a classifier, and CLASSIFIER_BACKEND "
+                    f"is none: set CLASSIFIER_BACKEND={beside.name} to serve it alone"
+                )
+            values["second_opinion"] = beside.check(env[beside.variable])
         if backend.name == "vertex":
             values["vertex_api_endpoint"] = values["vertex_api_endpoint"] or backends.vertex_api_url(
                 values["model"]

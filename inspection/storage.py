@@ -112,6 +112,14 @@ def read(source: ObjectRef) -> bytes | None:
         return None
 
 
+def create_once(ref: ObjectRef, data: bytes, content_type: str) -> None:
+    """Write an object that is the same whoever writes it; there already is fine (a redelivery)."""
+    with contextlib.suppress(gexc.PreconditionFailed):
+        client().bucket(ref.bucket).blob(ref.name).upload_from_string(
+            data, content_type=content_type, if_generation_match=0
+        )
+
+
 def rewrite(destination, source, **preconditions) -> None:
     """A server-side copy, however many rewrite calls a large object takes."""
     token, _, _ = destination.rewrite(source, **preconditions)

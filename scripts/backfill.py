@@ -46,7 +46,6 @@ from pathlib import PurePosixPath
 from inspection import claims, images, layout, metadata, model_card, moving, predicting, routing, storage
 from inspection.errors import ConfigError, Held
 from inspection.labels import LabelMap
-from inspection.messages import Prediction
 from inspection.routing import DEFAULT_THRESHOLD, parse_threshold
 from scripts import costs
 from scripts.training.datasets import IMAGE_SUFFIXES
@@ -198,13 +197,7 @@ def route(blob, assessment: predicting.Assessment | images.ImageRejected, args) 
         }
         result = dict(folder=folder)
     else:
-        prediction = Prediction(
-            bucket=source.bucket,
-            name=source.name,
-            generation=source.generation,
-            predicted_at=datetime.now(UTC).isoformat(),
-            **asdict(assessment),
-        )
+        prediction = assessment.prediction(source)
         folder = routing.folder_for(prediction, args.threshold)
         meta = moving.routed_metadata(prediction, args.threshold, source)
         result = dict(

@@ -38,6 +38,8 @@ class Day:
     routed_defect: int = 0
     routed_unclear: int = 0
     unusual: int = 0
+    anomalous: int = 0  # called ok by the classifier, sent to a person by the anomaly model
+    escapes_prevented: int = 0  # of those, the ones a person found defective
     rejected: int = 0
     human_ok: int = 0
     human_defect: int = 0
@@ -203,7 +205,9 @@ def render(
         out.append(
             "<table><thead><tr><th>day</th><th>images</th><th>defect rate</th><th>control limit</th>"
             "<th>unclear</th><th>overruled</th><th>waited (median, 90%)</th><th>not a part</th>"
-            "<th>rejected</th><th>threshold</th><th>model</th></tr></thead><tbody>"
+            "<th>rejected</th><th title='called ok by the classifier, sent to a person by the anomaly model; "
+            "in brackets, how many a person found defective (escapes prevented)'>anomalous (defects)</th>"
+            "<th>threshold</th><th>model</th></tr></thead><tbody>"
         )
         for day in period:
             d = per_day.get(day)
@@ -218,6 +222,7 @@ def render(
                 f"<td class='overruled'>{_percent(d.overrule_rate)}</td>"
                 f"<td class='waited'>{_duration(d.wait_p50_s)}, {_duration(d.wait_p90_s)}</td>"
                 f"<td class='unusable'>{d.human_unusable}</td><td class='rejected'>{d.rejected}</td>"
+                f"<td class='anomalous'>{d.anomalous} ({d.escapes_prevented})</td>"
                 f"<td>{html.escape(d.thresholds or '–')}</td><td>{html.escape(d.models or '–')}</td></tr>"
             )
         out.append("</tbody></table></section>")

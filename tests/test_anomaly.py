@@ -7,19 +7,22 @@ threshold: anomalib's export_mixin.py and InferenceBatch), with a trivial graph 
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 
 import numpy as np
 import pytest
+from cloudevents.conversion import to_binary
 from PIL import Image, ImageDraw
 
-from inspection import anomaly, backends, images, model_card, predicting
+from inspection import anomaly, backends, images, layout, model_card, predicting
 from inspection.errors import ConfigError
 from inspection.labels import LabelMap
+from inspection.messages import Prediction
+from scripts.local.vertex import VertexStandIn
 from scripts.training import metrics, sample_data, train_anomaly
-
-pytestmark = pytest.mark.unit
+from tests.helpers import make_function, storage_event
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +78,7 @@ def test_the_heatmap_points_at_the_defect(fitted):
     result = classifier.classify(images.load(jpeg(part)))
 
     assert result.confidences["defect"] > 0.5
-    heat = classifier.last.heat
+    heat = result.anomaly.heat
     row, col = np.unravel_index(np.argmax(heat), heat.shape)
     cell = part.size[0] / heat.shape[0]
     assert abs((col + 0.5) * cell - spot[0]) <= 12 and abs((row + 0.5) * cell - spot[1]) <= 12
@@ -146,7 +149,7 @@ def test_an_anomalib_onnx_export_runs_unchanged(tmp_path):
 
     assert calm.confidences["defect"] < 0.5 < alarmed.confidences["defect"]
     assert calm.confidences["ok"] == pytest.approx(1 - calm.confidences["defect"])
-    assert classifier.last.heat.shape == (64, 64)
+    assert alarmed.anomaly.heat.shape == (64, 64)
 
 
 def test_an_onnx_file_without_anomalibs_outputs_is_refused_with_what_it_has(tmp_path, small_model):
@@ -163,6 +166,64 @@ def test_the_stack_takes_an_anomaly_model_and_checks_its_name():
     config["anomalyModel"] = "gs://acme-qi-training/models/anomaly/model.tflite"
     with pytest.raises(ConfigError, match="anomalyModel"):
         anomaly_backend.location_from_config(config.get, "p", "r")
+
+
+@pytest.fixture
+def second_opinion(make_bucket, topic, monkeypatch, fitted):
+    """Predict with a Vertex endpoint that calls every part ok with 0.97 (a classifier blind to a
+    kind of defect it never saw) and the fitted anomaly model beside it; then move."""
+    stand_in = VertexStandIn()
+    stand_in.answer = {"Ok": 0.97, "Defect": 0.03}
+    inbound = make_bucket("inbound", versioned=True)
+    predicted = make_bucket("prediction", versioned=True)
+    for key, value in {
+        "PREDICTION_BUCKET": predicted.name,
+        "PREDICTIONS_TOPIC": topic.path,
+        "INBOUND_BUCKET": inbound.name,
+        "DEAD_LETTER_TOPIC": topic.path,
+        "PREDICTION_THRESHOLD": "0.9",
+        "CLASSIFIER_BACKEND": "vertex",
+        "VERTEX_ENDPOINT": "projects/demo/locations/europe-west4/endpoints/1234",
+        "VERTEX_API_ENDPOINT": stand_in.url,
+        "ANOMALY_MODEL": str(fitted[0]),
+    }.items():
+        monkeypatch.setenv(key, value)
+    yield inbound, predicted, topic, make_function("predict_image", "cloudevent")
+    stand_in.server.shutdown()
+    stand_in.server.server_close()
+
+
+def test_a_part_the_classifier_calls_ok_but_unlike_every_good_part_goes_to_a_person_with_its_map(
+    second_opinion,
+):
+    """Issue 25, the second opinion: the escape the classifier would let through goes to unclear/
+    as `anomalous`, with its anomaly map kept by source generation; a good part is decided ok and
+    keeps no map."""
+    inbound, predicted, topic, predict = second_opinion
+    spotted = good_part(5).convert("L")
+    ImageDraw.Draw(spotted).ellipse((194, 104, 206, 116), fill=20)
+    for name, image in (("line-1/good.jpeg", good_part(4)), ("line-1/spotted.jpeg", spotted)):
+        blob = inbound.blob(name)
+        blob.upload_from_string(jpeg(image))
+        headers, body = to_binary(storage_event(inbound.get_blob(name)))
+        assert predict.post("/", headers=headers, data=body).status_code == 200
+    published = {m.name: m for m in (Prediction.from_json(x.data) for x in topic.read())}
+
+    good, escape = published["line-1/good.jpeg"], published["line-1/spotted.jpeg"]
+    assert (good.label, good.unclear_reason, good.heatmap) == ("ok", "", "")
+    assert (escape.label, escape.unclear_reason) == ("ok", predicting.ANOMALOUS)
+    assert "edge of normal" in escape.unclear_detail
+    assert escape.heatmap == layout.heatmap(inbound.name, escape.name, escape.generation)
+    heat = Image.open(io.BytesIO(predicted.blob(escape.heatmap).download_as_bytes()))
+    assert heat.mode == "RGBA" and np.asarray(heat)[..., 3].max() > 200
+    assert [b.name for b in predicted.list_blobs(prefix=layout.HEATMAPS)] == [escape.heatmap]
+
+    move = make_function("move_image", "http")
+    envelope = {"message": {"data": base64.b64encode(escape.to_json()).decode(), "messageId": "1"}}
+    assert move.post("/", json=envelope).status_code == 204
+    routed = predicted.get_blob("unclear/line-1/spotted.jpeg")
+    assert routed.metadata["unclear_reason"] == predicting.ANOMALOUS
+    assert routed.metadata["heatmap"] == escape.heatmap
 
 
 def test_the_heatmap_is_transparent_wherever_the_part_is_normal():

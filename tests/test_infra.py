@@ -425,6 +425,38 @@ def test_onnx_backend_swaps_the_vertex_grant_for_the_model_bucket():
     assert not of_type(resources, "AiEndpointIamMember")
 
 
+def test_an_anomaly_model_beside_a_classifier_is_granted_shipped_and_named_to_predict_and_the_sweep():
+    """Issue 25: anomalyModel next to tfliteModel. Predict and the sweep read both models, each from
+    its own folder only (their runtimes: tests/test_packaging.py). Alone, it is the anomaly backend."""
+    config = dev_config(
+        classifierBackend="tflite",
+        tfliteModel="gs://acme-qi-training/models/edge/model.tflite",
+        anomalyModel="gs://acme-qi-training/models/anomaly/line-1.npz",
+    )
+    resources = run_program(config)[0].resources
+    for function in ("function-predict", "function-sweep"):
+        env = one(resources, function)["serviceConfig"]["environmentVariables"]
+        assert env["TFLITE_MODEL"] == "gs://acme-qi-training/models/edge/model.tflite"
+        assert env["ANOMALY_MODEL"] == "gs://acme-qi-training/models/anomaly/line-1.npz"
+        assert env["PREDICTION_THRESHOLD"] == "0.9"  # predict keeps maps only of what goes to a person
+    folders = {
+        r["inputs"]["condition"]["title"]
+        for r in iam(resources)
+        if r["inputs"].get("member", "").startswith("serviceAccount:acme-qi-predict")
+        and r["inputs"].get("condition")
+        and r["inputs"]["condition"]["title"].startswith("only models")
+    }
+    assert folders == {"only models/edge", "only models/anomaly"}
+    alone = dev_config(anomalyModel="gs://acme-qi-training/models/anomaly/line-1.npz")
+    import pulumi
+
+    from infra import config as stack_config
+
+    pulumi.runtime.set_all_config(alone, [])
+    with pytest.raises(stack_config.ConfigError, match="classifierBackend anomaly"):
+        stack_config.load()
+
+
 # --- config validation ------------------------------------------------------------------------------
 
 

@@ -14,7 +14,8 @@ from cloudevents.conversion import to_binary
 from infra import monitoring
 from infra import records as records_infra
 from infra.mocks import dev_config, run_program
-from inspection import publishing
+from inspection import predicting, publishing
+from inspection.messages import Prediction
 from review_app import create_app
 from tests.helpers import image_bytes, logged, make_function, storage_event
 from tests.logging_query import matches
@@ -65,6 +66,24 @@ def emitted(monkeypatch, make_bucket, topic, caplog):
     [message] = topic.read()
     move.post("/", json={"message": {"data": base64.b64encode(message.data).decode(), "messageId": "1"}})
     move.post("/", json={"message": {"data": 123}})
+    # As predict publishes a part its classifier calls ok and its anomaly model does not.
+    second = inbound.blob("line-1/part-2.jpeg")
+    second.upload_from_string(image_bytes())
+    anomalous = Prediction(
+        bucket=inbound.name,
+        name=second.name,
+        generation=second.generation,
+        label="ok",
+        score=0.97,
+        scores={"ok": 0.97, "defect": 0.03},
+        model="model.onnx",
+        predicted_at="2026-11-29T10:00:00+00:00",
+        unclear_reason=predicting.ANOMALOUS,
+        unclear_detail="the anomaly model scores it 0.81; 0.5 is the edge of normal",
+    )
+    move.post(
+        "/", json={"message": {"data": base64.b64encode(anomalous.to_json()).decode(), "messageId": "2"}}
+    )
     topic.read()
     collect("move")
 
@@ -102,7 +121,7 @@ def test_every_declared_metric_reads_real_log_lines_and_finds_its_fields(emitted
 
 def test_a_filter_selects_only_its_own_deployable(emitted):
     routed = monitoring.BY_KEY["routed"].filter(PREFIX)
-    assert [e["jsonPayload"]["message"] for e in emitted if matches(routed, e)] == ["routed"]
+    assert [e["jsonPayload"]["message"] for e in emitted if matches(routed, e)] == ["routed", "routed"]
     moved_elsewhere = [
         {**e, "resource": {"type": monitoring.FUNCTION, "labels": {"service_name": "other"}}} for e in emitted
     ]

@@ -37,9 +37,9 @@ def test_the_object_names_the_program_uploads_are_the_content_hashes(day_zero):
     }
     default_service = [(p, p.name) for p in sorted(DEFAULT_SERVICE_FILES.iterdir()) if p.is_file()]
     expected = {
-        packaging.content_name("predict", packaging.build_zip(packaging.function_files("predict", "none"))),
+        packaging.content_name("predict", packaging.build_zip(packaging.function_files("predict", ()))),
         packaging.content_name("move", packaging.build_zip(packaging.function_files("move"))),
-        packaging.content_name("sweep", packaging.build_zip(packaging.function_files("sweep", "none"))),
+        packaging.content_name("sweep", packaging.build_zip(packaging.function_files("sweep", ()))),
         packaging.content_name("appengine-review-app", packaging.build_zip(packaging.review_app_files())),
         packaging.content_name("appengine-default", packaging.build_zip(default_service)),
     }
@@ -47,18 +47,19 @@ def test_the_object_names_the_program_uploads_are_the_content_hashes(day_zero):
 
 
 @pytest.mark.parametrize(
-    ("backend", "ships", "leaves_out"),
+    ("served", "ships", "leaves_out"),
     [
-        ("none", set(), {"onnxruntime", "ai-edge-litert"}),
-        ("vertex", set(), {"onnxruntime", "ai-edge-litert"}),
-        ("onnx", {"onnxruntime"}, {"ai-edge-litert"}),
-        ("tflite", {"ai-edge-litert"}, {"onnxruntime"}),
+        ((), set(), {"onnxruntime", "ai-edge-litert"}),
+        (("vertex",), set(), {"onnxruntime", "ai-edge-litert"}),
+        (("onnx",), {"onnxruntime"}, {"ai-edge-litert"}),
+        (("tflite",), {"ai-edge-litert"}, {"onnxruntime"}),
+        (("tflite", "anomaly"), {"ai-edge-litert", "onnxruntime"}, set()),  # a second opinion beside it
     ],
 )
-def test_predict_ships_only_its_backends_runtime(backend, ships, leaves_out):
+def test_predict_ships_only_its_backends_runtime(served, ships, leaves_out):
     """The backend registry says what each backend needs (inspection/backends.py); a day-zero predict
     does not carry onnxruntime's 20 MB into every cold start."""
-    files = dict((arcname, path) for path, arcname in packaging.function_files("predict", backend))
+    files = dict((arcname, path) for path, arcname in packaging.function_files("predict", served))
     pins = {
         line.split("==")[0] for line in files["requirements.txt"].read_text().splitlines() if "==" in line
     }
