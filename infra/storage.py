@@ -12,6 +12,9 @@ from inspection import layout
 INBOUND_NONCURRENT_DAYS = 7
 CLAIM_KEEP_DAYS = 30
 REDRIVE_MARK_DAYS = 2  # a re-drive marker matters for one REDRIVE_AFTER window (at most a day)
+# An anomaly map helps the reviewer, who decides within days, and the auditor who looks back at a
+# decision; after that the decision and its image are the record.
+HEATMAP_KEEP_DAYS = 90
 
 
 class Buckets(pulumi.ComponentResource):
@@ -45,6 +48,10 @@ class Buckets(pulumi.ComponentResource):
                 {
                     "action": {"type": "Delete"},
                     "condition": {"age": REDRIVE_MARK_DAYS, "matches_prefixes": [f"{layout.REDRIVE}/"]},
+                },
+                {
+                    "action": {"type": "Delete"},
+                    "condition": {"age": HEATMAP_KEEP_DAYS, "matches_prefixes": [f"{layout.HEATMAPS}/"]},
                 },
             ],
         )

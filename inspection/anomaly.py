@@ -92,6 +92,37 @@ def _sample(image: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray
     return top * (1 - fr) + bottom * fr
 
 
+_ANGLES = 90
+
+
+def _rim(part: np.ndarray) -> tuple[float, float, float]:
+    """The part's centre and radius, from its rim: the outermost part pixel in each of _ANGLES
+    directions, fitted with a circle twice, the second time without the directions that disagree
+    with the first (a chip takes a bite out of the rim, a burr sticks out of it; neither may move
+    the frame, or the whole part would look misplaced around it)."""
+    yy, xx = _grid
+    cy, cx = float(yy[part].mean()), float(xx[part].mean())
+    ys, xs = yy[part] - cy, xx[part] - cx
+    radii = np.hypot(ys, xs)
+    bins = ((np.arctan2(ys, xs) + np.pi) / (2 * np.pi) * _ANGLES).astype(int) % _ANGLES
+    outer = np.full(_ANGLES, -1.0)
+    np.maximum.at(outer, bins, radii)
+    seen = outer > 0
+    angles = (np.arange(_ANGLES) + 0.5) * 2 * np.pi / _ANGLES - np.pi
+    py, px = cy + outer * np.sin(angles), cx + outer * np.cos(angles)
+    keep = seen
+    for _ in range(2):
+        # x² + y² + D·x + E·y + F = 0, in least squares (Kåsa's circle fit)
+        a = np.stack([px[keep], py[keep], np.ones(int(keep.sum()))], 1)
+        d, e, f = np.linalg.lstsq(a, -(px[keep] ** 2 + py[keep] ** 2), rcond=None)[0]
+        fx, fy = -d / 2, -e / 2
+        fr = float(np.sqrt(max(fx * fx + fy * fy - f, 1.0)))
+        off = np.abs(np.hypot(px - fx, py - fy) - fr)
+        spread = float(np.median(off[seen])) * 1.4826 + 0.5
+        keep = seen & (off <= 3 * spread)
+    return float(fy), float(fx), fr
+
+
 def aligned_residual(gray: np.ndarray) -> tuple[np.ndarray, Frame]:
     """A SIZE × SIZE grey image → what is left after resampling it to the reference frame and taking
     away the brightness expected at each radius; and where the part was."""
@@ -100,8 +131,7 @@ def aligned_residual(gray: np.ndarray) -> tuple[np.ndarray, Frame]:
     part = gray > (low + high) / 2
     if part.sum() < 50:  # nothing in view: the whole image is unlike a part
         return np.full((SIZE, SIZE), -255.0, np.float32), Frame(0.0, 0.0, 0.0)
-    cy, cx = float(yy[part].mean()), float(xx[part].mean())
-    radius = float(np.sqrt(part.sum() / np.pi))
+    cy, cx, radius = _rim(part)
     scale = radius / (RIM * SIZE)
     aligned = _sample(gray, cy + (yy - SIZE / 2) * scale, cx + (xx - SIZE / 2) * scale)
     ring = np.minimum(

@@ -37,6 +37,7 @@ def decisions() -> Decisions:
 def _item_json(item: Item) -> dict:
     body = asdict(item)
     body["url"] = _url(item.name, item.generation)
+    body["heatmap_url"] = _url(item.heatmap, None) if item.heatmap else ""
     body["display_name"] = layout.displayed(layout.parse(item.name).name)
     return body
 
@@ -153,7 +154,7 @@ def _held_on(hold):
     return jsonify(lease_expires=expires, url=_url(name, generation))
 
 
-def _url(name: str, generation: int) -> str:
+def _url(name: str, generation: int | None) -> str:
     return current_app.extensions["signer"].url(queue().prediction_bucket, name, generation)
 
 

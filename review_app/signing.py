@@ -39,7 +39,7 @@ class IamSigner:
                 self._credentials.refresh(Request())
             return self._credentials.service_account_email, self._credentials.token
 
-    def url(self, bucket: str, name: str, generation: int) -> str:
+    def url(self, bucket: str, name: str, generation: int | None) -> str:
         email, token = self._token()
         calls.record("iamcredentials.serviceAccounts.signBlob", f"projects/-/serviceAccounts/{email}")
         blob = storage.client().bucket(bucket).blob(name, generation=generation)
@@ -75,7 +75,7 @@ class LocalSigner:
         self.expiration = timedelta(seconds=seconds)
         self.endpoint = self.origin = endpoint
 
-    def url(self, bucket: str, name: str, generation: int) -> str:
+    def url(self, bucket: str, name: str, generation: int | None) -> str:
         # The call the cloud makes here instead (IamSigner), for the permission trace.
         calls.record("iamcredentials.serviceAccounts.signBlob", calls.OWN_ACCOUNT)
         blob = storage.client().bucket(bucket).blob(name)

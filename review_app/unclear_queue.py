@@ -38,6 +38,7 @@ class Item:
     unclear_reason: str = ""
     unclear_detail: str = ""
     lease: str = VIEW  # view: on screen; prefetch: loaded, not shown yet
+    heatmap: str = ""  # the anomaly map predict kept (layout.heatmap), if any
 
 
 def check_name(name: object) -> str:
@@ -215,4 +216,7 @@ def _item_of(blob, lease: Lease) -> Item:
         unclear_reason=meta.get(metadata.UNCLEAR_REASON, ""),
         unclear_detail=meta.get(metadata.UNCLEAR_DETAIL, ""),
         lease=lease.kind,
+        heatmap=meta.get(metadata.HEATMAP, "")
+        if layout.HEATMAP_NAME.match(meta.get(metadata.HEATMAP, ""))
+        else "",
     )

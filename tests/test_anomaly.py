@@ -57,6 +57,18 @@ def test_a_model_of_good_parts_tells_defects_from_good_parts(sample, fitted):
     assert result["held_out_scores"]["max"] < 0.5
 
 
+def test_the_sample_keeps_each_defects_mask_and_the_map_points_into_it(sample, fitted):
+    """Issue 25: localisation is measured against masks the generator writes with the photos
+    (MVTec AD's ground_truth/ layout), with predict's own backend."""
+    defects = sorted((sample / "test" / "def_front").iterdir())
+    masks = [sample_data.mask_path(p) for p in defects]
+    assert all(m.exists() and np.asarray(Image.open(m)).max() == 255 for m in masks)
+    assert not any(sample_data.mask_path(p).exists() for p in (sample / "test" / "ok_front").iterdir())
+    hits, total = train_anomaly.localisation(str(fitted[0]), sample / "test")
+    assert total == len(defects) == 40
+    assert hits / total >= 0.8, (hits, total)
+
+
 def test_predict_serves_it_through_the_backend_registry_with_its_card(fitted):
     out, _ = fitted
     classifier = backends.get("anomaly").open(str(out))

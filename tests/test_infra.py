@@ -534,6 +534,11 @@ def test_inbound_keeps_every_generation_until_it_is_routed(program):
     }
     claims = one(resources, "bucket-prediction")["lifecycleRules"][1]
     assert claims["condition"] == {"age": 30, "matchesPrefixes": ["claims/"]}
+    heatmaps = one(resources, "bucket-prediction")["lifecycleRules"][3]
+    assert heatmaps == {
+        "action": {"type": "Delete"},
+        "condition": {"age": 90, "matchesPrefixes": ["heatmaps/"]},
+    }
 
 
 def test_the_records_go_to_a_partitioned_dataset_the_audit_and_report_readers_may_read(program):

@@ -123,13 +123,14 @@ def test_the_import_file_uses_vertexs_split_values_and_still_reads_the_legacy_on
 def test_upload_is_parallel_resumable_and_prepare_reads_the_bucket(sample, make_bucket, tmp_path, capsys):
     bucket = make_bucket("training")
     target = f"gs://{bucket.name}/casting_data"
-    assert upload_dataset.upload(sample, target, workers=4, progress=False) == (81, 0)
-    assert upload_dataset.upload(sample, target, workers=4, progress=False) == (0, 81)
+    # 80 photos, the masks of their 40 defects (ground_truth/), and a README: the folder as it is
+    assert upload_dataset.upload(sample, target, workers=4, progress=False) == (121, 0)
+    assert upload_dataset.upload(sample, target, workers=4, progress=False) == (0, 121)
     changed = sample / "test" / "ok_front" / "cast_ok_0_0000.jpeg"
     original = changed.read_bytes()
     try:
         changed.write_bytes(original + b"\x00")
-        assert upload_dataset.upload(sample, target, workers=4, progress=False) == (1, 80)
+        assert upload_dataset.upload(sample, target, workers=4, progress=False) == (1, 120)
     finally:
         changed.write_bytes(original)
     out = tmp_path / "import.csv"

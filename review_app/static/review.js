@@ -18,6 +18,10 @@
     skip: $("btn-skip"), undo: $("btn-undo"), retry: $("btn-retry") };
   const image = $("image");
   const loupe = $("loupe");
+  const heatmap = $("heatmap");
+  // The reviewer's choice of map and opacity holds for the session, image after image.
+  let heatOn = sessionStorage.getItem("heatmap") !== "off";
+  $("heat-opacity").value = sessionStorage.getItem("heatOpacity") || $("heat-opacity").value;
   let current = null;     // the image on screen (leased to this tab as "view")
   let ready = false;      // current is painted and fully in view: keys may decide it
   let upcoming = null;    // the next image, leased as "prefetch" and preloaded
@@ -46,6 +50,7 @@
     item.confirmed = item.lease === "view";  // a prefetched image is confirmed when it is shown
     item.preloaded = new Image();  // prefetch, so showing it is instant
     item.preloaded.src = item.url;
+    if (item.heatmap_url) { item.preloadedHeat = new Image(); item.preloadedHeat.src = item.heatmap_url; }
     return item;
   }
 
@@ -99,7 +104,7 @@
     if (current && current.confirmed && !ready && !busy && $("failed").hidden && image.complete && fullyVisible()) setReady(true);
     else if (ready && !fullyVisible()) setReady(false);
   }
-  image.addEventListener("load", () => requestAnimationFrame(() => requestAnimationFrame(() => { placeLoupe(); checkReady(); })));
+  image.addEventListener("load", () => requestAnimationFrame(() => requestAnimationFrame(() => { placeLoupe(); placeHeatmap(); checkReady(); })));
   image.addEventListener("error", () => {
     if (!current) return;
     setReady(false);
@@ -108,7 +113,8 @@
     buttons.skip.disabled = false;
     buttons.retry.disabled = false;
   });
-  window.addEventListener("resize", checkReady);
+  window.addEventListener("resize", () => { placeHeatmap(); checkReady(); });
+  heatmap.addEventListener("error", () => { heatmap.hidden = true; });  // the photo still decides
   window.addEventListener("scroll", checkReady, { passive: true });
 
   function show(item) {
@@ -117,6 +123,7 @@
     $("loading").hidden = true;
     $("failed").hidden = true;
     buttons.retry.disabled = true;
+    showHeatmap(item);
     if (!item) {
       image.hidden = true;
       loupe.hidden = true;
@@ -357,8 +364,39 @@
   function setFit(on) {
     image.classList.toggle("fit", on);
     toggle($("btn-fit"), on);
-    requestAnimationFrame(() => { placeLoupe(); setReady(false); checkReady(); });
+    requestAnimationFrame(() => { placeLoupe(); placeHeatmap(); setReady(false); checkReady(); });
   }
+
+  // The anomaly map, over the photo it was made of. An image without one looks as it always did:
+  // no overlay, no legend, and M does nothing.
+  function showHeatmap(item) {
+    const has = Boolean(item && item.heatmap_url);
+    $("btn-heatmap").disabled = !has;
+    $("heat-legend").hidden = !has;
+    heatmap.removeAttribute("src");
+    heatmap.hidden = true;
+    if (!has) return;
+    heatmap.src = item.heatmap_url;
+    setHeatmap(heatOn);
+  }
+  function placeHeatmap() {
+    if (heatmap.hidden || image.hidden || !image.naturalWidth) return;
+    const box = image.getBoundingClientRect(), stage = $("stage").getBoundingClientRect();
+    Object.assign(heatmap.style, { left: (box.left - stage.left) + "px", top: (box.top - stage.top) + "px",
+      width: box.width + "px", height: box.height + "px" });
+  }
+  function setHeatmap(on) {
+    heatOn = on;
+    sessionStorage.setItem("heatmap", on ? "on" : "off");
+    toggle($("btn-heatmap"), on);
+    heatmap.hidden = !on || !heatmap.getAttribute("src");
+    heatmap.style.opacity = String($("heat-opacity").value / 100);
+    placeHeatmap();
+  }
+  $("heat-opacity").addEventListener("input", () => {
+    sessionStorage.setItem("heatOpacity", $("heat-opacity").value);
+    heatmap.style.opacity = String($("heat-opacity").value / 100);
+  });
 
   async function refreshCount() {
     try {
@@ -378,6 +416,7 @@
   $("btn-loupe").addEventListener("click", () => setLoupe(loupe.hidden));
   $("btn-levels").addEventListener("click", () => setLevels(!image.classList.contains("levels")));
   $("btn-fit").addEventListener("click", () => setFit(!image.classList.contains("fit")));
+  $("btn-heatmap").addEventListener("click", () => setHeatmap(!heatOn));
   document.addEventListener("keydown", (event) => {
     if (event.altKey || event.ctrlKey || event.metaKey) return;
     if (event.target.closest && event.target.closest("input, textarea, select")) return;
@@ -402,6 +441,7 @@
     const action = deciding ? () => decide(deciding) : { s: skip, " ": skip, r: retry, u: () => undo(history[0]), z: () => undo(history[0]),
       l: () => setLoupe(loupe.hidden), c: () => setLevels(!image.classList.contains("levels")),
       f: () => setFit(!image.classList.contains("fit")),
+      m: () => { if (!$("btn-heatmap").disabled) setHeatmap(!heatOn); },
       h: () => { const first = $("history").querySelector("button"); if (first) first.focus(); } }[key];
     if (action) { event.preventDefault(); action(); }
   });

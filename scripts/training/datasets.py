@@ -45,6 +45,9 @@ def vertex_label(name: str) -> str:
 
 # The split folders the casting layout uses (and Vertex's own names).
 SPLIT_FOLDERS = {"train", "test", "training", "validation", "valid", "val"}
+# Where defect masks live beside the images (MVTec AD's name; scripts/training/sample_data.py writes
+# them): they measure where an anomaly map points, and are not images to train on.
+MASKS = "ground_truth"
 
 
 @dataclass(frozen=True)
@@ -53,12 +56,14 @@ class Skipped:
     reason: str
 
 
-def _image(relative: PurePosixPath, uri: str, content: str = "") -> Image | Skipped:
+def _image(relative: PurePosixPath, uri: str, content: str = "") -> Image | Skipped | None:
     """The label is the class folder directly under a split folder (or directly under the root
-    scanned); any other place is an unexpected layout, never a class of its own."""
+    scanned); any other place is an unexpected layout, never a class of its own. None: a mask."""
     if relative.suffix.lower() not in IMAGE_SUFFIXES:
         return Skipped(uri, "not an image file")
     parts = relative.parts
+    if parts[0] == MASKS:
+        return None
     if len(parts) == 2:
         return Image(uri, vertex_label(parts[0]), False, content)
     if len(parts) == 3 and parts[0].lower() in SPLIT_FOLDERS:
@@ -90,6 +95,7 @@ def scan(source: str, *, decode: bool = False) -> tuple[list[Image], list[Skippe
             _image(PurePosixPath(p.relative_to(root).as_posix()), str(p), _local_key(p))
             for p in sorted(visible)
         ]
+    found = [f for f in found if f is not None]
     if decode:
         found = _decodable(found)
     images = sorted((f for f in found if isinstance(f, Image)), key=lambda i: i.uri)

@@ -2,6 +2,7 @@
 
     <out>/train/ok_front/*.jpeg   <out>/train/def_front/*.jpeg
     <out>/test/ok_front/*.jpeg    <out>/test/def_front/*.jpeg
+    <out>/ground_truth/<split>/<name>_mask.png   where each defect is (white), as MVTec AD keeps them
 
 The images are synthetic: grayscale impeller-like cast parts (rim, rings, blades, central bore)
 under uneven light, with defects of realistic kinds: blowholes, cracks, edge chips and burrs,
@@ -25,8 +26,18 @@ DEFECT_KINDS = ("blowhole", "crack", "chip", "burr")
 FAINT_SHARE = 0.2
 
 
+MASK_LEVELS = 8  # a pixel the defect changed by at least this many grey levels is in its mask
+
+
 def draw_part(rng: np.random.Generator, defect: str | None, faint: bool) -> Image.Image:
     """One 300×300 grayscale cast part; `defect` is one of DEFECT_KINDS or None."""
+    return draw_part_and_mask(rng, defect, faint)[0]
+
+
+def draw_part_and_mask(
+    rng: np.random.Generator, defect: str | None, faint: bool
+) -> tuple[Image.Image, Image.Image]:
+    """The part, and where its defect is: the pixels the defect changed (all black without one)."""
     yy, xx = np.mgrid[0:SIZE, 0:SIZE].astype(np.float32)
     cx, cy = SIZE / 2 + rng.normal(0, 6, 2)
     radius = rng.uniform(110, 124)
@@ -47,6 +58,7 @@ def draw_part(rng: np.random.Generator, defect: str | None, faint: bool) -> Imag
     bore = r < rng.uniform(0.2, 0.24) * radius
     img[bore] = rng.uniform(15, 30)
     img += light
+    flawless = img.copy()
 
     if defect == "blowhole":
         for _ in range(1 if faint else int(rng.integers(1, 4))):
@@ -85,9 +97,15 @@ def draw_part(rng: np.random.Generator, defect: str | None, faint: bool) -> Imag
         size = rng.uniform(3, 4) if faint else rng.uniform(5, 9)
         img = np.maximum(img, 150 * (np.hypot(xx - bx, yy - by) < size))
 
+    mask = Image.fromarray(((np.abs(img - flawless) >= MASK_LEVELS) * 255).astype(np.uint8), "L")
     img += rng.normal(0, 5, img.shape)
     picture = Image.fromarray(np.clip(img, 0, 255).astype(np.uint8), "L")
-    return picture.filter(ImageFilter.GaussianBlur(0.8))
+    return picture.filter(ImageFilter.GaussianBlur(0.8)), mask
+
+
+def mask_path(image: Path) -> Path:
+    """Where generate() keeps the mask of <out>/<split>/<folder>/<name>."""
+    return image.parents[2] / "ground_truth" / image.parent.parent.name / f"{image.stem}_mask.png"
 
 
 def generate(out: Path, train: int = 300, test: int = 100, seed: int = 7, progress: bool = False) -> Path:
@@ -109,7 +127,11 @@ def generate(out: Path, train: int = 300, test: int = 100, seed: int = 7, progre
         kind = DEFECT_KINDS[int(rng.integers(len(DEFECT_KINDS)))] if defect else None
         faint = bool(defect and rng.random() < FAINT_SHARE)
         path.parent.mkdir(parents=True, exist_ok=True)
-        draw_part(rng, kind, faint).save(path, quality=92)
+        picture, mask = draw_part_and_mask(rng, kind, faint)
+        picture.save(path, quality=92)
+        if defect:
+            mask_path(path).parent.mkdir(parents=True, exist_ok=True)
+            mask.save(mask_path(path))
     return out
 
 
