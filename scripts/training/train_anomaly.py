@@ -206,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
         hits, total = localisation(args.out, args.test)
         if total:
             print(
-                f"localisation: the map peaks on the defect for {hits} of {total} defects ({hits / total:.0%})"
+                f"localisation: the map peaks on {hits} of {total} defects ({hits / total:.0%})"
             )
     print(f"model written to {args.out}")
     return 0
