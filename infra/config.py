@@ -103,6 +103,11 @@ class Settings:
         return backends.get(self.backend)
 
     @property
+    def keeps_heatmaps(self) -> bool:
+        """Predict keeps anomaly maps: an anomaly model serves, alone or as a second opinion."""
+        return any(backend.maps for backend, _ in self.served)
+
+    @property
     def served(self) -> list[tuple[backends.Backend, str]]:
         """Each model predict opens, with its backend: the classifier's, and a second opinion's."""
         found = [(self.model_backend, self.model)] if self.model else []

@@ -203,10 +203,12 @@ def _record_graph(mocks: Mocks) -> None:
 # The example stack with each setting that adds grants: every grant the program can declare.
 MODEL_ONNX = "gs://acme-qi-training/models/model.onnx"
 MODEL_TFLITE = "gs://acme-qi-training/models/edge/model.tflite"
+MODEL_ANOMALY = "gs://acme-qi-training/models/anomaly/line-1.npz"
 VERTEX_ENDPOINT = "1234567890123456789"
 VARIANTS: dict[str, dict[str, object]] = {
     "day zero": {},
     "onnx": {"classifierBackend": "onnx", "onnxModel": MODEL_ONNX},
+    "onnx and anomaly": {"classifierBackend": "onnx", "onnxModel": MODEL_ONNX, "anomalyModel": MODEL_ANOMALY},
     "tflite": {"classifierBackend": "tflite", "tfliteModel": MODEL_TFLITE},
     "vertex": {"classifierBackend": "vertex", "vertexEndpointId": VERTEX_ENDPOINT},
     "report readers": {"reportReaders": ["user:quality-lead@example.com"]},

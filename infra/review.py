@@ -3,7 +3,8 @@
 - `<prefix>-review` (ROLE=review), where reviewers decide the unclear images, runs as the review
   account, which may list, lease and move images in the prediction bucket;
 - `<prefix>-audit` (ROLE=audit), where auditors read who decided what, runs as the audit account,
-  which may only read this stack's records in BigQuery.
+  which may read this stack's records in BigQuery, and the decided photos (human_decided/) and
+  their anomaly maps (heatmaps/) it shows beside them, by URLs it signs as itself.
 
 Each service admits through IAP only its own members (service-level bindings, so a member in both
 lists holds two bindings that are removed independently), and the app checks the verified email
@@ -18,9 +19,10 @@ import pulumi
 from infra import packaging
 from infra.appengine import AppService, service_url
 from infra.context import Context
-from infra.iam import Grants, sa
+from infra.iam import Grants, bucket_condition, sa
 from infra.project import ZIP_PREFIX
 from infra.waits import propagation_wait
+from inspection import layout
 from review_app.settings import ReviewSettings
 
 
@@ -65,6 +67,25 @@ class ReviewApp(pulumi.ComponentResource):
             review,
             roles.name("signBlobOnly"),
             "the review service signs image URLs as itself through IAM signBlob, with no key file",
+        )
+        shown = [(layout.HUMAN_DECIDED, "the photo a reviewer decided")]
+        if s.keeps_heatmaps:
+            shown.append((layout.HEATMAPS, "the anomaly map the reviewer saw over it"))
+        for folder, what in shown:
+            iam.bucket(
+                f"iam-audit-{folder.replace('_', '-')}",
+                buckets.prediction,
+                audit,
+                roles.name("objectRead"),
+                f"the audit view shows {what}, by a URL it signs",
+                condition=bucket_condition(f"only {folder}/", buckets.prediction.name, folder),
+            )
+        iam.service_account(
+            "iam-audit-sign-self",
+            accounts.audit,
+            audit,
+            roles.name("signBlobOnly"),
+            "the audit service signs the URLs of the photos and maps it shows as itself, with no key file",
         )
         self.grants = iam.grants
         # Each service's own account may be the one its build runs as (infra/project.py).

@@ -55,6 +55,7 @@ class Backend:
     distributions: tuple[str, ...] = ()  # what the function ships only for this backend
     suffix: str = ""  # a model file's extension, for the scripts' model references
     accepts: tuple[str, ...] = ()  # other extensions the stack may name (an anomalib export's .onnx)
+    maps: bool = False  # its models give an anomaly map, which predict keeps for people (heatmaps/)
     # `module:Class.method` that opens a model: (location, Opening) → classifier. Named, not
     # imported, so that a deployable that never opens a model does not ship the classifiers.
     opener: str = ""
@@ -157,6 +158,7 @@ BACKENDS: dict[str, Backend] = {
             distributions=("onnxruntime",),  # for anomalib's exports; our own needs numpy alone
             suffix=".npz",
             accepts=(".onnx",),
+            maps=True,
             opener="inspection.classifiers:AnomalyClassifier.open",
         ),
     )

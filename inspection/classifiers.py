@@ -18,6 +18,7 @@ import functools
 import json
 import os
 import tempfile
+import threading
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -364,7 +365,9 @@ def local_model_path(location: str, companions: tuple[str, ...] = ()) -> str:
     ]:
         if os.path.exists(local):
             continue
-        partial = f"{local}.{os.getpid()}.part"  # download beside it, then rename: never a half-written file
+        # Download beside it, then rename: never a half-written file. One partial file per process
+        # and thread, since a new instance's first requests may all be opening the model.
+        partial = f"{local}.{os.getpid()}.{threading.get_ident()}.part"
         try:
             storage.client().bucket(bucket).blob(wanted).download_to_filename(partial)
         except gexc.NotFound:

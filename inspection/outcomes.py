@@ -117,6 +117,7 @@ class Decided(Outcome):
     threshold: float | None
     waited_s: float | None  # how long the image waited in unclear/ for a person
     unclear_reason: str = ""
+    heatmap: str = ""  # the anomaly map the reviewer could see (layout.heatmap), for the audit
     _bucket: str = ""
     _source: str = ""  # the unclear/ object that was decided
     _source_generation: int = 0
@@ -270,6 +271,7 @@ def _decided(moved: Moved, line_segment: int) -> Decided:
         threshold=number(meta.get(metadata.THRESHOLD)),
         waited_s=waited_s(meta, claim.claimed_at),
         unclear_reason=meta.get(metadata.UNCLEAR_REASON, ""),
+        heatmap=meta.get(metadata.HEATMAP, ""),
         _bucket=claim.bucket,
         _source=source.name,
         _source_generation=source.generation or 0,

@@ -100,6 +100,7 @@ AUDIT_COLUMNS = (
     "model_score",
     "agreement",
     "unclear_reason",
+    "heatmap",
     "waited_s",
     "object",
     "undoes",

@@ -12,10 +12,20 @@ import io
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 
-from flask import Blueprint, Response, abort, current_app, render_template, request, stream_with_context
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    current_app,
+    render_template,
+    request,
+    stream_with_context,
+)
 
 from inspection import calls, layout, records
 from review_app.auth import auditors_only
+from review_app.errors import NotAllowed
+from review_app.unclear_queue import check_name
 
 bp = Blueprint("audit", __name__)
 COLUMNS = (
@@ -29,6 +39,7 @@ COLUMNS = (
     "model_score",
     "agreement",
     "object",
+    "heatmap",
 )
 FILTERS = {
     "reviewer": None,
@@ -92,7 +103,9 @@ def row(record: dict) -> dict[str, str]:
         "model_score": f"{score:.6f}" if isinstance(score, float) else "",
         "agreement": record.get("agreement") or "",
         "object": layout.displayed(record.get("object") or ""),
+        "heatmap": record.get("heatmap") or "",
         "event_id": record["event_id"],
+        "_object": record.get("object") or "",  # the name as stored, for the link to the photo
     }
 
 
@@ -120,6 +133,28 @@ def table():
         here=here,
         following=following,
         first=not after[0],
+    )
+
+
+@bp.get("/audit/photo")
+def photo():
+    """The photo a reviewer decided, and over it the anomaly map they could see (if there was
+    one), by short-lived URLs the audit service signs."""
+    name, heatmap = request.args.get("object", ""), request.args.get("heatmap", "")
+    try:
+        check_name(name)
+    except NotAllowed as exc:
+        abort(400, str(exc))
+    if layout.parse(name).folder != layout.HUMAN_DECIDED:
+        abort(400, "only a decided photo (human_decided/) can be shown")
+    if heatmap and not layout.HEATMAP_NAME.match(heatmap):
+        abort(400, "heatmap must be heatmaps/<40 hex digits>.png")
+    bucket, signer = current_app.extensions["settings"].prediction_bucket, current_app.extensions["signer"]
+    return render_template(
+        "audit_photo.html",
+        name=layout.displayed(name),
+        photo_url=signer.url(bucket, name, None),
+        heatmap_url=signer.url(bucket, heatmap, None) if heatmap else "",
     )
 
 

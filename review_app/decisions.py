@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from inspection import claims, layout, metadata, outcomes, storage
 from review_app.errors import AlreadyDecided, NotAllowed, NotFound, Refused
 from review_app.leases import now
-from review_app.unclear_queue import Item, Queue, check_name, check_unclear_name, score_of
+from review_app.unclear_queue import Item, Queue, check_name, check_unclear_name
 
 
 @dataclass(frozen=True)
@@ -147,17 +147,7 @@ class Decisions:
         if result.claim is None or result.claim.owner != reviewer or result.copy is None or result.handed_on:
             raise AlreadyDecided(decided_name, "the image changed since; nothing was undone", "changed")
         lease = self.queue.hold(result.copy.name, result.copy.generation, reviewer, tab)
-        kept = result.claim.metadata
-        return Item(
-            result.copy.name,
-            result.copy.generation,
-            kept.get(metadata.PREDICTED_LABEL, ""),
-            score_of(kept),
-            kept.get(metadata.ROUTED_AT, ""),
-            lease,
-            kept.get(metadata.UNCLEAR_REASON, ""),
-            kept.get(metadata.UNCLEAR_DETAIL, ""),
-        )
+        return Item.of(result.copy.name, result.copy.generation, result.claim.metadata, lease)
 
 
 def _decision(claim: claims.Claim, copy: storage.ObjectRef | None, source: str) -> Decision:

@@ -9,11 +9,15 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 from datetime import timedelta
 
 from inspection import calls, storage
+
+# The local signing accounts: <deployable>@… (the emulator's proxy reads the deployable back).
+LOCAL_SIGNER_DOMAIN = "@local-signer.iam.gserviceaccount.com"
 
 
 class IamSigner:
@@ -62,15 +66,19 @@ class LocalSigner:
         pem = key.private_bytes(
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
         ).decode()
-        self.credentials = service_account.Credentials.from_service_account_info(
-            {
-                "type": "service_account",
-                "client_email": "local-signer@local.iam.gserviceaccount.com",
-                "private_key": pem,
-                "private_key_id": "local",
-                "token_uri": "https://oauth2.googleapis.com/token",
-                "project_id": "local",
-            }
+        # As in the cloud, each service signs as its own account (review, audit), and the URL names
+        # it: the storage emulator's proxy reads who a signed read acts for from X-Goog-Credential.
+        self._credentials = functools.cache(
+            lambda deployable: service_account.Credentials.from_service_account_info(
+                {
+                    "type": "service_account",
+                    "client_email": f"{deployable}{LOCAL_SIGNER_DOMAIN}",
+                    "private_key": pem,
+                    "private_key_id": "local",
+                    "token_uri": "https://oauth2.googleapis.com/token",
+                    "project_id": "local",
+                }
+            )
         )
         self.expiration = timedelta(seconds=seconds)
         self.endpoint = self.origin = endpoint
@@ -83,7 +91,7 @@ class LocalSigner:
             version="v4",
             expiration=self.expiration,
             method="GET",
-            credentials=self.credentials,
+            credentials=self._credentials(calls.current()),
             api_access_endpoint=self.endpoint,
         )
 

@@ -40,6 +40,26 @@ class Item:
     lease: str = VIEW  # view: on screen; prefetch: loaded, not shown yet
     heatmap: str = ""  # the anomaly map predict kept (layout.heatmap), if any
 
+    @classmethod
+    def of(
+        cls, name: str, generation: int, meta: dict, expires: str, kind: str = VIEW, arrived: str = ""
+    ) -> Item:
+        """An unclear image leased until `expires`, as its metadata (move's, kept through a decision
+        and its undo) describes it; `arrived` when the metadata does not say."""
+        heatmap = meta.get(metadata.HEATMAP, "")
+        return cls(
+            name=name,
+            generation=generation,
+            model_label=meta.get(metadata.PREDICTED_LABEL, ""),
+            model_score=score_of(meta),
+            arrived=meta.get(metadata.ROUTED_AT) or arrived,
+            lease_expires=expires,
+            unclear_reason=meta.get(metadata.UNCLEAR_REASON, ""),
+            unclear_detail=meta.get(metadata.UNCLEAR_DETAIL, ""),
+            lease=kind,
+            heatmap=heatmap if layout.HEATMAP_NAME.match(heatmap) else "",
+        )
+
 
 def check_name(name: object) -> str:
     """400 for anything that is not the name of an image the product carries: the image's own name
@@ -205,18 +225,5 @@ class Queue:
 
 
 def _item_of(blob, lease: Lease) -> Item:
-    meta = blob.metadata or {}
-    return Item(
-        name=blob.name,
-        generation=blob.generation,
-        model_label=meta.get(metadata.PREDICTED_LABEL, ""),
-        model_score=score_of(meta),
-        arrived=meta.get(metadata.ROUTED_AT) or (blob.time_created.isoformat() if blob.time_created else ""),
-        lease_expires=lease.expires,
-        unclear_reason=meta.get(metadata.UNCLEAR_REASON, ""),
-        unclear_detail=meta.get(metadata.UNCLEAR_DETAIL, ""),
-        lease=lease.kind,
-        heatmap=meta.get(metadata.HEATMAP, "")
-        if layout.HEATMAP_NAME.match(meta.get(metadata.HEATMAP, ""))
-        else "",
-    )
+    created = blob.time_created.isoformat() if blob.time_created else ""
+    return Item.of(blob.name, blob.generation, blob.metadata or {}, lease.expires, lease.kind, created)

@@ -32,6 +32,8 @@ from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 
+from inspection import layout
+
 ROOT = Path(__file__).resolve().parents[1]
 SUMMARY = ROOT / "docs" / "iam-trace.json"
 ROLES = ROOT / "infra" / "iam_roles.json"
@@ -39,8 +41,9 @@ DEPLOYABLES = ("predict", "move", "sweep", "review", "audit")
 # The folders our code names (inspection/layout.py); anything else is a name a camera chose.
 FOLDERS = frozenset(
     {
-        *("ok", "defect", "unclear", "rejected", "quarantine", "claims"),
-        *("review", "human_decided", "backfill", "redrive", "models"),
+        *layout.ROUTED_FOLDERS,
+        *(layout.QUARANTINE, layout.CLAIMS, "review", layout.HUMAN_DECIDED, layout.BACKFILL),
+        *(layout.REDRIVE, layout.HEATMAPS, "models"),
     }
 )
 

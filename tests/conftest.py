@@ -158,6 +158,18 @@ def small_model(tmp_path_factory):
     return path
 
 
+@pytest.fixture(scope="session")
+def anomaly_sample(tmp_path_factory):
+    """A synthetic sample with masks, and an anomaly model fitted by train_anomaly on its good
+    training photos alone: (sample root, model path, what fit returned)."""
+    from scripts.training import sample_data, train_anomaly
+
+    root = sample_data.generate(tmp_path_factory.mktemp("anomaly-sample"), train=120, test=80, seed=11)
+    path = root.parent / "anomaly.npz"
+    fitted = train_anomaly.fit([str(root / "train" / "ok_front")], str(path))
+    return root, path, fitted
+
+
 CHROMIUM = "/usr/bin/chromium"
 
 

@@ -26,14 +26,13 @@ from tests.helpers import make_function, storage_event
 
 
 @pytest.fixture(scope="module")
-def sample(tmp_path_factory):
-    return sample_data.generate(tmp_path_factory.mktemp("sample"), train=120, test=80, seed=11)
+def sample(anomaly_sample):
+    return anomaly_sample[0]
 
 
 @pytest.fixture(scope="module")
-def fitted(sample, tmp_path_factory):
-    out = tmp_path_factory.mktemp("model") / "anomaly.npz"
-    result = train_anomaly.fit([str(sample / "train" / "ok_front")], str(out))
+def fitted(anomaly_sample):
+    _, out, result = anomaly_sample
     return out, result
 
 

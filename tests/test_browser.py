@@ -309,6 +309,78 @@ def test_the_loupe_and_contrast_and_no_upscaling_without_asking(page, make_bucke
     server.shutdown()
 
 
+def test_the_anomaly_map_lies_over_the_photo_and_the_reviewer_controls_it(
+    page, make_bucket, anomaly_sample, output_path
+):
+    """Issue 25: an unclear image with the anomaly map predict kept shows it over the photo, at the
+    photo's exact place and size (M toggles it, the slider sets its opacity, a legend explains it);
+    the next image, without a map, looks as it always did."""
+    from inspection import anomaly, backends, images, layout, metadata, review_index
+
+    bucket = make_bucket("prediction")
+    _, model, _ = anomaly_sample
+    spotted = image_bytes(defect="blowhole")
+    scored = backends.get("anomaly").open(str(model)).classify(images.load(spotted)).anomaly
+    assert scored.score > 0.5
+    heat_name = layout.heatmap("inbound", "line-1/spotted.jpeg", 1)
+    bucket.blob(heat_name).upload_from_string(anomaly.heatmap_png(scored.heat), content_type="image/png")
+    for name, data, extra, routed_at in (
+        (
+            "line-1/spotted.jpeg",
+            spotted,
+            {metadata.HEATMAP: heat_name, metadata.UNCLEAR_REASON: "anomalous"},
+            "06",
+        ),
+        ("line-1/plain.jpeg", image_bytes(), {}, "07"),
+    ):
+        blob = bucket.blob(f"unclear/{name}")
+        blob.metadata = {
+            "predicted_label": "ok",
+            "predicted_score": "0.970000",
+            **extra,
+            "routed_at": f"2026-11-25T{routed_at}:00:00+00:00",
+        }
+        blob.upload_from_string(data, content_type="image/jpeg")
+        review_index.add(
+            review_index.Entry(bucket.name, blob.name, blob.generation, blob.metadata["routed_at"])
+        )
+    server, url = serve(create_app({"PREDICTION_BUCKET": bucket.name, "REVIEW_AUTH": "local"}))
+    page.set_viewport_size({"width": 1366, "height": 768})
+    page.goto(url)
+    overlay, image = page.locator("#heatmap"), page.locator("#image")
+    expect(page.locator("#name")).to_have_text("line-1/spotted.jpeg")
+    expect(overlay).to_be_visible()
+    wait_for(lambda: overlay.evaluate("img => img.complete && img.naturalWidth") > 0)
+    wait_for(lambda: image.bounding_box() and overlay.bounding_box())
+    wait_for(
+        lambda: all(
+            abs(image.bounding_box()[k] - overlay.bounding_box()[k]) <= 1
+            for k in ("x", "y", "width", "height")
+        )
+    )
+    expect(page.locator("#heat-legend")).to_be_visible()
+    expect(page.locator("#why")).to_contain_text("unlike good parts")
+    page.screenshot(path=f"{output_path}/review-heatmap.png")
+    page.keyboard.press("m")
+    expect(overlay).to_be_hidden()
+    expect(page.locator("#btn-heatmap")).to_have_attribute("aria-pressed", "false")
+    page.keyboard.press("m")
+    expect(overlay).to_be_visible()
+    page.locator("#heat-opacity").fill("30")
+    assert overlay.evaluate("img => getComputedStyle(img).opacity") == "0.3"
+    page.keyboard.press("f")  # fitted to the screen, the map follows the photo
+    wait_for(lambda: abs(image.bounding_box()["width"] - overlay.bounding_box()["width"]) <= 1)
+
+    press_when_ready(page, "d")
+    expect(page.locator("#name")).to_have_text("line-1/plain.jpeg")
+    expect(overlay).to_be_hidden()
+    expect(page.locator("#heat-legend")).to_be_hidden()
+    expect(page.locator("#btn-heatmap")).to_be_disabled()
+    page.keyboard.press("m")
+    expect(overlay).to_be_hidden()
+    server.shutdown()
+
+
 def test_success_conflict_and_error_look_different_and_name_the_image(page, make_bucket):
     from inspection import claims, storage
 
@@ -444,6 +516,7 @@ def test_a_decision_made_while_the_next_photo_is_on_its_way_shows_it_ready_to_de
 
 
 def test_the_audit_view_for_an_auditor_and_not_for_a_reviewer(page, make_bucket, tmp_path):
+    from inspection import anomaly, layout, metadata
     from review_app.decisions import Decisions
     from review_app.unclear_queue import Queue
     from scripts.local.sink import RecordSink
@@ -451,6 +524,14 @@ def test_the_audit_view_for_an_auditor_and_not_for_a_reviewer(page, make_bucket,
 
     bucket = make_bucket("prediction")
     queue_images(bucket, {"line-1/Überprüfung.jpeg": "2026-11-25T06:00:00+00:00"})
+    # the map predict kept for it (issue 25): the auditor sees it over the photo, as the reviewer could
+    heat = __import__("numpy").full((64, 64), 0.2, "float32")
+    heat[20:30, 40:50] = 0.9
+    heat_name = layout.heatmap("inbound", "line-1/Überprüfung.jpeg", 7)
+    bucket.blob(heat_name).upload_from_string(anomaly.heatmap_png(heat), content_type="image/png")
+    unclear = bucket.get_blob("unclear/line-1/Überprüfung.jpeg")
+    unclear.metadata = {**unclear.metadata, metadata.HEATMAP: heat_name}
+    unclear.patch()
     queue = Queue(bucket.name)
     item = queue.next_item("alice@example.com")
     sink = RecordSink(tmp_path / "records").install()
@@ -489,5 +570,13 @@ def test_the_audit_view_for_an_auditor_and_not_for_a_reviewer(page, make_bucket,
     download.value.save_as(raw)
     data = raw.read_bytes()
     assert data.startswith("\ufeff".encode()) and "Überprüfung.jpeg" in data.decode("utf-8-sig")
+    assert heat_name in data.decode("utf-8-sig")
+    link = page.locator("text=photo and map")
+    assert link.get_attribute("target") == "_blank"
+    assert page.goto(url + link.get_attribute("href")).status == 200  # as the new tab opens it (IAP's header)
+    photo = page
+    for image in (photo.locator("figure img").first, photo.locator("#heatmap")):
+        wait_for(lambda image=image: image.evaluate("img => img.complete && img.naturalWidth") > 0)
+    assert photo.locator("#heatmap").bounding_box() == photo.locator("figure img").first.bounding_box()
     server.shutdown()
     iap.server.shutdown()

@@ -18,6 +18,7 @@ import pytest
 from infra import iam
 from infra.mocks import VARIANTS
 from infra.permission_map import DATASET_NAMES, needs
+from inspection import layout
 from scripts import iam_trace
 from scripts.iam_trace import DEPLOYABLES, Program
 
@@ -56,12 +57,24 @@ def test_the_trace_goes_through_every_deployable_and_its_paths(calls):
     for call in calls:
         made[call.deployable, call.setting].add(call.method)
     assert {d for d, _ in made} >= set(DEPLOYABLES)
-    onnx = lambda deployable: made[deployable, "onnx"]  # noqa: E731
+    # the main workload serves an ONNX classifier with an anomaly model beside it (issue 25)
+    onnx = lambda deployable: made[deployable, "onnx and anomaly"]  # noqa: E731
     assert {"objects.get", "pubsub.topics.publish"} <= onnx("predict")
     assert {"objects.rewrite", "objects.delete", "objects.insert"} <= onnx("move")
     assert {"objects.list", "pubsub.subscriptions.pull", "pubsub.subscriptions.acknowledge"} <= onnx("sweep")
     assert {"objects.insert", "objects.delete", "iamcredentials.serviceAccounts.signBlob"} <= onnx("review")
     assert {"bigquery.jobs.create", "bigquery.tables.getData"} <= onnx("audit")
+    # the anomaly maps: predict keeps them, the reviewer's and the auditor's browsers read them
+    heatmaps = f"/objects/{layout.HEATMAPS}/"
+    for deployable, method in (
+        ("predict", "objects.insert"),
+        ("review", "objects.get"),
+        ("audit", "objects.get"),
+    ):
+        assert any(
+            c.deployable == deployable and c.method == method and heatmaps in c.resource for c in calls
+        ), (deployable, method)
+    assert "iamcredentials.serviceAccounts.signBlob" in onnx("audit")
     # predict and the sweep both ask the endpoint when the model is on Vertex AI
     assert "aiplatform.endpoints.predict" in made["predict", "vertex"]
     assert "aiplatform.endpoints.predict" in made["sweep", "vertex"]

@@ -221,3 +221,33 @@ def test_day_zero_without_a_model_sends_every_image_to_a_person(buckets, monkeyp
     [routed] = list(predicted.list_blobs(prefix="unclear/"))
     assert routed.name == "unclear/line-1/part-1.jpeg"
     assert (routed.metadata["model"], routed.metadata["unclear_reason"]) == ("none", "no_model")
+
+
+def test_a_model_several_requests_open_at_once_is_downloaded_whole(make_bucket, tmp_path):
+    """The first requests of a new instance open the model together (a functools.cache does not
+    wait for a call in progress); each download goes to its own partial file, so none is renamed
+    from under another (seen in the permission trace: FileNotFoundError on the .part file)."""
+    import threading
+
+    from inspection import classifiers
+
+    bucket = make_bucket("training")
+    content = bytes(range(256)) * 4096
+    bucket.blob("models/shared/model.onnx").upload_from_string(content)
+    uri = f"gs://{bucket.name}/models/shared/model.onnx"
+    start, found, failed = threading.Barrier(6), [], []
+
+    def open_it():
+        start.wait()
+        try:
+            found.append(classifiers.local_model_path(uri))
+        except Exception as exc:  # noqa: BLE001 - the test reports what any thread met
+            failed.append(exc)
+
+    threads = [threading.Thread(target=open_it) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failed == []
+    assert len(set(found)) == 1 and open(found[0], "rb").read() == content

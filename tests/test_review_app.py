@@ -381,6 +381,50 @@ def test_the_audit_page_escapes_names(app, audited, iap, bucket, sink):
     assert "&lt;script&gt;alert(1)&lt;/script&gt;.jpg" in html
 
 
+def test_the_anomaly_map_goes_with_the_image_through_a_decision_its_undo_and_the_audit(
+    app, audited, iap, bucket, sink
+):
+    """Issue 25: the reviewer gets a signed URL of the map predict kept; the decision's record names
+    it, an undo brings it back with the image, and the auditor sees the photo with it. A map name
+    that is not one of predict's is never signed."""
+    heat = layout.heatmap("inbound", "line-1/spot.jpg", 5)
+    bucket.blob(heat).upload_from_string(b"png", content_type="image/png")
+    blob = add_unclear(bucket, "line-1/spot.jpg")
+    blob.metadata = {**blob.metadata, "heatmap": heat}
+    blob.patch()
+    forged = add_unclear(bucket, "line-1/forged.jpg")
+    forged.metadata = {**forged.metadata, "heatmap": "human_decided/ok/other.jpg"}
+    forged.patch()
+    alice = reviewer(app, iap, "alice@example.com")
+    item = alice.next()
+    assert item["name"] == "unclear/line-1/spot.jpg" and item["heatmap"] == heat
+    assert f"/{bucket.name}/{heat}?" in item["heatmap_url"] and "X-Goog-Signature" in item["heatmap_url"]
+    decision = alice.decide(item, "defect").get_json()
+    undone = alice.post("/api/undo", {"decision": decision["name"], "generation": decision["generation"]})
+    assert undone.get_json()["heatmap"] == heat and undone.get_json()["heatmap_url"]
+    alice.decide(undone.get_json(), "defect")
+    other = alice.next()
+    assert other["name"] == "unclear/line-1/forged.jpg" and (other["heatmap"], other["heatmap_url"]) == (
+        "",
+        "",
+    )
+    sink.flush()
+
+    auditor_client = auditor(audited, iap)
+    rows = list(
+        csv.DictReader(io.StringIO(auditor_client.get("/audit.csv").get_data(as_text=True).lstrip("\ufeff")))
+    )
+    assert {r["heatmap"] for r in rows if r["event"] == "decision"} == {heat}
+    page = auditor_client.get(f"/audit/photo?object=human_decided/defect/line-1/spot.jpg&heatmap={heat}")
+    assert page.status_code == 200 and f"/{heat}?" in page.get_data(as_text=True)
+    for query in (
+        "object=unclear/line-1/spot.jpg",  # not a decision
+        "object=human_decided/defect/line-1/spot.jpg&heatmap=claims/x.json",  # not a map
+        "object=human_decided/defect/" + "x" * 1100,
+    ):
+        assert auditor_client.get(f"/audit/photo?{query}").status_code == 400, query
+
+
 # --- security ---------------------------------------------------------------------------------------
 
 

@@ -419,7 +419,10 @@
   $("btn-heatmap").addEventListener("click", () => setHeatmap(!heatOn));
   document.addEventListener("keydown", (event) => {
     if (event.altKey || event.ctrlKey || event.metaKey) return;
-    if (event.target.closest && event.target.closest("input, textarea, select")) return;
+    if (event.target.closest && event.target.closest("input:not([type=range]), textarea, select")) return;
+    // The map's opacity slider keeps its arrow keys; every other key still decides, as it did
+    // before the reviewer touched the slider.
+    if (event.target.type === "range" && (event.key.startsWith("Arrow") || event.key === "Home" || event.key === "End")) return;
     const inHistory = event.target.closest && event.target.closest("#history");
     if (inHistory && (event.key === "ArrowDown" || event.key === "ArrowUp")) {
       const all = [...$("history").querySelectorAll("button")];

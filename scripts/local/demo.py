@@ -1,7 +1,8 @@
 """`make demo`: the whole pipeline on this machine, on real emulators, with no cloud account.
 
 1. sample data (synthetic, deterministic) or your own folder in the Kaggle casting layout;
-2. a small local model, trained on train/ and exported to ONNX;
+2. a small local model, trained on train/ and exported to ONNX, and beside it an anomaly model
+   fitted on train/'s good parts alone (a new line's first week), with its AUROC and localisation;
 3. fake-gcs-server, Pub/Sub (Google's emulator if installed) and the real handlers;
 4. the test images uploaded to the inbound bucket, routed, and summarised against their labels;
 5. the review app on http://127.0.0.1:8080 until Ctrl-C (not with --once).
@@ -25,7 +26,7 @@ from inspection import layout, logs, storage
 from scripts import report
 from scripts.local.stack import LocalStack, StackConfig
 from scripts.local.state import DEFAULT_STATE, RECORDS, STACK_FILE
-from scripts.training import metrics, sample_data, train_local
+from scripts.training import metrics, sample_data, train_anomaly, train_local
 from scripts.training.datasets import labelled_images
 
 SWEEP_EVERY_S = 10.0  # the re-drive sweep's timer; images older than 60 s in inbound are re-driven
@@ -56,6 +57,30 @@ def prepare_data(state: Path, data: Path | None, train: int, test: int) -> Path:
     sample_data.generate(target, train, test, progress=True)
     marker.touch()
     return target
+
+
+def fit_anomaly_model(data: Path, state: Path) -> Path | None:
+    """The anomaly model of train/'s good parts, its AUROC and localisation on test/; None when the
+    data has no train/ok_* folder of good parts."""
+    good = sorted(p for p in (data / "train").glob("ok*") if p.is_dir())
+    if not good:
+        print("anomaly model: no train/ok_* folder of good parts; predict runs the classifier alone")
+        return None
+    out = state / "anomaly.npz"
+    print(f"anomaly model: fitting on the good parts in {', '.join(str(p) for p in good)} …")
+    fitted = train_anomaly.fit([str(p) for p in good], str(out))
+    print(
+        f"  fitted on {fitted['photos'] - fitted['held_out']} good photos in {fitted['seconds']} s, "
+        f"{fitted['bytes'] / 1024:.0f} KB; held-out good parts score at most "
+        f"{fitted['held_out_scores']['max']} (0.5 is the edge of normal)"
+    )
+    test = data / "test"
+    if test.is_dir():
+        print(f"  image AUROC on test/: {train_anomaly.auroc(str(out), test):.4f}")
+        hits, total = train_anomaly.localisation(str(out), test)
+        if total:
+            print(f"  localisation: the map peaks on {hits} of {total} defects ({hits / total:.0%})")
+    return out
 
 
 def upload(stack: LocalStack, items: list[tuple[str, bytes]]) -> None:
@@ -121,6 +146,7 @@ def run(args: argparse.Namespace) -> int:
     model = state / "model.onnx"
     print("model: training the local classifier on train/ …")
     print(train_local.describe(train_local.train(data, model, args.threshold)))
+    anomaly_model = fit_anomaly_model(data, state)
 
     shutil.rmtree(state / "gcs", ignore_errors=True)  # left by versions that stored objects on disk
     shutil.rmtree(state / RECORDS, ignore_errors=True)  # every run starts clean, as the buckets do
@@ -130,6 +156,7 @@ def run(args: argparse.Namespace) -> int:
     # Objects live in memory: every run starts clean, and nothing an upload is named can touch the disk.
     config = StackConfig(
         model_path=model,
+        anomaly_path=anomaly_model,
         threshold=args.threshold,
         gcs_port=args.gcs_port,
         sweep_every_s=SWEEP_EVERY_S,
@@ -162,6 +189,8 @@ def _run_stack(stack: LocalStack, config: StackConfig, args: argparse.Namespace,
     upload(stack, items)
     where = wait_until_routed(stack, {name for name, _ in items}, timeout=120 + len(items))
     summary = summarise(truth, where, time.monotonic() - started, len(items))
+    if config.anomaly_path:
+        summary["anomalous"] = second_opinions(stack, truth)
     print_summary(summary, stack)
     stack.wait_for_records(len(where))  # the records of what was routed, in the store the report reads
     report.main(["--records", str(config.records_dir), "--out", str(args.state / "quality-report.html")])
@@ -172,6 +201,23 @@ def _run_stack(stack: LocalStack, config: StackConfig, args: argparse.Namespace,
     if args.once:
         return 0
     return serve_review(config, args.review_port)
+
+
+def second_opinions(stack: LocalStack, truth: dict[str, str]) -> dict:
+    """What the anomaly model beside the classifier did: images it sent to a person that the
+    classifier called ok (and how many of them are defects), and images that carry a map."""
+    from inspection import metadata, predicting
+
+    images = defects = maps = 0
+    for blob in storage.client().list_blobs(stack.config.prediction_bucket):
+        place, meta = layout.parse(blob.name), blob.metadata or {}
+        if place.folder not in layout.ROUTED_FOLDERS:
+            continue
+        maps += bool(meta.get(metadata.HEATMAP))
+        if meta.get(metadata.UNCLEAR_REASON) == predicting.ANOMALOUS:
+            images += 1
+            defects += truth.get(place.name) == layout.DEFECT
+    return {"images": images, "defects": defects, "maps": maps}
 
 
 def check(items: list[tuple[str, bytes]], where: dict[str, str], stack: LocalStack) -> list[str]:
@@ -196,6 +242,12 @@ def print_summary(s: dict, stack: LocalStack) -> None:
     print(f"accuracy among auto-decided images: {s['auto_accuracy']:.1%} of {s['auto_decided']}")
     print(f"defects wrongly passed as ok: {s['defects_passed_as_ok']}")
     print(f"sent to a person (unclear): {s['unclear_share']:.1%}")
+    second = s.get("anomalous")
+    if second is not None:
+        print(
+            f"  of them, called ok by the classifier and sent by the anomaly model: {second['images']} "
+            f"({second['defects']} defects, escapes prevented); {second['maps']} images carry a map"
+        )
     print(f"throughput: {s['images_per_second']:.1f} images/s (upload to routed)")
 
 

@@ -98,6 +98,15 @@ class Call:
         return self.method in ("objects.insert", "objects.rewrite", "objects.copy", "objects.compose")
 
 
+def _signer(credential: str) -> str:
+    """The deployable whose account signed a URL: X-Goog-Credential is <account>/<scope> (V4
+    signing: https://cloud.google.com/storage/docs/authentication/signatures)."""
+    from review_app.signing import LOCAL_SIGNER_DOMAIN
+
+    account = unquote(credential).split("/", 1)[0]
+    return account.removesuffix(LOCAL_SIGNER_DOMAIN) if account.endswith(LOCAL_SIGNER_DOMAIN) else ""
+
+
 def classify(
     method: str, path: str, query: dict[str, str], upload_name: str | None, caller: str = ""
 ) -> Call:
@@ -114,7 +123,8 @@ def classify(
     if parts[:3] != ["storage", "v1", "b"]:
         if len(parts) >= 2 and "X-Goog-Signature" in query:  # a V4 signed URL: /<bucket>/<object>
             name = unquote("/".join(parts[1:]))
-            return Call("objects.get", unquote(parts[0]), name, "", "", "", {}, caller, http, signed=True)
+            signer = _signer(query.get("X-Goog-Credential", ""))
+            return Call("objects.get", unquote(parts[0]), name, "", "", "", {}, signer, http, signed=True)
         return Call(f"other:{method}", "", "", "", "", "", {}, caller, http)
     if len(parts) == 3:
         return Call(

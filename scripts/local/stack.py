@@ -32,6 +32,7 @@ PROJECT = "local"
 @dataclass
 class StackConfig:
     model_path: Path
+    anomaly_path: Path | None = None  # an anomaly model beside the classifier (the stack's anomalyModel)
     threshold: float = 0.9
     state_dir: Path | None = None  # None keeps objects in memory
     gcs_port: int = 0
@@ -136,6 +137,8 @@ class LocalStack:
                     prediction_bucket=c.prediction_bucket,
                     backend="onnx",
                     model=str(c.model_path),
+                    second_opinion=str(c.anomaly_path) if c.anomaly_path else None,
+                    threshold=c.threshold,
                     inbound_bucket=c.inbound_bucket,
                     held_subscription=held_subscription(c.dead_letter_topic),
                     redrive_after_s=c.redrive_after_s,

@@ -20,9 +20,12 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import csv
+import html
 import io
 import json
 import os
+import re
 import tempfile
 import threading
 import time
@@ -56,8 +59,8 @@ def _object(bucket: str, name: str) -> str:
 def from_storage(call, setting: str = "") -> Traced:
     """A request the proxy recorded, as a trace entry."""
     deployable, origin = call.caller or LOCAL, call.origin
-    if call.signed:  # a browser showing a photo: authorised by the signature of the review service
-        deployable, origin = "review", "a reviewer's browser, with a URL the review app signed"
+    if call.signed:  # a browser showing a photo: authorised by the signature of the service that signed it
+        deployable, origin = call.caller, f"a browser, with a URL the {call.caller} service signed"
     method = call.method
     if method in ("objects.rewrite", "objects.copy", "objects.compose"):
         source = _object(call.bucket, call.name) if method != "objects.compose" else ""
@@ -107,7 +110,7 @@ class Recorder:
 
 def run(workdir: Path | None = None) -> list[Traced]:
     """Drive every deployable through its paths; returns every call made (the harness's too)."""
-    from infra.mocks import MODEL_ONNX, VERTEX_ENDPOINT, dev_config
+    from infra.mocks import MODEL_ANOMALY, MODEL_ONNX, VERTEX_ENDPOINT, dev_config
 
     config = dev_config()
     prefix, project = config["quality-inspection:prefix"], config["gcp:project"]
@@ -115,10 +118,11 @@ def run(workdir: Path | None = None) -> list[Traced]:
     with contextlib.ExitStack() as stack:
         if workdir is None:
             workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="qi-trace-")))
-        model = _small_model(workdir)
+        model, anomaly_model = _small_model(workdir), _anomaly_model(workdir)
         saved = dict(os.environ)
         stack.callback(lambda: (os.environ.clear(), os.environ.update(saved)))
-        return _drive(names, model, MODEL_ONNX, VERTEX_ENDPOINT, workdir)
+        models = {MODEL_ONNX: model, MODEL_ANOMALY: anomaly_model}
+        return _drive(names, models, VERTEX_ENDPOINT, workdir)
 
 
 @dataclass(frozen=True)
@@ -157,6 +161,15 @@ def _small_model(workdir: Path) -> Path:
     return model
 
 
+def _anomaly_model(workdir: Path) -> Path:
+    """An anomaly model of the sample's good parts, beside the classifier (the stack's anomalyModel)."""
+    from scripts.training import train_anomaly
+
+    model = workdir / "anomaly.npz"
+    train_anomaly.fit([str(workdir / "sample" / "train" / "ok_front")], str(model))
+    return model
+
+
 def _photo(seed: int, defect: bool = False, unusual: bool = False) -> bytes:
     """A cast part as the sample draws it; `unusual`: smaller than any the model learned from, so
     the model card sends it to a person."""
@@ -172,13 +185,15 @@ def _photo(seed: int, defect: bool = False, unusual: bool = False) -> bytes:
     return buffer.getvalue()
 
 
-def _drive(names: _Names, model: Path, model_uri: str, endpoint_id: str, workdir: Path) -> list[Traced]:
+def _drive(names: _Names, models: dict[str, Path], endpoint_id: str, workdir: Path) -> list[Traced]:
+    """`models`: where the stack's models live (the classifier's first) → the local files."""
     from inspection import backends, storage
     from scripts.local.stack import LocalStack, StackConfig
 
-    onnx = backends.BACKENDS["onnx"]
+    onnx, anomaly = backends.BACKENDS["onnx"], backends.BACKENDS[backends.SECOND_OPINION]
+    model_uri, anomaly_uri = models
     config = StackConfig(
-        model_path=model,
+        model_path=models[model_uri],
         inbound_bucket=names.inbound,
         prediction_bucket=names.prediction,
         training_bucket=names.training,
@@ -187,18 +202,22 @@ def _drive(names: _Names, model: Path, model_uri: str, endpoint_id: str, workdir
         use_emulator=False,  # the same calls either way; in-process is quicker and always there
         redrive_after_s=1,
         records_dir=workdir / "records",
-        extra_env={onnx.variable: model_uri},  # predict and the sweep download it, as in the cloud
+        # predict and the sweep download both, as in the cloud
+        extra_env={onnx.variable: model_uri, anomaly.variable: anomaly_uri},
     )
     recorder = Recorder()
     with LocalStack(config) as stack:
         with calls.acting_as(LOCAL):
-            bucket_path, model_name = layout.split_gs_uri(model_uri)
-            training = storage.client().bucket(bucket_path)
-            training.blob(model_name).upload_from_filename(str(model))
-            card = model.with_name("card.json")
-            if card.exists():
-                training.blob(model_name.rpartition("/")[0] + "/card.json").upload_from_filename(str(card))
-        with recorder.installed(stack.gcs, "onnx"):
+            for uri, model in models.items():
+                bucket_path, model_name = layout.split_gs_uri(uri)
+                training = storage.client().bucket(bucket_path)
+                training.blob(model_name).upload_from_filename(str(model))
+                card = model.with_name("card.json")
+                if card.exists() and uri == model_uri:
+                    training.blob(model_name.rpartition("/")[0] + "/card.json").upload_from_filename(
+                        str(card)
+                    )
+        with recorder.installed(stack.gcs, "onnx and anomaly"):
             _pipeline(stack, names)
             _move_paths(stack, names)
             _sweep_paths(stack, names)
@@ -378,6 +397,8 @@ def _review_paths(stack, names: _Names) -> None:
     item = post("/api/next", {"kind": "view", "exclude": []}).get_json()
     upcoming = post("/api/next", {"kind": "prefetch", "exclude": [item["name"]]}).get_json()
     _show_photo(item["url"])
+    assert item["heatmap_url"], "the unclear photos carry the anomaly map predict kept"
+    _show_photo(item["heatmap_url"])
     post("/api/renew", {"name": item["name"], "generation": item["generation"]})
     post("/api/skip", {"name": item["name"]})
     if not upcoming.get("empty"):
@@ -393,13 +414,23 @@ def _review_paths(stack, names: _Names) -> None:
         client.post("/api/release", data={"csrf_token": csrf, "tab": "trace", "name": last["name"]})
     stack.sink.flush()
     assert client.get("/audit").status_code == 200
-    assert client.get("/audit.csv").status_code == 200
+    audit_csv = client.get("/audit.csv")
+    assert audit_csv.status_code == 200
+    rows = list(csv.DictReader(io.StringIO(audit_csv.get_data(as_text=True).lstrip("\ufeff"))))
+    # the last decision with a map stands (the first was undone: its photo is back in unclear/)
+    decided = [row for row in rows if row["event"] == "decision" and row["heatmap"]][-1]
+    page = client.get(
+        "/audit/photo", query_string={"object": decided["object"], "heatmap": decided["heatmap"]}
+    )
+    for url in re.findall(r'src="(http[^"]+)"', page.get_data(as_text=True)):
+        _show_photo(html.unescape(url))
 
 
 def _show_photo(url: str) -> None:
     import requests
 
-    assert requests.get(url, timeout=10, headers={"User-Agent": "a browser"}).status_code == 200
+    response = requests.get(url, timeout=10, headers={"User-Agent": "a browser"})
+    assert response.status_code == 200, (url, response.status_code, response.text[:200])
 
 
 def _vertex(stack, names: _Names, endpoint_id: str) -> None:
@@ -415,6 +446,9 @@ def _vertex(stack, names: _Names, endpoint_id: str) -> None:
     endpoint = f"projects/{names.project}/locations/{region}/endpoints/{endpoint_id}"
     stand_in = VertexStandIn()
     try:
+        os.environ.pop(
+            backends.BACKENDS[backends.SECOND_OPINION].variable, None
+        )  # the example stack's vertex
         os.environ.update(
             {
                 "CLASSIFIER_BACKEND": "vertex",

@@ -205,9 +205,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"image AUROC on {args.test}: {auroc(args.out, args.test):.4f}")
         hits, total = localisation(args.out, args.test)
         if total:
-            print(
-                f"localisation: the map peaks on {hits} of {total} defects ({hits / total:.0%})"
-            )
+            print(f"localisation: the map peaks on {hits} of {total} defects ({hits / total:.0%})")
     print(f"model written to {args.out}")
     return 0
 
