@@ -226,10 +226,11 @@ def promote(args, candidate: ModelRef, current: ModelRef | None, registry: Regis
         **candidate.to_dict(),
         "promoted_at": verdict["at"],
         "figures": judged.figures,
+        "threshold": threshold,
     }
     registry.save()
     print(f"\nPROMOTED: {candidate}. {registry.location} keeps {current} for --rollback.")
-    print_config(candidate)
+    print_config(candidate, threshold)
     return 0
 
 
@@ -245,17 +246,21 @@ def rollback(registry: Registry) -> int:
     registry.save()
     ref = ModelRef.from_dict(restored)
     print(f"ROLLED BACK to {ref} (replacing {ModelRef.from_dict(replaced) if replaced else NO_MODEL}).")
-    print_config(ref)
+    print_config(ref, restored.get("threshold"))
     return 0
 
 
-def print_config(ref: ModelRef) -> None:
+def print_config(ref: ModelRef, threshold: float | None) -> None:
+    """The lines that serve `ref` at the threshold it was judged at (a model judged at one threshold
+    and served at another would be unjudged)."""
     if not ref.deployable:
         print(f"note: {ref.location} is local: the local stack can serve it, but predict in the cloud")
-        print("reads gs:// only: upload it (with its card.json beside it) and promote that copy.")
+        print("reads gs:// only: upload it (a TF Lite export with its card.json) and promote that copy.")
     print("Serve it:")
     for line in ref.config_lines():
         print(f"  {line}")
+    if threshold is not None:
+        print(f"  pulumi config set predictionThreshold {threshold:g}")
     print("  pulumi up")
 
 

@@ -20,7 +20,6 @@ import pytest
 
 from inspection import classifiers, images, predicting, routing, storage
 from inspection.labels import LabelMap
-from inspection.messages import Prediction
 from scripts import backfill
 from scripts.training.sample_data import draw_part
 from tests.faults import hook
@@ -70,7 +69,7 @@ def expected_folders(photos, model) -> dict[str, str]:
     found = {}
     for index, data in enumerate(photos):
         assessment = predicting.assess(images.load(data), classifier, LabelMap())
-        prediction = Prediction(bucket="a", name="x", generation=1, predicted_at="t", **assessment.__dict__)
+        prediction = assessment.prediction(storage.ObjectRef("a", "x", 1))
         found[f"2024/line-{index % 3 + 1}/part-{index:04d}.jpeg"] = routing.folder_for(prediction, 0.9)
     return found
 

@@ -241,7 +241,7 @@ def test_a_model_several_requests_open_at_once_is_downloaded_whole(make_bucket, 
         start.wait()
         try:
             found.append(classifiers.local_model_path(uri))
-        except Exception as exc:  # noqa: BLE001 - the test reports what any thread met
+        except Exception as exc:
             failed.append(exc)
 
     threads = [threading.Thread(target=open_it) for _ in range(6)]

@@ -77,6 +77,23 @@ def test_the_gate_refuses_a_worse_model_promotes_a_good_one_and_rolls_back(model
         promote.main(["--rollback", "--registry", registry])
 
 
+def test_a_model_of_good_parts_is_judged_by_predicts_code_and_served_at_its_own_threshold(
+    anomaly_sample, tmp_path, capsys
+):
+    """Issue 25, the first week: train_anomaly's model goes through the same gate, against day
+    zero, at the threshold its card chose from good photos alone; promotion prints every line
+    that serves it, the threshold included."""
+    sample, model, fitted = anomaly_sample
+    registry = str(tmp_path / "promotions.json")
+    status, printed = run(capsys, str(model), "--folder", str(sample), "--registry", registry, *RULES)
+    assert status == 0 and "PROMOTED" in printed, printed
+    assert f"threshold {fitted['threshold']:g}" in printed and "none (every image to a person)" in printed
+    assert "pulumi config set classifierBackend anomaly" in printed
+    assert f"pulumi config set anomalyModel {model}" in printed
+    assert f"pulumi config set predictionThreshold {fitted['threshold']:g}" in printed
+    assert 0.5 < fitted["threshold"] < 1
+
+
 def test_a_tflite_candidate_is_compared_with_a_vertex_endpoint(models, tmp_path, capsys, monkeypatch):
     """The endpoint is asked exactly as predict asks it. This stand-in calls every part ok, so it
     passes every defect; the Edge model, which calls every grey part a defect, passes none."""

@@ -102,6 +102,7 @@ def fit(sources: list[str], out: str, seed: int = 7) -> dict:
                     "max": round(float(held_scores.max()), 4),
                 },
                 "calibration": "0.5 = held-out good photos' 99.5th percentile × 1.15",
+                "threshold": threshold_for(held_scores),
             },
             input_stats=model_card.ranges(measured),
         ).to_json()
@@ -116,9 +117,18 @@ def fit(sources: list[str], out: str, seed: int = 7) -> dict:
         "photos": len(photos),
         "held_out": held,
         "held_out_scores": model.card["evaluation"]["held_out_good_scores"],
+        "threshold": model.card["evaluation"]["threshold"],
         "seconds": round(time.monotonic() - started, 1),
         "bytes": written,
     }
+
+
+def threshold_for(good_scores: np.ndarray) -> float:
+    """The predictionThreshold to serve it at, from good photos alone (there are no labelled
+    defects yet): the highest that still decides 99% of the held-out good parts ok. An image scored
+    s is decided ok when 1 − s reaches it and defect when s does; in between, a person decides."""
+    edge = float(np.quantile(good_scores, 0.99))
+    return float(min(max(np.floor((1.0 - edge) * 100) / 100, 0.51), 0.99))
 
 
 def _write(model: anomaly.AnomalyModel, out: str) -> int:
@@ -198,6 +208,7 @@ def main(argv: list[str] | None = None) -> int:
     scores = result["held_out_scores"]
     print(
         f"fitted on {result['photos'] - result['held_out']} good photos in {result['seconds']} s; "
+        f"serve it at threshold {result['threshold']:g}; "
         f"{result['held_out']} held out score p50 {scores['p50']}, p99 {scores['p99']}, max {scores['max']} "
         "(0.5 is the edge of normal)"
     )
