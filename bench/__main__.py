@@ -9,7 +9,7 @@ from pathlib import Path
 
 os.environ.setdefault("TQDM_DISABLE", "1")  # the table is the output; progress bars would bury it
 
-from bench import backends, imports, pipeline, records, review
+from bench import anomaly, backends, imports, pipeline, records, review
 
 RESULTS = Path(__file__).with_name("results.json")
 
@@ -22,6 +22,7 @@ def main() -> None:
     for name, module in (
         ("imports", imports),
         ("backends", backends),
+        ("anomaly", anomaly),
         ("review", review),
         ("records", records),
         ("pipeline", pipeline),

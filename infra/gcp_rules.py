@@ -477,9 +477,28 @@ RULES: tuple[Rule, ...] = (
         "Cloud Storage",
         "Without a key file, `generate_signed_url(service_account_email=…, access_token=…)` signs through "
         "IAM `signBlob`; call `credentials.refresh()` first, or the email is the literal 'default'.",
-        "The review service signs as itself with `iam.serviceAccounts.signBlob` on itself only.",
+        "Each service that shows photos (review, audit) signs as itself with "
+        "`iam.serviceAccounts.signBlob` on itself only.",
         ("https://cloud.google.com/storage/docs/access-control/signing-urls-with-helpers",),
         ("tests/test_review_app.py::test_images_are_served_through_short_lived_v4_signed_urls",),
+    ),
+    Rule(
+        "Cloud Storage",
+        "A signed URL acts with the permissions of the account that signed it: that account must be "
+        "able to make the request the URL makes. A V4 URL names it in `X-Goog-Credential` "
+        "(`<account>/<date>/<location>/storage/goog4_request`).",
+        "The audit service, which shows decided photos and their anomaly maps, holds read on "
+        "`human_decided/` and `heatmaps/` alone, and signs as itself. Locally each service signs as an "
+        "account of its own name, and the permission trace charges each signed read to the account the "
+        "URL names.",
+        (
+            "https://cloud.google.com/storage/docs/access-control/signed-urls",
+            "https://cloud.google.com/storage/docs/authentication/signatures",
+        ),
+        (
+            f"{PT}::test_the_trace_goes_through_every_deployable_and_its_paths",
+            f"{PT}::test_every_call_is_granted_and_every_granted_permission_is_used",
+        ),
     ),
     # --- Vertex AI -------------------------------------------------------------------------------------------
     Rule(

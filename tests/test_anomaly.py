@@ -21,7 +21,7 @@ from inspection.errors import ConfigError
 from inspection.labels import LabelMap
 from inspection.messages import Prediction
 from scripts.local.vertex import VertexStandIn
-from scripts.training import metrics, sample_data, train_anomaly
+from scripts.training import anomalib_fixture, metrics, sample_data, train_anomaly
 from tests.helpers import make_function, storage_event
 
 
@@ -108,48 +108,9 @@ def test_a_moved_camera_goes_to_a_person_whatever_the_score(fitted):
     assert "centre_offset" in assessed.unclear_detail
 
 
-def anomalib_export(path, size: int = 64) -> None:
-    """An ONNX file with anomalib's export signature: dark spots score high."""
-    import onnx
-    from onnx import TensorProto, helper
-
-    nodes = [
-        helper.make_node("ReduceMean", ["input"], ["gray"], axes=[1], keepdims=1),
-        helper.make_node("AveragePool", ["gray"], ["around"], kernel_shape=[9, 9], pads=[4, 4, 4, 4]),
-        helper.make_node("Sub", ["around", "gray"], ["darker"]),
-        helper.make_node("Mul", ["darker", "gain"], ["scaled"]),
-        helper.make_node("Add", ["scaled", "base"], ["raw"]),
-        helper.make_node("Clip", ["raw", "zero", "one"], ["anomaly_map"]),
-        helper.make_node("ReduceMax", ["anomaly_map"], ["max"], axes=[1, 2, 3], keepdims=0),
-        helper.make_node("Identity", ["max"], ["pred_score"]),
-        helper.make_node("Greater", ["pred_score", "half"], ["pred_label"]),
-        helper.make_node("Greater", ["anomaly_map", "half"], ["pred_mask"]),
-    ]
-    constants = [
-        helper.make_tensor(name, TensorProto.FLOAT, [], [value])
-        for name, value in (("gain", 3.0), ("base", 0.2), ("zero", 0.0), ("one", 1.0), ("half", 0.5))
-    ]
-    graph = helper.make_graph(
-        nodes,
-        "anomalib-export-contract",
-        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch_size", 3, size, size])],
-        [
-            helper.make_tensor_value_info("pred_score", TensorProto.FLOAT, ["batch_size"]),
-            helper.make_tensor_value_info("pred_label", TensorProto.BOOL, ["batch_size"]),
-            helper.make_tensor_value_info("anomaly_map", TensorProto.FLOAT, ["batch_size", 1, size, size]),
-            helper.make_tensor_value_info("pred_mask", TensorProto.BOOL, ["batch_size", 1, size, size]),
-        ],
-        initializer=constants,
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 14)])
-    model.ir_version = 8
-    onnx.checker.check_model(model)
-    onnx.save(model, str(path))
-
-
 def test_an_anomalib_onnx_export_runs_unchanged(tmp_path):
     export = tmp_path / "model.onnx"
-    anomalib_export(export)
+    anomalib_fixture.write(export)
     classifier = backends.get("anomaly").open(str(export))
     plain = Image.new("RGB", (300, 300), (150, 150, 150))
     spotted = plain.copy()

@@ -15,7 +15,7 @@ import celpy
 import pytest
 from lark import Tree
 
-from infra.mocks import PROJECT_NUMBER, dev_config, run_program
+from infra.mocks import MODEL_ANOMALY, PROJECT_NUMBER, VARIANTS, dev_config, run_program
 
 pytestmark = pytest.mark.unit
 
@@ -64,6 +64,28 @@ CASES = {
         [f"{TRAINING}/objects/models/model.onnx", f"{TRAINING}/objects/models/edge/model.tflite"],
         [f"{TRAINING}/objects/data/train/ok/1.jpeg", f"{TRAINING}/objects/models-old/model.onnx", TRAINING],
     ),
+    "only models/edge": (
+        [f"{TRAINING}/objects/models/edge/model.tflite", f"{TRAINING}/objects/models/edge/card.json"],
+        [f"{TRAINING}/objects/models/anomaly/line-1.npz", f"{TRAINING}/objects/models/edge-old/model.tflite"],
+    ),
+    "only models/anomaly": (
+        [f"{TRAINING}/objects/models/anomaly/line-1.npz"],
+        [f"{TRAINING}/objects/models/edge/model.tflite", f"{TRAINING}/objects/models/anomaly-2/x.npz"],
+    ),
+    # the audit service reads the decided photos and their maps, nothing else of the bucket
+    "only human_decided/": (
+        [f"{PREDICTION}/objects/human_decided/defect/line-1/part.jpeg"],
+        [
+            f"{PREDICTION}/objects/unclear/line-1/part.jpeg",
+            f"{PREDICTION}/objects/review/leases/ab",
+            f"{PREDICTION}/objects/human_decided_old/x",
+            PREDICTION,
+        ],
+    ),
+    "only heatmaps/": (
+        [f"{PREDICTION}/objects/heatmaps/{'a' * 40}.png"],
+        [f"{PREDICTION}/objects/claims/x.json", f"{PREDICTION}/objects/ok/heatmaps/x.png", PREDICTION],
+    ),
 }
 
 
@@ -85,6 +107,7 @@ def declared() -> dict[str, str]:
     found.update(
         conditions(dev_config(classifierBackend="onnx", onnxModel="gs://acme-qi-training/models/model.onnx"))
     )
+    found.update(conditions(dev_config(**VARIANTS["tflite"], anomalyModel=MODEL_ANOMALY)))
     return found
 
 

@@ -225,6 +225,9 @@ def test_the_iam_grants_are_exactly_these(program):
         (logging_agent, "roles/bigquery.dataEditor", "BigQuery dataset acme_qi_records"),
         (sa("audit"), "roles/bigquery.dataViewer", "BigQuery dataset acme_qi_records"),
         (sa("audit"), role + "queryJobs", f"project {PROJECT}"),
+        # the audit view shows the decided photo, by a URL it signs as itself
+        (sa("audit"), role + "objectRead", "bucket acme-qi-prediction"),
+        (sa("audit"), role + "signBlobOnly", f"service account acme-qi-audit{SA}"),
         (
             "user:alice@example.com",
             "roles/iap.httpsResourceAccessor",
@@ -277,6 +280,7 @@ def test_predict_is_triggered_by_finalized_objects_in_inbound(program):
         "PREDICTIONS_TOPIC": f"projects/{PROJECT}/topics/acme-qi-predictions",
         "PREDICTION_BUCKET": "acme-qi-prediction",
         "CLASSIFIER_BACKEND": "none",
+        "PREDICTION_THRESHOLD": "0.9",  # which images' anomaly maps to keep: those move will not pass
         "LABEL_MAP": "Defect=defect,Ok=ok",
         "LINE_SEGMENT": "1",
     }

@@ -8,6 +8,7 @@ import io
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from cloudevents.conversion import to_binary
@@ -250,4 +251,4 @@ def test_a_model_several_requests_open_at_once_is_downloaded_whole(make_bucket, 
     for thread in threads:
         thread.join()
     assert failed == []
-    assert len(set(found)) == 1 and open(found[0], "rb").read() == content
+    assert len(set(found)) == 1 and Path(found[0]).read_bytes() == content

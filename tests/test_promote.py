@@ -9,9 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from scripts import promote
 from scripts.local.vertex import VertexStandIn
-from scripts.training import gate, sample_data, train_local
+from scripts.training import gate, promote, sample_data, train_local
 
 EDGE = Path(__file__).parent / "fixtures" / "edge"
 

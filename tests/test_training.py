@@ -13,8 +13,15 @@ import pytest
 from cloudevents.conversion import to_binary
 
 from inspection.model_card import MEASURES, ModelCard
-from scripts import promote
-from scripts.training import evaluate, metrics, prepare, retrain_from_reviews, train_vertex, upload_dataset
+from scripts.training import (
+    evaluate,
+    metrics,
+    prepare,
+    promote,
+    retrain_from_reviews,
+    train_vertex,
+    upload_dataset,
+)
 from scripts.training.datasets import read_import_file, read_text, scan
 from scripts.training.sample_data import generate
 from tests.helpers import image_bytes, make_function, storage_event
@@ -449,10 +456,11 @@ def test_every_script_has_help():
         "training.evaluate",
         "training.train_local",
         "training.sample_data",
+        "training.train_anomaly",
+        "training.promote",
         "local.upload",
         "local.demo",
         "redrive",
-        "promote",
         "backfill",
     ):
         result = subprocess.run(
@@ -552,7 +560,7 @@ def test_edge_training_exports_evaluates_with_predicts_code_and_writes_the_card(
     assert "it used 1.75 node hours: $31.50 at $18 per node hour" in printed
     assert "pulumi config set classifierBackend tflite" in printed
     assert f"pulumi config set tfliteModel gs://{training.name}/{folder}/model.tflite" in printed
-    assert f"python -m scripts.promote gs://{training.name}/{folder}/model.tflite" in printed
+    assert f"python -m scripts.training.promote gs://{training.name}/{folder}/model.tflite" in printed
 
     # the gate, as printed (lenient targets: the sample's test split is 20 images)
     exported = f"gs://{training.name}/{folder}/model.tflite"

@@ -6,9 +6,9 @@ r"""The learning loop: a new import file from the original training set plus eve
 Every image in human_decided/<label>/ is copied into the training bucket (named by its content,
 so a rerun copies nothing twice and the training set no longer depends on the prediction bucket).
 The same image (same bytes) already in the training set takes the reviewer's label: human labels
-win. New images join training, validation or test by a seeded hash of their name; the test rows
+win. New images join training, validation or test by a seeded hash of their content; the test rows
 already there stay, so the test split only grows. Reviewed images are the hard cases, so they are
-what a promotion gate most needs to judge on (scripts/promote.py).
+what a promotion gate most needs to judge on (scripts/training/promote.py).
 """
 
 from __future__ import annotations
@@ -74,7 +74,7 @@ def copy_reviewed(blob, label: str, target: str) -> str:
 
 def merge(rows, decisions, reviewed: str, seed: int, validation: float, test: float = 0.0):
     """(new rows, added per label, relabelled count). New images join validation, test or training
-    by a seeded hash of their name."""
+    by a seeded hash of their content."""
     cache: dict[str, dict[str, str]] = {}
     by_md5: dict[str, int] = {}
     rows = [list(row) for row in rows]
@@ -95,7 +95,9 @@ def merge(rows, decisions, reviewed: str, seed: int, validation: float, test: fl
                 relabelled += 1
             continue
         uri = copy_reviewed(blob, label, reviewed)
-        share = int(hashlib.sha256(f"{seed}:{uri}".encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
+        # By the image's content, not where it was copied to: the same photo lands in the same split
+        # whatever the bucket is called (a test's bucket is random, and so was its split).
+        share = int(hashlib.sha256(f"{seed}:{md5}".encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
         split = "validation" if share < validation else "test" if share < validation + test else "training"
         rows.append([split, uri, label])
         added[label] += 1

@@ -12,7 +12,7 @@ the frame, so that predict sends a photo from a moved camera to a person.
 
 With --test (a folder with ok_* and def_* subfolders, as the sample and Kaggle's casting data
 have), it prints the image AUROC on it. Serve the model with the printed `pulumi config set`
-lines after `python -m scripts.promote` has judged it.
+lines after `python -m scripts.training.promote` has judged it.
 """
 
 from __future__ import annotations

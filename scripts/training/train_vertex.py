@@ -463,7 +463,7 @@ def main(argv: list[str] | None = None, vertex: Vertex | None = None) -> int:
     if edge:
         ref = edge_model(args, vertex, model, pipeline, name, vertex_result)
         print("Compare it with the model serving now, and promote it if it is no worse:")
-        print(f"  python -m scripts.promote {ref.location}")
+        print(f"  python -m scripts.training.promote {ref.location}")
         print("or serve it directly:")
         for line in ref.config_lines():
             print(f"  {line}")

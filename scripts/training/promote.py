@@ -1,10 +1,10 @@
 r"""The promotion gate: a new model serves only if the test split proves it safe enough, and no
 worse than the model serving now.
 
-    python -m scripts.promote gs://acme-qi-training/models/model-123/tflite/2026-…/model.tflite \
+    python -m scripts.training.promote gs://acme-qi-training/models/model-123/tflite/2026-…/model.tflite \
         --import-file gs://acme-qi-training/casting_data/import.csv
-    python -m scripts.promote gs://acme-qi-training/models/model.onnx       # the test split is remembered
-    python -m scripts.promote --rollback --registry gs://acme-qi-training/models/promotions.json
+    python -m scripts.training.promote gs://acme-qi-training/models/model.onnx   # the split is remembered
+    python -m scripts.training.promote --rollback --registry gs://acme-qi-training/models/promotions.json
 
 It runs the candidate and the serving model through predict's own code (backend, label map, model
 card) on the same test split, at the candidate's threshold (chosen on the validation split when it
@@ -19,7 +19,8 @@ was trained; never on this split), prints both side by side, and promotes the ca
 - image by image, it is not worse than the serving model beyond chance (McNemar's exact test on
   the images only one of the two gets wrong, at 5%).
 
-A model is a `.onnx` or `.tflite` file (path or gs://) or a Vertex AI endpoint
+A model is a `.onnx`, `.tflite` or `.npz` (train_anomaly's model of good parts) file (path or gs://)
+or a Vertex AI endpoint
 (projects/P/locations/R/endpoints/ID). With no model serving yet, people decide every image, so
 there is nothing to pair the candidate with: the first two rules decide.
 
@@ -311,11 +312,13 @@ def threshold(raw: str) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m scripts.promote",
+        prog="python -m scripts.training.promote",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("candidate", nargs="?", help="the model to promote: .onnx, .tflite or an endpoint")
+    parser.add_argument(
+        "candidate", nargs="?", help="the model to promote: .onnx, .tflite, .npz or an endpoint"
+    )
     parser.add_argument("--rollback", action="store_true", help="serve the previous model again")
     parser.add_argument("--current", help="the model serving now, when the registry does not know it yet")
     data = parser.add_mutually_exclusive_group()
