@@ -17,7 +17,7 @@ import pulumi
 import pulumi_gcp as gcp
 
 from infra.foundation import Foundation
-from infra.iam import Grants, bucket_condition, sa
+from infra.iam import Grant, Grants, bucket_condition, sa
 
 
 def gcf_sources_bucket(project_number: str, region: str) -> str:
@@ -27,14 +27,8 @@ def gcf_sources_bucket(project_number: str, region: str) -> str:
 class FunctionBuild(pulumi.ComponentResource):
     def __init__(self, name: str, ctx: Foundation, opts: pulumi.ResourceOptions | None = None):
         super().__init__("quality-inspection:build:FunctionBuild", name, None, opts)
-        settings, apis, builder, project_number = (
-            ctx.settings,
-            ctx.apis,
-            ctx.accounts.builder,
-            ctx.agents.project_number,
-        )
-        s = settings
-        self.builder = builder
+        s, apis = ctx.settings, ctx.apis
+        self.builder = ctx.accounts.builder
         after: Sequence[pulumi.Resource] = [apis.service("artifactregistry"), apis.service("iam")]
         self.repository = gcp.artifactregistry.Repository(
             "repository-functions",
@@ -49,9 +43,17 @@ class FunctionBuild(pulumi.ComponentResource):
             ],
             opts=pulumi.ResourceOptions(parent=self, depends_on=list(after)),
         )
-        member = sa(builder.email)
+        self.grants = self._grants(ctx)
+        self.register_outputs({"repository": self.repository.id})
+
+    def _grants(self, ctx: Foundation) -> list[Grant]:
+        """What Cloud Build needs to build the functions as the builder account."""
+        s, apis = ctx.settings, ctx.apis
+        member = sa(ctx.accounts.builder.email)
         iam = Grants(self, [apis.service("cloudresourcemanager"), apis.service("iam")])
-        sources = pulumi.Output.from_input(project_number).apply(lambda n: gcf_sources_bucket(n, s.region))
+        sources = pulumi.Output.from_input(ctx.agents.project_number).apply(
+            lambda n: gcf_sources_bucket(n, s.region)
+        )
         iam.project(
             "iam-builder-gcf-sources",
             s.project,
@@ -75,5 +77,4 @@ class FunctionBuild(pulumi.ComponentResource):
             "roles/artifactregistry.writer",
             "Cloud Build pushes the function images to this stack's own repository, and nowhere else",
         )
-        self.grants = iam.grants
-        self.register_outputs({"repository": self.repository.id})
+        return iam.grants

@@ -12,6 +12,7 @@ First-deploy facts this relies on (docs/gcp-rules.md):
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 import pulumi
@@ -114,42 +115,7 @@ class Functions(pulumi.ComponentResource):
 
     def __init__(self, name: str, ctx: Context, opts: pulumi.ResourceOptions | None = None):
         super().__init__("quality-inspection:functions:Functions", name, None, opts)
-        s, buckets, messaging, a, agents, roles = (
-            ctx.settings,
-            ctx.buckets,
-            ctx.messaging,
-            ctx.accounts,
-            ctx.agents,
-            ctx.roles,
-        )
-        take, place = roles.name("objectTake"), roles.name("objectPlace")
-
-        def predict_grants(iam: Grants, member) -> None:
-            iam.bucket(
-                "iam-predict-inbound",
-                buckets.inbound,
-                member,
-                take,
-                "predict reads each new photo, and removes an unusable one after quarantining it",
-            )
-            iam.bucket(
-                "iam-predict-prediction",
-                buckets.prediction,
-                member,
-                place,
-                "predict quarantines unusable files in rejected/, and keeps the anomaly maps of images "
-                "for a person or defect/ in heatmaps/, without overwriting anything",
-            )
-            claim_advance(iam, roles, buckets, member, "predict")
-            iam.topic(
-                "iam-predict-publish",
-                messaging.predictions,
-                member,
-                "roles/pubsub.publisher",
-                "predict publishes each prediction",
-            )
-            trigger_grants(iam, ctx)
-
+        s, buckets, messaging, a, agents = ctx.settings, ctx.buckets, ctx.messaging, ctx.accounts, ctx.agents
         self.predict = CloudFunction(
             "predict",
             ctx,
@@ -158,7 +124,7 @@ class Functions(pulumi.ComponentResource):
             description="Classify each photo finalized in the inbound bucket and publish it",
             account=a.predict,
             env=PredictSettings.environment(**predict_fields(ctx)),
-            grants=predict_grants,
+            grants=functools.partial(self._predict_grants, ctx),
             invoker=(
                 "trigger",
                 sa(a.trigger.email),
@@ -178,30 +144,6 @@ class Functions(pulumi.ComponentResource):
             },
         )
 
-        def move_grants(iam: Grants, member) -> None:
-            iam.bucket(
-                "iam-move-inbound",
-                buckets.inbound,
-                member,
-                take,
-                "move copies the photo out of inbound and deletes exactly the copied generation",
-            )
-            iam.bucket(
-                "iam-move-prediction",
-                buckets.prediction,
-                member,
-                place,
-                "move writes ok/, defect/ and unclear/ without overwriting, and reads its copies back",
-            )
-            claim_advance(iam, roles, buckets, member, "move")
-            iam.topic(
-                "iam-move-dead-letter",
-                messaging.dead_letter,
-                member,
-                "roles/pubsub.publisher",
-                "move sends messages it cannot parse to the dead-letter topic",
-            )
-
         # No event_trigger: our own push subscription (infra/push.py) invokes move.
         self.move = CloudFunction(
             "move",
@@ -217,7 +159,7 @@ class Functions(pulumi.ComponentResource):
                 inbound_bucket=buckets.inbound.name,
                 line_segment=s.line_segment,
             ),
-            grants=move_grants,
+            grants=functools.partial(self._move_grants, ctx),
             invoker=(
                 "pusher",
                 sa(a.pusher.email),
@@ -229,6 +171,64 @@ class Functions(pulumi.ComponentResource):
         )
         self.grants = self.predict.grants + self.move.grants
         self.register_outputs({"predict_uri": self.predict.uri, "move_uri": self.move.uri})
+
+    @staticmethod
+    def _predict_grants(ctx: Context, iam: Grants, member) -> None:
+        """Predict reads and quarantines photos, advances its claims, publishes, and is triggered."""
+        buckets, messaging, roles = ctx.buckets, ctx.messaging, ctx.roles
+        take, place = roles.name("objectTake"), roles.name("objectPlace")
+        iam.bucket(
+            "iam-predict-inbound",
+            buckets.inbound,
+            member,
+            take,
+            "predict reads each new photo, and removes an unusable one after quarantining it",
+        )
+        iam.bucket(
+            "iam-predict-prediction",
+            buckets.prediction,
+            member,
+            place,
+            "predict quarantines unusable files in rejected/, and keeps the anomaly maps of images "
+            "for a person or defect/ in heatmaps/, without overwriting anything",
+        )
+        claim_advance(iam, roles, buckets, member, "predict")
+        iam.topic(
+            "iam-predict-publish",
+            messaging.predictions,
+            member,
+            "roles/pubsub.publisher",
+            "predict publishes each prediction",
+        )
+        trigger_grants(iam, ctx)
+
+    @staticmethod
+    def _move_grants(ctx: Context, iam: Grants, member) -> None:
+        """Move takes each photo out of inbound, places it, advances its claims, and dead-letters."""
+        buckets, messaging, roles = ctx.buckets, ctx.messaging, ctx.roles
+        take, place = roles.name("objectTake"), roles.name("objectPlace")
+        iam.bucket(
+            "iam-move-inbound",
+            buckets.inbound,
+            member,
+            take,
+            "move copies the photo out of inbound and deletes exactly the copied generation",
+        )
+        iam.bucket(
+            "iam-move-prediction",
+            buckets.prediction,
+            member,
+            place,
+            "move writes ok/, defect/ and unclear/ without overwriting, and reads its copies back",
+        )
+        claim_advance(iam, roles, buckets, member, "move")
+        iam.topic(
+            "iam-move-dead-letter",
+            messaging.dead_letter,
+            member,
+            "roles/pubsub.publisher",
+            "move sends messages it cannot parse to the dead-letter topic",
+        )
 
 
 def trigger_grants(iam: Grants, ctx: Context) -> None:

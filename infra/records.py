@@ -18,7 +18,7 @@ import pulumi
 import pulumi_gcp as gcp
 
 from infra.context import Context
-from infra.iam import Grants, sa
+from infra.iam import Grant, Grants, sa
 from inspection import outcomes
 from inspection.outcomes import RECORD_FIELD
 
@@ -39,7 +39,7 @@ def record_filter(prefix: str, functions: tuple[str, ...], app_services: tuple[s
 class Records(pulumi.ComponentResource):
     def __init__(self, name: str, ctx: Context, *, app_services: tuple[str, ...], opts=None):
         super().__init__("quality-inspection:records:Records", name, None, opts)
-        s, apis, accounts = ctx.settings, ctx.apis, ctx.accounts
+        s, apis = ctx.settings, ctx.apis
         self.dataset = gcp.bigquery.Dataset(
             "records-dataset",
             project=s.project,
@@ -66,6 +66,12 @@ class Records(pulumi.ComponentResource):
             bigquery_options={"use_partitioned_tables": True},
             opts=pulumi.ResourceOptions(parent=self, depends_on=[apis.service("logging")]),
         )
+        self.grants = self._grants(ctx)
+        self.register_outputs({"dataset": self.dataset.dataset_id, "records": self.location})
+
+    def _grants(self, ctx: Context) -> list[Grant]:
+        """The sink writes the records; the audit service and the report readers read them."""
+        s, apis, accounts = ctx.settings, ctx.apis, ctx.accounts
         iam = Grants(self, [apis.service("bigquery"), apis.service("cloudresourcemanager")])
         iam.dataset(
             "iam-records-sink-writer",
@@ -100,8 +106,7 @@ class Records(pulumi.ComponentResource):
                 + (" (kept on destroy: the same binding may be another stack's)" if outside else ""),
             )
             iam.grants += jobs.grants
-        self.grants = iam.grants
-        self.register_outputs({"dataset": self.dataset.dataset_id, "records": self.location})
+        return iam.grants
 
 
 def _key(member: str) -> str:

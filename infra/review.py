@@ -19,7 +19,7 @@ import pulumi
 from infra import packaging
 from infra.appengine import AppService, service_url
 from infra.context import Context
-from infra.iam import Grants, bucket_condition, sa
+from infra.iam import Grant, Grants, bucket_condition, sa
 from infra.project import ZIP_PREFIX
 from infra.waits import propagation_wait
 from inspection import layout
@@ -42,55 +42,14 @@ def allow_list(members: tuple[str, ...]) -> str | None:
 class ReviewApp(pulumi.ComponentResource):
     def __init__(self, name: str, ctx: Context, *, records, opts: pulumi.ResourceOptions | None = None):
         super().__init__("quality-inspection:review:ReviewApp", name, None, opts)
-        s, apis, buckets, accounts, roles, app_engine = (
+        s, apis, buckets, accounts, app_engine = (
             ctx.settings,
             ctx.apis,
             ctx.buckets,
             ctx.accounts,
-            ctx.roles,
             ctx.app_engine,
         )
-        iam = Grants(
-            self, [apis.service("iam"), apis.service("storage"), apis.service("cloudresourcemanager")]
-        )
-        review, audit = sa(accounts.review.email), sa(accounts.audit.email)
-        iam.bucket(
-            "iam-review-prediction",
-            buckets.prediction,
-            review,
-            roles.name("objectReview"),
-            "the review service lists the queue, leases, decides and undoes",
-        )
-        iam.service_account(
-            "iam-review-sign-self",
-            accounts.review,
-            review,
-            roles.name("signBlobOnly"),
-            "the review service signs image URLs as itself through IAM signBlob, with no key file",
-        )
-        shown = [(layout.HUMAN_DECIDED, "the photo a reviewer decided")]
-        if s.keeps_heatmaps:
-            shown.append((layout.HEATMAPS, "the anomaly map the reviewer saw over it"))
-        for folder, what in shown:
-            iam.bucket(
-                f"iam-audit-{folder.replace('_', '-')}",
-                buckets.prediction,
-                audit,
-                roles.name("objectRead"),
-                f"the audit view shows {what}, by a URL it signs",
-                condition=bucket_condition(f"only {folder}/", buckets.prediction.name, folder),
-            )
-        iam.service_account(
-            "iam-audit-sign-self",
-            accounts.audit,
-            audit,
-            roles.name("signBlobOnly"),
-            "the audit service signs the URLs of the photos and maps it shows as itself, with no key file",
-        )
-        self.grants = iam.grants
-        # Each service's own account may be the one its build runs as (infra/project.py).
-        for key, member in (("review", review), ("audit", audit)):
-            self.grants += app_engine.build_grants(self, key, member, ours=True)
+        self.grants = self._grants(ctx)
         wait = propagation_wait(
             "wait-iam-review-app", s, self, [*self.grants, *app_engine.grants, *records.grants]
         )
@@ -140,3 +99,51 @@ class ReviewApp(pulumi.ComponentResource):
         self.url = service_url(self.review.version.service, app_engine.default_hostname)
         self.audit_url = service_url(self.audit.version.service, app_engine.default_hostname)
         self.register_outputs({"url": self.url, "audit_url": self.audit_url})
+
+    def _grants(self, ctx: Context) -> list[Grant]:
+        """The review service works the queue and signs image URLs as itself; the audit service reads
+        the decided photos (and their maps, when an anomaly model keeps them) and signs as itself.
+        Each service's own account may be the one its build runs as (infra/project.py). Reading the
+        records is the records' grant (infra/records.py)."""
+        s, apis, buckets, accounts, roles = ctx.settings, ctx.apis, ctx.buckets, ctx.accounts, ctx.roles
+        iam = Grants(
+            self, [apis.service("iam"), apis.service("storage"), apis.service("cloudresourcemanager")]
+        )
+        review, audit = sa(accounts.review.email), sa(accounts.audit.email)
+        iam.bucket(
+            "iam-review-prediction",
+            buckets.prediction,
+            review,
+            roles.name("objectReview"),
+            "the review service lists the queue, leases, decides and undoes",
+        )
+        iam.service_account(
+            "iam-review-sign-self",
+            accounts.review,
+            review,
+            roles.name("signBlobOnly"),
+            "the review service signs image URLs as itself through IAM signBlob, with no key file",
+        )
+        shown = [(layout.HUMAN_DECIDED, "the photo a reviewer decided")]
+        if s.keeps_heatmaps:
+            shown.append((layout.HEATMAPS, "the anomaly map the reviewer saw over it"))
+        for folder, what in shown:
+            iam.bucket(
+                f"iam-audit-{folder.replace('_', '-')}",
+                buckets.prediction,
+                audit,
+                roles.name("objectRead"),
+                f"the audit view shows {what}, by a URL it signs",
+                condition=bucket_condition(f"only {folder}/", buckets.prediction.name, folder),
+            )
+        iam.service_account(
+            "iam-audit-sign-self",
+            accounts.audit,
+            audit,
+            roles.name("signBlobOnly"),
+            "the audit service signs the URLs of the photos and maps it shows as itself, with no key file",
+        )
+        grants = iam.grants
+        for key, member in (("review", review), ("audit", audit)):
+            grants += ctx.app_engine.build_grants(self, key, member, ours=True)
+        return grants

@@ -11,6 +11,8 @@ sweeper account (https://cloud.google.com/scheduler/docs/http-target-auth).
 
 from __future__ import annotations
 
+import functools
+
 import pulumi
 import pulumi_gcp as gcp
 
@@ -24,47 +26,13 @@ from inspection.settings import SweepSettings
 class Sweep(pulumi.ComponentResource):
     def __init__(self, name: str, ctx: Context, opts: pulumi.ResourceOptions | None = None):
         super().__init__("quality-inspection:sweep:Sweep", name, None, opts)
-        s, apis, buckets, messaging, accounts, roles = (
+        s, apis, buckets, messaging, accounts = (
             ctx.settings,
             ctx.apis,
             ctx.buckets,
             ctx.messaging,
             ctx.accounts,
-            ctx.roles,
         )
-
-        def grants(iam: Grants, member) -> None:
-            iam.bucket(
-                "iam-sweeper-inbound",
-                buckets.inbound,
-                member,
-                roles.name("objectRedrive"),
-                "the sweep lists inbound for stranded images, reads them, and quarantines unusable ones",
-            )
-            iam.bucket(
-                "iam-sweeper-prediction",
-                buckets.prediction,
-                member,
-                roles.name("objectQueue"),
-                "the sweep quarantines unusable files in rejected/, marks what it re-drove, counts the "
-                "unclear/ queue for the alerts and gives lost queue entries back",
-            )
-            claim_advance(iam, roles, buckets, member, "sweeper")
-            iam.topic(
-                "iam-sweeper-publish",
-                messaging.predictions,
-                member,
-                "roles/pubsub.publisher",
-                "the sweep publishes predictions of stranded images, and dead-lettered ones again",
-            )
-            iam.subscription(
-                "iam-sweeper-held",
-                messaging.dead_letter_held,
-                member,
-                roles.name("messagesConsume"),
-                "the sweep takes dead-lettered predictions off the held subscription to replay them",
-            )
-
         member = sa(accounts.sweeper.email)
         self.sweep = CloudFunction(
             "sweep",
@@ -79,7 +47,7 @@ class Sweep(pulumi.ComponentResource):
                 held_subscription=messaging.dead_letter_held.id,
                 redrive_after_s=s.redrive_after_minutes * 60,
             ),
-            grants=grants,
+            grants=functools.partial(self._grants, ctx),
             invoker=("sweeper", member, "Cloud Scheduler calls the sweep with the sweeper's OIDC token"),
             classifies=True,
             max_instances=1,
@@ -111,3 +79,39 @@ class Sweep(pulumi.ComponentResource):
             ),
         )
         self.register_outputs({"sweep_uri": uri})
+
+    @staticmethod
+    def _grants(ctx: Context, iam: Grants, member) -> None:
+        """The sweep finds stranded photos, quarantines, marks and counts, publishes, and replays held
+        messages (the model grant is CloudFunction's, as predict's)."""
+        buckets, messaging, roles = ctx.buckets, ctx.messaging, ctx.roles
+        iam.bucket(
+            "iam-sweeper-inbound",
+            buckets.inbound,
+            member,
+            roles.name("objectRedrive"),
+            "the sweep lists inbound for stranded images, reads them, and quarantines unusable ones",
+        )
+        iam.bucket(
+            "iam-sweeper-prediction",
+            buckets.prediction,
+            member,
+            roles.name("objectQueue"),
+            "the sweep quarantines unusable files in rejected/, marks what it re-drove, counts the "
+            "unclear/ queue for the alerts and gives lost queue entries back",
+        )
+        claim_advance(iam, roles, buckets, member, "sweeper")
+        iam.topic(
+            "iam-sweeper-publish",
+            messaging.predictions,
+            member,
+            "roles/pubsub.publisher",
+            "the sweep publishes predictions of stranded images, and dead-lettered ones again",
+        )
+        iam.subscription(
+            "iam-sweeper-held",
+            messaging.dead_letter_held,
+            member,
+            roles.name("messagesConsume"),
+            "the sweep takes dead-lettered predictions off the held subscription to replay them",
+        )
