@@ -111,5 +111,5 @@ def measure(images_count: int = 200, runs: int = 5) -> dict[str, float]:
                 )
                 figures.update(cold_start(backend, env, image, runs))
         finally:
-            stub.server.shutdown()
+            stub.stop()
     return figures

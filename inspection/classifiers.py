@@ -20,6 +20,7 @@ import os
 import tempfile
 import threading
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
 from inspection import backends, calls, layout, model_card
@@ -266,7 +267,7 @@ class TfliteClassifier:
         carried = tflite_metadata.read(content)
         self.labels = list(carried.labels) or _legacy_labels(folder, path)
         card = os.path.join(folder, CARD_FILE)
-        self.card = ModelCard.parse(open(card, "rb").read(), card) if os.path.exists(card) else None  # noqa: SIM115
+        self.card = ModelCard.parse(Path(card).read_bytes(), card) if os.path.exists(card) else None
         self._interpreter = Interpreter(model_content=content, num_threads=1)
         self._interpreter.allocate_tensors()
         self._input = self._interpreter.get_input_details()[0]

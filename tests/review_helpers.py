@@ -46,6 +46,10 @@ class FakeIap:
         self.certs_url = f"http://127.0.0.1:{self.server.server_port}/public_key"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
     def signer_with_kid(self, kid: str):
         """A signer with this fake's key, under another key id (a forged or rotated `kid`)."""
         pem = self.key.private_bytes(

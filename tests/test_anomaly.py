@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import re
 
 import numpy as np
 import pytest
@@ -66,6 +67,20 @@ def test_the_sample_keeps_each_defects_mask_and_the_map_points_into_it(sample, f
     hits, total = train_anomaly.localisation(str(fitted[0]), sample / "test")
     assert total == len(defects) == 40
     assert hits / total >= 0.8, (hits, total)
+
+
+def test_evaluate_judges_it_by_predicts_code_auroc_and_the_threshold_sweep(sample, fitted, capsys):
+    """Issue 25: `evaluate --anomaly` scores every photo through predict's own assessment and prints
+    the image AUROC beside the sweep's defects passed as ok."""
+    from scripts.training import evaluate
+
+    evaluate.main(["--anomaly", str(fitted[0]), "--folder", str(sample), "--split", "test"])
+    printed = capsys.readouterr().out
+    auroc = float(
+        re.search(r"image AUROC \(the defect score, whatever the threshold\): ([0-9.]+)", printed)[1]
+    )
+    assert auroc == pytest.approx(train_anomaly.auroc(str(fitted[0]), sample / "test"), abs=1e-4)
+    assert auroc >= 0.95 and "defects passed as ok" in printed
 
 
 def test_predict_serves_it_through_the_backend_registry_with_its_card(fitted):
@@ -161,8 +176,7 @@ def second_opinion(make_bucket, topic, monkeypatch, fitted):
     }.items():
         monkeypatch.setenv(key, value)
     yield inbound, predicted, topic, make_function("predict_image", "cloudevent")
-    stand_in.server.shutdown()
-    stand_in.server.server_close()
+    stand_in.stop()
 
 
 def test_a_part_the_classifier_calls_ok_but_unlike_every_good_part_goes_to_a_person_with_its_map(

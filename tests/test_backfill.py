@@ -5,6 +5,7 @@ batch writes nothing. A Vertex model's batch prediction job, against a stand-in 
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -149,7 +150,7 @@ def test_an_archive_is_routed_as_predict_routes_it_and_a_rerun_writes_nothing(
 
 
 def test_shards_share_an_archive_and_a_shard_killed_half_way_is_finished_by_the_next_run(
-    plant, small_model, fake_gcs
+    plant, small_model, fake_gcs, tmp_path
 ):
     """Two real processes, shards 0/2 and 1/2 of line 1, as two tasks of a Cloud Run job; shard 0 is
     killed by SIGKILL right after its 100th copy took effect."""
@@ -164,16 +165,7 @@ def test_shards_share_an_archive_and_a_shard_killed_half_way_is_finished_by_the_
         "scripts.backfill",
         *command(archive, predicted, small_model, "killed", "2024/line-1"),
     ]
-    shards = [
-        subprocess.Popen(
-            run,
-            env={**env, "CLOUD_RUN_TASK_INDEX": str(i), "CLOUD_RUN_TASK_COUNT": "2"},
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
-        for i in range(2)
-    ]
-    copied = []
+    copied, shards = [], []
 
     def kill_after(call, phase):
         if phase == "after" and call.method == "objects.rewrite" and call.name in first:
@@ -181,11 +173,21 @@ def test_shards_share_an_archive_and_a_shard_killed_half_way_is_finished_by_the_
             if len(copied) == 100:
                 os.kill(shards[0].pid, signal.SIGKILL)
 
-    with hook(fake_gcs, kill_after):
+    errors = [tmp_path / f"shard-{i}.stderr" for i in range(2)]  # files, not pipes: they never fill up
+    with contextlib.ExitStack() as files, hook(fake_gcs, kill_after):
+        for i in range(2):
+            shards.append(
+                subprocess.Popen(
+                    run,
+                    env={**env, "CLOUD_RUN_TASK_INDEX": str(i), "CLOUD_RUN_TASK_COUNT": "2"},
+                    stdout=subprocess.DEVNULL,
+                    stderr=files.enter_context(errors[i].open("wb")),
+                )
+            )
         for process in shards:
             process.wait(timeout=300)
     assert shards[0].returncode == -signal.SIGKILL
-    assert shards[1].returncode == 0, shards[1].stderr.read()[-2000:]
+    assert shards[1].returncode == 0, errors[1].read_text()[-2000:]
     half = copies(predicted, "killed")
     assert len(line) - len(first) + 100 <= len(half) < len(line)
     again = subprocess.run([*run, "--shard", "0/2"], env=env, capture_output=True, text=True, timeout=300)
@@ -239,6 +241,10 @@ class JobServiceStub:
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
         self.url = f"http://127.0.0.1:{self.server.server_port}"
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
 
     def run(self, body: dict) -> dict:
         """Answer every instance: a name with a 7 in it is a defect, the rest ok."""
@@ -307,4 +313,4 @@ def test_a_vertex_model_backfills_through_a_batch_prediction_job_on_the_model(ma
             "a finished batch asks Vertex nothing"
         )
     finally:
-        stub.server.shutdown()
+        stub.stop()

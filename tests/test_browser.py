@@ -579,4 +579,4 @@ def test_the_audit_view_for_an_auditor_and_not_for_a_reviewer(page, make_bucket,
         wait_for(lambda image=image: image.evaluate("img => img.complete && img.naturalWidth") > 0)
     assert photo.locator("#heatmap").bounding_box() == photo.locator("figure img").first.bounding_box()
     server.shutdown()
-    iap.server.shutdown()
+    iap.stop()

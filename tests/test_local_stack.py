@@ -165,6 +165,7 @@ def test_emulators_die_with_the_process_that_started_them(tmp_path):
     os.kill(child, 0)  # running
     parent.kill()
     parent.wait()
+    parent.stdout.close()
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         try:

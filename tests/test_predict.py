@@ -24,7 +24,7 @@ ENDPOINT = "projects/demo/locations/europe-west4/endpoints/1234"
 def vertex():
     stub = VertexStandIn()
     yield stub
-    stub.server.shutdown()
+    stub.stop()
 
 
 @pytest.fixture

@@ -113,7 +113,7 @@ def test_a_tflite_candidate_is_compared_with_a_vertex_endpoint(models, tmp_path,
             *RULES,
         )
     finally:
-        stub.server.shutdown()
+        stub.stop()
     assert stub.requests and stub.requests[0]["path"].endswith("/endpoints/1234:predict")
     assert status == 0 and "vertex:projects/demo/locations/europe-west4/endpoints/1234" in printed
     assert "pulumi config set classifierBackend tflite" in printed

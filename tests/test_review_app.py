@@ -28,7 +28,7 @@ from tests.review_helpers import AUDIENCE, FakeIap, Reviewer
 def iap():
     fake = FakeIap()
     yield fake
-    fake.server.shutdown()
+    fake.stop()
 
 
 @pytest.fixture

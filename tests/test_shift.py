@@ -305,4 +305,4 @@ def test_at_the_end_of_the_queue_nobody_waits_while_a_photo_sits_in_a_prefetch(b
     assert decided(bucket) == sorted([f"human_decided/ok/{first}", f"human_decided/defect/{last}"])
     for p in pages:
         p.context.close()
-    iap.server.shutdown()
+    iap.stop()

@@ -334,6 +334,7 @@ def admin_api():
     thread.start()
     yield f"http://127.0.0.1:{server.server_port}"
     server.shutdown()
+    server.server_close()
 
 
 def test_the_teardown_deletes_the_whole_service_and_waits_for_it(admin_api):

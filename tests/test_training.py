@@ -364,6 +364,10 @@ class VertexApiStub:
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
         self.url = f"http://127.0.0.1:{self.server.server_port}"
 
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
     def export(self, body: dict) -> str:
         """Vertex writes the export into a folder of its own under the prefix it was given."""
         prefix = body["outputConfig"]["artifactDestination"]["outputUriPrefix"]
@@ -381,7 +385,7 @@ class VertexApiStub:
 def vertex_api():
     stub = VertexApiStub()
     yield stub
-    stub.server.shutdown()
+    stub.stop()
 
 
 def vertex_client(stub):

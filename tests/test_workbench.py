@@ -22,7 +22,7 @@ _arrivals = itertools.count()
 def iap():
     fake = FakeIap()
     yield fake
-    fake.server.shutdown()
+    fake.stop()
 
 
 @pytest.fixture

@@ -281,6 +281,12 @@ class FakeGcs:
                     raise
         raise AssertionError("unreachable")
 
+    def close_upstream(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+
     def current(self, bucket: str, name: str) -> dict | None:
         """The live object's resource, or None."""
         status, _, body = self.upstream(
@@ -444,6 +450,11 @@ class _ProxyHandler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         self._proxy()
+
+    def finish(self) -> None:
+        """The client's connection is done, and with it this thread: its upstream connection too."""
+        super().finish()
+        self.gcs.close_upstream()
 
     do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_GET
 

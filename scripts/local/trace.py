@@ -485,4 +485,4 @@ def _vertex(stack, names: _Names, endpoint_id: str) -> None:
         stack.gcs.on_finalize.append(stack.bridge)
         _settled(stack, names)
     finally:
-        stand_in.server.shutdown()
+        stand_in.stop()

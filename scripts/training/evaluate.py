@@ -33,6 +33,7 @@ class Scored:
     label: str
     score: float
     unclear_reason: str = ""
+    defect_score: float | None = None  # the model's score for defect, whatever it decided
 
 
 def labelled(folder: str | None, import_file: str | None, split: str | None) -> list[tuple[str, str]]:
@@ -49,7 +50,16 @@ def score_all(items, classifier, label_map: LabelMap, progress: bool = True) -> 
     out = []
     for uri, truth in tqdm(items, desc="classify", unit="img", disable=not progress):
         found = predicting.assess(images.load(read_bytes(uri)), classifier, label_map)
-        out.append(Scored(uri, label_map.label_of(truth), found.label, found.score, found.unclear_reason))
+        out.append(
+            Scored(
+                uri,
+                label_map.label_of(truth),
+                found.label,
+                found.score,
+                found.unclear_reason,
+                found.scores.get(DEFECT),
+            )
+        )
     return out
 
 
@@ -60,7 +70,18 @@ def summarise(scored: list[Scored]) -> dict:
         "per_label": metrics.per_label(counts),
         "accuracy": metrics.accuracy(counts),
         "unusual": metrics.unusual(outcomes(scored)),
+        "auroc": _auroc(scored),
     }
+
+
+def _auroc(scored: list[Scored]) -> float | None:
+    """How well the defect score ranks defects above good parts, whatever the threshold; None when
+    the split lacks either."""
+    ranked = [s for s in scored if s.defect_score is not None and s.truth in (OK, DEFECT)]
+    truth = [s.truth == DEFECT for s in ranked]
+    if not any(truth) or all(truth):
+        return None
+    return metrics.auroc(truth, [s.defect_score for s in ranked])
 
 
 def sweep(scored: list[Scored], thresholds=metrics.THRESHOLDS) -> list[dict]:
@@ -73,6 +94,8 @@ def outcomes(scored: list[Scored]) -> list[metrics.Outcome]:
 
 def report(result: dict, table: list[dict]) -> str:
     lines = [f"accuracy (top label, no threshold): {result['accuracy']:.1%}"]
+    if result.get("auroc") is not None:
+        lines.append(f"image AUROC (the defect score, whatever the threshold): {result['auroc']:.4f}")
     if result.get("unusual"):
         lines.append(f"unusual input (always sent to a person): {result['unusual']} images")
     for label, m in result["per_label"].items():

@@ -38,6 +38,7 @@ import json
 import os
 import sys
 from datetime import UTC, datetime
+from pathlib import Path
 
 from inspection import layout
 from inspection.errors import ConfigError
@@ -74,7 +75,7 @@ class Registry:
                     blob.generation,
                 )
         elif os.path.exists(self.location):
-            raw = open(self.location, "rb").read()  # noqa: SIM115
+            raw = Path(self.location).read_bytes()
         if raw is not None:
             try:
                 self.body.update(json.loads(raw))
