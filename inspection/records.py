@@ -182,24 +182,38 @@ class LocalStore:
     def partition(self, day: date) -> Path:
         return self.root / f"day={day.isoformat()}"
 
-    def relation(self, start: date, end: date) -> str:
-        files = [str(p) for day in days(start, end) for p in sorted(self.partition(day).glob("*.parquet"))]
-        columns = ", ".join(f"CAST({name} AS {kind}) AS {name}" for name, kind in COLUMNS.items())
+    def relation(self, start: date, end: date, present: set[str] | None = None) -> str:
+        """`records` over the days' files. A column none of them has (files written before it
+        existed) reads as NULL: `present` names the columns the files have (None: all)."""
+        files = self.files(start, end)
         if not files:
             nothing = ", ".join(f"CAST(NULL AS {kind}) AS {name}" for name, kind in COLUMNS.items())
             return f"SELECT {nothing}, CAST(NULL AS DATE) AS day WHERE FALSE"
-        listed = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
-        return (
-            f"SELECT {columns}, CAST(day AS DATE) AS day "
-            f"FROM read_parquet([{listed}], hive_partitioning = true, union_by_name = true)"
+        columns = ", ".join(
+            f"CAST({name if present is None or name in present else 'NULL'} AS {kind}) AS {name}"
+            for name, kind in COLUMNS.items()
         )
+        return f"SELECT {columns}, CAST(day AS DATE) AS day FROM {self._read(files)}"
+
+    def files(self, start: date, end: date) -> list[str]:
+        return [str(p) for day in days(start, end) for p in sorted(self.partition(day).glob("*.parquet"))]
+
+    @staticmethod
+    def _read(files: list[str]) -> str:
+        listed = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
+        return f"read_parquet([{listed}], hive_partitioning = true, union_by_name = true)"
 
     def query(self, body: str, start: date, end: date, params: Mapping[str, object]) -> list[dict]:
         import duckdb
 
         _record_query(calls.RECORDS, ["(each day's table)"])
-        sql = with_records(self.relation(start, end), body)
         with duckdb.connect() as con:
+            files = self.files(start, end)
+            present = None
+            if files:
+                described = con.execute(f"DESCRIBE SELECT * FROM {self._read(files)}").fetchall()
+                present = {row[0] for row in described}
+            sql = with_records(self.relation(start, end, present), body)
             cursor = con.execute(sql, {k: v for k, v in params.items() if f"${k}" in body})
             names = [d[0] for d in cursor.description]
             return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
