@@ -1,33 +1,40 @@
-"""App Engine services as this program deploys them: one content-named zip, one version holding all
-traffic, who may pass IAP to it, and a teardown that removes the whole service on `destroy`.
+"""App Engine services as this program deploys them: one content-named zip, one version under a
+fixed id holding all traffic, who may pass IAP to it, and the whole service gone on `destroy`.
 
 Facts this relies on (docs/gcp-rules.md, "App Engine"):
+- the provider updates a version by posting it again under the same id (`update_verb: POST` to
+  the service's versions), and only a changed id replaces it (`version_id` is immutable)
+  (https://github.com/GoogleCloudPlatform/magic-modules/blob/main/mmv1/products/appengine/StandardAppVersion.yaml):
+  so a new zip is an update in place of the one version, never a second version;
+- with `delete_service_on_destroy`, deleting the version deletes its whole service
+  (https://github.com/GoogleCloudPlatform/magic-modules/blob/main/mmv1/templates/terraform/custom_delete/appversion_delete.go.tmpl).
+  A version holding all traffic cannot be deleted on its own, so that is how `destroy` gets past
+  it. Because the version is never replaced, this happens on `destroy` only. A stack deployed by an
+  earlier release (content-named ids, the flag off in its state) is replaced once: the new version
+  takes the traffic, then the old one is deleted alone, as its state says;
 - a new version gets no traffic unless it is its service's first, and the provider does not move
-  it (https://github.com/pulumi/pulumi-gcp/issues/718): `EngineSplitTraffic` sends all of it to the
-  version just deployed, and a replaced version is deleted once its successor serves;
-- a version that holds all traffic cannot be deleted, and the split's delete does nothing, so a
-  stack's `destroy` stopped there. The provider's `delete_service_on_destroy` deletes the whole
-  service whenever any version is deleted, a replaced one included
-  (magic-modules mmv1/templates/terraform/custom_delete/go/appversion_delete.go.tmpl), so it would
-  take the new version down with the old. Instead `ServiceTeardown` deletes the service, with all
-  its versions, only when the stack is destroyed; the version's own delete then finds it gone,
-  which the provider treats as done;
+  it (https://github.com/pulumi/pulumi-gcp/issues/718): `EngineSplitTraffic` names the version,
+  which matters for that one replacement;
 - the `default` service cannot be deleted and must exist before any other
   (https://cloud.google.com/appengine/docs/standard/reference/app-yaml#service).
+
+No dynamic provider: Pulumi starts a Python dynamic provider in its own process, from the `main`
+folder, where this package cannot be imported (https://github.com/pulumi/pulumi/issues/7453), so
+every `preview` failed.
 """
 
 from __future__ import annotations
 
-import time as clock
 from collections.abc import Sequence
 
 import pulumi
 import pulumi_gcp as gcp
 
-from infra.iam import Grant, Grants
+from infra.iam import Grant, Grants, member_key
 
 RUNTIME = "python313"
-ADMIN_API = "https://appengine.googleapis.com"
+# One version per service, updated in place. Reserved ids are "default", "latest" and "ah-…".
+VERSION_ID = "live"
 
 
 def service_url(service: pulumi.Input[str], default_hostname: pulumi.Input[str]) -> pulumi.Output[str]:
@@ -61,9 +68,7 @@ class AppService:
             f"{key}-version",
             project=project,
             service=service,
-            version_id=self.source.name.apply(
-                lambda n: "v-" + n.removesuffix(".zip").rsplit("-", 1)[-1][:20]
-            ),
+            version_id=VERSION_ID,
             runtime=RUNTIME,
             entrypoint={"shell": entrypoint},
             deployment={
@@ -80,8 +85,9 @@ class AppService:
                 "max_concurrent_requests": 50,
                 "standard_scheduler_settings": {"max_instances": max_instances},
             },
-            delete_service_on_destroy=False,
-            noop_on_destroy=False,  # a replaced version is deleted: versions do not pile up
+            # destroy deletes the service with its version; `default` cannot be deleted, and outlives us
+            delete_service_on_destroy=not outlives_stack,
+            noop_on_destroy=False,
             opts=pulumi.ResourceOptions.merge(
                 kept, pulumi.ResourceOptions(parent=parent, depends_on=list(after))
             ),
@@ -94,16 +100,6 @@ class AppService:
             split={"shard_by": "IP", "allocations": self.version.version_id.apply(lambda v: {v: "1"})},
             opts=pulumi.ResourceOptions(parent=parent, depends_on=[self.version]),
         )
-        self.teardown = (
-            None
-            if outlives_stack
-            else ServiceTeardown(
-                f"{key}-teardown",
-                project=project,
-                service=service,
-                opts=pulumi.ResourceOptions(parent=parent, depends_on=[self.version, self.traffic]),
-            )
-        )
 
     def admit(
         self, iam: Grants, key: str, project: str, app_id, members: Sequence[str], who: str
@@ -111,10 +107,9 @@ class AppService:
         """IAP access to this service, and only this service, for each member."""
         found = []
         for member in members:
-            name = f"iam-{key}-" + "".join(ch if ch.isalnum() else "-" for ch in member).strip("-").lower()
             found.append(
                 iam.app_engine_service(
-                    name,
+                    member_key(f"iam-{key}", member, members),
                     project,
                     app_id,
                     self.version.service,
@@ -124,72 +119,3 @@ class AppService:
                 )
             )
         return found
-
-
-# --- the teardown -------------------------------------------------------------------------------------
-
-
-def delete_service(
-    project: str,
-    service: str,
-    *,
-    session=None,
-    api: str = ADMIN_API,
-    timeout_s: float = 900.0,
-    poll_s: float = 5.0,
-) -> str:
-    """Delete an App Engine service with all its versions and wait for it: "deleted", or "gone"
-    when there was nothing to delete. Admin API `apps.services.delete` answers a long-running
-    operation (https://cloud.google.com/appengine/docs/admin-api/reference/rest/v1/apps.services/delete)."""
-    if service == "default":
-        raise ValueError("App Engine's default service cannot be deleted")
-    if session is None:
-        import google.auth
-        from google.auth.transport.requests import AuthorizedSession
-
-        credentials, _ = google.auth.default(scopes=["https://www.googleapis.com/auth/cloud-platform"])
-        session = AuthorizedSession(credentials)
-    answer = session.delete(f"{api}/v1/apps/{project}/services/{service}", timeout=60)
-    if answer.status_code == 404:
-        return "gone"
-    if answer.status_code >= 300:
-        raise RuntimeError(
-            f"deleting App Engine service {service} failed: {answer.status_code} {answer.text[:300]}"
-        )
-    operation = answer.json()
-    deadline = clock.monotonic() + timeout_s
-    while not operation.get("done"):
-        if clock.monotonic() > deadline:
-            raise TimeoutError(
-                f"deleting App Engine service {service}: {operation.get('name')} still running"
-            )
-        clock.sleep(poll_s)
-        polled = session.get(f"{api}/v1/{operation['name']}", timeout=60)
-        if polled.status_code >= 300:
-            raise RuntimeError(
-                f"polling {operation['name']} failed: {polled.status_code} {polled.text[:300]}"
-            )
-        operation = polled.json()
-    if "error" in operation:
-        raise RuntimeError(f"deleting App Engine service {service} failed: {operation['error']}")
-    return "deleted"
-
-
-class _TeardownProvider(pulumi.dynamic.ResourceProvider):
-    """Creating it does nothing; deleting it deletes the service it names."""
-
-    def create(self, props):
-        return pulumi.dynamic.CreateResult(
-            id_=f"apps/{props['project']}/services/{props['service']}", outs=props
-        )
-
-    def delete(self, id, props):
-        delete_service(props["project"], props["service"])
-
-
-class ServiceTeardown(pulumi.dynamic.Resource):
-    """On `destroy`, the App Engine service it names goes, with every version. Declare it after the
-    service's first version, so that it is deleted before the versions are."""
-
-    def __init__(self, name: str, *, project: str, service: str, opts: pulumi.ResourceOptions | None = None):
-        super().__init__(_TeardownProvider(), name, {"project": project, "service": service}, opts)

@@ -75,6 +75,9 @@ class Settings:
     control_min_images: int
     records_location: str
     records_retention_days: int
+    # This prefix's kept resources (data buckets, records dataset, custom roles) are in the project
+    # from an earlier `up` of a destroyed stack: adopt them (Pulumi's `import`) instead of creating.
+    adopt_kept: bool = False
     # An anomaly model beside the classifier (the stack's anomalyModel when the backend is another
     # one): predict sends a part the classifier calls ok but the anomaly model does not to a person.
     second_opinion: str = ""
@@ -208,6 +211,23 @@ def listing(item: Callable[[Any, str], Any]) -> Callable[[Any, str], tuple]:
     return parse
 
 
+def members(kinds: re.Pattern, wanted: str) -> Callable[[Any, str], tuple]:
+    """A list of IAM members. Google compares member emails without case, so two spellings of one
+    member would be one binding declared twice: the second is refused, naming both."""
+    parse_list = listing(member(kinds, wanted))
+
+    def parse(raw: Any, key: str) -> tuple:
+        found = parse_list(raw, key)
+        seen: dict[str, str] = {}
+        for m in found:
+            if m.lower() in seen:
+                raise ValueError(f"names one member twice: {seen[m.lower()]!r} and {m!r}")
+            seen[m.lower()] = m
+        return found
+
+    return parse
+
+
 def member(kinds: re.Pattern, wanted: str) -> Callable[[Any, str], str]:
     def parse(raw: Any, key: str) -> str:
         if not kinds.match(raw):
@@ -300,7 +320,7 @@ KEYS: tuple[Key, ...] = (
     Key(
         "reviewers",
         "reviewers",
-        listing(member(MEMBER, "user:, group:, domain: or serviceAccount:")),
+        members(MEMBER, "user:, group:, domain: or serviceAccount:"),
         (),
         "pulumi config set --path 'reviewers[0]' user:alice@example.com",
         structured=True,
@@ -309,7 +329,7 @@ KEYS: tuple[Key, ...] = (
     Key(
         "auditors",
         "auditors",
-        listing(member(PERSON, "user: or domain:")),
+        members(PERSON, "user: or domain:"),
         (),
         "pulumi config set --path 'auditors[0]' user:auditor@example.com",
         structured=True,
@@ -317,7 +337,7 @@ KEYS: tuple[Key, ...] = (
     Key(
         "reportReaders",
         "report_readers",
-        listing(member(MEMBER, "user:, group:, domain: or serviceAccount:")),
+        members(MEMBER, "user:, group:, domain: or serviceAccount:"),
         (),
         "pulumi config set --path 'reportReaders[0]' user:quality-lead@example.com",
         structured=True,
@@ -464,6 +484,14 @@ KEYS: tuple[Key, ...] = (
         ),
         "",
         "pulumi config set recordsLocation europe-west4 (it cannot change once created)",
+    ),
+    Key(
+        "adoptKept",
+        "adopt_kept",
+        boolean,
+        "false",
+        "pulumi config set adoptKept true, for the first `up` after a `destroy` of this prefix "
+        "(README: destroy, then up again)",
     ),
     # 0 keeps the records for ever; a quality system usually keeps them for the product's life.
     Key(

@@ -99,7 +99,9 @@ class CloudFunction:
             },
             labels=s.labels,
             opts=pulumi.ResourceOptions(
-                parent=parent, depends_on=[self.wait, *(apis.service(n) for n in FUNCTION_APIS)]
+                parent=parent,
+                # its record lines reach the records only once the sink may write them
+                depends_on=[self.wait, ctx.records.delivery, *(apis.service(n) for n in FUNCTION_APIS)],
             ),
             **trigger,
         )

@@ -68,7 +68,7 @@ RULES: tuple[Rule, ...] = (
             f"{FD}::test_functions_and_their_triggers_wait_for_iam_propagation",
             f"{FD}::test_the_push_subscription_waits_for_its_grants_to_propagate",
             f"{FD}::test_the_schedule_waits_for_its_callers_grant_to_propagate",
-            f"{FD}::test_every_account_an_app_engine_build_may_run_as_can_build_and_the_version_waits_for_it",
+            f"{FD}::test_the_build_account_can_build_each_version_which_waits_for_it_and_runtime_accounts_cannot",
         ),
     ),
     Rule(
@@ -195,7 +195,7 @@ RULES: tuple[Rule, ...] = (
         "`appEngine: create` makes it and keeps it on destroy; every other stack, and this one after a "
         "destroy, says `existing` and looks it up.",
         ("https://www.pulumi.com/registry/packages/gcp/api-docs/appengine/application/",),
-        (f"{ST}::test_destroy_then_up_works_in_the_same_project",),
+        (f"{ST}::test_destroy_then_up_adopts_what_outlived_the_stack",),
     ),
     Rule(
         "App Engine",
@@ -207,24 +207,29 @@ RULES: tuple[Rule, ...] = (
     Rule(
         "App Engine",
         "A new version gets no traffic unless it is its service's first, and the provider does not move it.",
-        "`EngineSplitTraffic` sends all traffic to the version just deployed; replaced versions are deleted.",
+        "`EngineSplitTraffic` names the one version; it matters once, when a stack of an earlier release "
+        "(content-named version ids) is replaced by the fixed id.",
         ("https://github.com/pulumi/pulumi-gcp/issues/718",),
         (f"{FD}::test_each_app_engine_version_gets_all_traffic_and_old_ones_are_removed",),
     ),
     Rule(
         "App Engine",
         "A version holding all traffic cannot be deleted and the split's delete does nothing, so "
-        "`destroy` stopped there; the provider's `delete_service_on_destroy` deletes the whole service "
-        "whenever any version is deleted, a replaced one included.",
-        "A teardown resource deletes each stack service with all its versions, on destroy only; the "
-        "version's own delete then finds it gone, which the provider treats as done.",
+        "`destroy` stopped there; with `delete_service_on_destroy` deleting a version deletes its whole "
+        "service. The provider updates a version by posting it again under the same id; only a new id "
+        "replaces it.",
+        "Each stack service has one version under the fixed id `live`, updated in place, with "
+        "`delete_service_on_destroy`: the service goes on destroy, and only then. No dynamic provider "
+        "(Pulumi starts one from the `main` folder, where `infra` cannot be imported).",
         (
-            "https://github.com/GoogleCloudPlatform/magic-modules/blob/main/mmv1/templates/terraform/custom_delete/go/appversion_delete.go.tmpl",
-            "https://cloud.google.com/appengine/docs/admin-api/reference/rest/v1/apps.services/delete",
+            "https://github.com/GoogleCloudPlatform/magic-modules/blob/main/mmv1/templates/terraform/custom_delete/appversion_delete.go.tmpl",
+            "https://github.com/GoogleCloudPlatform/magic-modules/blob/main/mmv1/products/appengine/StandardAppVersion.yaml",
+            "https://github.com/pulumi/pulumi/issues/7453",
         ),
         (
-            f"{ST}::test_before_the_teardown_destroy_stopped_at_the_version_holding_all_traffic",
-            f"{ST}::test_the_teardown_deletes_the_whole_service_and_waits_for_it",
+            f"{ST}::test_without_deleting_the_service_destroy_stops_at_the_version_holding_all_traffic",
+            f"{ST}::test_the_program_starts_no_provider_process_of_its_own",
+            f"{FD}::test_each_app_engine_version_gets_all_traffic_and_old_ones_are_removed",
         ),
     ),
     Rule(
@@ -240,19 +245,22 @@ RULES: tuple[Rule, ...] = (
     Rule(
         "App Engine",
         "The account an App Engine build runs as is 'either the App Engine default service account or "
-        "your custom service account'; the provider's own tests saw the default account refused on the "
-        "staging bucket. Which one the Admin API uses when a version names its own account is not settled.",
-        "Both accounts can build (read the zip, the staging bucket, logs, gae-standard), so the deploy "
-        "works either way; neither is the Compute Engine default account, which needs the Compute API.",
+        "your custom service account'. The provider's own example deploys versions whose account holds "
+        "object read alone (it fetches the zip), and its tests saw the default account refused on the "
+        "staging bucket while creating a version.",
+        "The application's default account builds (the zip, the staging bucket, logs, gae-standard); "
+        "each version's own account reads its zip and holds no build right. Neither is the Compute "
+        "Engine default account, which needs the Compute API.",
         (
             "https://cloud.google.com/appengine/migration-center/migrate-to-artifact-registry",
+            "https://github.com/GoogleCloudPlatform/magic-modules/blob/main/mmv1/templates/terraform/samples/services/appengine/app_engine_standard_app_version.tf.tmpl",
             "https://github.com/GoogleCloudPlatform/magic-modules/pull/11326",
             "https://github.com/GoogleCloudPlatform/magic-modules/pull/13815",
             "https://github.com/hashicorp/terraform-provider-google/issues/18936",
             "https://cloud.google.com/build/docs/cloud-build-service-account-updates",
         ),
         (
-            f"{FD}::test_every_account_an_app_engine_build_may_run_as_can_build_and_the_version_waits_for_it",
+            f"{FD}::test_the_build_account_can_build_each_version_which_waits_for_it_and_runtime_accounts_cannot",
             f"{FD}::test_no_grant_or_api_depends_on_the_compute_engine_default_account",
         ),
     ),
@@ -260,13 +268,17 @@ RULES: tuple[Rule, ...] = (
         "App Engine",
         "App Engine builds push to the `gae-standard` repository in the application's region; App "
         "Engine's location ids `europe-west` and `us-central` are `europe-west1` and `us-central1` elsewhere.",
-        "The stack that creates the application declares `gae-standard` there and grants writer on it, "
-        "not the project-wide `createOnPushWriter`.",
+        "The stack that creates the application declares `gae-standard` there and grants the build "
+        "account writer on it, not the project-wide `createOnPushWriter`; a stack that finds the "
+        "application there names no repository, which App Engine makes at its first deploy.",
         (
             "https://cloud.google.com/appengine/migration-center/migrate-to-artifact-registry",
             "https://cloud.google.com/appengine/docs/standard/locations",
         ),
-        (f"{INF}::test_the_program_breaks_no_policy_rule",),
+        (
+            f"{INF}::test_the_program_breaks_no_policy_rule",
+            f"{ST}::test_every_grant_on_what_stacks_share_is_declared_by_one_stack_alone",
+        ),
     ),
     Rule(
         "App Engine",
@@ -319,26 +331,38 @@ RULES: tuple[Rule, ...] = (
     ),
     Rule(
         "One project, several stacks",
-        "A deleted custom role can be undeleted for 7 days and keeps its id until day 37; the provider "
-        "undeletes a role it finds deleted.",
-        "`destroy` then `up` under the same prefix works within 7 days; from day 7 to 37 use another prefix.",
+        "A deleted custom role can be undeleted for 7 days and keeps its id until day 37; creating a "
+        "role whose id exists is refused. Pulumi's `import` option adopts an existing resource, and "
+        "is a no-op once the resource is in the stack.",
+        "Custom roles are retained on destroy, so no id is ever stuck; the next `up` of the prefix "
+        "adopts them with `adoptKept: true` (infra/kept.py).",
         (
             "https://cloud.google.com/iam/docs/reference/rest/v1/projects.roles/delete",
             "https://www.pulumi.com/registry/packages/gcp/api-docs/projects/iamcustomrole/",
+            "https://www.pulumi.com/docs/iac/concepts/resources/options/import/",
+            "https://github.com/pulumi/pulumi/blob/master/developer-docs/architecture/import.md",
         ),
-        (f"{ST}::test_destroy_then_up_works_in_the_same_project",),
+        (
+            f"{ST}::test_a_custom_role_is_never_deleted_so_its_id_is_never_stuck_between_day_7_and_37",
+            f"{ST}::test_destroy_then_up_adopts_what_outlived_the_stack",
+        ),
     ),
     Rule(
         "One project, several stacks",
         "A bucket that holds objects is not deleted unless `force_destroy`; a dataset that holds tables "
         "is not deleted unless `delete_contents_on_destroy`.",
-        "Photos, decisions, training data and records are never deleted by a tool: destroy stops there "
-        "(README: destroy). Only the sources bucket, rebuilt from the repository, is force-destroyed.",
+        "Photos, decisions, training data and records are never deleted by a tool: destroy leaves their "
+        "buckets and dataset in the project (retained), and the next `up` adopts them. Only the sources "
+        "bucket, rebuilt from the repository, is force-destroyed.",
         (
             "https://www.pulumi.com/registry/packages/gcp/api-docs/storage/bucket/",
             "https://www.pulumi.com/registry/packages/gcp/api-docs/bigquery/dataset/",
+            "https://www.pulumi.com/docs/iac/concepts/resources/options/retainondelete/",
         ),
-        (f"{INF}::test_prediction_bucket_keeps_versions_and_the_live_sources_stay",),
+        (
+            f"{INF}::test_prediction_bucket_keeps_versions_and_the_live_sources_stay",
+            f"{ST}::test_destroy_then_up_adopts_what_outlived_the_stack",
+        ),
     ),
     # --- least privilege ----------------------------------------------------------------------------------
     Rule(
@@ -444,14 +468,17 @@ RULES: tuple[Rule, ...] = (
             "https://cloud.google.com/logging/docs/export/bigquery",
             "https://cloud.google.com/logging/docs/export/configure_export_v2",
         ),
-        ("tests/test_operations.py::test_the_records_sink_takes_exactly_the_record_lines_of_this_stack",),
+        (
+            "tests/test_operations.py::test_the_records_sink_takes_exactly_the_record_lines_of_this_stack",
+            f"{FD}::test_nothing_writes_a_record_line_before_the_sink_may_deliver_it",
+        ),
     ),
     Rule(
         "Records",
         "Running a query needs `bigquery.jobs.create` on the project (no narrower resource takes it); "
         "the tables it reads need `bigquery.tables.getData`, listing them `bigquery.tables.list`.",
-        "Readers get `dataViewer` on the dataset; the audit view a custom role with `bigquery.jobs.create` "
-        "on the project, people `jobUser` there.",
+        "Readers get `dataViewer` on the dataset, and this stack's custom role with `bigquery.jobs.create` "
+        "on the project: the binding is the stack's own, so leaving `reportReaders` revokes it.",
         (
             "https://cloud.google.com/bigquery/docs/access-control#bigquery.jobUser",
             "https://cloud.google.com/bigquery/docs/access-control",

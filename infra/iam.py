@@ -8,11 +8,14 @@ Every grant is additive. Where a predefined role allows more than the work, a cu
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pulumi
 import pulumi_gcp as gcp
+
+from infra.kept import kept
 
 
 @dataclass(frozen=True)
@@ -34,10 +37,50 @@ def sa(email: pulumi.Input[str]) -> pulumi.Output[str]:
     return pulumi.Output.concat("serviceAccount:", email)
 
 
+@dataclass(frozen=True)
+class MemberKey:
+    """The resource name of a grant to one configured member, and the name an earlier release gave it."""
+
+    name: str
+    former: tuple[str, ...] = field(default=())
+
+    def suffixed(self, suffix: str) -> MemberKey:
+        """The key of another grant to the same member."""
+        return MemberKey(self.name + suffix, tuple(f + suffix for f in self.former))
+
+
+def member_key(stem: str, member: str, members: Sequence[str]) -> MemberKey:
+    """A resource name for `stem`'s grant to `member` that no other member's can take.
+
+    Members that differ only by punctuation (`user:jo.smith@…`, `user:jo-smith@…`) read the same
+    once made a name, and the engine refuses a second resource with the same URN. So the name ends
+    in a digest of the member itself (lower-cased: IAM emails are case-insensitive, and config
+    refuses two spellings of one member). Earlier releases named it without the digest; where that
+    name was unique it is an alias, so an upgrade renames the grant in place instead of replacing
+    it, which would delete the binding it had just re-added."""
+    readable = _readable(member)
+    digest = hashlib.sha256(member.lower().encode()).hexdigest()[:8]
+    former = f"{stem}-{readable}"
+    shared = sum(1 for m in members if _readable(m) == readable)
+    return MemberKey(f"{former}-{digest}", (former,) if shared == 1 else ())
+
+
+def _readable(member: str) -> str:
+    return "".join(ch if ch.isalnum() else "-" for ch in member).strip("-").lower()
+
+
 def _opts(
-    parent: pulumi.Resource, after: Sequence[pulumi.Resource], retain: bool = False
+    parent: pulumi.Resource,
+    after: Sequence[pulumi.Resource],
+    retain: bool = False,
+    former: Sequence[str] = (),
 ) -> pulumi.ResourceOptions:
-    return pulumi.ResourceOptions(parent=parent, depends_on=list(after), retain_on_delete=retain or None)
+    return pulumi.ResourceOptions(
+        parent=parent,
+        depends_on=list(after),
+        retain_on_delete=retain or None,
+        aliases=[pulumi.Alias(name=name) for name in former] or None,
+    )
 
 
 class Grants:
@@ -60,12 +103,22 @@ class Grants:
         self.grants: list[Grant] = []
 
     def _member(
-        self, kind, key: str, target, member, role, why: str, condition=None, untraced: str = "", **where
+        self,
+        kind,
+        key: str | MemberKey,
+        target,
+        member,
+        role,
+        why: str,
+        condition=None,
+        untraced: str = "",
+        **where,
     ) -> Grant:
         """One additive member of `kind` (an IAM member resource type) where `where` says."""
         extra = {"condition": condition} if condition else {}
-        opts = _opts(self.parent, self.after, self.retain)
-        resource = kind(key, member=member, role=role, opts=opts, **where, **extra)
+        key = key if isinstance(key, MemberKey) else MemberKey(key)
+        opts = _opts(self.parent, self.after, self.retain, key.former)
+        resource = kind(key.name, member=member, role=role, opts=opts, **where, **extra)
         grant = Grant(
             member, role, target, why, resource, _title(condition), self.retain, self.used_by, untraced
         )
@@ -93,7 +146,7 @@ class Grants:
 
     def project(
         self,
-        key: str,
+        key: str | MemberKey,
         project: str,
         member,
         role,
@@ -141,14 +194,14 @@ class Grants:
         return self._member(gcp.vertex.AiEndpointIamMember, key, target, member, role, why, **where)
 
     def app_engine_service(
-        self, key: str, project: str, app_id, service, member: str, role: str, why: str
+        self, key: str | MemberKey, project: str, app_id, service, member: str, role: str, why: str
     ) -> Grant:
         """IAP access to one App Engine service only, not to the whole application."""
         where = {"project": project, "app_id": app_id, "service": service}
         target = pulumi.Output.concat("App Engine service ", service, " (IAP)")
         return self._member(gcp.iap.AppEngineServiceIamMember, key, target, member, role, why, **where)
 
-    def dataset(self, key: str, dataset, member, role, why: str, *, untraced: str = "") -> Grant:
+    def dataset(self, key: str | MemberKey, dataset, member, role, why: str, *, untraced: str = "") -> Grant:
         target = pulumi.Output.concat("BigQuery dataset ", dataset.dataset_id)
         where = {"project": dataset.project, "dataset_id": dataset.dataset_id}
         return self._member(
@@ -239,10 +292,8 @@ CUSTOM_ROLES: dict[str, tuple[str, tuple[str, ...]]] = {
 class CustomRoles(pulumi.ComponentResource):
     """Project custom roles named `<prefix>_<role>`; `self.name(role)` is what grants use.
 
-    A deleted custom role can be undeleted for 7 days and keeps its id until day 37
-    (https://cloud.google.com/iam/docs/reference/rest/v1/projects.roles/delete). The provider
-    undeletes a role it finds deleted, so `destroy` then `up` under the same prefix works within 7
-    days; between day 7 and day 37 the id is taken (README: destroy).
+    They outlive the stack (infra/kept.py): a deleted role's id stays taken until day 37, so
+    deleting them on `destroy` blocked the next `up` under the same prefix for a month.
     """
 
     def __init__(self, name: str, settings, after: Sequence[pulumi.Resource], opts=None):
@@ -257,7 +308,9 @@ class CustomRoles(pulumi.ComponentResource):
                 description=purpose,
                 permissions=list(permissions),
                 stage="GA",
-                opts=_opts(self, after),
+                opts=pulumi.ResourceOptions.merge(
+                    _opts(self, after), kept(settings, f"projects/{settings.project}/roles/{prefix}_{key}")
+                ),
             )
             for key, (purpose, permissions) in CUSTOM_ROLES.items()
         }

@@ -26,6 +26,7 @@ class Node:
     dependencies: set[str] = field(default_factory=set)  # URNs
     retained: bool = False  # retain_on_delete: destroy leaves it in the project
     read: bool = False  # looked up (`.get`), not declared: destroy never touches it
+    imported: str = ""  # the `import_` id: adopted from the project, not created
 
 
 class Mocks(pulumi.runtime.Mocks):
@@ -34,6 +35,8 @@ class Mocks(pulumi.runtime.Mocks):
         self.resources: list[dict] = []
         self.graph: dict[str, Node] = {}  # resource name → what Pulumi was told it depends on
         self.invokes: list[dict] = []
+        self.urns: set[str] = set()
+        self.duplicates: list[str] = []  # URNs registered twice: the engine refuses the program
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs):
         inputs = dict(args.inputs)
@@ -159,7 +162,14 @@ def run_program(config: dict[str, str]) -> tuple[Mocks, list[dict]]:
         return pulumi.Output.all(*rows).apply(ledger.extend)
 
     build()
+    if mocks.duplicates:
+        # Mocks are not the engine: it refuses a second resource with the same URN, at preview.
+        raise DuplicateUrn(f"duplicate resource URN(s): {', '.join(mocks.duplicates)}")
     return mocks, ledger
+
+
+class DuplicateUrn(Exception):
+    """What `pulumi preview` answers when a program registers two resources with the same URN."""
 
 
 def _record_graph(mocks: Mocks) -> None:
@@ -185,11 +195,20 @@ def _record_graph(mocks: Mocks) -> None:
         response = original(monitor, request)
         current = getattr(pulumi_mocks.MockMonitor, "graph_sink", None)
         if current is not None:
+            if response.urn in current.urns:
+                current.duplicates.append(response.urn)
+            current.urns.add(response.urn)
             deps = set(request.dependencies)
             for property_deps in request.propertyDependencies.values():
                 deps.update(property_deps.urns)
             current.graph[request.name] = Node(
-                request.type, request.name, response.urn, request.parent, deps, bool(request.retainOnDelete)
+                request.type,
+                request.name,
+                response.urn,
+                request.parent,
+                deps,
+                bool(request.retainOnDelete),
+                imported=request.importId,
             )
         return response
 

@@ -52,14 +52,17 @@ def build(settings: Settings) -> Stack:
         buckets=Buckets("buckets", settings, apis),
         messaging=messaging.Messaging("messaging", settings, apis),
     )
+    records = Records("records", foundation, app_services=(f"{settings.prefix}-review",))
     ctx = Context.of(
-        foundation, FunctionBuild("function-build", foundation), AppEngine("app-engine", foundation)
+        foundation,
+        FunctionBuild("function-build", foundation),
+        AppEngine("app-engine", foundation),
+        records,
     )
     functions = Functions("functions", ctx)
     push = PushToMove("push-to-move", ctx, move=functions.move)
     sweep = Sweep("sweep", ctx)
-    records = Records("records", ctx, app_services=(f"{settings.prefix}-review",))
-    review = ReviewApp("review", ctx, records=records)
+    review = ReviewApp("review", ctx)
     Monitoring("monitoring", ctx)
     return Stack(
         settings,

@@ -7,22 +7,28 @@ App Engine builds push to; all three outlive that stack on `destroy`. Every othe
 same stack after a `destroy`, says `appEngine: existing` and reads the application. Each stack
 then deploys its own services (infra/review.py). README "One project, several stacks".
 
-The build identity (docs/gcp-rules.md, "App Engine"): Google's App Engine page says the deploying
-account is "either the App Engine default service account or your custom service account"
-(https://cloud.google.com/appengine/migration-center/migrate-to-artifact-registry), and the
-provider's own tests saw the default account fail on the staging bucket
-(https://github.com/GoogleCloudPlatform/magic-modules/pull/11326,
-https://github.com/GoogleCloudPlatform/magic-modules/pull/13815). Which one the Admin API uses
-when a version names its own account is not settled, so both get exactly what a build needs:
-the version's account, and the application's default account (looked up, not guessed; or
-`appEngineBuildAccount`). Neither is the Compute Engine default account, which exists only once
-the Compute API is on, and which this stack never enables.
+Who builds (docs/gcp-rules.md, "App Engine"). Google's page names the deploying account as "either
+the App Engine default service account or your custom service account"
+(https://cloud.google.com/appengine/migration-center/migrate-to-artifact-registry). The provider's
+own example deploys versions that run as a custom account holding nothing but object read, so
+that account does not build; it fetches the zip
+(https://github.com/GoogleCloudPlatform/magic-modules/blob/main/mmv1/templates/terraform/samples/services/appengine/app_engine_standard_app_version.tf.tmpl),
+and the build ran as the application's default account, which the provider's tests saw refused at
+the staging bucket (https://github.com/GoogleCloudPlatform/magic-modules/pull/11326). So:
+- a version's own (runtime) account may read this stack's App Engine zips, and nothing shared;
+- the build account (the application's default account, looked up, or `appEngineBuildAccount`)
+  may read them too, and has what a build needs on what every stack shares: App Engine's staging
+  bucket, log writing, and `gae-standard`. Those three grants are declared once, by the stack that
+  owns the application (`appEngine: create`), and outlive it, because every stack's builds rely on
+  the same bindings. A stack that finds the application there declares none of them, and so never
+  names `gae-standard`, which App Engine itself makes at the first deploy.
+Neither is the Compute Engine default account, which exists only once the Compute API is on, and
+which this stack never enables.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from types import SimpleNamespace
 
 import pulumi
 import pulumi_gcp as gcp
@@ -76,9 +82,6 @@ class AppEngine(pulumi.ComponentResource):
             self.application = gcp.appengine.Application.get(
                 "appengine-application", s.project, opts=pulumi.ResourceOptions(parent=self, depends_on=after)
             )
-            self.repository = SimpleNamespace(
-                project=s.project, location=s.app_engine_region, repository_id=REPOSITORY
-            )
         self.app_id = self.application.app_id
         self.default_hostname = self.application.default_hostname
         default_account = gcp.appengine.get_default_service_account_output(
@@ -91,36 +94,41 @@ class AppEngine(pulumi.ComponentResource):
         )
         self.iap_audience = pulumi.Output.concat("/projects/", ctx.agents.project_number, "/apps/", s.project)
         self.ctx = ctx
-        # Every stack grants the application's default account once, for all of its App Engine zips.
-        self.grants = self.build_grants(self, "appengine", sa(self.build_account), ours=False)
+        self.grants = self.zip_read(self, "appengine", sa(self.build_account), "App Engine's build")
+        if s.app_engine == "create":
+            self.grants += self._shared_build_grants(sa(self.build_account))
         self.default_service = self._default_service() if s.app_engine == "create" else None
         self.register_outputs({"app_id": self.app_id})
 
-    def build_grants(self, parent: pulumi.Resource, key: str, member, ours: bool) -> list[Grant]:
-        """What an App Engine build needs, for one account that may run it: read the app's zip, write
-        the build's logs, push to gae-standard, and use App Engine's staging bucket. For an account
-        this stack does not own, the project-level bindings outlive this stack: another stack's
-        builds rely on the very same bindings."""
-        s, apis, buckets, roles = self.ctx.settings, self.ctx.apis, self.ctx.buckets, self.ctx.roles
-        after = [
-            apis.service("iam"),
-            apis.service("storage"),
-            apis.service("cloudresourcemanager"),
-            self.application,
-        ]
-        build = "App Engine's build"
-        own = Grants(parent, after, used_by=build)
-        shared = Grants(parent, [*after, apis.service("artifactregistry")], retain=not ours, used_by=build)
+    def zip_read(self, parent: pulumi.Resource, key: str, member, who: str) -> list[Grant]:
+        """`member` may read this stack's App Engine zips, and nothing else of its sources bucket:
+        the build fetches them, and so does a version's own account."""
+        apis, buckets = self.ctx.apis, self.ctx.buckets
+        own = Grants(parent, [apis.service("iam"), apis.service("storage"), self.application], used_by=who)
         own.bucket(
             f"iam-{key}-build-source",
             buckets.sources,
             member,
             "roles/storage.objectViewer",
-            "App Engine's build fetches this stack's App Engine zips, and nothing else of the bucket",
+            "App Engine fetches this stack's App Engine zips, and nothing else of the bucket",
             condition=bucket_condition(f"only {ZIP_PREFIX}*", buckets.sources.name, name_prefix=ZIP_PREFIX),
         )
-        own.project(
-            f"iam-{key}-build-staging",
+        return own.grants
+
+    def _shared_build_grants(self, member) -> list[Grant]:
+        """What every App Engine build of the project needs on what the project's stacks share.
+        Declared here only, by the stack that owns the application, and kept on destroy."""
+        s, apis, roles = self.ctx.settings, self.ctx.apis, self.ctx.roles
+        after = [
+            apis.service("iam"),
+            apis.service("storage"),
+            apis.service("cloudresourcemanager"),
+            apis.service("artifactregistry"),
+            self.application,
+        ]
+        shared = Grants(self, after, retain=True, used_by="App Engine's build")
+        shared.project(
+            "iam-appengine-build-staging",
             s.project,
             member,
             roles.name("appEngineStaging"),
@@ -129,20 +137,20 @@ class AppEngine(pulumi.ComponentResource):
             condition=bucket_condition("only App Engine's staging bucket", staging_bucket(s.project)),
         )
         shared.project(
-            f"iam-{key}-build-logs",
+            "iam-appengine-build-logs",
             s.project,
             member,
             "roles/logging.logWriter",
             "App Engine's build writes its logs; log writing is granted on the project only",
         )
         shared.repository(
-            f"iam-{key}-build-images",
+            "iam-appengine-build-images",
             self.repository,
             member,
             "roles/artifactregistry.writer",
             "App Engine's build pushes the app's image to gae-standard, and nowhere else",
         )
-        return own.grants + shared.grants
+        return shared.grants
 
     def _default_service(self) -> AppService:
         """The `default` service: a page that says nothing is here. It holds the place App Engine
@@ -150,7 +158,9 @@ class AppEngine(pulumi.ComponentResource):
         s, accounts, buckets, apis = self.ctx.settings, self.ctx.accounts, self.ctx.buckets, self.ctx.apis
         files = [(path, path.name) for path in sorted(DEFAULT_SERVICE_FILES.iterdir()) if path.is_file()]
         source = packaging.source_object(f"{ZIP_PREFIX}default", files, buckets.sources, self)
-        self.grants += self.build_grants(self, "gae-default", sa(accounts.gae_default.email), ours=True)
+        self.grants += self.zip_read(
+            self, "gae-default", sa(accounts.gae_default.email), "App Engine, for the default service"
+        )
         wait = propagation_wait("wait-iam-appengine-default", s, self, self.grants)
         return AppService(
             "appengine-default",

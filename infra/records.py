@@ -8,8 +8,10 @@ Facts this relies on (docs/gcp-rules.md, "Records"):
 - entries reach the dataset within seconds to minutes of being written
   (https://cloud.google.com/logging/docs/export/configure_export_v2);
 - running a query needs `bigquery.jobs.create` on the project, the smallest resource it is granted on
-  (https://cloud.google.com/bigquery/docs/access-control#bigquery.jobUser): the audit view gets a
-  custom role with that one permission, people the predefined `roles/bigquery.jobUser`.
+  (https://cloud.google.com/bigquery/docs/access-control#bigquery.jobUser): the audit view and the
+  report readers get this stack's custom role with that one permission. A binding of the predefined
+  `roles/bigquery.jobUser` would be the same binding as another stack's for the same person, so it
+  could be neither owned nor revoked by one stack.
 """
 
 from __future__ import annotations
@@ -17,8 +19,10 @@ from __future__ import annotations
 import pulumi
 import pulumi_gcp as gcp
 
-from infra.context import Context
-from infra.iam import Grant, Grants, sa
+from infra.foundation import Foundation
+from infra.iam import Grant, Grants, MemberKey, member_key, sa
+from infra.kept import kept
+from infra.waits import propagation_wait
 from inspection import outcomes
 from inspection.outcomes import RECORD_FIELD
 
@@ -37,20 +41,25 @@ def record_filter(prefix: str, functions: tuple[str, ...], app_services: tuple[s
 
 
 class Records(pulumi.ComponentResource):
-    def __init__(self, name: str, ctx: Context, *, app_services: tuple[str, ...], opts=None):
+    def __init__(self, name: str, ctx: Foundation, *, app_services: tuple[str, ...], opts=None):
         super().__init__("quality-inspection:records:Records", name, None, opts)
         s, apis = ctx.settings, ctx.apis
+        dataset_id = f"{s.prefix.replace('-', '_')}_records"
         self.dataset = gcp.bigquery.Dataset(
             "records-dataset",
             project=s.project,
-            dataset_id=f"{s.prefix.replace('-', '_')}_records",
+            dataset_id=dataset_id,
             location=s.records_location,
             friendly_name=f"quality-inspection {s.prefix} records",
             description="Every outcome of every image (routed, rejected, decided, undone), from the logs",
             default_partition_expiration_ms=s.records_retention_days * DAY_MS or None,
-            delete_contents_on_destroy=False,  # the plant's records: destroy stops here (README)
+            delete_contents_on_destroy=False,
             labels=s.labels,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[apis.service("bigquery")]),
+            # the plant's records: destroy leaves them, the next `up` adopts them (infra/kept.py)
+            opts=pulumi.ResourceOptions.merge(
+                pulumi.ResourceOptions(parent=self, depends_on=[apis.service("bigquery")]),
+                kept(s, f"projects/{s.project}/datasets/{dataset_id}"),
+            ),
         )
         self.location = pulumi.Output.concat("bigquery:", s.project, ".", self.dataset.dataset_id)
         self.sink = gcp.logging.ProjectSink(
@@ -67,9 +76,13 @@ class Records(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, depends_on=[apis.service("logging")]),
         )
         self.grants = self._grants(ctx)
+        # A record line written before the sink may write into the dataset is lost: whatever writes
+        # them (the functions, the review app) waits for this (docs/gcp-rules.md, "Records").
+        [writer] = [g for g in self.grants if g.principal is self.sink.writer_identity]
+        self.delivery = propagation_wait("wait-iam-records-sink", s, self, [writer])
         self.register_outputs({"dataset": self.dataset.dataset_id, "records": self.location})
 
-    def _grants(self, ctx: Context) -> list[Grant]:
+    def _grants(self, ctx: Foundation) -> list[Grant]:
         """The sink writes the records; the audit service and the report readers read them."""
         s, apis, accounts = ctx.settings, ctx.apis, ctx.accounts
         iam = Grants(self, [apis.service("bigquery"), apis.service("cloudresourcemanager")])
@@ -80,11 +93,14 @@ class Records(pulumi.ComponentResource):
             "roles/bigquery.dataEditor",
             "the Logging sink writes this stack's record lines into the records dataset, and nowhere else",
         )
-        readers = [("audit", sa(accounts.audit.email), "the audit view", False)]
-        readers += [(_key(m), m, "a configured report reader", True) for m in s.report_readers]
+        readers = [(MemberKey("iam-audit"), sa(accounts.audit.email), "the audit view", False)]
+        readers += [
+            (member_key("iam-reader", m, s.report_readers), m, "a configured report reader", True)
+            for m in s.report_readers
+        ]
         for key, member, who, outside in readers:
             iam.dataset(
-                f"iam-{key}-records-read",
+                key.suffixed("-records-read"),
                 self.dataset,
                 member,
                 "roles/bigquery.dataViewer",
@@ -94,20 +110,14 @@ class Records(pulumi.ComponentResource):
                 else "BigQuery checks the permissions a query job needs on the tables it reads; the rest "
                 "of the dataset reader role is metadata of this one dataset",
             )
-            # The same binding may be another stack's: a member this stack does not own keeps it.
-            jobs = Grants(self, iam.after, retain=outside)
-            jobs.project(
-                f"iam-{key}-records-jobs",
+            # This stack's own role: the binding is this stack's alone, so a member who leaves the
+            # config loses it, and another stack's binding of the same member is not touched.
+            iam.project(
+                key.suffixed("-records-jobs"),
                 s.project,
                 member,
-                "roles/bigquery.jobUser" if outside else ctx.roles.name("queryJobs"),
+                ctx.roles.name("queryJobs"),
                 f"{who} runs the queries that read the records; BigQuery grants job creation on the "
-                "project only"
-                + (" (kept on destroy: the same binding may be another stack's)" if outside else ""),
+                "project only",
             )
-            iam.grants += jobs.grants
         return iam.grants
-
-
-def _key(member: str) -> str:
-    return "reader-" + "".join(ch if ch.isalnum() else "-" for ch in member).strip("-").lower()

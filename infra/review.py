@@ -40,14 +40,15 @@ def allow_list(members: tuple[str, ...]) -> str | None:
 
 
 class ReviewApp(pulumi.ComponentResource):
-    def __init__(self, name: str, ctx: Context, *, records, opts: pulumi.ResourceOptions | None = None):
+    def __init__(self, name: str, ctx: Context, opts: pulumi.ResourceOptions | None = None):
         super().__init__("quality-inspection:review:ReviewApp", name, None, opts)
-        s, apis, buckets, accounts, app_engine = (
+        s, apis, buckets, accounts, app_engine, records = (
             ctx.settings,
             ctx.apis,
             ctx.buckets,
             ctx.accounts,
             ctx.app_engine,
+            ctx.records,
         )
         self.grants = self._grants(ctx)
         wait = propagation_wait(
@@ -103,7 +104,7 @@ class ReviewApp(pulumi.ComponentResource):
     def _grants(self, ctx: Context) -> list[Grant]:
         """The review service works the queue and signs image URLs as itself; the audit service reads
         the decided photos (and their maps, when an anomaly model keeps them) and signs as itself.
-        Each service's own account may be the one its build runs as (infra/project.py). Reading the
+        Each service's own account reads its zip, and builds nothing (infra/project.py). Reading the
         records is the records' grant (infra/records.py)."""
         s, apis, buckets, accounts, roles = ctx.settings, ctx.apis, ctx.buckets, ctx.accounts, ctx.roles
         iam = Grants(
@@ -145,5 +146,5 @@ class ReviewApp(pulumi.ComponentResource):
         )
         grants = iam.grants
         for key, member in (("review", review), ("audit", audit)):
-            grants += ctx.app_engine.build_grants(self, key, member, ours=True)
+            grants += ctx.app_engine.zip_read(self, key, member, f"App Engine, for the {key} service")
         return grants

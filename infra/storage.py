@@ -7,6 +7,7 @@ import pulumi
 import pulumi_gcp as gcp
 
 from infra.config import Settings
+from infra.kept import kept
 from inspection import layout
 
 INBOUND_NONCURRENT_DAYS = 7
@@ -15,6 +16,7 @@ REDRIVE_MARK_DAYS = 2  # a re-drive marker matters for one REDRIVE_AFTER window 
 # An anomaly map helps the reviewer, who decides within days, and the auditor who looks back at a
 # decision; after that the decision and its image are the record.
 HEATMAP_KEEP_DAYS = 90
+DATA = ("training", "inbound", "prediction")  # what holds the plant's photos and decisions
 
 
 class Buckets(pulumi.ComponentResource):
@@ -81,15 +83,18 @@ class Buckets(pulumi.ComponentResource):
 
     def _bucket(self, role: str, purpose: str, **extra) -> gcp.storage.Bucket:
         s = self.settings
+        opts = pulumi.ResourceOptions(parent=self, depends_on=self._after)
+        if role in DATA:
+            # Photos, decisions and training data are never deleted by a tool: destroy leaves the
+            # bucket in the project, and the next `up` adopts it (infra/kept.py).
+            opts = pulumi.ResourceOptions.merge(opts, kept(s, s.placed(role)["name"]))
         return gcp.storage.Bucket(
             f"bucket-{role}",
             **s.placed(role),
             uniform_bucket_level_access=True,
             public_access_prevention="enforced",
             labels={**s.labels, "purpose": role},
-            opts=pulumi.ResourceOptions(parent=self, depends_on=self._after),
-            # Photos, decisions and training data are never deleted by a tool: destroy stops at a
-            # bucket that holds any (README: destroy).
+            opts=opts,
             **{"force_destroy": False, **extra},
         )
 

@@ -52,7 +52,7 @@ OPTIONAL_GRANTS = """
 | setting | principal | role | on | why |
 |---|---|---|---|---|
 {models}| `pubsubAgentTokenCreator: true` | Pub/Sub service agent | `roles/iam.serviceAccountTokenCreator` | the pusher account | projects created before 2021-04-08 only |
-| `reportReaders` (each) | the member | `roles/bigquery.dataViewer`; `roles/bigquery.jobUser` (kept) | the records dataset; the project | runs `scripts.report` against the records |
+| `reportReaders` (each) | the member | `roles/bigquery.dataViewer`; `<prefix>_queryJobs` | the records dataset; the project | runs `scripts.report` against the records |
 """
 
 AGENTS = """

@@ -275,16 +275,20 @@ def test_a_vertex_grant_allows_prediction_only():
 def test_each_app_engine_version_gets_all_traffic_and_old_ones_are_removed(graph):
     """Creating an App Engine version does not move traffic to it (except a service's first), and the
     provider does not migrate it: declare the split. Source: https://github.com/pulumi/pulumi-gcp/issues/718.
-    `delete_service_on_destroy` would delete the whole service when a replaced version is deleted,
-    the new version with it (magic-modules appversion_delete.go.tmpl), so it stays off."""
+    Each service has one version under a fixed id, which the provider updates in place (POST under
+    the same id) and never replaces, so `delete_service_on_destroy` deletes the service on destroy
+    only (magic-modules StandardAppVersion.yaml and appversion_delete.go.tmpl); the `default`
+    service cannot be deleted and keeps it off."""
     versions, splits = graph.of_type("StandardAppVersion"), graph.of_type("EngineSplitTraffic")
     assert len(versions) == len(splits) == 3  # default (serves nothing), review, audit
     for version in versions:
         [split] = [s for s in splits if graph.inputs[s]["service"] == graph.inputs[version]["service"]]
         assert version in graph.upstream(split)
         assert graph.inputs[split]["split"]["allocations"] == {graph.inputs[version]["versionId"]: "1"}
-        assert graph.inputs[version].get("noopOnDestroy") is False, "replaced versions would pile up"
-        assert graph.inputs[version].get("deleteServiceOnDestroy") is False
+        assert graph.inputs[version].get("noopOnDestroy") is False, "destroy would leave it serving"
+        assert graph.inputs[version]["versionId"] == "live"
+        is_default = graph.inputs[version]["service"] == "default"
+        assert graph.inputs[version].get("deleteServiceOnDestroy") is (not is_default)
 
 
 def _zip_object(graph, version: str) -> str:
@@ -317,24 +321,23 @@ def _build_grants(graph, version: str, member: str) -> dict[str, str]:
     return found
 
 
-def test_every_account_an_app_engine_build_may_run_as_can_build_and_the_version_waits_for_it(graph):
-    """Issue 21, findings 3 and 4. Google's App Engine page names the deploying account as "either
-    the App Engine default service account or your custom service account"
-    (https://cloud.google.com/appengine/migration-center/migrate-to-artifact-registry); the
-    provider's own tests saw the default account refused on the staging bucket
-    (https://github.com/GoogleCloudPlatform/magic-modules/pull/11326,
-    https://github.com/GoogleCloudPlatform/magic-modules/pull/13815). Which one the Admin API
-    uses when the version names its own account is not settled, so both can build: read the zip,
-    use the staging bucket, write logs, push to gae-standard. And each version waits until those
-    grants have propagated, as the functions do."""
+def test_the_build_account_can_build_each_version_which_waits_for_it_and_runtime_accounts_cannot(graph):
+    """Issue 21, findings 3 and 4; issue 29, findings 5 and 7. The provider's own example deploys
+    versions whose account holds nothing but object read, so that account fetches the zip and does
+    not build (magic-modules app_engine_standard_app_version.tf.tmpl); the build ran as the
+    application's default account, which the provider's tests saw refused at the staging bucket
+    (https://github.com/GoogleCloudPlatform/magic-modules/pull/11326). So the default account can
+    build (read the zip, use the staging bucket, write logs, push to gae-standard), each version's
+    own account can read its zip and nothing shared, and each version waits until those grants
+    have propagated, as the functions do."""
     for version in graph.of_type("StandardAppVersion"):
         runtime = "serviceAccount:" + graph.inputs[version]["serviceAccount"]
         sleeps = [s for s in graph.upstream(version) if graph.types[s] == SLEEP]
         covered = set().union(*(graph.upstream(s) for s in sleeps)) if sleeps else set()
-        for member in (runtime, APPSPOT):
+        for member, needed in ((APPSPOT, {"source", "staging", "logs", "images"}), (runtime, {"source"})):
             grants = _build_grants(graph, version, member)
-            assert set(grants) == {"source", "staging", "logs", "images"}, (version, member, grants)
-            assert set(grants.values()) <= covered, f"{version} does not wait for {member}'s build grants"
+            assert set(grants) == needed, (version, member, grants)
+            assert set(grants.values()) <= covered, f"{version} does not wait for {member}'s grants"
 
 
 def test_no_grant_or_api_depends_on_the_compute_engine_default_account(graph):
@@ -408,6 +411,81 @@ def test_no_two_grants_of_a_stack_are_the_same_binding():
     assert (kept, auditing_only.inputs[kept]) == (before, both.inputs[before]), (
         "unchanged, so Pulumi keeps it"
     )
+
+
+def test_nothing_writes_a_record_line_before_the_sink_may_deliver_it(graph):
+    """Issue 29, finding 8: the sink's writer needs dataEditor on the dataset, and a line the sink
+    cannot write is lost. Everything that writes record lines (the functions and the review
+    service) waits for that grant to propagate."""
+    [writer] = [g for g in graph.grants() if graph.inputs[g]["role"] == "roles/bigquery.dataEditor"]
+    writers = graph.of_type(FUNCTION) + [
+        v for v in graph.of_type("StandardAppVersion") if graph.inputs[v]["service"].endswith("-review")
+    ]
+    assert len(writers) == 4
+    for resource in writers:
+        sleeps = [s for s in graph.upstream(resource) if graph.types[s] == SLEEP]
+        assert any(writer in graph.upstream(s) for s in sleeps), f"{resource} writes before the sink may"
+
+
+MEMBER_CONFIGS = {
+    "punctuation": {
+        "reviewers": ["user:jo.smith@example.com", "user:jo-smith@example.com", "user:jo_smith@example.com"],
+        "auditors": ["user:jo.smith@example.com", "user:jo-smith@example.com"],
+        "reportReaders": ["user:jo.smith@example.com", "user:jo-smith@example.com"],
+    },
+    "prefixes": {
+        "reviewers": [
+            "user:qa@example.com",
+            "group:qa@example.com",
+            "serviceAccount:qa@example.com",
+            "domain:example.com",
+        ],
+        "reportReaders": ["group:qa@example.com", "user:qa@example.com", "serviceAccount:qa@example.com"],
+    },
+    "reviewers who audit and read": {
+        "reviewers": ["user:sam@example.com", "domain:example.com"],
+        "auditors": ["user:sam@example.com", "domain:example.com"],
+        "reportReaders": ["user:sam@example.com", "domain:example.com"],
+    },
+    "odd but valid characters": {
+        "reviewers": [
+            "user:o'neil+qa@example.com",
+            "user:o-neil-qa@example.com",
+            "group:o.neil.qa@example.com",
+        ],
+    },
+    "every backend and model at once": {
+        "classifierBackend": "onnx",
+        "onnxModel": "gs://acme-qi-training/models/model.onnx",
+        "anomalyModel": "gs://acme-qi-training/models/anomaly/line-1.npz",
+        "reportReaders": ["user:quality-lead@example.com"],
+        "pubsubAgentTokenCreator": True,
+    },
+    "existing application": {"appEngine": "existing", "iapClientId": None, "iapClientSecret": None},
+    "adopting what a destroy kept": {"adoptKept": True},
+}
+
+
+@pytest.mark.parametrize("name", sorted(MEMBER_CONFIGS))
+def test_no_configuration_registers_two_resources_with_one_urn(name):
+    """Issue 29, finding 2: members that differ only by punctuation got the same resource name, and
+    the engine refuses a duplicate URN at preview. Mocks do not, so run_program checks it as the
+    engine would (infra/mocks.py) and raises DuplicateUrn."""
+    mocks, _ = run_program(dev_config(**MEMBER_CONFIGS[name]))
+    assert mocks.duplicates == [] and len(mocks.urns) > 100
+
+
+def test_a_renamed_grant_keeps_its_earlier_name_as_an_alias_where_that_name_was_unique():
+    """Names now end in a digest of the member; an upgrade must rename a grant in place, not
+    replace it (a replaced IAM member deletes the binding its successor re-added)."""
+    from infra.iam import member_key
+
+    alone = member_key("iam-reviewer", "user:alice@example.com", ["user:alice@example.com"])
+    assert alone.name.startswith("iam-reviewer-user-alice-example-com-")
+    assert alone.former == ("iam-reviewer-user-alice-example-com",)
+    twins = ["user:jo.smith@example.com", "user:jo-smith@example.com"]
+    first, second = (member_key("iam-reviewer", m, twins) for m in twins)
+    assert first.name != second.name and first.former == second.former == ()
 
 
 def test_the_sweep_admits_only_internal_traffic(graph):

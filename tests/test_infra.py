@@ -185,16 +185,15 @@ def test_the_iam_grants_are_exactly_these(program):
     role = f"projects/{PROJECT}/roles/acme_qi_"
     appspot = f"serviceAccount:{PROJECT}@appspot.gserviceaccount.com"
     logging_agent = f"serviceAccount:service-{PROJECT_NUMBER}@gcp-sa-logging.iam.gserviceaccount.com"
-    # What an App Engine build needs, for each account that may run it (infra/project.py).
+    # What an App Engine build needs, for the account it runs as (infra/project.py); a version's own
+    # account reads its zip, and holds no build rights (issue 29).
     app_engine_builds = {
-        grant
+        (appspot, role + "appEngineStaging", f"project {PROJECT}"),
+        (appspot, "roles/logging.logWriter", f"project {PROJECT}"),
+        (appspot, "roles/artifactregistry.writer", "Artifact Registry repository gae-standard"),
+    } | {
+        (member, "roles/storage.objectViewer", "bucket acme-qi-sources")
         for member in (appspot, sa("review"), sa("audit"), sa("gae-default"))
-        for grant in (
-            (member, "roles/storage.objectViewer", "bucket acme-qi-sources"),
-            (member, role + "appEngineStaging", f"project {PROJECT}"),
-            (member, "roles/logging.logWriter", f"project {PROJECT}"),
-            (member, "roles/artifactregistry.writer", "Artifact Registry repository gae-standard"),
-        )
     }
     expected = app_engine_builds | {
         (sa("predict"), role + "objectTake", "bucket acme-qi-inbound"),
@@ -487,6 +486,12 @@ def test_an_anomaly_model_beside_a_classifier_is_granted_shipped_and_named_to_pr
         ({"labelMap": "Defect=broken"}, "quality-inspection:labelMap", "Defect=defect"),
         ({"retentionDays": "0"}, "quality-inspection:retentionDays", "[1, 365]"),
         ({"gcp:project": None}, "gcp:project", "pulumi config set gcp:project"),
+        (
+            {"reviewers": ["user:Jo@example.com", "user:jo@example.com"]},
+            "quality-inspection:reviewers",
+            "names one member twice",
+        ),
+        ({"adoptKept": "yes"}, "quality-inspection:adoptKept", "true or false"),
     ],
 )
 def test_bad_config_stops_with_the_key_and_the_fix(change, key, hint):
@@ -578,9 +583,14 @@ def test_the_records_go_to_a_partitioned_dataset_the_audit_and_report_readers_ma
         for r in iam(resources)
         if r["inputs"]["role"] in ("roles/bigquery.jobUser", f"projects/{PROJECT}/roles/acme_qi_queryJobs")
     }
+    # Issue 29, finding 6: a reader's job creation is this stack's own role, so the binding is this
+    # stack's alone, and leaving `reportReaders` revokes it (it used to be jobUser, kept on delete).
     assert jobs == {
         (f"serviceAccount:acme-qi-audit{SA}", "acme_qi_queryJobs"),
-        ("user:lead@example.com", "bigquery.jobUser"),
+        ("user:lead@example.com", "acme_qi_queryJobs"),
     }
+    mocks = run_program(config)[0]
+    reader = [n for n in mocks.graph.values() if n.name.startswith("iam-reader-user-lead-example-com-")]
+    assert len(reader) == 2 and not any(n.retained for n in reader)
     default = one(program[0], "records-dataset")
     assert default["location"] == "europe-west4" and "defaultPartitionExpirationMs" not in default
