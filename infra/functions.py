@@ -319,6 +319,7 @@ def predict_fields(ctx: Context) -> dict:
     return {
         "predictions_topic": ctx.messaging.predictions.id,
         "prediction_bucket": ctx.buckets.prediction.name,
+        "inbound_bucket": ctx.buckets.inbound.name,
         "backend": s.backend,
         "model": s.model or None,
         "second_opinion": s.second_opinion or None,

@@ -26,10 +26,9 @@ from inspection.settings import SweepSettings
 class Sweep(pulumi.ComponentResource):
     def __init__(self, name: str, ctx: Context, opts: pulumi.ResourceOptions | None = None):
         super().__init__("quality-inspection:sweep:Sweep", name, None, opts)
-        s, apis, buckets, messaging, accounts = (
+        s, apis, messaging, accounts = (
             ctx.settings,
             ctx.apis,
-            ctx.buckets,
             ctx.messaging,
             ctx.accounts,
         )
@@ -43,7 +42,6 @@ class Sweep(pulumi.ComponentResource):
             account=accounts.sweeper,
             env=SweepSettings.environment(
                 **predict_fields(ctx),
-                inbound_bucket=buckets.inbound.name,
                 held_subscription=messaging.dead_letter_held.id,
                 redrive_after_s=s.redrive_after_minutes * 60,
             ),

@@ -85,6 +85,9 @@ class Claim:
     copy_generation: int = 0
     context: dict[str, str] = field(default_factory=dict)  # for the outcome's record, not the copy
     scope: str = ""  # a decision apart from the pipeline's about the same source (a backfill batch)
+    # Why a person must look before this move can go on (every name for the copy is taken); the
+    # sweep leaves a held move alone until a person releases it (`release`).
+    held: str = ""
     generation: int = field(default=0, compare=False)  # of the claim object itself; not stored
 
     @property
@@ -128,6 +131,7 @@ class Claim:
             "owner": False,
             "claimed_at": False,
             "scope": False,
+            "held": False,
         }
         values: dict = {}
         for key, required in strings.items():
@@ -306,6 +310,18 @@ def move(
     return Moved(relation, claim, claim.copy_ref)
 
 
+def release(bucket: str, source: ObjectRef) -> Claim | None:
+    """A person freed a name for a held move: clear the mark, so the next sweep tries it again.
+    None when there is no held move of `source`."""
+    while True:
+        claim = read(bucket, source)
+        if claim is None or not claim.held:
+            return None
+        released = _advance(claim, held="")
+        if released is not None:
+            return released
+
+
 def finish(source: ObjectRef, bucket: str, *, record: Record | None = None) -> Moved | None:
     """Carry out the move claimed for `source` in `bucket`, whatever it was; None if none was."""
     claim = read(bucket, source)
@@ -373,10 +389,9 @@ def _place(claim: Claim, source: ObjectRef) -> ObjectRef | None:
                         bucket=claim.bucket,
                     ) from None
                 return _find_copy(claim, source)  # gone meanwhile: did another attempt copy it?
-    raise Held(
-        f"every name for the copy is held by another object: {', '.join(names)}",
-        **source.log_fields(),
-    )
+    reason = f"every name for the copy is held by another object: {', '.join(names)}"
+    _advance(claim, held=reason[:2000])  # once held, the sweep costs it nothing until released
+    raise Held(reason, **source.log_fields())
 
 
 def _find_copy(claim: Claim, source: ObjectRef) -> ObjectRef | None:

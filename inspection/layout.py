@@ -213,7 +213,7 @@ def parse_gs_uri(uri: str) -> tuple[str, str, int | None]:
     anything but digits is part of the name."""
     bucket, rest = split_gs_uri(uri)
     name, sep, generation = rest.rpartition("#")
-    if sep and generation.isdigit():
+    if sep and generation.isascii() and generation.isdigit():
         return bucket, name, int(generation)
     return bucket, rest, None
 

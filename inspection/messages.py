@@ -108,6 +108,10 @@ def _text(body: dict, key: str) -> str:
     value = body.get(key)
     if not isinstance(value, str) or not value:
         raise MessageError(f"{key} must be a non-empty string")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate ("\ud800") that JSON allows and UTF-8 does not
+        raise MessageError(f"{key} is not valid UTF-8: no Cloud Storage name or bucket can hold it") from None
     return value
 
 
@@ -115,7 +119,8 @@ def _generation(value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, (str, int)):
         raise MessageError("generation must be a decimal string")
     text = str(value)
-    if not text.isdigit() or int(text) <= 0:
+    # isdigit() alone admits "٣" (an Arabic-Indic three), which int() reads as 3: another generation
+    if not (text.isascii() and text.isdigit()) or int(text) <= 0:
         raise MessageError("generation must be a positive decimal string")
     return int(text)
 
@@ -189,7 +194,11 @@ class StorageObject:
         if not isinstance(data, dict):
             raise MessageError("event data is not a JSON object")
         size = data.get("size", "0")
-        if isinstance(size, bool) or not isinstance(size, (str, int)) or not str(size or "0").isdigit():
+        if (
+            isinstance(size, bool)
+            or not isinstance(size, (str, int))
+            or not (str(size or "0").isascii() and str(size or "0").isdigit())
+        ):
             raise MessageError("size must be a decimal string")
         return cls(
             bucket=_text(data, "bucket"),

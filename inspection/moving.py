@@ -11,6 +11,8 @@ from inspection.errors import MessageError
 from inspection.messages import Prediction
 from inspection.settings import MoveSettings
 
+UNSAFE_NAME = "unsafe_name"  # the rejected reason of a name the product cannot carry (layout.unservable)
+
 
 def routed_metadata(prediction: Prediction, threshold: float, source: storage.ObjectRef) -> dict[str, str]:
     """What a routed copy carries: what the model said, the rule that routed it, where it came from.
@@ -39,8 +41,10 @@ def route(prediction: Prediction, settings: MoveSettings) -> claims.Moved:
             f"source bucket {prediction.bucket!r} is not the inbound bucket {settings.inbound_bucket!r}"
         )
     started = time.perf_counter()
-    folder = routing.folder_for(prediction, settings.threshold)
     source = storage.ObjectRef(prediction.bucket, prediction.name, prediction.generation)
+    if quarantine_if_unservable(source, settings.prediction_bucket, settings.line_segment, started):
+        return claims.Moved(claims.Ending.MOVED, None, None)
+    folder = routing.folder_for(prediction, settings.threshold)
     result = claims.move(
         source,
         storage.ObjectRef(settings.prediction_bucket, layout.routed(folder, prediction.name)),
@@ -57,3 +61,52 @@ def route(prediction: Prediction, settings: MoveSettings) -> claims.Moved:
             latency_ms=round((time.perf_counter() - started) * 1000, 1),
         )
     return result
+
+
+def quarantine_if_unservable(
+    source: storage.ObjectRef, prediction_bucket: str, line_segment: int, started: float
+) -> bool:
+    """The one name rule (layout.unservable), wherever an image is found: predict at the entrance,
+    move for a prediction an older release published, the review queue for an image already in
+    unclear/. A name that fails it is kept in quarantine/ with its reason, never queued; True then."""
+    problem = layout.unservable(layout.parse(source.name).name or source.name)
+    if problem is None:
+        return False
+    detail = f"the name {problem}, so no reviewer could open it"
+    set_aside(
+        source, UNSAFE_NAME, detail, prediction_bucket, line_segment, started, layout.quarantined(source.name)
+    )
+    return True
+
+
+def set_aside(
+    source: storage.ObjectRef,
+    reason: str,
+    detail: str,
+    prediction_bucket: str,
+    line_segment: int,
+    started: float,
+    destination: str | None = None,
+) -> str:
+    """Keep the file in rejected/ (or quarantine/) with the reason; its record says why."""
+    result = claims.move(
+        source,
+        storage.ObjectRef(prediction_bucket, destination or layout.routed(layout.REJECTED, source.name)),
+        {
+            metadata.REJECTED_REASON: reason,
+            metadata.REJECTED_DETAIL: detail[:1000],
+            metadata.REJECTED_AT: datetime.now(UTC).isoformat(),
+            metadata.ORIGINAL_NAME: layout.printable(source.name),
+            **storage.provenance(source),
+        },
+        record=outcomes.recorder(line_segment, started),
+    )
+    if result.ending not in (claims.Ending.MOVED, claims.Ending.KEPT_BOTH):
+        logs.info(
+            "already set aside" if result.claim else "nothing to set aside: the image generation is gone",
+            **source.log_fields(),
+            destination=result.destination,
+            ending=str(result.ending),
+            latency_ms=round((time.perf_counter() - started) * 1000, 1),
+        )
+    return "rejected"

@@ -12,8 +12,8 @@ from inspection import (
     images,
     layout,
     logs,
-    metadata,
     model_card,
+    moving,
     outcomes,
     publishing,
     routing,
@@ -34,10 +34,19 @@ def handle_object(obj: StorageObject, settings: PredictSettings, classifier: Cla
     """
     started = time.perf_counter()
     source = storage.ObjectRef(obj.bucket, obj.name, obj.generation)
-    unsafe = layout.unservable(obj.name)
-    if unsafe:
-        rejection = images.ImageRejected("unsafe_name", f"the name {unsafe}, so no reviewer could open it")
-        return _reject(source, rejection, settings, started, layout.quarantined(obj.name))
+    if obj.bucket != settings.inbound_bucket:
+        # Only its own inbound bucket's photos are predict's: an event naming any other object (a
+        # claim, a lease, a queue entry) is acknowledged and recorded nowhere.
+        logs.warning(
+            "not an object of the inbound bucket; ignored",
+            bucket=obj.bucket,
+            image=obj.name,
+            generation=obj.generation,
+            inbound_bucket=settings.inbound_bucket,
+        )
+        return "ignored"
+    if moving.quarantine_if_unservable(source, settings.prediction_bucket, settings.line_segment, started):
+        return "rejected"
     if obj.name.endswith("/") and obj.size == 0:
         detail = "an empty object named like a folder; inbound needs no folders"
         return _reject(source, images.ImageRejected("folder_placeholder", detail), settings, started)
@@ -154,33 +163,13 @@ def _keep_heatmap(source: storage.ObjectRef, found: Assessment, settings: Predic
 
 
 def _reject(
-    source: storage.ObjectRef,
-    rejection: images.ImageRejected,
-    settings: PredictSettings,
-    started: float,
-    destination: str | None = None,
+    source: storage.ObjectRef, rejection: images.ImageRejected, settings: PredictSettings, started: float
 ) -> str:
-    """Keep the file in rejected/ (or quarantine/) with the reason; its record says why."""
-    result = claims.move(
+    return moving.set_aside(
         source,
-        storage.ObjectRef(
-            settings.prediction_bucket, destination or layout.routed(layout.REJECTED, source.name)
-        ),
-        {
-            metadata.REJECTED_REASON: rejection.reason,
-            metadata.REJECTED_DETAIL: rejection.detail[:1000],
-            metadata.REJECTED_AT: datetime.now(UTC).isoformat(),
-            metadata.ORIGINAL_NAME: layout.printable(source.name),
-            **storage.provenance(source),
-        },
-        record=outcomes.recorder(settings.line_segment, started),
+        rejection.reason,
+        rejection.detail,
+        settings.prediction_bucket,
+        settings.line_segment,
+        started,
     )
-    if result.ending not in (claims.Ending.MOVED, claims.Ending.KEPT_BOTH):
-        logs.info(
-            "already rejected" if result.claim else "nothing to reject: the image generation is gone",
-            **source.log_fields(),
-            destination=result.destination,
-            ending=str(result.ending),
-            latency_ms=round((time.perf_counter() - started) * 1000, 1),
-        )
-    return "rejected"

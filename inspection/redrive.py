@@ -9,8 +9,9 @@ inspection/claims.py), however many predictions arrive for it.
 1. Every inbound object generation older than REDRIVE_AFTER_SECONDS (noncurrent ones included)
    is stranded: one ERROR line says so, and predict's own core runs on it again, at most once per
    REDRIVE_AFTER_SECONDS however often the sweep runs (a marker per image and window,
-   `redrive/<hash>-<window>`). One whose move is held for a person (its claim cannot be read) is
-   counted, not re-driven: the dead letter move wrote already says why.
+   `redrive/<hash>-<window>`). One whose move is held for a person (its claim cannot be read, or
+   says `held`: every name for the copy is taken) is counted, not re-driven: the dead letter move
+   wrote already says why, and `python -m scripts.redrive --release` lets it go on.
 2. Every prediction the push subscription gave up on (it reached the dead-letter topic after its
    delivery attempts, e.g. during a move outage) is published again and acknowledged. Messages
    move itself dead-lettered (unreadable, or held) stay held for a person.
@@ -82,10 +83,15 @@ def _redrive(blob, age: float, settings: SweepSettings, classifier, report: Swee
     report.stranded += 1
     source = storage.ObjectRef(settings.inbound_bucket, blob.name, blob.generation)
     try:
-        claims.read(settings.predict.prediction_bucket, source)
+        claim = claims.read(settings.predict.prediction_bucket, source)
     except Held as held:
         report.held_for_people += 1
         logs.error("stranded in inbound and held for a person", **source.log_fields(), reason=held.reason)
+        return
+    if claim is not None and claim.held:
+        # Move said why when it held it (a dead letter and an ERROR line); re-driving it every window
+        # would only say it again. A person releases it: scripts.redrive --release.
+        report.held_for_people += 1
         return
     if not _first_in_window(settings, source, now):
         report.skipped += 1

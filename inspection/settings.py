@@ -187,6 +187,7 @@ class PredictSettings(EnvSettings):
 
     predictions_topic: str = var("PREDICTIONS_TOPIC", matching(r"^projects/[^/]+/topics/[^/]+$", TOPIC_HINT))
     prediction_bucket: str = var("PREDICTION_BUCKET", text("the prediction bucket's name"))
+    inbound_bucket: str = var("INBOUND_BUCKET", text("the inbound bucket's name"))  # the only source
     backend: str = var("CLASSIFIER_BACKEND", choice(backends.NAMES))
     # The threshold move routes by: predict stores the anomaly map only of images that will go to a
     # person or to defect/ (a rollout in flight may cost an image its map, never its routing).

@@ -24,7 +24,9 @@ def create_app(test_config: Mapping[str, str] | None = None) -> Flask:
 
     from review_app import audit, auth, review, security, signing
 
-    queue = Queue(settings.prediction_bucket, lease_seconds=settings.lease_seconds)
+    queue = Queue(
+        settings.prediction_bucket, lease_seconds=settings.lease_seconds, line_segment=settings.line_segment
+    )
     app.extensions.update(
         settings=settings,
         queue=queue,

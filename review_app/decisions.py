@@ -6,8 +6,10 @@ that holds the image's lease. The first decision recorded for that generation st
 other request is told the truth about it: the same tab asking again gets the same decision (a
 double click, a retried POST), another tab of the same reviewer or another reviewer is told what
 was stored, and a request for an image decided and since undone is told so. A decision whose
-request died half way is finished by the next attempt. Undo is the same move in reverse; the
-image comes back reserved for the undoer's tab and leased to it. Both record their outcome
+request died half way is finished by the next attempt, or, when its tab never asks again, by the
+next request from anyone once its lease has expired (Queue.next_item). Undo is the same move in
+reverse; the image comes back reserved for the undoer's tab and leased to it, and its lease is
+written first, so a dead undo is finished the same way. Both record their outcome
 (inspection/outcomes.py) from the claim that decided it.
 """
 
@@ -132,6 +134,9 @@ class Decisions:
                 raise NotAllowed("the undo window has passed")
             source = storage.ObjectRef(self.prediction_bucket, decided_name, decided.generation)
         restored = {k: v for k, v in meta.items() if k not in metadata.DECISION_KEYS}
+        # The undo's place in the queue, held for this tab before anything moves: if this request
+        # dies half way, the lease outlives it and says which move to finish (Queue.next_item).
+        self.queue.pending_undo(layout.routed(layout.UNCLEAR, place.name), source, reviewer, tab)
         result = claims.move(
             source,
             storage.ObjectRef(self.prediction_bucket, layout.routed(layout.UNCLEAR, place.name)),

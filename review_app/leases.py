@@ -42,6 +42,9 @@ class Lease:
     kind: str  # VIEW or PREFETCH
     expires: str
     generation: int = 0  # of the lease object, for replacing it
+    # An undo in flight: the decided generation (gs://…#generation) this tab is moving back here.
+    # If the request dies, whoever next finds the lease expired finishes that move (Queue).
+    undoes: str = ""
 
     def live(self) -> bool:
         try:
@@ -82,10 +85,19 @@ class Leases:
         return _lease(blob) if blob is not None else None
 
     def take(
-        self, name: str, image_generation: int, reviewer: str, tab: str, kind: str, over: Lease | None
+        self,
+        name: str,
+        image_generation: int,
+        reviewer: str,
+        tab: str,
+        kind: str,
+        over: Lease | None,
+        undoes: str = "",
     ) -> Lease | None:
         """A new lease, replacing `over` (None: where there is none); None if another tab was faster."""
-        lease = Lease(name, image_generation, reviewer, tab, kind, (now() + self.length).isoformat())
+        lease = Lease(
+            name, image_generation, reviewer, tab, kind, (now() + self.length).isoformat(), undoes=undoes
+        )
         return self._write(lease, over.generation if over is not None else 0)
 
     def extend(self, lease: Lease, kind: str | None = None) -> Lease | None:
@@ -108,6 +120,7 @@ class Leases:
             "tab": lease.tab,
             "kind": lease.kind,
             "expires": lease.expires,
+            **({"undoes": lease.undoes} if lease.undoes else {}),
         }
         with contextlib.suppress(gexc.PreconditionFailed):
             blob.upload_from_string(
@@ -135,4 +148,5 @@ def _lease(blob) -> Lease | None:
         meta.get("kind", VIEW),
         meta.get("expires", ""),
         int(blob.generation),
+        meta.get("undoes", ""),
     )

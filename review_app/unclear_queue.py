@@ -12,9 +12,11 @@ literally is simply not found.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
-from inspection import layout, metadata, review_index, storage
+from inspection import claims, layout, metadata, moving, outcomes, review_index, storage
+from inspection.errors import Held
 from review_app.errors import NotAllowed, Refused
 from review_app.leases import PREFETCH, VIEW, Lease, Leases, now
 
@@ -92,9 +94,10 @@ def score_of(meta: dict) -> float | None:
 class Queue:
     """The unclear images of one prediction bucket, leased one at a time to each reviewer's tab."""
 
-    def __init__(self, prediction_bucket: str, lease_seconds: int = 300):
+    def __init__(self, prediction_bucket: str, lease_seconds: int = 300, line_segment: int = 1):
         self.prediction_bucket = prediction_bucket
         self.leases = Leases(prediction_bucket, lease_seconds)
+        self.line_segment = line_segment
 
     @property
     def bucket(self):
@@ -105,7 +108,7 @@ class Queue:
     ) -> Item | None:
         """Lease the image that has waited longest and nobody else holds. At the end of the queue,
         an image another tab only prefetched is taken over for one that will show it."""
-        leases = self.leases.all()
+        leases = self._finish_abandoned(self.leases.all())
         mine = [lease for lease in leases.values() if lease.live() and lease.reviewer == reviewer]
         own = [lease for lease in mine if lease.tab == tab and lease.name not in exclude]
         if kind == VIEW and own:
@@ -133,6 +136,8 @@ class Queue:
                     continue
             elif takeover:
                 continue  # the first pass found nothing here
+            if self._quarantined(entry, listed):
+                continue
             blob = self.bucket.get_blob(entry.name, generation=entry.generation)
             if blob is None:  # decided meanwhile: its entry is stale
                 storage.delete_quietly(self.prediction_bucket, listed.name, listed.generation)
@@ -141,6 +146,50 @@ class Queue:
             if lease is not None:
                 return _item_of(blob, lease)
         return None
+
+    def pending_undo(self, name: str, decided: storage.ObjectRef, reviewer: str, tab: str) -> None:
+        """Before an undo moves `decided` back to unclear/`name`: a lease of that place for the
+        tab, naming the move. Refused when another tab holds the place."""
+        current = self.leases.of(name)
+        if current is not None and current.keeps_out(reviewer, tab):
+            raise Refused("held_by_other", "another tab holds this image's place in the queue")
+        if self.leases.take(name, 0, reviewer, tab, VIEW, over=current, undoes=decided.uri) is None:
+            raise Refused("held_by_other", "another tab took this image's place in the queue meanwhile")
+
+    def _finish_abandoned(self, leases: dict[str, Lease]) -> dict[str, Lease]:
+        """Whatever a tab's request left half done when it died (a decision or an undo whose process
+        was killed between two storage requests), finished once its lease has expired, by whichever
+        request comes next; then the lease goes. Only expired leases cost a request here."""
+        for name, lease in list(leases.items()):
+            if lease.live():
+                continue
+            source = (
+                storage.ObjectRef.parse(lease.undoes)
+                if lease.undoes
+                else storage.ObjectRef(self.prediction_bucket, name, lease.image_generation or None)
+            )
+            if source.generation is not None:
+                try:
+                    claim = claims.read(self.prediction_bucket, source)
+                except Held:
+                    claim = None  # a person's to look at; never acted on
+                if claim is not None and claim.state != claims.State.DONE:
+                    claims.finish(source, self.prediction_bucket, record=outcomes.recorder(self.line_segment))
+            self.leases.drop(lease)
+            del leases[name]
+        return leases
+
+    def _quarantined(self, entry: review_index.Entry, listed) -> bool:
+        """An image whose name the product cannot carry (layout.unservable: in unclear/ from before
+        the rule, or from an older release) is never served, since no decision on it could be
+        stored: it goes to quarantine/ with its reason, and its entry goes."""
+        source = storage.ObjectRef(self.prediction_bucket, entry.name, entry.generation)
+        if not moving.quarantine_if_unservable(
+            source, self.prediction_bucket, self.line_segment, time.perf_counter()
+        ):
+            return False
+        storage.delete_quietly(self.prediction_bucket, listed.name, listed.generation)
+        return True
 
     def _entries(self):
         """(entry, index object) oldest first, in bounded pages."""

@@ -2,6 +2,8 @@
 
     python -m scripts.redrive --job "$(pulumi stack output redrive_job)"
     python -m scripts.redrive                    # the running `make demo`
+    python -m scripts.redrive --release gs://acme-qi-inbound/line-1/part.jpg#1712 \
+        --prediction-bucket acme-qi-prediction  # a held move may go on (a name was freed)
 
 In the cloud it asks Cloud Scheduler to run the re-drive job at once
 (https://cloud.google.com/scheduler/docs/reference/rest/v1/projects.locations.jobs/run), the very
@@ -51,7 +53,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--state", type=Path, default=DEFAULT_STATE, help="the demo's folder (default .demo/)"
     )
+    parser.add_argument(
+        "--release",
+        metavar="GS_URI",
+        help="gs://inbound/name#generation of a move held because every name for its copy was taken: "
+        "free one of the names first (the dead letter lists them); the next sweep moves it",
+    )
+    parser.add_argument("--prediction-bucket", help="with --release: the stack's prediction bucket")
     args = parser.parse_args(argv)
+    if args.release:
+        from inspection import claims, storage
+
+        if not args.prediction_bucket:
+            raise SystemExit("--release needs --prediction-bucket (pulumi stack output buckets)")
+        released = claims.release(args.prediction_bucket, storage.ObjectRef.parse(args.release))
+        if released is None:
+            print(f"{args.release} is not held: nothing to release")
+            return 1
+        print(f"released {args.release}: the next sweep moves it to {released.destination}")
+        return 0
     if args.job:
         answered = run_job(args.job)
         print(

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import pytest
 
-from inspection import layout, records, review_index, storage
+from inspection import claims, layout, records, review_index, storage
 from review_app.decisions import Decisions
 from review_app.unclear_queue import Queue
 from tests.faults import Child, log_lines
@@ -210,3 +210,97 @@ def test_an_undo_killed_at_any_request_is_finished_by_the_retry_and_the_image_is
             assert queue.next_item(REVIEWER).name == restored.name, where  # leased back to the undoer
             kept = kept_records(log_lines(died.stdout), logged(caplog))
             assert [r["label"] for r in kept["undone"]] == ["defect"], where
+
+
+def _abandoned(monkeypatch) -> None:
+    """The tab whose request died never asks again: its lease runs out."""
+    from datetime import timedelta
+
+    from review_app import leases
+
+    later = leases.now() + timedelta(minutes=10)
+    monkeypatch.setattr(leases, "now", lambda: later)
+
+
+def test_a_decision_killed_at_any_request_and_never_retried_is_finished_by_the_next_request(
+    world, caplog, monkeypatch
+):
+    """Issue 30, finding 1 (the decision): no retry from the tab. Once its lease has run out, the
+    next request from anyone (here another reviewer's /api/next) finishes what the dead request
+    left: the image ends in one place, queued exactly when it waits, with the records to match."""
+    _, predicted, child = upload_unclear(world)
+    item = Queue(predicted.name).next_item(REVIEWER)
+    job = {"bucket": predicted.name, "name": item.name, "generation": item.generation}
+    job |= {"label": "ok", "reviewer": REVIEWER}
+    points = crash_points(child, "decide", job)
+    for kill_at in range(1, points + 1):
+        for phase in PHASES:
+            with monkeypatch.context() as clock:
+                _, predicted, child = upload_unclear(world)
+                caplog.clear()
+                item = Queue(predicted.name).next_item(REVIEWER)
+                died = child.run(
+                    "decide",
+                    {**job, "bucket": predicted.name, "generation": item.generation},
+                    kill_at=kill_at,
+                    phase=phase,
+                )
+                assert died.returncode == -9, (kill_at, phase, died.stderr[-2000:])
+                _abandoned(clock)
+                Queue(predicted.name).next_item("someone-else@example.com", "their-tab")
+                where = (kill_at, phase)
+                [place] = images(predicted)  # never doubled
+                kept = kept_records(log_lines(died.stdout), logged(caplog))
+                if place.startswith("human_decided/"):
+                    assert place == "human_decided/ok/line-1/part.jpeg", where
+                    assert queued(predicted) == [], where
+                    assert [r["label"] for r in kept["decided"]] == ["ok"], where
+                else:  # it died before anything was decided: the image still waits
+                    assert place == "unclear/line-1/part.jpeg", where
+                    assert queued(predicted) == [place] and "decided" not in kept, where
+                    source = storage.ObjectRef(predicted.name, place, item.generation)
+                    assert claims.read(predicted.name, source) is None, where
+
+
+def test_an_undo_killed_at_any_request_and_never_retried_is_finished_by_the_next_request(
+    world, caplog, monkeypatch
+):
+    """Issue 30, finding 1: killed after the copy back to unclear/, the image was in both folders,
+    unqueued, and the taken-back decision still fed retraining (8 of 8); killed after the record,
+    it was never queued. The undo now writes its lease first, and the next request from anyone
+    after that lease has run out finishes the move: 0 doubled, 0 unqueued, records equal folders."""
+
+    def decided():
+        _, predicted, child = upload_unclear(world)
+        queue = Queue(predicted.name)
+        item = queue.next_item(REVIEWER)
+        return predicted, child, Decisions(queue).decide(item.name, item.generation, "defect", REVIEWER)
+
+    predicted, child, decision = decided()
+    job = {"bucket": predicted.name, "name": decision.name, "generation": decision.generation}
+    job |= {"reviewer": REVIEWER}
+    points = crash_points(child, "undo", job)
+    for kill_at in range(1, points + 1):
+        for phase in PHASES:
+            with monkeypatch.context() as clock:
+                caplog.clear()
+                predicted, child, decision = decided()
+                died = child.run(
+                    "undo",
+                    {**job, "bucket": predicted.name, "generation": decision.generation},
+                    kill_at=kill_at,
+                    phase=phase,
+                )
+                assert died.returncode == -9, (kill_at, phase, died.stderr[-2000:])
+                _abandoned(clock)
+                Queue(predicted.name).next_item("someone-else@example.com", "their-tab")
+                where = (kill_at, phase)
+                [place] = images(predicted)  # never doubled
+                kept = kept_records(log_lines(died.stdout), logged(caplog))
+                assert [r["label"] for r in kept["decided"]] == ["defect"], where
+                if place.startswith("unclear/"):
+                    assert queued(predicted) == [place], where  # never unqueued
+                    assert [r["label"] for r in kept["undone"]] == ["defect"], where
+                else:  # it died before the undo was claimed: the decision stands
+                    assert place == "human_decided/defect/line-1/part.jpeg", where
+                    assert queued(predicted) == [] and "undone" not in kept, where

@@ -92,7 +92,7 @@ def test_valid_move_settings():
     ],
 )
 def test_bad_predict_settings_name_the_key(env, key):
-    base = {"PREDICTIONS_TOPIC": "projects/p/topics/t", "PREDICTION_BUCKET": "b"}
+    base = {"PREDICTIONS_TOPIC": "projects/p/topics/t", "PREDICTION_BUCKET": "b", "INBOUND_BUCKET": "i"}
     with pytest.raises(ConfigError, match=key):
         PredictSettings.from_env({**base, **env})
 
@@ -102,6 +102,7 @@ def test_vertex_api_endpoint_follows_the_region():
         {
             "PREDICTIONS_TOPIC": "projects/p/topics/t",
             "PREDICTION_BUCKET": "b",
+            "INBOUND_BUCKET": "i",
             "CLASSIFIER_BACKEND": "vertex",
             "VERTEX_ENDPOINT": "projects/p/locations/europe-west4/endpoints/42",
         }

@@ -31,6 +31,7 @@ def vertex():
 def buckets(make_bucket, monkeypatch, topic):
     inbound, predicted = make_bucket("inbound"), make_bucket("prediction")
     monkeypatch.setenv("PREDICTION_BUCKET", predicted.name)
+    monkeypatch.setenv("INBOUND_BUCKET", inbound.name)
     monkeypatch.setenv("PREDICTIONS_TOPIC", topic.path)
     return inbound, predicted, topic
 
@@ -252,3 +253,22 @@ def test_a_model_several_requests_open_at_once_is_downloaded_whole(make_bucket, 
         thread.join()
     assert failed == []
     assert len(set(found)) == 1 and Path(found[0]).read_bytes() == content
+
+
+@pytest.mark.parametrize(
+    "name", ["claims/0123abcd.json", "review/leases/abc", "review/queue/1-abc", "ok/x.jpg"]
+)
+def test_an_event_naming_another_buckets_object_is_acknowledged_and_recorded_nowhere(
+    buckets, onnx_predict, name, caplog
+):
+    """Issue 30, finding 2: an event naming a claim in the prediction bucket moved that claim to
+    rejected/claims/… and wrote a `rejected` record the report counted. Predict acts on its own
+    inbound bucket only."""
+    _, predicted, topic = buckets
+    blob = upload(predicted, name, b"{}")
+    assert deliver(onnx_predict, blob).status_code == 200
+    assert [b.name for b in predicted.list_blobs()] == [name]  # untouched, and nothing beside it
+    assert predicted.get_blob(name).generation == blob.generation
+    assert topic.read(expect=1, timeout=1) == []
+    assert [r for r in logged(caplog) if "record" in r] == []
+    assert logged(caplog, "not an object of the inbound bucket; ignored")

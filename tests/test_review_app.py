@@ -660,3 +660,27 @@ def test_the_next_image_costs_the_same_requests_however_many_others_hold(bucket,
     item = queue.next_item("late@example.com")
     assert item.name == "unclear/queued-20.jpg"  # the oldest nobody holds
     assert fake_gcs.requests - before == 4
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["line-1/\u202eevil\u202c.jpeg", "line-1/../up.jpeg", "line-1/./here.jpeg", "line-1/back\\slash.jpeg"],
+)
+def test_an_unclear_image_whose_name_no_decision_could_carry_is_quarantined_never_served(
+    bucket, name, caplog
+):
+    """Issue 30, finding 3 and issue 34, finding 3: such names, in unclear/ from before the rule,
+    got 400 on decide, skip and show, so they never left the queue and the status line flipped
+    between two of them thousands of times a shift. The queue now applies predict's rule where it
+    finds them: quarantine/, entry gone, and the next image is served."""
+    add_unclear(bucket, name)
+    good = add_unclear(bucket, "line-1/fine.jpeg")
+    queue = Queue(bucket.name)
+    served = queue.next_item("r@example.com", "tab-1")
+    assert served is not None and served.name == good.name
+    assert names(bucket, "unclear/") == [good.name]
+    [kept] = names(bucket, "quarantine/")
+    assert bucket.get_blob(kept).metadata["rejected_reason"] == "unsafe_name"
+    entries = [review_index.of_blob(bucket.name, b) for b in bucket.list_blobs(prefix=review_index.PREFIX)]
+    assert [e.name for e in entries if e] == [good.name]
+    assert [r["reason"] for r in logged(caplog, "rejected")] == ["unsafe_name"]

@@ -105,3 +105,40 @@ def test_an_unclear_image_that_lost_its_queue_entry_gets_it_back(env):
     [back] = list(predicted.list_blobs(prefix=review_index.PREFIX))
     assert json.loads(json.dumps(back.metadata))["name"] == "unclear/line-1/part.jpeg"
     assert sweep_at(settings, datetime.now(UTC)).requeued == 0
+
+
+def test_a_held_move_costs_nothing_per_sweep_until_a_person_releases_it(env, capsys):
+    """Issue 30, finding 4: with every name for the copy taken, the claim stayed readable, so every
+    window re-drove the image and move held it again: 8 images gave 24 held messages in 2 sweeps.
+    The claim now says `held`; the sweep counts it and leaves it alone until `--release`."""
+    from scripts import redrive as redrive_cli
+
+    inbound, predicted, topic, settings = env
+    blob = inbound.blob("line-1/part.jpeg")
+    blob.upload_from_string(image_bytes())
+    for name in claims_names(blob):
+        predicted.blob(name).upload_from_string(b"someone else's")
+    body = push_body(prediction(inbound.name, blob.name, blob.generation, "ok", 0.95))
+    assert make_function("move_image", "http").post("/", json=body).status_code == 204
+    assert len(topic.read(expect=1)) == 1  # the one dead letter that says why
+    stranded = blob.time_created + timedelta(seconds=WINDOW_S + 1)
+    for windows in range(4):
+        report = sweep_at(settings, stranded + timedelta(seconds=windows * WINDOW_S))
+        assert (report.stranded, report.redriven, report.held_for_people) == (1, 0, 1), windows
+    assert topic.read(expect=1, timeout=1) == []  # no prediction re-driven, no dead letter again
+
+    predicted.blob(f"ok/{blob.name}").delete()  # a person frees the name the move wanted
+    uri = storage.ObjectRef(inbound.name, blob.name, blob.generation).uri
+    assert redrive_cli.main(["--release", uri, "--prediction-bucket", predicted.name]) == 0
+    assert "released" in capsys.readouterr().out
+    report = sweep_at(settings, stranded + timedelta(seconds=5 * WINDOW_S))
+    assert (report.redriven, report.held_for_people) == (1, 0)
+    [again] = topic.read(expect=1)
+    assert json.loads(again.data)["name"] == blob.name  # predicted again; move now finds a free name
+    assert redrive_cli.main(["--release", uri, "--prediction-bucket", predicted.name]) == 1
+
+
+def claims_names(blob) -> list[str]:
+    from inspection import layout
+
+    return layout.candidates(f"ok/{blob.name}", blob.generation)
