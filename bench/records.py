@@ -104,14 +104,19 @@ def _concat(parts: list[dict[str, np.ndarray]]) -> dict[str, list]:
 
 
 def _write(root: Path, day: date, rows: dict[str, list]) -> None:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
+    """One day as the local store keeps it, written by DuckDB (pyarrow is not a dependency: a clean
+    clone's `make bench` failed on it)."""
+    import duckdb
+    import pandas as pd
 
     folder = root / f"day={day.isoformat()}"
     folder.mkdir(parents=True, exist_ok=True)
-    types = {"VARCHAR": pa.string(), "DOUBLE": pa.float64(), "BIGINT": pa.int64()}
-    table = pa.table({name: pa.array(rows[name], type=types[kind]) for name, kind in records.COLUMNS.items()})
-    pq.write_table(table, folder / "bench.parquet")
+    frame = pd.DataFrame({name: pd.Series(rows[name], dtype=object) for name in records.COLUMNS})
+    columns = ", ".join(f'CAST("{name}" AS {kind}) AS "{name}"' for name, kind in records.COLUMNS.items())
+    target = str(folder / "bench.parquet").replace("'", "''")
+    with duckdb.connect() as con:
+        con.register("day_rows", frame)
+        con.execute(f"COPY (SELECT {columns} FROM day_rows) TO '{target}' (FORMAT parquet)")
 
 
 def build_year(root: Path) -> tuple[int, int]:

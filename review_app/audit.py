@@ -158,9 +158,13 @@ def photo():
     )
 
 
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\n")
+
+
 def _cell(value: str) -> str:
-    """Spreadsheets run cells that start like a formula; neutralise them."""
-    return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
+    """Spreadsheets run cells that start like a formula, and skip leading spaces to find that start
+    (" =1+1" is a formula too); neutralise them."""
+    return "'" + value if value[:1] in FORMULA_STARTS or value.lstrip()[:1] in FORMULA_STARTS else value
 
 
 @bp.get("/audit.csv")

@@ -237,3 +237,23 @@ def test_the_bigquery_queries_give_duckdbs_answers_on_the_same_records(sink, cap
     for filters in ({}, {"reviewer": "r1@example.com"}, {"label": "ok"}):
         count = records.audit_params(DAY, DAY, filters, ("", ""), 10)
         assert both(records.AUDIT_COUNT, DAY, DAY, count)[0] == both(records.AUDIT_COUNT, DAY, DAY, count)[1]
+
+
+def test_the_bench_writes_its_store_with_what_the_project_installs(tmp_path):
+    """Issue 32: `make bench` failed on a clean clone, importing pyarrow, which the project does
+    not install. The bench's year is now written by DuckDB; one day of it, read back."""
+    from datetime import date
+
+    import duckdb
+
+    from bench import records as bench_records
+
+    rows = bench_records._day(date(2026, 3, 1), 500, seed=1)
+    bench_records._write(tmp_path, date(2026, 3, 1), rows)
+    [written] = tmp_path.glob("day=2026-03-01/*.parquet")
+    with duckdb.connect() as con:
+        table = con.read_parquet(str(written))
+        [(counted,)] = table.count("*").fetchall()
+        types = dict(zip(table.columns, (str(t) for t in table.types), strict=True))
+    assert counted == len(rows["event"])
+    assert types["record"] == "BIGINT" and types["event"] == "VARCHAR"

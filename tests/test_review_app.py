@@ -684,3 +684,12 @@ def test_an_unclear_image_whose_name_no_decision_could_carry_is_quarantined_neve
     entries = [review_index.of_blob(bucket.name, b) for b in bucket.list_blobs(prefix=review_index.PREFIX)]
     assert [e.name for e in entries if e] == [good.name]
     assert [r["reason"] for r in logged(caplog, "rejected")] == ["unsafe_name"]
+
+
+@pytest.mark.parametrize("cell", [" =1+1.jpeg", "\u00a0=1+1", "  @SUM(A1)", " -2+3", "\t=x", "=x"])
+def test_a_csv_cell_that_a_spreadsheet_would_run_is_neutralised_after_leading_whitespace_too(cell):
+    """Issue 34, finding 7: " =1+1.jpeg" (a leading space) went out as it was."""
+    from review_app.audit import _cell
+
+    assert _cell(cell).startswith("'")
+    assert _cell("line-1/part =1.jpeg") == "line-1/part =1.jpeg"
