@@ -9,6 +9,7 @@ ENTRYPOINT_ENV = {
     "predict": PredictSettings.environment(
         predictions_topic="projects/p/topics/t",
         prediction_bucket="b",
+        inbound_bucket="i",
         backend="vertex",
         model="projects/p/locations/europe-west4/endpoints/1",
     ),

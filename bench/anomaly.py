@@ -55,6 +55,7 @@ def measure(runs: int = 5) -> dict[str, float]:
         env = PredictSettings.environment(
             predictions_topic="projects/p/topics/t",
             prediction_bucket="b",
+            inbound_bucket="i",
             backend="anomaly",
             model=str(model),
         )

@@ -107,7 +107,10 @@ def measure(images_count: int = 200, runs: int = 5) -> dict[str, float]:
             }
             for backend, fields in backends.items():
                 env = PredictSettings.environment(
-                    predictions_topic="projects/p/topics/t", prediction_bucket="b", **fields
+                    predictions_topic="projects/p/topics/t",
+                    prediction_bucket="b",
+                    inbound_bucket="i",
+                    **fields,
                 )
                 figures.update(cold_start(backend, env, image, runs))
         finally:

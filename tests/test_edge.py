@@ -22,6 +22,7 @@ EDGE = Path(__file__).parent / "fixtures" / "edge"  # written by scripts/trainin
 def buckets(make_bucket, monkeypatch, topic):
     inbound, predicted, models = make_bucket("inbound"), make_bucket("prediction"), make_bucket("training")
     monkeypatch.setenv("PREDICTION_BUCKET", predicted.name)
+    monkeypatch.setenv("INBOUND_BUCKET", inbound.name)
     monkeypatch.setenv("PREDICTIONS_TOPIC", topic.path)
     return inbound, models, topic
 

@@ -66,15 +66,18 @@ def test_predict_ships_only_its_backends_runtime(served, ships, leaves_out):
     assert ships <= pins and not (leaves_out & pins)
 
 
-PREDICT = {"predictions_topic": "projects/p/topics/t", "prediction_bucket": "b", "backend": "none"}
+PREDICT = {
+    "predictions_topic": "projects/p/topics/t",
+    "prediction_bucket": "b",
+    "inbound_bucket": "i",
+    "backend": "none",
+}
 ENV = {  # the smallest valid environment of each deployable, as the Pulumi program writes it
     "predict": PredictSettings.environment(**PREDICT),
     "move": MoveSettings.environment(
         prediction_bucket="b", threshold=0.9, dead_letter_topic="projects/p/topics/d", inbound_bucket="i"
     ),
-    "sweep": SweepSettings.environment(
-        **PREDICT, inbound_bucket="i", held_subscription="projects/p/subscriptions/h"
-    ),
+    "sweep": SweepSettings.environment(**PREDICT, held_subscription="projects/p/subscriptions/h"),
     "review-app": ReviewSettings.environment(
         prediction_bucket="b", iap_audience="/projects/1/apps/p", records="bigquery:p.d", role="review"
     ),
@@ -124,4 +127,6 @@ def test_move_ships_neither_the_classifiers_nor_their_libraries():
     for heavy in ("onnxruntime", "numpy", "pillow"):
         assert heavy not in pins
     predict = dict((arcname, path) for path, arcname in packaging.function_files("predict"))
-    assert "onnxruntime" in predict["requirements.txt"].read_text() and "inspection/moving.py" not in predict
+    # predict sets files aside through move's own core (moving.set_aside), and nothing of the review app
+    assert "onnxruntime" in predict["requirements.txt"].read_text() and "inspection/moving.py" in predict
+    assert "review_app" not in " ".join(predict)

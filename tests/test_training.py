@@ -576,6 +576,7 @@ def test_edge_training_exports_evaluates_with_predicts_code_and_writes_the_card(
     inbound, predicted = make_bucket("inbound"), make_bucket("prediction")
     for name, value in {
         "PREDICTION_BUCKET": predicted.name,
+        "INBOUND_BUCKET": inbound.name,
         "PREDICTIONS_TOPIC": topic.path,
         "CLASSIFIER_BACKEND": "tflite",
         "TFLITE_MODEL": exported,
