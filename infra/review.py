@@ -23,17 +23,17 @@ from infra.iam import Grant, Grants, bucket_condition, sa
 from infra.project import ZIP_PREFIX
 from infra.waits import propagation_wait
 from inspection import layout
-from review_app.settings import ReviewSettings
+from review_app.settings import EVERYONE_IAP_ADMITS, ReviewSettings
 
 
-def allow_list(members: tuple[str, ...]) -> str | None:
-    """ALLOWED_REVIEWERS / ALLOWED_AUDITORS from the stack's members: emails and @domains. None (IAP
+def allow_list(members: tuple[str, ...]) -> str:
+    """ALLOWED_REVIEWERS / ALLOWED_AUDITORS from the stack's members: emails and @domains. `*` (IAP
     alone decides) when a member is a group or a service account, which the app cannot see into;
-    "," (no one) when there are no members at all, so an empty list admits no one."""
+    "," (no one) when there are no members at all, as an unset list is."""
     if not members:
         return ","
     if any(not m.startswith(("user:", "domain:")) for m in members):
-        return None
+        return EVERYONE_IAP_ADMITS
     return ",".join(
         m.split(":", 1)[1] if m.startswith("user:") else "@" + m.split(":", 1)[1] for m in members
     )

@@ -99,15 +99,17 @@ class Decisions:
             raise AlreadyDecided(
                 name, f"decided as {stored} in another of your tabs", "other_tab", stored=stored
             )
-        if stored != label:
-            raise AlreadyDecided(name, f"you had already decided it as {stored}", stored=stored)
+        # Undone first: an undone decision is stored nowhere, whatever label this request carries.
         copy = standing.copy_ref
         if standing.state == claims.State.COPIED or (copy is not None and storage.get(copy) is None):
             raise Refused(
                 "undone",
-                f"you decided it as {stored}, and that was undone since; it is back in the queue",
+                f"you decided it as {stored}, and that was undone since; nothing is stored, and the "
+                "image is back in the queue",
                 stored=stored,
             )
+        if stored != label:
+            raise AlreadyDecided(name, f"you had already decided it as {stored}", stored=stored)
         return _decision(standing, copy, name)
 
     def undo(self, decided_name: str, generation: int | None, reviewer: str, tab: str = "") -> Item:
@@ -134,9 +136,9 @@ class Decisions:
                 raise NotAllowed("the undo window has passed")
             source = storage.ObjectRef(self.prediction_bucket, decided_name, decided.generation)
         restored = {k: v for k, v in meta.items() if k not in metadata.DECISION_KEYS}
-        # The undo's place in the queue, held for this tab before anything moves: if this request
-        # dies half way, the lease outlives it and says which move to finish (Queue.next_item).
-        self.queue.pending_undo(layout.routed(layout.UNCLEAR, place.name), source, reviewer, tab)
+        # Held for this tab before anything moves, and counted against the reviewer's cap: if this
+        # request dies half way, the lease outlives it and says which move to finish (Queue).
+        pending = self.queue.pending_undo(source, reviewer, tab)
         result = claims.move(
             source,
             storage.ObjectRef(self.prediction_bucket, layout.routed(layout.UNCLEAR, place.name)),
@@ -152,6 +154,7 @@ class Decisions:
         if result.claim is None or result.claim.owner != reviewer or result.copy is None or result.handed_on:
             raise AlreadyDecided(decided_name, "the image changed since; nothing was undone", "changed")
         lease = self.queue.hold(result.copy.name, result.copy.generation, reviewer, tab)
+        self.queue.leases.drop(pending)
         return Item.of(result.copy.name, result.copy.generation, result.claim.metadata, lease)
 
 

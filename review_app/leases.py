@@ -80,6 +80,13 @@ class Leases:
                 found[lease.name] = lease
         return found
 
+    def written(self, lease: Lease) -> datetime:
+        """When the lease was last taken or renewed: a full length before it ends."""
+        try:
+            return datetime.fromisoformat(lease.expires) - self.length
+        except ValueError:
+            return datetime.min.replace(tzinfo=UTC)
+
     def of(self, name: str) -> Lease | None:
         blob = self.bucket.get_blob(layout.lease(name))
         return _lease(blob) if blob is not None else None

@@ -130,7 +130,10 @@ def next_image():
         or not all(isinstance(e, str) for e in exclude)
     ):
         abort(400, f"exclude must be a list of at most {MAX_EXCLUDED} names")
-    item = queue().next_item(g.reviewer, _tab(body), kind, frozenset(exclude))
+    reclaim = body.get("reclaim", False)
+    if not isinstance(reclaim, bool):
+        abort(400, "reclaim must be true or false")
+    item = queue().next_item(g.reviewer, _tab(body), kind, frozenset(exclude), reclaim)
     return jsonify(empty=True) if item is None else jsonify(_item_json(item))
 
 

@@ -13,10 +13,14 @@ AUTH_MODES = ("iap", "local")
 ROLES = ("review", "audit", "both")  # what this deployment serves; both only in local mode
 
 
+EVERYONE_IAP_ADMITS = "*"
+
+
 def allow_list(raw: str, key: str) -> tuple[str, ...] | None:
-    """`a@x.com,@factory.example`: emails and @domains, lowercased. Not set: None (whoever IAP
-    admits). Set but naming no one (" , "): nobody."""
-    if not raw.strip():
+    """`a@x.com,@factory.example`: emails and @domains, lowercased. `*`: None, whoever IAP admits
+    (the program sets it when the stack lists a group, which the app cannot see into). Not set, or
+    naming no one (" , "): nobody. Fail closed: a list forgotten admits no one."""
+    if raw.strip() == EVERYONE_IAP_ADMITS:
         return None
     entries = tuple(e.strip().lower() for e in raw.split(",") if e.strip())
     for entry in entries:

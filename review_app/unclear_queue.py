@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from datetime import timedelta
 
 from inspection import claims, layout, metadata, moving, outcomes, review_index, storage
 from inspection.errors import Held
@@ -24,6 +25,7 @@ PAGE_SIZE = 50
 MAX_PAGES = 4  # a reviewer who skipped 200 images sees "nothing to review" rather than a slow page
 COUNT_CAP = 1000
 MAX_LEASES = 4  # per reviewer: the image on screen and the next one, in up to two tabs
+QUIET_GRACE = timedelta(seconds=15)  # a renewal may be late by this much and the tab still be there
 UNCLEAR_PREFIX = layout.UNCLEAR + "/"
 
 
@@ -104,10 +106,16 @@ class Queue:
         return storage.client().bucket(self.prediction_bucket)
 
     def next_item(
-        self, reviewer: str, tab: str = "", kind: str = VIEW, exclude: frozenset[str] = frozenset()
+        self,
+        reviewer: str,
+        tab: str = "",
+        kind: str = VIEW,
+        exclude: frozenset[str] = frozenset(),
+        reclaim: bool = False,
     ) -> Item | None:
         """Lease the image that has waited longest and nobody else holds. At the end of the queue,
-        an image another tab only prefetched is taken over for one that will show it."""
+        an image another tab only prefetched is taken over for one that will show it. `reclaim`:
+        the reviewer's other tabs are gone; what they held may be taken back (`_make_room`)."""
         leases = self._finish_abandoned(self.leases.all())
         mine = [lease for lease in leases.values() if lease.live() and lease.reviewer == reviewer]
         own = [lease for lease in mine if lease.tab == tab and lease.name not in exclude]
@@ -116,11 +124,7 @@ class Queue:
             item = self._item(held.name, held.image_generation, held)
             if item is not None:
                 return item
-        if len(mine) >= MAX_LEASES:
-            raise Refused(
-                "too_many",
-                f"you already hold {len(mine)} images (open in other tabs?); decide or skip them first",
-            )
+        self._make_room(reviewer, tab, leases, kind, reclaim)
         found = self._take_first(reviewer, tab, kind, exclude, leases, takeover=False)
         if found is None and kind == VIEW:
             found = self._take_first(reviewer, tab, kind, exclude, leases, takeover=True)
@@ -147,14 +151,50 @@ class Queue:
                 return _item_of(blob, lease)
         return None
 
-    def pending_undo(self, name: str, decided: storage.ObjectRef, reviewer: str, tab: str) -> None:
-        """Before an undo moves `decided` back to unclear/`name`: a lease of that place for the
-        tab, naming the move. Refused when another tab holds the place."""
-        current = self.leases.of(name)
+    def pending_undo(self, decided: storage.ObjectRef, reviewer: str, tab: str) -> Lease:
+        """Before an undo moves `decided` back to unclear/: a lease, keyed by the decision, that
+        names the move. It counts against the reviewer's cap like every hold (the undone image will
+        be one more), and if the request dies it outlives it and says which move to finish."""
+        self._make_room(reviewer, tab, self.leases.all(), kind=VIEW)
+        current = self.leases.of(decided.name)
         if current is not None and current.keeps_out(reviewer, tab):
-            raise Refused("held_by_other", "another tab holds this image's place in the queue")
-        if self.leases.take(name, 0, reviewer, tab, VIEW, over=current, undoes=decided.uri) is None:
-            raise Refused("held_by_other", "another tab took this image's place in the queue meanwhile")
+            raise Refused("other_tab", "this decision is being undone in another of your tabs")
+        lease = self.leases.take(decided.name, 0, reviewer, tab, VIEW, over=current, undoes=decided.uri)
+        if lease is None:
+            raise Refused("other_tab", "this decision is being undone in another of your tabs")
+        return lease
+
+    def _make_room(self, reviewer: str, tab: str, leases: dict[str, Lease], kind: str, reclaim: bool = False):
+        """One cap per reviewer, whatever holds the image (next, prefetch, undo): MAX_LEASES live
+        leases. At the cap, room is made from what this reviewer holds but no one is looking at:
+        this tab's own prefetched image (it asks for one to show instead), then images of the
+        reviewer's other tabs that have gone quiet (not renewed for STALE_AFTER: a crashed or
+        closed tab), and with `reclaim` (the reviewer said those tabs are gone) all of them.
+        Refused, saying exactly what to do, when none of that makes room."""
+        mine = [lease for lease in leases.values() if lease.live() and lease.reviewer == reviewer]
+        if len(mine) < MAX_LEASES:
+            return
+        # A visible tab renews its image every third of a lease (review.py): twice missed, it is quiet.
+        quiet = now() - self.leases.length * 2 / 3 - QUIET_GRACE
+        spare = [lease for lease in mine if lease.tab == tab and lease.kind == PREFETCH and kind == VIEW]
+        spare += [
+            lease for lease in mine if lease.tab != tab and (reclaim or self.leases.written(lease) < quiet)
+        ]
+        needed = len(mine) - MAX_LEASES + 1
+        for lease in spare[:needed]:
+            self.leases.drop(lease)
+            leases.pop(lease.name, None)
+        left = len(mine) - min(len(spare), needed)
+        if left >= MAX_LEASES:
+            others = sorted({lease.tab for lease in mine if lease.tab != tab})
+            raise Refused(
+                "too_many",
+                f"you already hold {left} images, in {len(others)} other tab(s) of yours that are still "
+                "open; decide or skip them there, or, if those tabs are closed or crashed, take their "
+                "images back here",
+                held=left,
+                other_tabs=len(others),
+            )
 
     def _finish_abandoned(self, leases: dict[str, Lease]) -> dict[str, Lease]:
         """Whatever a tab's request left half done when it died (a decision or an undo whose process

@@ -278,6 +278,7 @@ def test_predict_is_triggered_by_finalized_objects_in_inbound(program):
     assert service["environmentVariables"] == {
         "PREDICTIONS_TOPIC": f"projects/{PROJECT}/topics/acme-qi-predictions",
         "PREDICTION_BUCKET": "acme-qi-prediction",
+        "INBOUND_BUCKET": "acme-qi-inbound",  # the only bucket predict acts on (issue 30)
         "CLASSIFIER_BACKEND": "none",
         "PREDICTION_THRESHOLD": "0.9",  # which images' anomaly maps to keep: those move will not pass
         "LABEL_MAP": "Defect=defect,Ok=ok",
@@ -389,7 +390,7 @@ def test_review_app_runs_behind_iap_with_its_own_account(program):
         "LINE_SEGMENT": "1",
     }
     # A group is IAP's to check, so with one among the reviewers the app leaves the list to IAP.
-    assert review["envVariables"] == {**common, "ROLE": "review"}
+    assert review["envVariables"] == {**common, "ROLE": "review", "ALLOWED_REVIEWERS": "*"}
     assert audit["envVariables"] == {
         **common,
         "ROLE": "audit",

@@ -274,6 +274,7 @@ def test_at_the_end_of_the_queue_nobody_waits_while_a_photo_sits_in_a_prefetch(b
             "IAP_AUDIENCE": AUDIENCE,
             "IAP_CERTS_URL": iap.certs_url,
             "ROLE": "review",
+            "ALLOWED_REVIEWERS": "*",
         }
     )
     url = serve(app)

@@ -33,17 +33,17 @@ def bucket(make_bucket):
 @pytest.fixture
 def make_app(bucket, iap, tmp_path):
     def make(**config):
-        return create_app(
-            {
-                "PREDICTION_BUCKET": bucket.name,
-                "REVIEW_AUTH": "iap",
-                "IAP_AUDIENCE": AUDIENCE,
-                "IAP_CERTS_URL": iap.certs_url,
-                "RECORDS": str(tmp_path / "records"),
-                "ROLE": "review",
-                **config,
-            }
-        )
+        settings = {
+            "PREDICTION_BUCKET": bucket.name,
+            "REVIEW_AUTH": "iap",
+            "IAP_AUDIENCE": AUDIENCE,
+            "IAP_CERTS_URL": iap.certs_url,
+            "RECORDS": str(tmp_path / "records"),
+            "ROLE": "review",
+            "ALLOWED_REVIEWERS": "*",
+            **config,
+        }
+        return create_app({k: v for k, v in settings.items() if v is not None})  # None: not set
 
     return make
 
@@ -169,11 +169,15 @@ def test_each_service_serves_only_its_role(make_app, iap):
     assert status(audit, iap, "a@example.com", "/api/queue") == 404
 
 
-@pytest.mark.parametrize("listed", [" , ", ","])
-def test_a_list_that_names_no_one_admits_no_one(make_app, iap, listed):
-    """Before: ALLOWED_AUDITORS=" , " opened the audit view to everyone."""
-    assert status(make_app(ROLE="audit", ALLOWED_AUDITORS=listed), iap, "a@example.com", "/audit") == 403
-    assert status(make_app(ROLE="review", ALLOWED_REVIEWERS=listed), iap, "a@example.com", "/") == 403
+@pytest.mark.parametrize("listed", [" , ", ",", "", None])
+def test_a_list_that_names_no_one_or_is_not_set_admits_no_one(make_app, iap, listed):
+    """Before: ALLOWED_AUDITORS=" , " opened the audit view to everyone; unset, it admitted anyone
+    with a valid IAP token (issue 34, finding 6), though the README said nobody. Fail closed: only
+    `*` leaves it to IAP, and the program sets that only when a list names a group."""
+    config = {"ALLOWED_AUDITORS": listed, "ALLOWED_REVIEWERS": listed}
+    assert status(make_app(ROLE="audit", **config), iap, "a@example.com", "/audit") == 403
+    assert status(make_app(ROLE="review", **config), iap, "a@example.com", "/") == 403
+    assert status(make_app(ROLE="audit", ALLOWED_AUDITORS="*"), iap, "a@example.com", "/audit") == 200
 
 
 @pytest.fixture(scope="module")
@@ -292,6 +296,81 @@ def test_one_reviewer_cannot_hoard_the_queue(app, iap, bucket):
     assert tab(app, iap, "bob@example.com").next()["name"] not in got
 
 
+def _held_by(bucket, reviewer: str) -> int:
+    from review_app.leases import Leases
+
+    return sum(
+        1 for lease in Leases(bucket.name, 300).all().values() if lease.live() and lease.reviewer == reviewer
+    )
+
+
+def test_every_way_of_holding_an_image_counts_against_one_cap(app, iap, bucket):
+    """Issue 34, finding 1: undo was an uncapped lease. One client decided and undid 288 images in
+    20 s and held 288 of 316 waiting. A scripted client now deciding, undoing, prefetching and
+    renewing as fast as it can never holds more than MAX_LEASES."""
+    for n in range(12):
+        unclear(bucket, f"part-{n}.jpg")
+    client, decisions = tab(app, iap, "h@example.com"), []
+    for _ in range(12):  # decide as fast as it can, every one inside the undo window
+        item = client.next()
+        decisions.append(client.decide(item, "ok").get_json())
+    answers = []
+    for decision in decisions:  # then undo them all: each undo holds the image it brings back
+        answers.append(client.undo(decision))
+        client.next(kind="prefetch")
+        assert _held_by(bucket, "h@example.com") <= MAX_LEASES
+    refused = [a for a in answers if a.status_code == 409]
+    assert refused and all(a.get_json()["reason"] == "too_many" for a in refused)
+    assert _held_by(bucket, "h@example.com") == MAX_LEASES
+
+
+def test_a_page_opened_after_crashed_tabs_is_told_what_to_do_and_can_do_it(app, iap, bucket, monkeypatch):
+    """Issue 34, finding 2: two crashed tabs held 4 images; a fresh page got 409 "decide or skip them
+    first", could do neither, and never retried. Now it is told it may take them back, and can; and
+    once the crashed tabs' images have gone quiet (no renewal), a fresh page takes them by itself."""
+    from review_app import leases as lease_clock
+
+    for n in range(8):
+        unclear(bucket, f"part-{n}.jpg")
+    for _ in range(2):  # two tabs that load their image and the next one, then crash
+        crashed = tab(app, iap)
+        shown = crashed.next()
+        crashed.next(exclude=(shown["name"],), kind="prefetch")
+    fresh = tab(app, iap)
+    answer = fresh.post("/api/next", {})
+    assert answer.status_code == 409 and answer.get_json()["reason"] == "too_many"
+    assert "take their images back here" in answer.get_json()["error"]
+    taken = fresh.post("/api/next", {"reclaim": True})
+    assert taken.status_code == 200 and taken.get_json()["name"].startswith("unclear/")
+    assert _held_by(bucket, "alice@example.com") <= MAX_LEASES
+
+    from review_app import unclear_queue
+
+    later = lease_clock.now() + timedelta(minutes=4)  # no tab renewed: they have gone quiet
+    monkeypatch.setattr(lease_clock, "now", lambda: later)
+    monkeypatch.setattr(unclear_queue, "now", lambda: later)
+    for _ in range(2):
+        crashed = tab(app, iap)
+        assert "name" in crashed.next()
+    answer = tab(app, iap).post("/api/next", {})
+    assert answer.status_code == 200, answer.get_json()
+
+
+def test_a_replayed_decision_since_undone_is_told_it_was_undone_whatever_its_label(app, iap, bucket):
+    """Issue 34, finding 4: a replayed, since-undone decision with another label was told "you had
+    already decided it as ok", though nothing was stored and the image was back in the queue."""
+    unclear(bucket, "x.jpg")
+    page = tab(app, iap)
+    item = page.next()
+    decision = page.decide(item, "ok").get_json()
+    assert page.undo(decision).status_code == 200
+    for label in ("defect", "ok", "unusable"):
+        late = page.decide(item, label)
+        assert late.status_code == 409 and late.get_json()["reason"] == "undone", label
+        assert "nothing is stored" in late.get_json()["error"]
+    assert stored(bucket) == []
+
+
 def test_at_the_end_of_the_queue_a_prefetched_image_goes_to_who_will_look_at_it(app, iap, bucket):
     """Before: the last image sat in another reviewer's prefetch for up to 5 minutes."""
     unclear(bucket, "first.jpg")
@@ -322,11 +401,17 @@ def test_undo_never_takes_a_newer_photo_another_reviewer_has_on_screen(app, iap,
 # --- names -------------------------------------------------------------------------------------------
 
 
-def test_a_name_with_a_direction_override_is_shown_as_what_it_is(app, iap, bucket):
-    """Before: line-9/<U+202E>gepj.7-trap displayed as line-9/part-7.jpeg."""
+def test_a_name_with_a_direction_override_is_never_shown_and_invisible_ones_are_shown_as_what_they_are(
+    app, iap, bucket
+):
+    """Before: line-9/<U+202E>gepj.7-trap displayed as line-9/part-7.jpeg. Since issue 30 such a name
+    is quarantined where the queue finds it, never served; a name with an invisible character the
+    rule lets through is shown with that character spelled out."""
     unclear(bucket, "line-9/\u202egepj.7-trap")
+    unclear(bucket, "line-9/part\u200b-7.jpeg")
     item = tab(app, iap).next()
-    assert item["display_name"] == "line-9/⟨U+202E⟩gepj.7-trap"
+    assert item["display_name"] == "line-9/part⟨U+200B⟩-7.jpeg"
+    assert [b.name for b in bucket.list_blobs(prefix="quarantine/")] != []
 
 
 # --- bad input gets 400, never 500 -------------------------------------------------------------------
