@@ -180,7 +180,8 @@ class Queue:
         spare += [
             lease for lease in mine if lease.tab != tab and (reclaim or self.leases.written(lease) < quiet)
         ]
-        needed = len(mine) - MAX_LEASES + 1
+        # Take back what is needed; with `reclaim`, everything the reviewer's other tabs held.
+        needed = len(spare) if reclaim else len(mine) - MAX_LEASES + 1
         for lease in spare[:needed]:
             self.leases.drop(lease)
             leases.pop(lease.name, None)

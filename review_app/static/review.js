@@ -42,8 +42,14 @@
     try { return (await response.json()).error || "HTTP " + response.status; } catch (e) { return "HTTP " + response.status; }
   }
 
-  async function lease(kind, exclude) {
-    const response = await post("/api/next", { kind: kind, exclude: exclude.filter(Boolean) });
+  async function lease(kind, exclude, reclaim) {
+    const response = await post("/api/next", { kind: kind, exclude: exclude.filter(Boolean), reclaim: Boolean(reclaim) });
+    if (response.status === 409) {
+      const body = await response.json().catch(() => ({}));
+      const err = new Error("Could not get an image: " + (body.error || "HTTP 409"));
+      err.tooMany = body.reason === "too_many";  // other tabs of yours hold your share: they may be taken back
+      throw err;
+    }
     if (!response.ok) throw new Error("Could not get an image: " + (await reason(response)));
     const item = await response.json();
     if (item.empty) return null;
@@ -178,12 +184,30 @@
     if (item && !item.confirmed) confirm(item, exclude).catch((err) => say("error", err.message));
   }
 
-  async function refill() {
+  async function refill(reclaim) {
     try {
-      if (!current) present(await lease("view", []), []);
+      if (!current) present(await lease("view", [], reclaim), []);
+      $("btn-reclaim").hidden = true;
       await prefetch([]);
       refreshCount();
-    } catch (err) { say("error", err.message); }
+    } catch (err) {
+      if (err.tooMany && !current) {
+        $("btn-reclaim").hidden = false;
+        if (!emptyTimer) emptyTimer = setInterval(refill, 10000);  // quiet tabs' photos come back by themselves
+      }
+      say(err.tooMany ? "conflict" : "error", err.message);
+    }
+  }
+
+  // Why a key that would decide cannot act now: the page says so instead of doing nothing.
+  function notNow() {
+    if (busy) return "Still saving your last answer; press again in a moment.";
+    if (!current) return "There is no photo on screen to decide.";
+    if (!$("failed").hidden) return "The photo did not load: R tries again, S skips it.";
+    if (!current.confirmed) return "Checking this photo is still yours; press again in a moment.";
+    if (!image.complete || !image.naturalWidth) return "The photo is still loading; press again when it is shown.";
+    if (!fullyVisible()) return "The photo is not wholly in view: scroll to it or press F to fit it.";
+    return "";
   }
 
   // The next image, at once: the prefetched one (waiting for it if it is on its way), else a new
@@ -203,14 +227,19 @@
 
   const WORDS = { ok: "ok", defect: "defect", unusable: "not a part / unusable" };
 
-  async function decide(label) {
-    if (!current || !ready || busy) return;
+  async function decide(label, byKey) {
+    if (!current || !ready || busy) {
+      const why = notNow();
+      if (byKey && why) say("conflict", "Not decided: " + why);
+      return;
+    }
     busy = true;
     setReady(false);
     const item = current;
+    let stalled = null;  // the next photo could not come; the decision's own answer still counts
     try {
       const pending = post("/api/decide", { name: item.name, generation: item.generation, label: label });
-      await advance([item.name]);
+      await advance([item.name]).catch((err) => { stalled = err; });
       const response = await pending;
       if (response.status === 409) {
         say("conflict", item.display_name + ": not saved: " + (await reason(response)) + ".");
@@ -222,8 +251,10 @@
           label: decision.label, at: Date.now() });
         renderHistory();
         count(1);
-        say("success", "Saved: " + item.display_name + " is " + WORDS[decision.label] + ".");
+        say("success", "Saved: " + item.display_name + " is " + WORDS[decision.label] + "."
+          + (stalled ? " " + stalled.message : ""));
       }
+      if (stalled && !current) await refill();  // a photo after all, or the reason there is none
     } catch (err) { say("error", item.display_name + ": " + err.message); }
     busy = false;
     checkReady();
@@ -413,6 +444,7 @@
   buttons.skip.addEventListener("click", skip);
   buttons.retry.addEventListener("click", retry);
   buttons.undo.addEventListener("click", () => undo(history[0]));
+  $("btn-reclaim").addEventListener("click", () => refill(true));
   $("btn-loupe").addEventListener("click", () => setLoupe(loupe.hidden));
   $("btn-levels").addEventListener("click", () => setLevels(!image.classList.contains("levels")));
   $("btn-fit").addEventListener("click", () => setFit(!image.classList.contains("fit")));
@@ -441,7 +473,7 @@
     const key = event.key.toLowerCase();
     const deciding = { o: "ok", 1: "ok", d: "defect", 2: "defect", n: "unusable", 3: "unusable" }[key];
     if (event.repeat && (deciding || "suz ".includes(key))) { event.preventDefault(); return; }  // one press, one image
-    const action = deciding ? () => decide(deciding) : { s: skip, " ": skip, r: retry, u: () => undo(history[0]), z: () => undo(history[0]),
+    const action = deciding ? () => decide(deciding, true) : { s: skip, " ": skip, r: retry, u: () => undo(history[0]), z: () => undo(history[0]),
       l: () => setLoupe(loupe.hidden), c: () => setLevels(!image.classList.contains("levels")),
       f: () => setFit(!image.classList.contains("fit")),
       m: () => { if (!$("btn-heatmap").disabled) setHeatmap(!heatOn); },
