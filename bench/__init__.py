@@ -1,7 +1,6 @@
 """Benchmarks: `make bench` prints each figure and writes them all to bench/results.json."""
 
-from inspection.settings import MoveSettings, PredictSettings, SweepSettings
-from review_app.settings import ReviewSettings
+from inspection.settings import MoveSettings, PredictSettings, ReviewSettings, SweepSettings
 
 # The smallest valid environment of each entrypoint (settings are validated at import).
 # The packaging test imports the built zips with it too.

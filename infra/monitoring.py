@@ -23,7 +23,7 @@ import pulumi_gcp as gcp
 
 from infra.context import Context
 from infra.waits import metrics_wait
-from inspection import messages, outcomes, predicting, redrive
+from inspection import events
 
 FUNCTION = "cloud_run_revision"
 APP = "gae_app"
@@ -61,9 +61,9 @@ class LogMetric:
         return f'resource.type="{self.resource}" AND ({where}) AND ({said}){having}'
 
 
-def _of(kind: type[outcomes.Outcome]) -> dict[str, str]:
-    """An outcome's metric labels, each read from the log field of the same name."""
-    return {label: label for label in kind.METRIC_LABELS}
+def _of(kind: events.Record) -> dict[str, str]:
+    """A record's metric labels, each read from the log field of the same name."""
+    return {label: label for label in kind.metric_labels}
 
 
 # Message names and labels come from where the lines are written: the outcome types for the
@@ -74,32 +74,32 @@ METRICS = (
         "Images routed by move, by line, folder and the model's label",
         FUNCTION,
         ("move",),
-        (outcomes.Routed.MESSAGE,),
-        _of(outcomes.Routed),
+        (events.ROUTED.message,),
+        _of(events.ROUTED),
     ),
     LogMetric(
         "anomalous",
         "Images the classifier called ok and the anomaly model sent to a person, by line",
         FUNCTION,
         ("move",),
-        (outcomes.Routed.MESSAGE,),
+        (events.ROUTED.message,),
         {"line": "line"},
-        where={"unclear_reason": predicting.ANOMALOUS},
+        where={"unclear_reason": events.ANOMALOUS},
     ),
     LogMetric(
         "rejected",
         "Files quarantined in rejected/, by line and reason",
         FUNCTION,
         ("predict", "sweep"),
-        (outcomes.Rejected.MESSAGE,),
-        _of(outcomes.Rejected),
+        (events.REJECTED.message,),
+        _of(events.REJECTED),
     ),
     LogMetric(
         "prediction_latency",
         "Milliseconds from a finalized upload to a published prediction",
         FUNCTION,
         ("predict", "sweep"),
-        (predicting.PREDICTED,),
+        (events.PREDICTED,),
         {"line": "line"},
         value="latency_ms",
     ),
@@ -108,36 +108,36 @@ METRICS = (
         "Reviewers' decisions, by line and whether they agreed with the model",
         APP,
         ("review",),
-        (outcomes.Decided.MESSAGE,),
-        _of(outcomes.Decided),
+        (events.DECIDED.message,),
+        _of(events.DECIDED),
     ),
     LogMetric(
         "dead_letters",
         "Messages move dead-lettered for a person: unreadable ones, and moves held (their claim)",
         FUNCTION,
         ("move",),
-        (messages.DEAD_LETTERED_MALFORMED, messages.DEAD_LETTERED_HELD),
+        (events.DEAD_LETTERED_MALFORMED, events.DEAD_LETTERED_HELD),
     ),
     LogMetric(
         "replayed_dead_letters",
         "Dead-lettered predictions the sweep published again",
         FUNCTION,
         ("sweep",),
-        (redrive.REPLAYED,),
+        (events.REPLAYED,),
     ),
     LogMetric(
         "stranded",
         "Inbound images the sweep found older than redriveAfterMinutes",
         FUNCTION,
         ("sweep",),
-        (redrive.STRANDED,),
+        (events.STRANDED,),
     ),
     LogMetric(
         "oldest_inbound_seconds",
         "Age of the oldest image waiting in inbound, each sweep",
         FUNCTION,
         ("sweep",),
-        (redrive.SWEPT,),
+        (events.SWEPT,),
         value="oldest_inbound_s",
     ),
     LogMetric(
@@ -145,7 +145,7 @@ METRICS = (
         "Images waiting in unclear/ for a person, each sweep",
         FUNCTION,
         ("sweep",),
-        (redrive.SWEPT,),
+        (events.SWEPT,),
         value="unclear_waiting",
     ),
     LogMetric(
@@ -153,7 +153,7 @@ METRICS = (
         "How long the oldest unclear image has waited, each sweep",
         FUNCTION,
         ("sweep",),
-        (redrive.SWEPT,),
+        (events.SWEPT,),
         value="oldest_unclear_s",
     ),
 )

@@ -23,8 +23,7 @@ from infra.foundation import Foundation
 from infra.iam import Grant, Grants, MemberKey, member_key, sa
 from infra.kept import kept
 from infra.waits import propagation_wait
-from inspection import outcomes
-from inspection.outcomes import RECORD_FIELD
+from inspection import events
 
 DAY_MS = 24 * 3600 * 1000
 
@@ -36,7 +35,7 @@ def record_filter(prefix: str, functions: tuple[str, ...], app_services: tuple[s
     apps = " OR ".join(f'resource.labels.module_id="{s}"' for s in app_services)
     return (
         f'((resource.type="cloud_run_revision" AND ({runs})) OR (resource.type="gae_app" AND ({apps}))) '
-        f"AND jsonPayload.{RECORD_FIELD}>={outcomes.RECORD_SCHEMA}"
+        f"AND jsonPayload.{events.RECORD_FIELD}>={events.RECORD_SCHEMA}"
     )
 
 

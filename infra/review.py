@@ -23,7 +23,7 @@ from infra.iam import Grant, Grants, bucket_condition, sa
 from infra.project import ZIP_PREFIX
 from infra.waits import propagation_wait
 from inspection import layout
-from review_app.settings import EVERYONE_IAP_ADMITS, ReviewSettings
+from inspection.settings import EVERYONE_IAP_ADMITS, ReviewSettings
 
 
 def allow_list(members: tuple[str, ...]) -> str:

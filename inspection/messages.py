@@ -14,6 +14,7 @@ import math
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 
+from inspection import events
 from inspection.errors import MessageError
 from inspection.layout import HEATMAP_NAME, LABELS, line_of
 
@@ -22,8 +23,7 @@ FINALIZED = "google.cloud.storage.object.v1.finalized"  # the storage event pred
 MAX_NAME_BYTES = 1024  # GCS object-name limit
 
 # The log lines of messages move cannot route: each is dead-lettered for a person (README "Runbook").
-DEAD_LETTERED_MALFORMED = "malformed prediction message; sent to dead letter"
-DEAD_LETTERED_HELD = "move held for a person; sent to dead letter"
+DEAD_LETTERED_MALFORMED, DEAD_LETTERED_HELD = events.DEAD_LETTERED_MALFORMED, events.DEAD_LETTERED_HELD
 
 
 @dataclass(frozen=True)

@@ -22,13 +22,12 @@ from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, ClassVar
 
-from inspection import layout, logs, metadata, review_index
+from inspection import events, layout, logs, metadata, review_index
 
 if TYPE_CHECKING:
     from inspection.claims import Moved
 
-RECORD_SCHEMA = 1  # the version of the record lines' fields; readers select lines by it
-RECORD_FIELD = "record"  # the field that carries it: a line is a record if and only if it has one
+RECORD_SCHEMA, RECORD_FIELD = events.RECORD_SCHEMA, events.RECORD_FIELD
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -64,8 +63,8 @@ def event_id(kind: str, decided_by: str) -> str:
 class Routed(Outcome):
     """Move put an image into ok/, defect/ or unclear/."""
 
-    MESSAGE: ClassVar[str] = "routed"
-    METRIC_LABELS: ClassVar[tuple[str, ...]] = ("line", "folder", "label")
+    MESSAGE: ClassVar[str] = events.ROUTED.message
+    METRIC_LABELS: ClassVar[tuple[str, ...]] = events.ROUTED.metric_labels
 
     generation: str  # of the inbound object
     folder: str
@@ -90,9 +89,9 @@ class Routed(Outcome):
 class Rejected(Outcome):
     """Predict kept a file it cannot classify in rejected/ (or a name it cannot carry in quarantine/)."""
 
-    MESSAGE: ClassVar[str] = "rejected"
+    MESSAGE: ClassVar[str] = events.REJECTED.message
     SEVERITY: ClassVar[int] = logging.ERROR
-    METRIC_LABELS: ClassVar[tuple[str, ...]] = ("line", "reason")
+    METRIC_LABELS: ClassVar[tuple[str, ...]] = events.REJECTED.metric_labels
 
     generation: str
     folder: str
@@ -104,8 +103,8 @@ class Rejected(Outcome):
 class Decided(Outcome):
     """A reviewer decided an unclear image: ok, defect, or unusable (not a part)."""
 
-    MESSAGE: ClassVar[str] = "decided"
-    METRIC_LABELS: ClassVar[tuple[str, ...]] = ("line", "agreement", "label")
+    MESSAGE: ClassVar[str] = events.DECIDED.message
+    METRIC_LABELS: ClassVar[tuple[str, ...]] = events.DECIDED.metric_labels
 
     folder: str  # human_decided
     label: str  # the reviewer's answer
@@ -135,8 +134,8 @@ class Decided(Outcome):
 class Undone(Outcome):
     """A reviewer took back their decision; the image is back in unclear/, leased to them."""
 
-    MESSAGE: ClassVar[str] = "undone"
-    METRIC_LABELS: ClassVar[tuple[str, ...]] = ("line",)
+    MESSAGE: ClassVar[str] = events.UNDONE.message
+    METRIC_LABELS: ClassVar[tuple[str, ...]] = events.UNDONE.metric_labels
 
     reviewer: str
     label: str  # the answer taken back

@@ -9,6 +9,7 @@ from typing import Any
 
 from inspection import (
     claims,
+    events,
     images,
     layout,
     logs,
@@ -24,7 +25,7 @@ from inspection.labels import LabelMap
 from inspection.messages import Prediction, StorageObject
 from inspection.settings import PredictSettings
 
-PREDICTED = "predicted"  # the log line of each published prediction; it carries latency_ms
+PREDICTED = events.PREDICTED  # the log line of each published prediction; it carries latency_ms
 
 
 def handle_object(obj: StorageObject, settings: PredictSettings, classifier: Classifier) -> str:
@@ -84,7 +85,7 @@ def handle_object(obj: StorageObject, settings: PredictSettings, classifier: Cla
     return "published"
 
 
-ANOMALOUS = "anomalous"  # the unclear_reason of a part the classifier calls ok and the anomaly model does not
+ANOMALOUS = events.ANOMALOUS
 
 
 @dataclass(frozen=True)

@@ -28,16 +28,24 @@ from datetime import UTC, datetime
 
 from google.api_core import exceptions as gexc
 
-from inspection import claims, layout, logs, metadata, predicting, publishing, review_index, storage
+from inspection import (
+    claims,
+    events,
+    layout,
+    logs,
+    metadata,
+    predicting,
+    publishing,
+    review_index,
+    storage,
+)
 from inspection.classifiers import Classifier
 from inspection.errors import Held
 from inspection.messages import StorageObject
 from inspection.settings import SweepSettings
 
 # The sweep's log lines that Monitoring counts (infra/monitoring.py).
-SWEPT = "sweep"  # one per pass, with what it found
-STRANDED = "stranded in inbound; re-driving"
-REPLAYED = "dead-lettered prediction; publishing it again"
+SWEPT, STRANDED, REPLAYED = events.SWEPT, events.STRANDED, events.REPLAYED
 
 # move_image marks what it dead-letters itself (functions/move/main.py): keep it for a person.
 MALFORMED_SOURCE = "move_image"

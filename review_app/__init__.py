@@ -16,8 +16,7 @@ if TYPE_CHECKING:
 
 
 def create_app(test_config: Mapping[str, str] | None = None) -> Flask:
-    """The app (review_app/app.py). Imported here only when called, so that importing
-    `review_app.settings` (the Pulumi program does) needs no Flask."""
+    """The app (review_app/app.py). Imported here only when called: `import review_app` needs no Flask."""
     from review_app.app import create_app as create
 
     return create(test_config)

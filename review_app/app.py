@@ -8,8 +8,8 @@ from collections.abc import Mapping
 from flask import Flask
 
 from inspection import logs
+from inspection.settings import ReviewSettings
 from review_app.decisions import Decisions
-from review_app.settings import ReviewSettings
 from review_app.unclear_queue import Queue
 
 MAX_REQUEST_BYTES = 64 * 1024  # every request is a small JSON object; larger ones get 413 unread

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from infra.mocks import PROJECT_NUMBER, dev_config, run_program
@@ -595,3 +597,34 @@ def test_the_records_go_to_a_partitioned_dataset_the_audit_and_report_readers_ma
     assert len(reader) == 2 and not any(n.retained for n in reader)
     default = one(program[0], "records-dataset")
     assert default["location"] == "europe-west4" and "defaultPartitionExpirationMs" not in default
+
+
+def test_the_program_loads_none_of_the_runtime():
+    """Issue 33, finding 1: `import infra.program` loaded 143 PIL and google-cloud modules and 21
+    `inspection` modules, only for log event names and the review settings. It now reads the
+    vocabulary (inspection/events.py, inspection/settings.py) and nothing that runs."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, json; import infra.program; "
+        "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in "
+        "('PIL', 'numpy', 'flask', 'onnxruntime', 'review_app', 'functions_framework') "
+        "or m.startswith(('google.cloud.', 'google.api_core', 'inspection.')))))"
+    )
+    loaded = json.loads(
+        subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    )
+    runtime = [m for m in loaded if not m.startswith("inspection.")]
+    assert runtime == [], runtime
+    cores = {
+        "inspection.claims",
+        "inspection.predicting",
+        "inspection.moving",
+        "inspection.redrive",
+        "inspection.outcomes",
+        "inspection.storage",
+        "inspection.images",
+        "inspection.classifiers",
+    }
+    assert cores.isdisjoint(loaded), sorted(cores & set(loaded))

@@ -11,8 +11,7 @@ import pytest
 
 from infra import packaging
 from infra.project import DEFAULT_SERVICE_FILES
-from inspection.settings import MoveSettings, PredictSettings, SweepSettings
-from review_app.settings import ReviewSettings
+from inspection.settings import MoveSettings, PredictSettings, ReviewSettings, SweepSettings
 
 
 def test_the_same_source_gives_the_same_object_name():
