@@ -1,4 +1,4 @@
-# The README's two commands: `make demo` and `make test`.
+# The two commands of the README: `make demo` and `make test`.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin

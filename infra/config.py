@@ -35,7 +35,7 @@ LINE = re.compile(r'^[^"\\\s][^"\\]{0,99}$')
 DATASET_LOCATION = re.compile(r"^(US|EU|[a-z]+-[a-z]+[0-9])$")
 
 # Whether this stack creates the project's one App Engine application, or finds it there (made by
-# another stack, by this one before a destroy, or by hand): README "One project, several stacks".
+# another stack, by this one before a destroy, or by hand): docs/deploy.md, "One project, several stacks".
 APP_ENGINE_MODES = ("create", "existing")
 
 
@@ -307,7 +307,8 @@ KEYS: tuple[Key, ...] = (
         "threshold",
         threshold,
         str(routing.DEFAULT_THRESHOLD),
-        f"pulumi config set predictionThreshold {routing.DEFAULT_THRESHOLD} (README: choosing the threshold)",
+        f"pulumi config set predictionThreshold {routing.DEFAULT_THRESHOLD} "
+        "(docs/training.md: choosing the threshold)",
     ),
     Key(
         "classifierBackend",
@@ -363,7 +364,7 @@ KEYS: tuple[Key, ...] = (
         "iap_client_id",
         text,
         "",
-        "create the OAuth client once in the console (README: the one manual step), then "
+        "create the OAuth client once in the console (docs/deploy.md, step 1: the one manual step), then "
         "pulumi config set iapClientId <id>.apps.googleusercontent.com",
     ),
     Key(
@@ -491,7 +492,7 @@ KEYS: tuple[Key, ...] = (
         boolean,
         "false",
         "pulumi config set adoptKept true, for the first `up` after a `destroy` of this prefix "
-        "(README: destroy, then up again)",
+        "(docs/deploy.md: destroy, then up again)",
     ),
     # 0 keeps the records for ever; a quality system usually keeps them for the product's life.
     Key(

@@ -425,7 +425,7 @@ RULES: tuple[Rule, ...] = (
         "Default service accounts receive the Editor role automatically unless the organization "
         "policy `iam.automaticIamGrantsForDefaultServiceAccounts` is enforced.",
         "Nothing runs as a default account; App Engine's default account only builds, with exactly "
-        "the build's grants. The README tells the platform team to enforce the policy.",
+        "the build's grants. docs/deploy.md tells the platform team to enforce the policy.",
         ("https://cloud.google.com/resource-manager/docs/organization-policy/restricting-service-accounts",),
         (f"{INF}::test_functions_use_their_own_accounts_and_never_a_default_one",),
     ),
@@ -719,9 +719,9 @@ RULES: tuple[Rule, ...] = (
     # --- prices ----------------------------------------------------------------------------------------------
     Rule(
         "Prices",
-        "Every price the README and the scripts quote is a list price on Google's pricing pages, on "
+        "Every price the docs and the scripts quote is a list price on Google's pricing pages, on "
         "the day it was read.",
-        "scripts/costs.py keeps each with its page and that day; the README's cost tables are generated "
+        "scripts/costs.py keeps each with its page and that day; the cost tables in docs/deploy.md are generated "
         "from it and from counted requests.",
         (
             "https://cloud.google.com/storage/pricing",
@@ -735,7 +735,7 @@ RULES: tuple[Rule, ...] = (
         ),
         (
             "tests/test_costs.py::test_every_price_names_its_page_and_the_day_it_was_read",
-            "tests/test_costs.py::test_the_readme_shows_the_tables_the_cost_model_prints",
+            "tests/test_costs.py::test_the_deploy_guide_shows_the_tables_the_cost_model_prints",
         ),
     ),
 )

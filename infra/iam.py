@@ -88,7 +88,7 @@ class Grants:
     (the APIs: a component's depends_on does not reach its children).
 
     `retain`: the grants outlive this stack on `destroy`. Only the owner of the project's shared
-    pieces uses it, for bindings every stack of the project relies on (README "One project, several
+    pieces uses it, for bindings every stack of the project relies on (docs/deploy.md, "One project, several
     stacks"): deleting an additive member removes the binding for everyone who declared it
     (https://github.com/hashicorp/terraform-provider-google/issues/13648)."""
 

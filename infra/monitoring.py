@@ -1,7 +1,7 @@
 """Operations as code: log-based metrics from the decision lines, a dashboard per line and for the
-pipeline, and alert policies that email the people in `alertEmails` (README: runbook).
+pipeline, and alert policies that email the people in `alertEmails` (docs/operations.md, "Runbook").
 
-Every metric is read from the JSON lines the handlers write (README: the log schema); the tests
+Every metric is read from the JSON lines the handlers write (docs/pipeline.md, "The log schema"); the tests
 run the real handlers, evaluate each filter against the lines they emit, and check each label
 extractor finds its field. Sources:
 - log-based metrics and their label extractors: https://cloud.google.com/logging/docs/logs-based-metrics
@@ -263,9 +263,9 @@ def _threshold(
 
 
 def alert_policies(s) -> dict[str, dict]:
-    """Alert policy arguments by resource name (README: runbook, one entry per policy)."""
+    """Alert policy arguments by resource name (docs/operations.md, "Runbook": one entry per policy)."""
     p = s.prefix
-    doc = "See the README, section 'Runbook', entry '{}'."
+    doc = "See docs/operations.md in the quality-inspection repository, section 'Runbook', entry '{}'."
     policies = {
         "alert-dead-letters": (
             "A message was dead-lettered",

@@ -5,7 +5,7 @@ project creates it (`appEngine: create`) with its IAP OAuth client, its `default
 serves nothing: App Engine wants it before any other) and the `gae-standard` image repository
 App Engine builds push to; all three outlive that stack on `destroy`. Every other stack, and the
 same stack after a `destroy`, says `appEngine: existing` and reads the application. Each stack
-then deploys its own services (infra/review.py). README "One project, several stacks".
+then deploys its own services (infra/review.py). docs/deploy.md, "One project, several stacks".
 
 Who builds (docs/gcp-rules.md, "App Engine"). Google's page names the deploying account as "either
 the App Engine default service account or your custom service account"

@@ -65,7 +65,7 @@ class Records(pulumi.ComponentResource):
             "records-sink",
             project=s.project,
             name=f"{s.prefix}-records",
-            description="This stack's record lines, into its records dataset (README: Records)",
+            description="This stack's record lines, into its records dataset (docs/operations.md)",
             destination=pulumi.Output.concat(
                 "bigquery.googleapis.com/projects/", s.project, "/datasets/", self.dataset.dataset_id
             ),

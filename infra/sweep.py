@@ -59,7 +59,7 @@ class Sweep(pulumi.ComponentResource):
             name=f"{s.prefix}-redrive",
             project=s.project,
             region=s.region,
-            description="Re-drive stranded images and dead-lettered predictions (README: nothing is lost)",
+            description="Re-drive stranded images and dead-lettered predictions (docs/pipeline.md)",
             schedule=f"*/{s.redrive_every_minutes} * * * *",
             time_zone="Etc/UTC",
             attempt_deadline="600s",

@@ -13,7 +13,7 @@ class Held(Exception):
     """Retrying cannot help and guessing could lose or double an image: a person must look.
 
     The image stays where it is (nothing is lost), one ERROR line says why, and the entrance
-    acknowledges the request; README "Runbook" says what to do.
+    acknowledges the request; docs/operations.md, "Runbook" says what to do.
     """
 
     def __init__(self, reason: str, **fields: object):

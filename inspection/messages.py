@@ -22,7 +22,8 @@ SCHEMA_VERSION = 1
 FINALIZED = "google.cloud.storage.object.v1.finalized"  # the storage event predict is triggered by
 MAX_NAME_BYTES = 1024  # GCS object-name limit
 
-# The log lines of messages move cannot route: each is dead-lettered for a person (README "Runbook").
+# The log lines of messages move cannot route: each is dead-lettered for a person
+# (docs/operations.md, "Runbook").
 DEAD_LETTERED_MALFORMED, DEAD_LETTERED_HELD = events.DEAD_LETTERED_MALFORMED, events.DEAD_LETTERED_HELD
 
 
@@ -46,7 +47,7 @@ class Prediction:
     heatmap: str = ""  # the anomaly map predict kept in the prediction bucket (layout.heatmap), if any
 
     def log_fields(self, line_segment: int = 1) -> dict:
-        """The fields every log line about this prediction carries (README: the log schema)."""
+        """The fields every log line about this prediction carries (docs/pipeline.md, "The log schema")."""
         return {
             "image": self.name,
             "line": line_of(self.name, line_segment),

@@ -1,5 +1,5 @@
 """The metadata keys of routed and decided images: one name each, for the pipeline, the review app,
-the report and the training scripts (README: the folders of the prediction bucket)."""
+the report and the training scripts (docs/pipeline.md, "The folders of the prediction bucket")."""
 
 # What the model said, and when it was routed (move).
 PREDICTED_LABEL = "predicted_label"

@@ -5,7 +5,8 @@ domain events). It carries its log message, its fields and the labels its log-ba
 and `record(outcome)` is the one place that turns it into its side effects:
 
 - one structured log line, which is also the plant's record: the Logging sink delivers exactly
-  these lines to the analytical store (README "Records"), and the log-based metrics count them;
+  these lines to the analytical store (docs/operations.md, "The plant's records"), and the
+  log-based metrics count them;
 - the change it makes to the reviewers' arrival-ordered queue, if any.
 
 `image` always means the inbound object name (`line-1/part-0042.jpeg`), whichever folder the image

@@ -3,7 +3,7 @@ analytical store, one row per record line.
 
 - **In the cloud** a Cloud Logging sink delivers exactly the record lines (`jsonPayload.record`)
   of the functions and the review app into a BigQuery dataset, in tables partitioned by day
-  (infra/records.py; README "Records"). `BigQueryStore` reads them.
+  (infra/records.py; docs/operations.md, "The plant's records"). `BigQueryStore` reads them.
 - **On a laptop** the local stack's sink (scripts/local/sink.py) writes the same lines as Parquet
   files partitioned by day, and `LocalStore` reads them with DuckDB.
 

@@ -162,7 +162,7 @@ def _replay(message: publishing.Held, settings: SweepSettings, report: SweepRepo
 
 
 def _measure_and_requeue_unclear(settings: SweepSettings, now: datetime, report: SweepReport) -> None:
-    """The reviewers' queue as gauges (README: alerts), and the place back in it of every unclear
+    """The reviewers' queue as gauges (docs/operations.md), and the place back in it of every unclear
     image whose move is done but whose entry is missing. Bounded: a queue longer than the cap is
     reported at the cap, and its oldest among those listed."""
     bucket = settings.predict.prediction_bucket

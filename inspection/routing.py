@@ -7,7 +7,8 @@ from inspection.layout import UNCLEAR
 from inspection.messages import Prediction
 
 THRESHOLD_RANGE = "a number in (0.5, 1]"
-DEFAULT_THRESHOLD = 0.9  # until a model's evaluation says otherwise (README: choosing the threshold)
+# until a model's evaluation says otherwise (docs/training.md, "Choosing predictionThreshold")
+DEFAULT_THRESHOLD = 0.9
 
 
 def folder_for(prediction: Prediction, threshold: float) -> str:

@@ -183,7 +183,7 @@ class EnvSettings:
 
 @dataclass(frozen=True)
 class PredictSettings(EnvSettings):
-    """What the predict function (and the sweep, which runs its core) needs; README "Configure"."""
+    """What the predict function (and the sweep, which runs its core) needs; docs/configure.md."""
 
     predictions_topic: str = var("PREDICTIONS_TOPIC", matching(r"^projects/[^/]+/topics/[^/]+$", TOPIC_HINT))
     prediction_bucket: str = var("PREDICTION_BUCKET", text("the prediction bucket's name"))
@@ -240,7 +240,7 @@ class PredictSettings(EnvSettings):
 
 @dataclass(frozen=True)
 class MoveSettings(EnvSettings):
-    """What the move function needs; README "Configure"."""
+    """What the move function needs; docs/configure.md."""
 
     prediction_bucket: str = var("PREDICTION_BUCKET", text("the prediction bucket's name"))
     threshold: float = var(
@@ -254,7 +254,7 @@ class MoveSettings(EnvSettings):
 @dataclass(frozen=True)
 class SweepSettings(EnvSettings):
     """What the re-drive sweep needs: predict's own settings (it finishes predict's work), and where
-    to look for stranded images and held messages; see README "Nothing is lost"."""
+    to look for stranded images and held messages; see docs/pipeline.md, "Nothing is lost"."""
 
     predict: PredictSettings = nested(PredictSettings)
     inbound_bucket: str = var("INBOUND_BUCKET", text("the inbound bucket's name"))
@@ -294,7 +294,7 @@ IAP_KEYS_URL = "https://www.gstatic.com/iap/verify/public_key"
 
 @dataclass(frozen=True)
 class ReviewSettings(EnvSettings):
-    """What the review app (review_app/) needs; README "Configure"."""
+    """What the review app (review_app/) needs; docs/configure.md."""
 
     prediction_bucket: str = var("PREDICTION_BUCKET", text("the prediction bucket's name"))
     auth_mode: str = var("REVIEW_AUTH", choice(AUTH_MODES), "iap")  # local: no identity verified

@@ -1,6 +1,6 @@
 """What classifying costs a month, per backend, from measured counts and cited prices.
 
-    python -m scripts.costs          # prints the README's cost tables
+    python -m scripts.costs          # prints the cost tables of docs/deploy.md
 
 Every count per image here is what the pipeline does: tests/test_costs.py runs the real handlers
 against the storage emulator behind its proxy, counts each storage request by its JSON API method,

@@ -25,7 +25,7 @@ resource is Google's own (then an IAM condition limits it to that resource); its
 
 A grant marked *kept* outlives the stack on `pulumi destroy`: it is a project-level binding of a
 principal this stack does not own (a Google service agent, App Engine's default account, a person),
-and another stack of the same project may rely on the very same binding (README "One project,
+and another stack of the same project may rely on the very same binding (docs/deploy.md, "One project,
 several stacks").
 
 ## Grants

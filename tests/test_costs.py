@@ -113,10 +113,10 @@ def test_the_log_and_message_bytes_are_the_ones_the_cost_table_counts(measured):
         assert billed <= costs.PUBSUB_MIN_BYTES, "a prediction message outgrew Pub/Sub's minimum"
 
 
-def test_the_readme_shows_the_tables_the_cost_model_prints():
-    readme = Path("README.md").read_text()
-    block = readme.split(costs.BEGIN, 1)[1].split(costs.END, 1)[0]
-    assert block.strip() == costs.render().strip(), "stale: python -m scripts.costs, into the README"
+def test_the_deploy_guide_shows_the_tables_the_cost_model_prints():
+    guide = Path("docs/deploy.md").read_text()
+    block = guide.split(costs.BEGIN, 1)[1].split(costs.END, 1)[0]
+    assert block.strip() == costs.render().strip(), "stale: python -m scripts.costs, into docs/deploy.md"
 
 
 def test_every_price_names_its_page_and_the_day_it_was_read():

@@ -205,13 +205,14 @@ def test_every_alert_emails_the_configured_people_and_names_its_runbook_entry(pr
         "ops@example.com",
     ]
     policies = [r["inputs"] for r in program if r["type"] == "gcp:monitoring/alertPolicy:AlertPolicy"]
-    with open("README.md") as file:
-        readme = file.read()
+    with open("docs/operations.md") as file:
+        runbook = file.read().split("## Runbook", 1)[1]
     assert len(policies) >= 6  # dead letters, stuck inbound, unclear waiting, errors, defect rate x2
     for policy in policies:
         assert len(policy["notificationChannels"]) == 2
         entry_name = re.search(r"entry '([^']+)'", policy["documentation"]["content"]).group(1)
-        assert f"**{entry_name}.**" in readme, f"the runbook has no entry for {entry_name}"
+        assert f"**{entry_name}.**" in runbook, f"the runbook has no entry for {entry_name}"
+        assert "docs/operations.md" in policy["documentation"]["content"]
 
 
 def test_the_defect_rate_alert_is_the_p_chart_control_limit():

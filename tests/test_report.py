@@ -70,18 +70,18 @@ def test_the_page_marks_exactly_the_days_above_their_limit():
     assert "<td>8.2%</td>" in page  # the limit shown for a day of 200 labelled images
 
 
-def test_the_readmes_log_schema_is_the_outcome_types():
-    """Issue 23: the table of record lines in the README lists exactly each outcome type's own fields."""
+def test_the_documented_log_schema_is_the_outcome_types():
+    """Issue 23: the table of record lines (docs/pipeline.md) lists exactly each outcome type's own fields."""
     from dataclasses import fields
     from pathlib import Path
 
     from inspection import outcomes
 
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    readme = (Path(__file__).resolve().parents[1] / "docs" / "pipeline.md").read_text()
     rows = dict(re.findall(r"^\| `(\w+)` \| [^|]+ \| (.+) \|$", readme, re.M))
     common = {f.name for f in fields(outcomes.Outcome)}
     for kind in outcomes.KINDS:
         own = [f.name for f in fields(kind) if f.name not in common and not f.name.startswith("_")]
-        assert kind.MESSAGE in rows, f"README's log schema has no row for {kind.MESSAGE}"
+        assert kind.MESSAGE in rows, f"docs/pipeline.md's log schema has no row for {kind.MESSAGE}"
         listed = re.findall(r"`(\w+)`", re.sub(r"\s*\([^)]*\)", "", rows[kind.MESSAGE]))
         assert listed == own, (kind.MESSAGE, listed, own)

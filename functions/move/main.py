@@ -69,7 +69,7 @@ MALFORMED, HELD = messages.DEAD_LETTERED_MALFORMED, messages.DEAD_LETTERED_HELD
 
 
 def _dead_letter(raw: bytes, reason: str, message: str, **fields: object) -> None:
-    """Keep a message where a person can see it (README "Runbook"), then acknowledge it."""
+    """Keep a message where a person can see it (docs/operations.md, "Runbook"), then acknowledge it."""
     text = raw.decode("utf-8", errors="replace")
     logs.error(message, reason=reason, payload=text[:4000], **fields)
     publishing.publish(SETTINGS.dead_letter_topic, raw, reason=reason[:1000], source="move_image")
