@@ -17,8 +17,9 @@ import time
 from pathlib import Path
 
 from bench.backends import cold_start
-from inspection import anomaly, classifiers, images, predicting
+from inspection import predicting
 from inspection.labels import LabelMap
+from inspection.model import anomaly, classifiers, images
 from inspection.settings import PredictSettings
 from scripts.training import anomalib_fixture, sample_data, train_anomaly
 

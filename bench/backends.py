@@ -22,8 +22,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from inspection import classifiers, images, predicting
+from inspection import predicting
 from inspection.labels import LabelMap
+from inspection.model import classifiers, images
 from inspection.settings import PredictSettings
 from scripts.local.vertex import VertexStandIn
 from scripts.training import sample_data, train_local
@@ -39,7 +40,8 @@ import main
 imported = time.perf_counter()
 classifier = main._classifier()
 loaded = time.perf_counter()
-from inspection import images, predicting
+from inspection import predicting
+from inspection.model import images
 image = images.load(open(sys.argv[1], "rb").read(), main.SETTINGS.limits)
 predicting.assess(image, classifier, main.SETTINGS.label_map)
 done = time.perf_counter()

@@ -8,8 +8,9 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from inspection import images, storage
-from inspection.classifiers import OnnxClassifier
+from inspection import storage
+from inspection.model import images
+from inspection.model.onnx_model import OnnxClassifier
 from scripts.local.stack import LocalStack, StackConfig
 from scripts.training import sample_data, train_local
 

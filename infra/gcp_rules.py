@@ -583,7 +583,7 @@ RULES: tuple[Rule, ...] = (
         "A TF Lite export is one `model.tflite`: no `dict.txt` beside it, as AutoML Vision wrote; the "
         "labels and the input normalisation are inside, as TF Lite metadata (a FlatBuffer in the model's "
         "metadata, with the label file in a zip appended to the model).",
-        "predict reads the labels and normalisation from the file itself (inspection/tflite_metadata.py, "
+        "predict reads the labels and normalisation from the file itself (inspection/model/tflite_metadata.py, "
         "checked against tflite-support's own reader); a legacy `dict.txt` only when the file has no "
         "labels; a float model with no normalisation, and an export with no labels, are refused. The "
         "committed fixtures are written in that layout by tflite-support's own writer.",

@@ -49,6 +49,7 @@ DISTRIBUTIONS = {
     "flatbuffers": "flatbuffers",
 }
 ALWAYS = ("functions-framework", "cloudevents", "protobuf")  # the runtime's own, and protobuf's range
+OPENS_MODELS = ROOT / "inspection" / "model" / "classifiers.py"
 
 
 def imports(path: Path) -> set[str]:
@@ -63,15 +64,21 @@ def imports(path: Path) -> set[str]:
     return found
 
 
-def closure(entrypoint: Path) -> tuple[list[Path], set[str]]:
-    """(the `inspection` modules the entrypoint needs, the third-party modules they all import)."""
-    local, outside, todo = {ROOT / "inspection" / "__init__.py"}, set(), [entrypoint]
+def closure(*roots: Path) -> tuple[list[Path], set[str]]:
+    """(the `inspection` modules the roots need, the third-party modules they all import)."""
+    local, outside, todo = {ROOT / "inspection" / "__init__.py"}, set(), list(roots)
     while todo:
         for module in imports(todo.pop()):
             if module.split(".")[0] != "inspection":
                 outside.add(module)
                 continue
-            path = ROOT.joinpath(*module.split(".")).with_suffix(".py")
+            parts = module.split(".")
+            for depth in range(2, len(parts) + 1):  # a subpackage ships with its __init__.py
+                package = ROOT.joinpath(*parts[:depth], "__init__.py")
+                if package.is_file() and package not in local:
+                    local.add(package)
+                    todo.append(package)
+            path = ROOT.joinpath(*parts).with_suffix(".py")
             if path.is_file() and path not in local:
                 local.add(path)
                 todo.append(path)
@@ -105,6 +112,14 @@ def function_files(function: str, served: tuple[str, ...] | None = None) -> list
     only those of the `served` backends when given: a function that classifies)."""
     entrypoint = ROOT / "functions" / function / "main.py"
     local, outside = closure(entrypoint)
+    if OPENS_MODELS in local:
+        # A backend is opened by the name the registry gives (inspection/backends.py), which no
+        # import statement shows: ship the served backends' modules (all of them when not told).
+        names = served if served is not None else tuple(backends.BACKENDS)
+        openers = {backends.get(name).opener.partition(":")[0] for name in (*names, "none")}
+        modules = [ROOT.joinpath(*m.split(".")).with_suffix(".py") for m in openers]
+        local, outside = closure(entrypoint, *modules)
+        local = sorted({*local, *modules})
     suffix = "" if served is None else "-" + ("-".join(served) or "none")
     written = BUILD / f"requirements-{function}{suffix}.txt"
     BUILD.mkdir(exist_ok=True)

@@ -5,7 +5,7 @@ and how to open it.
 Everything that switches on the backend reads this table: the stack's configuration
 (infra/config.py), the function's settings (inspection/settings.py), the model grant
 (infra/functions.py), the function's requirements (infra/packaging.py), opening a model
-(inspection/classifiers.py) and the scripts' model references (scripts/training/models.py). Adding a
+(inspection/model/) and the scripts' model references (scripts/training/models.py). Adding a
 backend is one entry here and its classifier class.
 
 Nothing heavy is imported here: a backend's runtime is imported when a model is opened.
@@ -115,7 +115,9 @@ BACKENDS: dict[str, Backend] = {
     b.name: b
     for b in (
         Backend(
-            "none", "no model yet: a person decides every image", opener="inspection.classifiers:NoModel.open"
+            "none",
+            "no model yet: a person decides every image",
+            opener="inspection.model.classifiers:NoModel.open",
         ),
         Backend(
             "vertex",
@@ -124,7 +126,7 @@ BACKENDS: dict[str, Backend] = {
             hint=ENDPOINT_HINT,
             config_keys=("vertexEndpointId", "vertexRegion"),
             grant=ENDPOINT_GRANT,
-            opener="inspection.classifiers:VertexClassifier.open",
+            opener="inspection.model.vertex:VertexClassifier.open",
         ),
         Backend(
             "onnx",
@@ -135,7 +137,7 @@ BACKENDS: dict[str, Backend] = {
             grant=FOLDER_GRANT,
             distributions=("onnxruntime",),
             suffix=".onnx",
-            opener="inspection.classifiers:OnnxClassifier.open",
+            opener="inspection.model.onnx_model:OnnxClassifier.open",
         ),
         Backend(
             "tflite",
@@ -146,7 +148,7 @@ BACKENDS: dict[str, Backend] = {
             grant=FOLDER_GRANT,
             distributions=("ai-edge-litert", "flatbuffers"),
             suffix=".tflite",
-            opener="inspection.classifiers:TfliteClassifier.open",
+            opener="inspection.model.tflite:TfliteClassifier.open",
         ),
         Backend(
             "anomaly",
@@ -159,7 +161,7 @@ BACKENDS: dict[str, Backend] = {
             suffix=".npz",
             accepts=(".onnx",),
             maps=True,
-            opener="inspection.classifiers:AnomalyClassifier.open",
+            opener="inspection.model.anomaly:AnomalyClassifier.open",
         ),
     )
 }

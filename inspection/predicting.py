@@ -7,22 +7,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from inspection import (
-    claims,
-    events,
-    images,
-    layout,
-    logs,
-    model_card,
-    moving,
-    outcomes,
-    publishing,
-    routing,
-    storage,
-)
-from inspection.classifiers import Classifier
+from inspection import claims, events, layout, logs, moving, outcomes, publishing, routing, storage
 from inspection.labels import LabelMap
 from inspection.messages import Prediction, StorageObject
+from inspection.model import card as model_card
+from inspection.model import images
+from inspection.model.classifiers import Classifier
 from inspection.settings import PredictSettings
 
 PREDICTED = events.PREDICTED  # the log line of each published prediction; it carries latency_ms
@@ -98,7 +88,7 @@ class Assessment:
     model: str
     unclear_reason: str = ""
     unclear_detail: str = ""
-    anomaly: Any = field(default=None, compare=False, repr=False)  # inspection.anomaly.Scored
+    anomaly: Any = field(default=None, compare=False, repr=False)  # inspection.model.anomaly.Scored
 
     def prediction(self, source: storage.ObjectRef, heatmap: str = "") -> Prediction:
         """The message about `source` that says this."""
@@ -152,7 +142,7 @@ def _keep_heatmap(source: storage.ObjectRef, found: Assessment, settings: Predic
     routed = routing.decided_label(found.label, found.score, found.unclear_reason, settings.threshold)
     if routed == layout.OK:
         return ""
-    from inspection import anomaly
+    from inspection.model import anomaly
 
     name = layout.heatmap(source.bucket, source.name, source.generation)
     storage.create_once(

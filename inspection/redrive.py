@@ -39,9 +39,9 @@ from inspection import (
     review_index,
     storage,
 )
-from inspection.classifiers import Classifier
 from inspection.errors import Held
 from inspection.messages import StorageObject
+from inspection.model.classifiers import Classifier
 from inspection.settings import SweepSettings
 
 # The sweep's log lines that Monitoring counts (infra/monitoring.py).

@@ -43,9 +43,11 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime
 from pathlib import PurePosixPath
 
-from inspection import claims, images, layout, metadata, model_card, moving, predicting, routing, storage
+from inspection import claims, layout, metadata, moving, predicting, routing, storage
 from inspection.errors import ConfigError, Held
 from inspection.labels import LabelMap
+from inspection.model import card as model_card
+from inspection.model import images
 from inspection.routing import DEFAULT_THRESHOLD, parse_threshold
 from scripts import costs
 from scripts.training.datasets import IMAGE_SUFFIXES

@@ -17,10 +17,12 @@ import pytest
 from cloudevents.conversion import to_binary
 from PIL import Image, ImageDraw
 
-from inspection import anomaly, backends, images, layout, model_card, predicting
+from inspection import backends, layout, predicting
 from inspection.errors import ConfigError
 from inspection.labels import LabelMap
 from inspection.messages import Prediction
+from inspection.model import anomaly, images
+from inspection.model import card as model_card
 from scripts.local.vertex import VertexStandIn
 from scripts.training import anomalib_fixture, metrics, sample_data, train_anomaly
 from tests.helpers import make_function, storage_event

@@ -19,8 +19,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import numpy as np
 import pytest
 
-from inspection import classifiers, images, predicting, routing, storage
+from inspection import predicting, routing, storage
 from inspection.labels import LabelMap
+from inspection.model import classifiers, images
 from scripts import backfill
 from scripts.training.sample_data import draw_part
 from tests.faults import hook

@@ -315,7 +315,8 @@ def test_the_anomaly_map_lies_over_the_photo_and_the_reviewer_controls_it(
     """Issue 25: an unclear image with the anomaly map predict kept shows it over the photo, at the
     photo's exact place and size (M toggles it, the slider sets its opacity, a legend explains it);
     the next image, without a map, looks as it always did."""
-    from inspection import anomaly, backends, images, layout, metadata, review_index
+    from inspection import backends, layout, metadata, review_index
+    from inspection.model import anomaly, images
 
     bucket = make_bucket("prediction")
     _, model, _ = anomaly_sample
@@ -516,7 +517,8 @@ def test_a_decision_made_while_the_next_photo_is_on_its_way_shows_it_ready_to_de
 
 
 def test_the_audit_view_for_an_auditor_and_not_for_a_reviewer(page, make_bucket, tmp_path):
-    from inspection import anomaly, layout, metadata
+    from inspection import layout, metadata
+    from inspection.model import anomaly
     from review_app.decisions import Decisions
     from review_app.unclear_queue import Queue
     from scripts.local.sink import RecordSink

@@ -12,7 +12,7 @@ from cloudevents.conversion import to_binary
 from PIL import Image, ImageFilter
 
 from inspection.errors import ConfigError
-from inspection.model_card import ModelCard
+from inspection.model.card import ModelCard
 from tests.helpers import image_bytes, make_function, storage_event
 
 EDGE = Path(__file__).parent / "fixtures" / "edge"  # written by scripts/training/make_edge_fixture.py
@@ -57,8 +57,8 @@ def test_an_edge_model_runs_inside_predict_from_its_export_folder(buckets, monke
 def test_the_labels_come_from_inside_the_model_and_match_googles_own_reader(tmp_path):
     """The labels and normalisation our reader finds are what tflite-support's MetadataDisplayer
     (Google's reader, run when the fixture was made) printed for the same file."""
-    from inspection import tflite_metadata
-    from inspection.classifiers import TfliteClassifier
+    from inspection.model import tflite_metadata
+    from inspection.model.tflite import TfliteClassifier
 
     for kind in ("quantized", "float"):
         content = (EDGE / kind / "model.tflite").read_bytes()
@@ -76,7 +76,7 @@ def test_the_labels_come_from_inside_the_model_and_match_googles_own_reader(tmp_
 
 
 def test_a_legacy_export_reads_its_label_file_and_a_bare_model_is_refused(tmp_path):
-    from inspection.classifiers import TfliteClassifier
+    from inspection.model.tflite import TfliteClassifier
 
     assert TfliteClassifier(str(EDGE / "legacy" / "model.tflite")).labels == ["Defect", "Ok"]
     (tmp_path / "model.tflite").write_bytes((EDGE / "legacy" / "model.tflite").read_bytes())
@@ -86,7 +86,7 @@ def test_a_legacy_export_reads_its_label_file_and_a_bare_model_is_refused(tmp_pa
 
 def test_a_float_model_whose_normalisation_is_unknown_is_refused(tmp_path):
     """Guessing [0, 1] or [-1, 1] would cost accuracy silently; the export says, or we refuse."""
-    from inspection.classifiers import TfliteClassifier
+    from inspection.model.tflite import TfliteClassifier
 
     (tmp_path / "model.tflite").write_bytes((EDGE / "float-unnormalised" / "model.tflite").read_bytes())
     (tmp_path / "dict.txt").write_text("Defect\nOk\n")
@@ -100,7 +100,7 @@ def test_the_edge_preprocessing_is_tensorflows_resize_to_the_pixel():
     the pixel; PIL's default resize, which predict used before, is not."""
     import numpy as np
 
-    from inspection.images import resize_bilinear
+    from inspection.model.images import resize_bilinear
 
     reference = np.load(EDGE / "preprocessing.npz")
     for name in ("300x400", "97x131"):
@@ -117,7 +117,7 @@ def test_wide_and_transparent_images_reach_the_model_as_they_look(kind):
     whatever colour the transparent pixels carried."""
     import numpy as np
 
-    from inspection import images
+    from inspection.model import images
 
     if kind == "16-bit grey":
         source = Image.fromarray(np.arange(64 * 64, dtype=np.uint16).reshape(64, 64) * 16)

@@ -8,8 +8,8 @@ import zipfile
 import pytest
 from PIL import Image
 
-from inspection import images
 from inspection.limits import Limits
+from inspection.model import images
 from tests.helpers import image_bytes
 
 

@@ -624,7 +624,7 @@ def test_the_program_loads_none_of_the_runtime():
         "inspection.redrive",
         "inspection.outcomes",
         "inspection.storage",
-        "inspection.images",
-        "inspection.classifiers",
+        "inspection.model.images",
+        "inspection.model.classifiers",
     }
     assert cores.isdisjoint(loaded), sorted(cores & set(loaded))

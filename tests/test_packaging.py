@@ -63,6 +63,16 @@ def test_predict_ships_only_its_backends_runtime(served, ships, leaves_out):
         line.split("==")[0] for line in files["requirements.txt"].read_text().splitlines() if "==" in line
     }
     assert ships <= pins and not (leaves_out & pins)
+    # and the code of exactly the backends it serves (each in its own module: inspection/model/)
+    modules = {"vertex": "vertex", "onnx": "onnx_model", "tflite": "tflite"}
+    for backend, module in modules.items():
+        assert (f"inspection/model/{module}.py" in files) == (backend in served), (backend, served)
+    # the anomaly model's module always: predict draws the maps with it
+    assert {
+        "inspection/model/classifiers.py",
+        "inspection/model/__init__.py",
+        "inspection/model/anomaly.py",
+    } <= set(files)
 
 
 PREDICT = {
@@ -120,7 +130,7 @@ def test_each_zip_imports_its_entrypoint_in_a_clean_interpreter(tmp_path, kind, 
 def test_move_ships_neither_the_classifiers_nor_their_libraries():
     """Move never imports onnxruntime, numpy or Pillow, so it neither ships nor builds them."""
     files = dict((arcname, path) for path, arcname in packaging.function_files("move"))
-    assert "inspection/classifiers.py" not in files and "inspection/images.py" not in files
+    assert "inspection/model/classifiers.py" not in files and "inspection/model/images.py" not in files
     assert "inspection/predicting.py" not in files and "review_app" not in " ".join(files)
     pins = files["requirements.txt"].read_text()
     for heavy in ("onnxruntime", "numpy", "pillow"):

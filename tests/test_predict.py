@@ -231,7 +231,7 @@ def test_a_model_several_requests_open_at_once_is_downloaded_whole(make_bucket, 
     from under another (seen in the permission trace: FileNotFoundError on the .part file)."""
     import threading
 
-    from inspection import classifiers
+    from inspection.model import classifiers
 
     bucket = make_bucket("training")
     content = bytes(range(256)) * 4096

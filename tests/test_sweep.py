@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from inspection import claims, redrive, review_index, storage
-from inspection.classifiers import NoModel
+from inspection.model.classifiers import NoModel
 from inspection.settings import SweepSettings
 from tests.helpers import image_bytes, make_function, prediction, push_body
 

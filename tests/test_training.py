@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from cloudevents.conversion import to_binary
 
-from inspection.model_card import MEASURES, ModelCard
+from inspection.model.card import MEASURES, ModelCard
 from scripts.training import (
     evaluate,
     metrics,

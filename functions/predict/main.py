@@ -12,9 +12,10 @@ import functools
 import functions_framework
 from cloudevents.http import CloudEvent
 
-from inspection import calls, classifiers, logs, predicting
+from inspection import calls, logs, predicting
 from inspection.errors import Held, MessageError
 from inspection.messages import FINALIZED, StorageObject
+from inspection.model import classifiers
 from inspection.settings import PredictSettings
 
 SETTINGS = PredictSettings.from_env()  # a bad value stops the instance here, naming the variable

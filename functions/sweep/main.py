@@ -12,7 +12,8 @@ import functools
 import functions_framework
 from flask import Request, jsonify
 
-from inspection import calls, classifiers, redrive
+from inspection import calls, redrive
+from inspection.model import classifiers
 from inspection.settings import SweepSettings
 
 SETTINGS = SweepSettings.from_env()  # a bad value stops the instance here, naming the variable

@@ -114,7 +114,7 @@ def _decodable(found: list[Image | Skipped]) -> list[Image | Skipped]:
     """Each image checked with the loader predict uses; read in parallel, for gs:// sources."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from inspection import images
+    from inspection.model import images
 
     def check(item: Image | Skipped) -> Image | Skipped:
         if isinstance(item, Skipped):

@@ -17,10 +17,11 @@ import argparse
 import sys
 from dataclasses import dataclass
 
-from inspection import images, predicting
+from inspection import predicting
 from inspection.errors import ConfigError
 from inspection.labels import LabelMap
 from inspection.layout import DEFECT, OK
+from inspection.model import images
 from scripts.training import metrics
 from scripts.training.datasets import read_bytes, read_import_file, read_text, scan
 from scripts.training.models import ModelRef

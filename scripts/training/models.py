@@ -1,5 +1,5 @@
 """A model as the scripts name it: a `.onnx` or `.tflite` file (local or gs://), or a Vertex AI
-endpoint. Each opens through `inspection.classifiers.open_model`, the code predict serves with, and
+endpoint. Each opens through `inspection.model.classifiers.open_model`, the code predict serves with, and
 knows the `pulumi config set` lines that make predict serve it."""
 
 from __future__ import annotations
@@ -7,8 +7,9 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from inspection import backends, classifiers
+from inspection import backends
 from inspection.errors import ConfigError
+from inspection.model import classifiers
 
 FORMS = "a .onnx or .tflite file (a path or gs://…), or projects/P/locations/R/endpoints/ID"
 

@@ -5,7 +5,7 @@
     python -m scripts.training.train_anomaly data/train/ok_front models/anomaly.npz --test data/test
 
 No labels, no GPU, no torch: PaDiM's per-position Gaussians over a fixed geometric embedding
-(inspection/anomaly.py says why that suits round, centred cast parts, and where it does not). A
+(inspection/model/anomaly.py says why that suits round, centred cast parts, and where it does not). A
 share of the photos is held out: their scores place the edge of normal (0.5), and the card keeps
 their distribution, the photos' brightness, contrast and sharpness, and where the part sat in
 the frame, so that predict sends a photo from a moved camera to a person.
@@ -26,7 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
-from inspection import anomaly, model_card
+from inspection.model import anomaly
+from inspection.model import card as model_card
 
 HELD_OUT = 0.2
 
@@ -51,7 +52,7 @@ def _uris(source: str) -> list[str]:
 
 def _photos(sources: list[str]) -> list[tuple[str, object]]:
     """(uri, image) of every photo predict could use; the others are skipped, as predict rejects them."""
-    from inspection import images
+    from inspection.model import images
     from scripts.training.datasets import read_bytes
 
     found = []
@@ -150,7 +151,7 @@ def _write(model: anomaly.AnomalyModel, out: str) -> int:
 
 def auroc(model_path: str, test: Path) -> float:
     """Image AUROC over a folder of ok_* and def_* subfolders, scored by predict's own backend."""
-    from inspection import classifiers, images
+    from inspection.model import classifiers, images
     from scripts.training import metrics
 
     classifier = classifiers.open_model("anomaly", model_path)
@@ -169,7 +170,7 @@ def localisation(model_path: str, test: Path) -> tuple[int, int]:
     keeps it, scored by predict's own backend."""
     from PIL import Image, ImageFilter
 
-    from inspection import classifiers, images
+    from inspection.model import classifiers, images
     from scripts.training import sample_data
 
     classifier = classifiers.open_model("anomaly", model_path)

@@ -17,9 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
-from inspection import features, images, model_card
 from inspection.layout import DEFECT, LABELS
-from inspection.model_card import ModelCard
+from inspection.model import card as model_card
+from inspection.model import features, images
+from inspection.model.card import ModelCard
 from inspection.routing import DEFAULT_THRESHOLD
 from scripts.training import metrics
 from scripts.training.datasets import labelled_images

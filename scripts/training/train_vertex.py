@@ -29,11 +29,13 @@ import sys
 import time
 from dataclasses import dataclass
 
-from inspection import images, layout, model_card
-from inspection.classifiers import CARD_FILE
+from inspection import layout
 from inspection.errors import ConfigError
 from inspection.labels import LabelMap
-from inspection.model_card import ModelCard
+from inspection.model import card as model_card
+from inspection.model import images
+from inspection.model.card import ModelCard
+from inspection.model.classifiers import CARD_FILE
 from inspection.routing import DEFAULT_THRESHOLD
 from scripts.training import evaluate, metrics
 from scripts.training.datasets import read_bytes, read_import_file, read_text

@@ -30,6 +30,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from inspection import backends
+from inspection.model.card import UNUSUAL_INPUT, ModelCard
+from inspection.model.classifiers import Classification, local_model_path
+from inspection.model.images import LoadedImage
+
 SIZE = 256  # the working resolution
 PATCH = 4
 GRID = SIZE // PATCH
@@ -152,7 +157,7 @@ def embed(residual: np.ndarray) -> np.ndarray:
 def gray_of(image) -> np.ndarray:
     from PIL import Image
 
-    from inspection.images import grayscale
+    from inspection.model.images import grayscale
 
     return np.asarray(grayscale(image).resize((SIZE, SIZE), Image.Resampling.BILINEAR), np.float32)
 
@@ -284,3 +289,47 @@ def heatmap_png(heat: np.ndarray, size: int = 128) -> bytes:
     out = io.BytesIO()
     Image.fromarray(rgba, "RGBA").save(out, format="PNG", optimize=True)
     return out.getvalue()
+
+
+# --- the `anomaly` backend ----------------------------------------------------------------------------
+
+
+class AnomalyClassifier:
+    """How far an image is from the good parts a model learned: train_anomaly's `.npz`, or an
+    anomalib ONNX export run unchanged (AnomalyModel, AnomalibExport above)."""
+
+    @classmethod
+    def open(cls, location: str, opening: backends.Opening) -> AnomalyClassifier:
+        return cls(local_model_path(location), location)
+
+    def __init__(self, path: str, location: str = ""):
+        self.model = location or path
+        if path.endswith(".onnx"):
+            self._scorer = AnomalibExport(path)
+            card = None
+        else:
+            self._scorer = AnomalyModel.load(path)
+            card = self._scorer.card
+        self.card = ModelCard.parse(json.dumps(card), f"in {path}") if card else None
+        self._frame = (card or {}).get("frame") or {}
+
+    def classify(self, image: LoadedImage) -> Classification:
+        scored = self._scorer.score(image.image)
+        moved = self._moved(scored.frame)
+        return Classification(
+            {"defect": scored.score, "ok": 1.0 - scored.score},
+            self.model,
+            unclear_reason=UNUSUAL_INPUT if moved else "",
+            unclear_detail=moved,
+            anomaly=scored,
+        )
+
+    def _moved(self, frame) -> str:
+        """The camera moved, or this is another part: it sits outside where the good parts sat."""
+        for name in ("centre_offset", "radius"):
+            if name in self._frame:
+                low, high = self._frame[name]
+                value = getattr(frame, name)
+                if not low <= value <= high:
+                    return f"the part's {name} {value:.3f} is outside the training range [{low:g}, {high:g}]"
+        return ""

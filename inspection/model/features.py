@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-from inspection.images import grayscale
+from inspection.model.images import grayscale
 
 PREPROCESSING_VERSION = "geom-v1"
 INPUT_SIZE = 256

@@ -33,7 +33,7 @@ def measure(image) -> dict[str, float]:
     Laplacian) and size of a PIL image."""
     import numpy as np
 
-    from inspection.images import grayscale
+    from inspection.model.images import grayscale
 
     grey = grayscale(image)
     small = grey.resize((256, 256)) if max(grey.size) > 256 else grey  # the same scale for every image

@@ -1,0 +1,158 @@
+"""What every classifier backend shares, and the one way to open one. Each backend returns every
+class's confidence, keyed by the model's class name; each lives in its own module beside this one:
+
+- `vertex` (vertex.py): a Vertex AI endpoint's online prediction, over REST with google-auth, so
+  that the functions never import google-cloud-aiplatform (1.3 s per cold start).
+- `onnx` (onnx_model.py): a model file run with onnxruntime; its labels and preprocessing travel in
+  its metadata.
+- `tflite` (tflite.py): a Vertex AI AutoML Edge model exported as TF Lite, run with LiteRT.
+- `anomaly` (anomaly.py): a model of good parts alone, or an anomalib ONNX export; its normalised
+  score s becomes {"defect": s, "ok": 1 - s}, so the threshold decides as for the others.
+- `none` (here): no model yet (day zero). Every image goes to reviewers, whose decisions become the
+  first training set (scripts/training/retrain_from_reviews.py).
+
+The backend registry (inspection/backends.py) names each backend's opener, so a deployable imports
+only the backend it serves.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tempfile
+import threading
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+from inspection import backends, layout
+
+if TYPE_CHECKING:
+    from inspection.model.anomaly import AnomalyClassifier
+    from inspection.model.images import LoadedImage
+
+
+@dataclass(frozen=True)
+class Classification:
+    confidences: dict[str, float]
+    model: str
+    unclear_reason: str = ""  # set when a person must decide, whatever the scores say
+    unclear_detail: str = ""  # why, in words
+    anomaly: Any = None  # an anomaly model's score and map (inspection.model.anomaly.Scored), when one ran
+
+
+NO_MODEL = "none"
+
+
+class NoModel:
+    """Day zero: nothing to ask, so a person decides every image."""
+
+    card = None
+
+    @classmethod
+    def open(cls, location: str, opening: backends.Opening) -> NoModel:
+        return cls()
+
+    def classify(self, image: LoadedImage) -> Classification:
+        return Classification({"ok": 0.5, "defect": 0.5}, NO_MODEL, unclear_reason="no_model")
+
+
+class Classifier(Protocol):
+    def classify(self, image: LoadedImage) -> Classification: ...
+
+
+class SecondOpinion:
+    """A classifier, and beside it an anomaly model of good parts. The classifier's scores decide;
+    the anomaly model's score and map travel with them, so that predict can send a part the
+    classifier calls ok but that is unlike every good part to a person (predicting.assess), and show
+    them where to look. A moved camera, by the anomaly model's frame, is unusual input as well."""
+
+    def __init__(self, classifier: Classifier, anomaly: AnomalyClassifier):
+        self.classifier, self.anomaly = classifier, anomaly
+        self.card = getattr(classifier, "card", None)
+        self.model = getattr(classifier, "model", "")
+
+    def classify(self, image: LoadedImage) -> Classification:
+        decided = self.classifier.classify(image)
+        second = self.anomaly.classify(image)
+        if decided.unclear_reason or not second.unclear_reason:
+            return dataclasses.replace(decided, anomaly=second.anomaly)
+        return dataclasses.replace(
+            decided,
+            unclear_reason=second.unclear_reason,
+            unclear_detail=second.unclear_detail,
+            anomaly=second.anomaly,
+        )
+
+
+LABELS_FILE = "dict.txt"
+CARD_FILE = "card.json"
+
+
+def local_model_path(location: str, companions: tuple[str, ...] = ()) -> str:
+    """A gs:// model (and the files beside it that exist) is downloaded once per instance; a local
+    path is used as is."""
+    if not location.startswith("gs://"):
+        return location
+    from google.api_core import exceptions as gexc
+
+    from inspection import storage
+
+    bucket, name = layout.split_gs_uri(location)
+    # Keyed by the model object's generation: a model replaced at the same name is a new download,
+    # never a stale copy from an earlier one.
+    model = storage.client().bucket(bucket).get_blob(name)
+    if model is None:
+        raise gexc.NotFound(f"{location} does not exist")
+    folder = os.path.join(
+        tempfile.gettempdir(), f"model-{layout.digest(f'{bucket}/{name}')[:16]}-{model.generation}"
+    )
+    os.makedirs(folder, exist_ok=True)
+    prefix = name.rpartition("/")[0]
+    target = os.path.join(folder, os.path.basename(name))
+    for wanted, local in [
+        (name, target),
+        *((f"{prefix}/{c}".lstrip("/"), os.path.join(folder, c)) for c in companions),
+    ]:
+        if os.path.exists(local):
+            continue
+        # Download beside it, then rename: never a half-written file. One partial file per process
+        # and thread, since a new instance's first requests may all be opening the model.
+        partial = f"{local}.{os.getpid()}.{threading.get_ident()}.part"
+        try:
+            storage.client().bucket(bucket).blob(wanted).download_to_filename(partial)
+        except gexc.NotFound:
+            if wanted == name:
+                raise
+            continue
+        os.replace(partial, local)
+    return target
+
+
+def create(settings) -> Classifier:
+    """The backend the settings name; says so once when a model has no card."""
+    classifier = _create(settings)
+    if settings.backend != "none" and classifier.card is None:
+        from inspection import logs
+
+        logs.warning(
+            "the model has no card: images unlike its training images are not sent to a person",
+            model=getattr(classifier, "model", settings.backend),
+        )
+    return classifier
+
+
+def _create(settings) -> Classifier:
+    classifier = open_model(
+        settings.backend, settings.model, settings.vertex_api_endpoint, settings.max_request_bytes
+    )
+    if settings.second_opinion:
+        return SecondOpinion(classifier, open_model(backends.SECOND_OPINION, settings.second_opinion))
+    return classifier
+
+
+def open_model(
+    backend: str, location: str, vertex_api_endpoint: str = "", max_request_bytes: int = 0
+) -> Classifier:
+    """One backend's classifier for one model: predict, the sweep, evaluate and promote all open
+    models here, so a model is judged by exactly the code that serves it."""
+    return backends.get(backend).open(location, backends.Opening(vertex_api_endpoint, max_request_bytes))
