@@ -38,7 +38,7 @@ bench: $(STAMP)
 docs: $(STAMP)
 	$(BIN)/python -m scripts.iam_trace
 	$(BIN)/python -m scripts.iam_doc > docs/iam.md.tmp && mv docs/iam.md.tmp docs/iam.md
-	$(BIN)/python -m infra.gcp_rules > docs/gcp-rules.md.tmp && mv docs/gcp-rules.md.tmp docs/gcp-rules.md
+	$(BIN)/python -m scripts.program.gcp_rules > docs/gcp-rules.md.tmp && mv docs/gcp-rules.md.tmp docs/gcp-rules.md
 
 iam-doc: docs
 

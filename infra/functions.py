@@ -20,9 +20,11 @@ import pulumi_gcp as gcp
 
 from infra import packaging
 from infra.context import Context
-from infra.iam import Grant, Grants, bucket_condition, sa
+from infra.grants import move as move_grants
+from infra.grants import predict as predict_grants
+from infra.grants.common import model_grant
+from infra.iam import Grant, Grants, sa
 from infra.waits import propagation_wait
-from inspection import backends, layout
 from inspection.messages import FINALIZED
 from inspection.settings import MoveSettings, PredictSettings
 
@@ -126,7 +128,7 @@ class Functions(pulumi.ComponentResource):
             description="Classify each photo finalized in the inbound bucket and publish it",
             account=a.predict,
             env=PredictSettings.environment(**predict_fields(ctx)),
-            grants=functools.partial(self._predict_grants, ctx),
+            grants=functools.partial(predict_grants.grants, ctx),
             invoker=(
                 "trigger",
                 sa(a.trigger.email),
@@ -161,7 +163,7 @@ class Functions(pulumi.ComponentResource):
                 inbound_bucket=buckets.inbound.name,
                 line_segment=s.line_segment,
             ),
-            grants=functools.partial(self._move_grants, ctx),
+            grants=functools.partial(move_grants.grants, ctx),
             invoker=(
                 "pusher",
                 sa(a.pusher.email),
@@ -173,144 +175,6 @@ class Functions(pulumi.ComponentResource):
         )
         self.grants = self.predict.grants + self.move.grants
         self.register_outputs({"predict_uri": self.predict.uri, "move_uri": self.move.uri})
-
-    @staticmethod
-    def _predict_grants(ctx: Context, iam: Grants, member) -> None:
-        """Predict reads and quarantines photos, advances its claims, publishes, and is triggered."""
-        buckets, messaging, roles = ctx.buckets, ctx.messaging, ctx.roles
-        take, place = roles.name("objectTake"), roles.name("objectPlace")
-        iam.bucket(
-            "iam-predict-inbound",
-            buckets.inbound,
-            member,
-            take,
-            "predict reads each new photo, and removes an unusable one after quarantining it",
-        )
-        iam.bucket(
-            "iam-predict-prediction",
-            buckets.prediction,
-            member,
-            place,
-            "predict quarantines unusable files in rejected/, and keeps the anomaly maps of images "
-            "for a person or defect/ in heatmaps/, without overwriting anything",
-        )
-        claim_advance(iam, roles, buckets, member, "predict")
-        iam.topic(
-            "iam-predict-publish",
-            messaging.predictions,
-            member,
-            "roles/pubsub.publisher",
-            "predict publishes each prediction",
-        )
-        trigger_grants(iam, ctx)
-
-    @staticmethod
-    def _move_grants(ctx: Context, iam: Grants, member) -> None:
-        """Move takes each photo out of inbound, places it, advances its claims, and dead-letters."""
-        buckets, messaging, roles = ctx.buckets, ctx.messaging, ctx.roles
-        take, place = roles.name("objectTake"), roles.name("objectPlace")
-        iam.bucket(
-            "iam-move-inbound",
-            buckets.inbound,
-            member,
-            take,
-            "move copies the photo out of inbound and deletes exactly the copied generation",
-        )
-        iam.bucket(
-            "iam-move-prediction",
-            buckets.prediction,
-            member,
-            place,
-            "move writes ok/, defect/ and unclear/ without overwriting, and reads its copies back",
-        )
-        claim_advance(iam, roles, buckets, member, "move")
-        iam.topic(
-            "iam-move-dead-letter",
-            messaging.dead_letter,
-            member,
-            "roles/pubsub.publisher",
-            "move sends messages it cannot parse to the dead-letter topic",
-        )
-
-
-def trigger_grants(iam: Grants, ctx: Context) -> None:
-    """What a storage trigger needs in the project. The Cloud Storage agent's publisher binding is
-    the same binding in every stack of the project, so it outlives this one on destroy."""
-    s, agents = ctx.settings, ctx.agents
-    shared = Grants(iam.parent, iam.after, retain=True)
-    shared.project(
-        "iam-gcs-agent-publisher",
-        s.project,
-        sa(agents.gcs),
-        "roles/pubsub.publisher",
-        "the Cloud Storage service agent publishes object events to the topic Eventarc creates for the "
-        "trigger; that topic does not exist before the trigger, so the grant is on the project (kept on "
-        "destroy: every stack's trigger relies on this one binding)",
-    )
-    iam.grants += shared.grants
-    iam.project(
-        "iam-trigger-event-receiver",
-        s.project,
-        sa(ctx.accounts.trigger.email),
-        "roles/eventarc.eventReceiver",
-        "the trigger's identity receives the storage events; Eventarc accepts this role only on the project",
-    )
-
-
-def claim_advance(iam: Grants, roles, buckets, member, key: str) -> None:
-    """Overwriting an object needs storage.objects.delete as well as create
-    (https://cloud.google.com/storage/docs/access-control/iam-json); a move overwrites only its
-    own claim, so the grant admits claims/ and nothing else."""
-    iam.bucket(
-        f"iam-{key}-claims",
-        buckets.prediction,
-        member,
-        roles.name("claimAdvance"),
-        f"{key} records each move's progress in its claim, which replaces the claim object",
-        condition=bucket_condition("only claims/", buckets.prediction.name, layout.CLAIMS),
-    )
-
-
-def model_grant(iam: Grants, ctx: Context, member, key: str) -> None:
-    """Access to exactly the configured models (a classifier's, and an anomaly model beside it), only
-    when configured; the backend says which kind (inspection/backends.py). A model in one of our
-    buckets makes the grant wait for it."""
-    s, roles, buckets = ctx.settings, ctx.roles, ctx.buckets
-    for index, (backend, location) in enumerate(s.served):
-        name = f"iam-{key}-model" if index == 0 else f"iam-{key}-second-opinion"
-        if backend.grant == backends.ENDPOINT_GRANT:
-            endpoint = Grants(iam.parent, [*iam.after, ctx.apis.service("aiplatform")])
-            _, _, _, region, _, endpoint_id = location.split("/")
-            endpoint.endpoint(
-                f"iam-{key}-vertex",
-                s.project,
-                region,
-                endpoint_id,
-                member,
-                roles.name("predictOnly"),
-                f"{key} asks the endpoint for online predictions, and nothing else",
-            )
-            iam.grants += endpoint.grants
-        elif backend.grant == backends.FOLDER_GRANT:
-            bucket_name, path = layout.split_gs_uri(location)
-            folder = path.rpartition("/")[0]
-            ours = buckets.by_name.get(bucket_name)
-            # A project's custom role can be granted only inside that project
-            # (https://cloud.google.com/iam/docs/understanding-custom-roles), and a bucket this stack
-            # does not declare may be another project's: there the predefined reader role stands in.
-            iam.bucket(
-                name,
-                ours if ours is not None else bucket_name,
-                member,
-                roles.name("objectRead") if ours is not None else "roles/storage.objectViewer",
-                f"{key} downloads the {'model' if index == 0 else 'anomaly model beside it'} once per "
-                "instance, from the folder models live in",
-                condition=bucket_condition(f"only {folder}", bucket_name, folder) if folder else None,
-                untraced=""
-                if ours is not None
-                else "the model's bucket is not this stack's and may be another project's, where this "
-                "project's custom roles cannot be granted; the reader role also lists the folder",
-            )
 
 
 def predict_fields(ctx: Context) -> dict:

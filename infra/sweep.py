@@ -17,8 +17,9 @@ import pulumi
 import pulumi_gcp as gcp
 
 from infra.context import Context
-from infra.functions import CloudFunction, claim_advance, predict_fields
-from infra.iam import Grants, sa
+from infra.functions import CloudFunction, predict_fields
+from infra.grants import sweep as sweep_grants
+from infra.iam import sa
 from infra.waits import propagation_wait
 from inspection.settings import SweepSettings
 
@@ -45,7 +46,7 @@ class Sweep(pulumi.ComponentResource):
                 held_subscription=messaging.dead_letter_held.id,
                 redrive_after_s=s.redrive_after_minutes * 60,
             ),
-            grants=functools.partial(self._grants, ctx),
+            grants=functools.partial(sweep_grants.grants, ctx),
             invoker=("sweeper", member, "Cloud Scheduler calls the sweep with the sweeper's OIDC token"),
             classifies=True,
             max_instances=1,
@@ -77,39 +78,3 @@ class Sweep(pulumi.ComponentResource):
             ),
         )
         self.register_outputs({"sweep_uri": uri})
-
-    @staticmethod
-    def _grants(ctx: Context, iam: Grants, member) -> None:
-        """The sweep finds stranded photos, quarantines, marks and counts, publishes, and replays held
-        messages (the model grant is CloudFunction's, as predict's)."""
-        buckets, messaging, roles = ctx.buckets, ctx.messaging, ctx.roles
-        iam.bucket(
-            "iam-sweeper-inbound",
-            buckets.inbound,
-            member,
-            roles.name("objectRedrive"),
-            "the sweep lists inbound for stranded images, reads them, and quarantines unusable ones",
-        )
-        iam.bucket(
-            "iam-sweeper-prediction",
-            buckets.prediction,
-            member,
-            roles.name("objectQueue"),
-            "the sweep quarantines unusable files in rejected/, marks what it re-drove, counts the "
-            "unclear/ queue for the alerts and gives lost queue entries back",
-        )
-        claim_advance(iam, roles, buckets, member, "sweeper")
-        iam.topic(
-            "iam-sweeper-publish",
-            messaging.predictions,
-            member,
-            "roles/pubsub.publisher",
-            "the sweep publishes predictions of stranded images, and dead-lettered ones again",
-        )
-        iam.subscription(
-            "iam-sweeper-held",
-            messaging.dead_letter_held,
-            member,
-            roles.name("messagesConsume"),
-            "the sweep takes dead-lettered predictions off the held subscription to replay them",
-        )

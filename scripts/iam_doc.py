@@ -133,7 +133,7 @@ TRACED = """
 the pipeline, redeliveries, the dead letter, the sweep, a reviewer's session, the audit view, and
 predict and the sweep against a Vertex AI endpoint) and records each request where it leaves our
 code. `tests/test_permissions.py` fails when a call is not allowed by the grants above (Google's
-per-method permissions: `infra/permission_map.py`), or a granted permission is in no call.
+per-method permissions: `scripts/program/permission_map.py`), or a granted permission is in no call.
 Objects are shown by folder.
 """
 
@@ -141,7 +141,7 @@ Objects are shown by folder.
 def render() -> str:
     from infra import iam
     from infra.identity import ACCOUNTS
-    from infra.mocks import dev_config, run_program
+    from scripts.program.mocks import dev_config, run_program
 
     config = dev_config()
     prefix, project = config["quality-inspection:prefix"], config["gcp:project"]

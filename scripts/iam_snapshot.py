@@ -1,4 +1,4 @@
-"""Write infra/iam_roles.json: what Google says the predefined roles we grant contain.
+"""Write scripts/program/iam_roles.json: what Google says the predefined roles we grant contain.
 
     .venv/bin/python -m scripts.iam_snapshot PATH   (a checkout, or a git directory, of
                                                      https://github.com/iann0036/iam-dataset)
@@ -6,9 +6,9 @@
 iam-dataset keeps Google's role definitions (`gcp/roles/<role>.json`, as the IAM API's roles.get
 answers them: https://cloud.google.com/iam/docs/roles-permissions) and its method-to-permission
 map (`gcp/map.json`). The snapshot holds only what the program needs: the predefined roles it
-grants in any of its settings (infra/mocks.py VARIANTS), every permission Google lists for the
+grants in any of its settings (scripts/program/mocks.py VARIANTS), every permission Google lists for the
 services our custom roles use (so that a misspelt or retired permission is caught), and the map's
-rows for the methods we call (a cross-check of infra/permission_map.py). It names its source, the
+rows for the methods we call (a cross-check of scripts/program/permission_map.py). It names its source, the
 commit and the day it was taken. Run it again when a role's definition may have changed.
 """
 
@@ -21,7 +21,7 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-OUT = Path(__file__).resolve().parents[1] / "infra" / "iam_roles.json"
+OUT = Path(__file__).resolve().parent / "program" / "iam_roles.json"
 SOURCE = "https://github.com/iann0036/iam-dataset"
 
 
@@ -55,7 +55,7 @@ class Dataset:
 
 def granted_roles() -> list[str]:
     """Every predefined role the program grants, in any of its settings."""
-    from infra.mocks import VARIANTS, dev_config, run_program
+    from scripts.program.mocks import VARIANTS, dev_config, run_program
 
     roles = set()
     for overrides in VARIANTS.values():

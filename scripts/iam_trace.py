@@ -6,10 +6,10 @@ the grants the program declares for its account, and every permission those gran
 
 The calls come from scripts/local/trace.py (a fixed workload through every deployable on the
 emulators, under the example stack's names). Each call becomes the permissions Google checks for
-it (infra/permission_map.py), on the resource it names. The grants come from the program itself,
-run under mocks with the setting the call was made in (infra/mocks.py VARIANTS): a grant allows a
+it (scripts/program/permission_map.py), on the resource it names. The grants come from the program itself,
+run under mocks with the setting the call was made in (scripts/program/mocks.py VARIANTS): a grant allows a
 call when its role holds the permission (predefined roles from the dated snapshot
-infra/iam_roles.json, custom roles from infra/iam.py), it is on that resource or one above it, and
+scripts/program/iam_roles.json, custom roles from infra/iam.py), it is on that resource or one above it, and
 its IAM condition, evaluated by a real CEL implementation, admits the resource's name.
 
 Three findings fail it:
@@ -36,7 +36,7 @@ from inspection import layout
 
 ROOT = Path(__file__).resolve().parents[1]
 SUMMARY = ROOT / "docs" / "iam-trace.json"
-ROLES = ROOT / "infra" / "iam_roles.json"
+ROLES = ROOT / "scripts" / "program" / "iam_roles.json"
 DEPLOYABLES = ("predict", "move", "sweep", "review", "audit")
 # The folders our code names (inspection/layout.py); anything else is a name a camera chose.
 FOLDERS = frozenset(
@@ -87,7 +87,7 @@ class Program:
     @cache
     def of(cls, variant: str) -> Program:
         from infra import iam
-        from infra.mocks import VARIANTS, dev_config, run_program
+        from scripts.program.mocks import VARIANTS, dev_config, run_program
 
         config = dev_config(**VARIANTS[variant])
         program = cls(variant, config["gcp:project"], config["quality-inspection:prefix"])
@@ -211,7 +211,7 @@ class Use:
 
 
 def uses(calls) -> list[Use]:
-    from infra.permission_map import SOURCE, needs
+    from scripts.program.permission_map import SOURCE, needs
 
     found = []
     for call in calls:

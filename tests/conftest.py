@@ -17,7 +17,7 @@ _names = itertools.count()
 def day_zero():
     """The Pulumi program under mocks with the example stack as committed: (mocks, ledger), run once
     for every test that only reads it (a test that varies a setting runs its own)."""
-    from infra.mocks import dev_config, run_program
+    from scripts.program.mocks import dev_config, run_program
 
     return run_program(dev_config())
 

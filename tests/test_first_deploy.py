@@ -2,7 +2,7 @@
 
 Mocks cannot see GCP's rules, so each rule the first deploy depends on is one check here, with its
 source, applied to the whole resource graph the program registers: inputs, explicit `depends_on`
-and the resources each input came from (infra.mocks records what the engine would be told).
+and the resources each input came from (scripts.program.mocks records what the engine would be told).
 docs/gcp-rules.md lists the same rules for people.
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from infra.mocks import PROJECT_NUMBER, dev_config, run_program
+from scripts.program.mocks import PROJECT_NUMBER, dev_config, run_program
 
 REGION = "europe-west4"
 FUNCTION = "gcp:cloudfunctionsv2/function:Function"
@@ -470,7 +470,7 @@ MEMBER_CONFIGS = {
 def test_no_configuration_registers_two_resources_with_one_urn(name):
     """Issue 29, finding 2: members that differ only by punctuation got the same resource name, and
     the engine refuses a duplicate URN at preview. Mocks do not, so run_program checks it as the
-    engine would (infra/mocks.py) and raises DuplicateUrn."""
+    engine would (scripts/program/mocks.py) and raises DuplicateUrn."""
     mocks, _ = run_program(dev_config(**MEMBER_CONFIGS[name]))
     assert mocks.duplicates == [] and len(mocks.urns) > 100
 

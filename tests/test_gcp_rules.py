@@ -1,4 +1,4 @@
-"""docs/gcp-rules.md is true to the rules the program relies on: generated from infra/gcp_rules.py,
+"""docs/gcp-rules.md is true to the rules the program relies on: generated from scripts/program/gcp_rules.py,
 every rule cites a public source and names tests that exist, and every address the program's code
 cites as a source is one of the rules'."""
 
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from infra import gcp_rules
+from scripts.program import gcp_rules
 
 pytestmark = pytest.mark.unit
 

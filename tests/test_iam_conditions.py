@@ -15,7 +15,7 @@ import celpy
 import pytest
 from lark import Tree
 
-from infra.mocks import MODEL_ANOMALY, PROJECT_NUMBER, VARIANTS, dev_config, run_program
+from scripts.program.mocks import MODEL_ANOMALY, PROJECT_NUMBER, VARIANTS, dev_config, run_program
 
 pytestmark = pytest.mark.unit
 

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from infra.mocks import PROJECT_NUMBER, dev_config, run_program
+from scripts.program.mocks import PROJECT_NUMBER, dev_config, run_program
 
 PROJECT = "my-factory-project"
 SA = f"@{PROJECT}.iam.gserviceaccount.com"

@@ -13,10 +13,10 @@ from cloudevents.conversion import to_binary
 
 from infra import monitoring
 from infra import records as records_infra
-from infra.mocks import dev_config, run_program
 from inspection import predicting, publishing
 from inspection.messages import Prediction
 from review_app import create_app
+from scripts.program.mocks import dev_config, run_program
 from tests.helpers import image_bytes, logged, make_function, storage_event
 from tests.logging_query import matches
 from tests.review_helpers import Reviewer

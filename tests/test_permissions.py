@@ -3,8 +3,8 @@ grants the Pulumi program declares for its account.
 
 The calls are recorded where they leave our code (the storage emulator's proxy, and our Pub/Sub,
 Vertex AI, IAM and BigQuery adapters); what each needs is Google's per-method table
-(infra/permission_map.py, cross-checked with iann0036/iam-dataset); what a predefined role holds
-is the dated snapshot infra/iam_roles.json; IAM conditions are evaluated by a CEL implementation.
+(scripts/program/permission_map.py, cross-checked with iann0036/iam-dataset); what a predefined role holds
+is the dated snapshot scripts/program/iam_roles.json; IAM conditions are evaluated by a CEL implementation.
 A permission taken away is a 403 named at the line that makes the call; a permission granted and
 never used is a finding too."""
 
@@ -16,11 +16,11 @@ from collections import defaultdict
 import pytest
 
 from infra import iam
-from infra.mocks import VARIANTS
-from infra.permission_map import DATASET_NAMES, needs
 from inspection import layout
 from scripts import iam_trace
 from scripts.iam_trace import DEPLOYABLES, Program
+from scripts.program.mocks import VARIANTS
+from scripts.program.permission_map import DATASET_NAMES, needs
 
 pytestmark = pytest.mark.emulator
 

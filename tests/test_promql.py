@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from infra import monitoring
-from infra.mocks import dev_config, run_program
+from scripts.program.mocks import dev_config, run_program
 
 pytestmark = pytest.mark.unit
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from infra.mocks import dev_config, run_program
+from scripts.program.mocks import dev_config, run_program
 
 pytestmark = pytest.mark.unit
 

@@ -184,7 +184,7 @@ def test_a_list_that_names_no_one_or_is_not_set_admits_no_one(make_app, iap, lis
 def deployed():
     """The review and audit services as the Pulumi program declares them: each one's environment,
     and who IAP admits to it (its service-level bindings)."""
-    from infra.mocks import dev_config, run_program
+    from scripts.program.mocks import dev_config, run_program
 
     mocks, _ = run_program(
         dev_config(

@@ -49,7 +49,7 @@ class Traced:
     source: str = ""
     overwrote: bool = False
     origin: str = ""
-    setting: str = ""  # the stack setting it ran under (infra/mocks.py VARIANTS): onnx, vertex
+    setting: str = ""  # the stack setting it ran under (scripts/program/mocks.py VARIANTS): onnx, vertex
 
 
 def _object(bucket: str, name: str) -> str:
@@ -110,7 +110,7 @@ class Recorder:
 
 def run(workdir: Path | None = None) -> list[Traced]:
     """Drive every deployable through its paths; returns every call made (the harness's too)."""
-    from infra.mocks import MODEL_ANOMALY, MODEL_ONNX, VERTEX_ENDPOINT, dev_config
+    from scripts.program.mocks import MODEL_ANOMALY, MODEL_ONNX, VERTEX_ENDPOINT, dev_config
 
     config = dev_config()
     prefix, project = config["quality-inspection:prefix"], config["gcp:project"]
