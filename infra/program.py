@@ -83,7 +83,7 @@ NEXT_STEPS = """\
 2. Watch it routed:  gcloud storage ls -r gs://{prediction}/
 3. Review unclear:   {review_url}  (reviewers: pulumi config set --path 'reviewers[N]' user:…)
 4. Dead letters:     gcloud pubsub subscriptions pull {held} --limit 10
-5. Re-drive now:     python -m scripts.redrive --job {job}
+5. Re-drive now:     python -m scripts.sweep --job {job}
 6. Audit:            {audit_url}  (auditors: pulumi config set --path 'auditors[N]' user:…)
 7. The records:      bq query --use_legacy_sql=false 'SELECT COUNT(*) FROM `{records}.*`'
 """

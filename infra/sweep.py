@@ -1,10 +1,10 @@
 """The re-drive sweep: a function that Cloud Scheduler calls every few minutes, on its own account.
 
 It runs predict's core on inbound images older than `redriveAfterMinutes` and publishes again the
-predictions the push subscription gave up on (inspection/redrive.py). Its ingress is internal:
+predictions the push subscription gave up on (inspection/sweep.py). Its ingress is internal:
 Cloud Scheduler in the same project counts as internal traffic
 (https://cloud.google.com/run/docs/securing/ingress), and a person who wants a sweep now runs the
-job (`python -m scripts.redrive`, which asks Cloud Scheduler to run it), so nothing outside
+job (`python -m scripts.sweep`, which asks Cloud Scheduler to run it), so nothing outside
 Google's network can reach the function. Cloud Scheduler signs its call with an OIDC token for the
 sweeper account (https://cloud.google.com/scheduler/docs/http-target-auth).
 """

@@ -4,7 +4,7 @@ The vocabulary alone (cosmicpython's `domain/events.py`): it imports nothing, so
 declares its log-based metrics and the records sink from these names without loading the code that
 writes the lines. The record types themselves (their fields, their queue changes) are in
 inspection/outcomes.py; the lines are written by predict (inspection/predicting.py), move
-(functions/move/main.py) and the sweep (inspection/redrive.py).
+(functions/move/main.py) and the sweep (inspection/sweep.py).
 """
 
 from __future__ import annotations

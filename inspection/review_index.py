@@ -6,7 +6,7 @@ would wait behind newer ones. The index costs one small write when an image's mo
 recorded (after its source is deleted, so a reviewer is never served a copy whose move might still
 copy again) and one delete when a reviewer decides it; the review app reads one bounded page of it
 per next image, whatever the queue's length. An entry whose image is gone is dropped the next time
-it is met; the sweep adds entries for unclear images that have none (inspection/redrive.py).
+it is met; the sweep adds entries for unclear images that have none (inspection/sweep.py).
 """
 
 from __future__ import annotations

@@ -491,7 +491,7 @@ def test_a_renamed_grant_keeps_its_earlier_name_as_an_alias_where_that_name_was_
 def test_the_sweep_admits_only_internal_traffic(graph):
     """Issue 21, finding 11: Cloud Scheduler in the same project counts as internal traffic
     (https://cloud.google.com/run/docs/securing/ingress), so the sweep needs no public ingress; a
-    person runs the job instead (scripts/redrive.py)."""
+    person runs the job instead (scripts/sweep.py)."""
     for function in graph.of_type("Function"):
         assert graph.inputs[function]["serviceConfig"]["ingressSettings"] == "ALLOW_INTERNAL_ONLY", function
 

@@ -621,7 +621,7 @@ def test_the_program_loads_none_of_the_runtime():
         "inspection.claims",
         "inspection.predicting",
         "inspection.moving",
-        "inspection.redrive",
+        "inspection.sweep",
         "inspection.outcomes",
         "inspection.storage",
         "inspection.model.images",

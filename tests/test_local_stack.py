@@ -225,7 +225,7 @@ def test_redrive_by_hand_runs_the_sweep_of_the_running_demo(small_model, isolate
         (tmp_path / "stack.json").write_text(json.dumps(running))
         time.sleep(1.2)
         result = subprocess.run(
-            [sys.executable, "-m", "scripts.redrive", "--state", str(tmp_path)],
+            [sys.executable, "-m", "scripts.sweep", "--state", str(tmp_path)],
             capture_output=True,
             text=True,
             timeout=120,

@@ -224,10 +224,10 @@ def test_the_defect_rate_alert_is_the_p_chart_control_limit():
 
 
 def test_a_sweep_now_runs_the_scheduler_job_rather_than_calling_the_function(monkeypatch, capsys):
-    """The sweep admits only internal traffic (issue 21, finding 11), so `scripts.redrive --job` asks
+    """The sweep admits only internal traffic (issue 21, finding 11), so `scripts.sweep --job` asks
     Cloud Scheduler to run the job now: POST v1/{job}:run
     (https://cloud.google.com/scheduler/docs/reference/rest/v1/projects.locations.jobs/run)."""
-    from scripts import redrive
+    from scripts import sweep
 
     job = "projects/my-factory-project/locations/europe-west4/jobs/acme-qi-redrive"
     asked = []
@@ -237,9 +237,9 @@ def test_a_sweep_now_runs_the_scheduler_job_rather_than_calling_the_function(mon
             asked.append(url)
             return type("Answer", (), {"status_code": 200, "json": lambda self: {"name": job}, "text": ""})()
 
-    original = redrive.run_job
-    monkeypatch.setattr(redrive, "run_job", lambda name: original(name, Scheduler()))
-    assert redrive.main(["--job", job]) == 0
+    original = sweep.run_job
+    monkeypatch.setattr(sweep, "run_job", lambda name: original(name, Scheduler()))
+    assert sweep.main(["--job", job]) == 0
     assert asked == [f"https://cloudscheduler.googleapis.com/v1/{job}:run"]
     assert "Cloud Scheduler is running" in capsys.readouterr().out
     with pytest.raises(SystemExit, match="is not projects/"):

@@ -1,4 +1,4 @@
-"""The re-drive sweep (inspection/redrive.py), run on the emulators at chosen moments: a stranded image
+"""The re-drive sweep (inspection/sweep.py), run on the emulators at chosen moments: a stranded image
 is published at most once per REDRIVE_AFTER_SECONDS, one held for a person is counted and left alone,
 and an unclear image that lost its place in the reviewers' queue gets it back."""
 
@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from inspection import claims, redrive, review_index, storage
+from inspection import claims, review_index, storage, sweep
 from inspection.model.classifiers import NoModel
 from inspection.settings import SweepSettings
 from tests.helpers import image_bytes, make_function, prediction, push_body
@@ -39,8 +39,8 @@ def env(monkeypatch, make_bucket, topic):
     publishing.unregister_local(values["HELD_SUBSCRIPTION"])
 
 
-def sweep_at(settings, when: datetime) -> redrive.SweepReport:
-    return redrive.sweep(settings, NoModel, now=when)
+def sweep_at(settings, when: datetime) -> sweep.SweepReport:
+    return sweep.run(settings, NoModel, now=when)
 
 
 def test_a_stranded_image_is_published_at_most_once_per_window(env):
@@ -111,7 +111,7 @@ def test_a_held_move_costs_nothing_per_sweep_until_a_person_releases_it(env, cap
     """Issue 30, finding 4: with every name for the copy taken, the claim stayed readable, so every
     window re-drove the image and move held it again: 8 images gave 24 held messages in 2 sweeps.
     The claim now says `held`; the sweep counts it and leaves it alone until `--release`."""
-    from scripts import redrive as redrive_cli
+    from scripts import sweep as sweep_cli
 
     inbound, predicted, topic, settings = env
     blob = inbound.blob("line-1/part.jpeg")
@@ -129,13 +129,13 @@ def test_a_held_move_costs_nothing_per_sweep_until_a_person_releases_it(env, cap
 
     predicted.blob(f"ok/{blob.name}").delete()  # a person frees the name the move wanted
     uri = storage.ObjectRef(inbound.name, blob.name, blob.generation).uri
-    assert redrive_cli.main(["--release", uri, "--prediction-bucket", predicted.name]) == 0
+    assert sweep_cli.main(["--release", uri, "--prediction-bucket", predicted.name]) == 0
     assert "released" in capsys.readouterr().out
     report = sweep_at(settings, stranded + timedelta(seconds=5 * WINDOW_S))
     assert (report.redriven, report.held_for_people) == (1, 0)
     [again] = topic.read(expect=1)
     assert json.loads(again.data)["name"] == blob.name  # predicted again; move now finds a free name
-    assert redrive_cli.main(["--release", uri, "--prediction-bucket", predicted.name]) == 1
+    assert sweep_cli.main(["--release", uri, "--prediction-bucket", predicted.name]) == 1
 
 
 def claims_names(blob) -> list[str]:

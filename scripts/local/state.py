@@ -1,4 +1,4 @@
-"""Where a running demo says where its services are, for `scripts.local.upload` and `scripts.redrive`."""
+"""Where a running demo says where its services are, for `scripts.local.upload` and `scripts.sweep`."""
 
 from __future__ import annotations
 

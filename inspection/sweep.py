@@ -2,7 +2,7 @@
 reviewers' queue unnoticed.
 
 Run on a schedule (Cloud Scheduler → the `sweep` function; a timer in the local stack) and on
-demand (`python -m scripts.redrive`). It is safe to repeat and to overlap with normal delivery,
+demand (`python -m scripts.sweep`). It is safe to repeat and to overlap with normal delivery,
 because every move carries out the one decision recorded for its source generation (the claim,
 inspection/claims.py), however many predictions arrive for it.
 
@@ -11,7 +11,7 @@ inspection/claims.py), however many predictions arrive for it.
    REDRIVE_AFTER_SECONDS however often the sweep runs (a marker per image and window,
    `redrive/<hash>-<window>`). One whose move is held for a person (its claim cannot be read, or
    says `held`: every name for the copy is taken) is counted, not re-driven: the dead letter move
-   wrote already says why, and `python -m scripts.redrive --release` lets it go on.
+   wrote already says why, and `python -m scripts.sweep --release` lets it go on.
 2. Every prediction the push subscription gave up on (it reached the dead-letter topic after its
    delivery attempts, e.g. during a move outage) is published again and acknowledged. Messages
    move itself dead-lettered (unreadable, or held) stay held for a person.
@@ -68,7 +68,7 @@ class SweepReport:
     oldest_unclear_s: float = 0.0  # how long the oldest of them has waited for a person
 
 
-def sweep(
+def run(
     settings: SweepSettings, classifier: Callable[[], Classifier], now: datetime | None = None
 ) -> SweepReport:
     """One pass over inbound, the dead-letter subscription and the queue; returns what it found and did."""
@@ -98,7 +98,7 @@ def _redrive(blob, age: float, settings: SweepSettings, classifier, report: Swee
         return
     if claim is not None and claim.held:
         # Move said why when it held it (a dead letter and an ERROR line); re-driving it every window
-        # would only say it again. A person releases it: scripts.redrive --release.
+        # would only say it again. A person releases it: scripts.sweep --release.
         report.held_for_people += 1
         return
     if not _first_in_window(settings, source, now):

@@ -1,8 +1,8 @@
 """Re-drive now: stranded inbound images and dead-lettered predictions, by hand.
 
-    python -m scripts.redrive --job "$(pulumi stack output redrive_job)"
-    python -m scripts.redrive                    # the running `make demo`
-    python -m scripts.redrive --release gs://acme-qi-inbound/line-1/part.jpg#1712 \
+    python -m scripts.sweep --job "$(pulumi stack output redrive_job)"
+    python -m scripts.sweep                    # the running `make demo`
+    python -m scripts.sweep --release gs://acme-qi-inbound/line-1/part.jpg#1712 \
         --prediction-bucket acme-qi-prediction  # a held move may go on (a name was freed)
 
 In the cloud it asks Cloud Scheduler to run the re-drive job at once
