@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import itertools
-import json
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from google.auth import crypt, jwt
+
+from scripts.local.standin import StandIn
 
 AUDIENCE = "/projects/123456/apps/demo-project"
 
@@ -27,28 +26,17 @@ class FakeIap:
             .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
             .decode()
         )
-        keys = json.dumps({"test-kid": public}).encode()
-        fake = self
+        keys = {"test-kid": public}
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self):
-                fake.fetches += 1
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(keys)))
-                self.end_headers()
-                self.wfile.write(keys)
+        def certs(body):
+            self.fetches += 1
+            return 200, keys
 
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.certs_url = f"http://127.0.0.1:{self.server.server_port}/public_key"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.stand_in = StandIn({("GET", "/public_key"): certs})
+        self.certs_url = f"{self.stand_in.url}/public_key"
 
     def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self.stand_in.stop()
 
     def signer_with_kid(self, kid: str):
         """A signer with this fake's key, under another key id (a forged or rotated `kid`)."""

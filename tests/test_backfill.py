@@ -12,9 +12,7 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 from collections import Counter
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
 import pytest
@@ -23,6 +21,7 @@ from inspection import predicting, routing, storage
 from inspection.labels import LabelMap
 from inspection.model import classifiers, images
 from scripts import backfill
+from scripts.local.standin import StandIn
 from scripts.training.sample_data import draw_part
 from tests.faults import hook
 
@@ -203,7 +202,7 @@ def test_shards_share_an_archive_and_a_shard_killed_half_way_is_finished_by_the_
 # --- Vertex AI: a batch prediction job on the Model --------------------------------------------------------
 
 
-class JobServiceStub:
+class JobServiceStub(StandIn):
     """The two v1 REST calls of a batch prediction job, as Vertex documents them; the job writes its
     predictions as JSONL into the output folder it names."""
 
@@ -211,41 +210,21 @@ class JobServiceStub:
 
     def __init__(self, bucket):
         self.bucket, self.created = bucket, []
-        stub = self
+        super().__init__({("POST", f"/v1/{self.P}/batchPredictionJobs"): self._create})
 
-        class Handler(BaseHTTPRequestHandler):
-            def _answer(self):
-                length = int(self.headers.get("Content-Length") or 0)
-                body = json.loads(self.rfile.read(length) or b"{}")
-                path = self.path.split("?")[0]
-                if self.command == "POST" and path == f"/v1/{stub.P}/batchPredictionJobs":
-                    stub.created.append(body)
-                    answer = stub.run(body)
-                else:
-                    answer = {
-                        "name": f"{stub.P}/batchPredictionJobs/7",
-                        "state": "JOB_STATE_SUCCEEDED",
-                        "outputInfo": {"gcsOutputDirectory": stub.output},
-                    }
-                data = json.dumps(answer).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+    def route(self, method: str, path: str):
+        return super().route(method, path) or (self._state if method == "GET" else None)
 
-            do_GET = do_POST = _answer
+    def _create(self, body: dict):
+        self.created.append(body)
+        return 200, self.run(body)
 
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.server.server_port}"
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+    def _state(self, body):
+        return 200, {
+            "name": f"{self.P}/batchPredictionJobs/7",
+            "state": "JOB_STATE_SUCCEEDED",
+            "outputInfo": {"gcsOutputDirectory": self.output},
+        }
 
     def run(self, body: dict) -> dict:
         """Answer every instance: a name with a 7 in it is a defect, the rest ok."""

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import json
 import re
-import threading
 from collections import Counter
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 from cloudevents.conversion import to_binary
 
 from inspection.model.card import MEASURES, ModelCard
+from scripts.local.standin import StandIn
 from scripts.training import (
     evaluate,
     metrics,
@@ -279,13 +278,16 @@ def test_sweep_counts_errors_among_auto_decided_only():
 # --- Vertex, at the API boundary ---------------------------------------------------------------------
 
 
-class VertexApiStub:
+def _ok(answer):
+    return lambda body: (200, answer(body))
+
+
+class VertexApiStub(StandIn):
     """Answers the v1 REST calls train_vertex makes, as Vertex documents them; records each request."""
 
     P = "projects/demo/locations/europe-west4"
 
     def __init__(self):
-        self.calls: list[tuple[str, str, dict]] = []
         self.confusion = [[98, 2], [1, 99]]  # Vertex's evaluation: rows are the truth, defect then ok
         self.states = ["PIPELINE_STATE_SUCCEEDED"]  # what each poll of the pipeline answers, the last kept
         self.deployed = [{"id": "55"}]
@@ -341,32 +343,7 @@ class VertexApiStub:
             },
         }
 
-        class Handler(BaseHTTPRequestHandler):
-            def _answer(self):
-                length = int(self.headers.get("Content-Length") or 0)
-                body = json.loads(self.rfile.read(length) or b"{}")
-                path = self.path.split("?")[0]
-                stub.calls.append((self.command, path, body))
-                route = routes.get((self.command, path))
-                payload = json.dumps(route(body) if route else {"error": {"code": 404}}).encode()
-                self.send_response(200 if route else 404)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-            do_GET = do_POST = _answer
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.server.server_port}"
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        super().__init__({key: _ok(answer) for key, answer in routes.items()})
 
     def export(self, body: dict) -> str:
         """Vertex writes the export into a folder of its own under the prefix it was given."""
@@ -464,7 +441,7 @@ def test_every_script_has_help():
         "training.promote",
         "local.upload",
         "local.demo",
-        "redrive",
+        "sweep",
         "backfill",
     ):
         result = subprocess.run(
