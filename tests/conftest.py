@@ -146,6 +146,35 @@ class InProcessTopic:
         return got
 
 
+@pytest.fixture
+def deployed_env(monkeypatch):
+    """The deployables' environment for this test, written through their settings classes
+    (inspection/settings.py) as the Pulumi program writes it: `deployed_env(prediction_bucket=...,
+    backend="onnx", model=path)`. A field no deployable has is a TypeError, and a bad value fails
+    its own variable's check, so a test's environment is one the code would be deployed with."""
+    from inspection.settings import MoveSettings, PredictSettings, ReviewSettings, SweepSettings
+
+    classes = (PredictSettings, MoveSettings, SweepSettings, ReviewSettings)
+    given: dict = {}
+
+    def write(**fields) -> dict[str, str]:
+        given.update(fields)
+        env: dict[str, str] = {}
+        for cls in classes:
+            known = set(cls.variables()) | ({"model", "second_opinion"} if cls is PredictSettings else set())
+            mine = {k: v for k, v in given.items() if k in known}
+            if mine:
+                env.update(cls.environment(**mine))
+        unknown = set(fields) - {k for cls in classes for k in cls.variables()} - {"model", "second_opinion"}
+        if unknown:
+            raise TypeError(f"no deployable has {', '.join(sorted(unknown))}")
+        for key, value in env.items():
+            monkeypatch.setenv(key, str(value))
+        return env
+
+    return write
+
+
 @pytest.fixture(scope="session")
 def small_model(tmp_path_factory):
     """A real ONNX model trained by scripts.training.train_local on a small synthetic sample."""

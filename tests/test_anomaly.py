@@ -158,25 +158,24 @@ def test_the_stack_takes_an_anomaly_model_and_checks_its_name():
 
 
 @pytest.fixture
-def second_opinion(make_bucket, topic, monkeypatch, fitted):
+def second_opinion(make_bucket, topic, deployed_env, fitted):
     """Predict with a Vertex endpoint that calls every part ok with 0.97 (a classifier blind to a
     kind of defect it never saw) and the fitted anomaly model beside it; then move."""
     stand_in = VertexStandIn()
     stand_in.answer = {"Ok": 0.97, "Defect": 0.03}
     inbound = make_bucket("inbound", versioned=True)
     predicted = make_bucket("prediction", versioned=True)
-    for key, value in {
-        "PREDICTION_BUCKET": predicted.name,
-        "PREDICTIONS_TOPIC": topic.path,
-        "INBOUND_BUCKET": inbound.name,
-        "DEAD_LETTER_TOPIC": topic.path,
-        "PREDICTION_THRESHOLD": "0.9",
-        "CLASSIFIER_BACKEND": "vertex",
-        "VERTEX_ENDPOINT": "projects/demo/locations/europe-west4/endpoints/1234",
-        "VERTEX_API_ENDPOINT": stand_in.url,
-        "ANOMALY_MODEL": str(fitted[0]),
-    }.items():
-        monkeypatch.setenv(key, value)
+    deployed_env(
+        prediction_bucket=predicted.name,
+        predictions_topic=topic.path,
+        inbound_bucket=inbound.name,
+        dead_letter_topic=topic.path,
+        threshold=0.9,
+        backend="vertex",
+        model="projects/demo/locations/europe-west4/endpoints/1234",
+        vertex_api_endpoint=stand_in.url,
+        second_opinion=str(fitted[0]),
+    )
     yield inbound, predicted, topic, make_function("predict_image", "cloudevent")
     stand_in.stop()
 

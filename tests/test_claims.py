@@ -13,17 +13,16 @@ from tests.helpers import logged, make_function, prediction, push_body
 
 
 @pytest.fixture
-def env(monkeypatch, make_bucket, topic):
+def env(deployed_env, make_bucket, topic):
     inbound, predicted = make_bucket("inbound", versioned=True), make_bucket("prediction", versioned=True)
-    for key, value in {
-        "PREDICTION_BUCKET": predicted.name,
-        "INBOUND_BUCKET": inbound.name,
-        "PREDICTION_THRESHOLD": "0.9",
-        "DEAD_LETTER_TOPIC": topic.path,
-        "PREDICTIONS_TOPIC": topic.path,
-        "CLASSIFIER_BACKEND": "none",
-    }.items():
-        monkeypatch.setenv(key, value)
+    deployed_env(
+        prediction_bucket=predicted.name,
+        inbound_bucket=inbound.name,
+        threshold=0.9,
+        dead_letter_topic=topic.path,
+        predictions_topic=topic.path,
+        backend="none",
+    )
     return inbound, predicted, topic
 
 

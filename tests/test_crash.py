@@ -23,21 +23,19 @@ PHASES = ("before", "after")
 
 
 @pytest.fixture
-def world(make_bucket, topic, monkeypatch, fake_gcs):
+def world(make_bucket, topic, deployed_env, fake_gcs):
     """Fresh buckets per call, the environment the handlers read, and a child runner."""
 
     def make():
         inbound, predicted = make_bucket("inbound", versioned=True), make_bucket("prediction", versioned=True)
-        env = {
-            "PREDICTION_BUCKET": predicted.name,
-            "INBOUND_BUCKET": inbound.name,
-            "PREDICTION_THRESHOLD": "0.9",
-            "DEAD_LETTER_TOPIC": topic.path,
-            "PREDICTIONS_TOPIC": topic.path,
-            "CLASSIFIER_BACKEND": "none",
-        }
-        for key, value in env.items():
-            monkeypatch.setenv(key, value)
+        env = deployed_env(
+            prediction_bucket=predicted.name,
+            inbound_bucket=inbound.name,
+            threshold=0.9,
+            dead_letter_topic=topic.path,
+            predictions_topic=topic.path,
+            backend="none",
+        )
         return inbound, predicted, Child(fake_gcs, env)
 
     return make

@@ -19,11 +19,9 @@ EDGE = Path(__file__).parent / "fixtures" / "edge"  # written by scripts/trainin
 
 
 @pytest.fixture
-def buckets(make_bucket, monkeypatch, topic):
+def buckets(make_bucket, deployed_env, topic):
     inbound, predicted, models = make_bucket("inbound"), make_bucket("prediction"), make_bucket("training")
-    monkeypatch.setenv("PREDICTION_BUCKET", predicted.name)
-    monkeypatch.setenv("INBOUND_BUCKET", inbound.name)
-    monkeypatch.setenv("PREDICTIONS_TOPIC", topic.path)
+    deployed_env(prediction_bucket=predicted.name, inbound_bucket=inbound.name, predictions_topic=topic.path)
     return inbound, models, topic
 
 
@@ -35,7 +33,7 @@ def deliver(predict, bucket, name: str, data: bytes):
 
 
 @pytest.mark.parametrize("kind", ["quantized", "float"])
-def test_an_edge_model_runs_inside_predict_from_its_export_folder(buckets, monkeypatch, kind):
+def test_an_edge_model_runs_inside_predict_from_its_export_folder(buckets, deployed_env, kind):
     """A Vertex Edge export as Vertex writes it: one model.tflite, its labels and normalisation
     inside as TF Lite metadata, no dict.txt (issue 20: every real export was refused). Read from
     gs:// once, run with LiteRT (no TensorFlow); uint8 scores dequantized with the output's scale
@@ -43,8 +41,7 @@ def test_an_edge_model_runs_inside_predict_from_its_export_folder(buckets, monke
     inbound, models, topic = buckets
     assert sorted(p.name for p in (EDGE / kind).iterdir()) == ["model.tflite"]
     models.blob(f"models/edge-{kind}/model.tflite").upload_from_filename(str(EDGE / kind / "model.tflite"))
-    monkeypatch.setenv("CLASSIFIER_BACKEND", "tflite")
-    monkeypatch.setenv("TFLITE_MODEL", f"gs://{models.name}/models/edge-{kind}/model.tflite")
+    deployed_env(backend="tflite", model=f"gs://{models.name}/models/edge-{kind}/model.tflite")
     predict = make_function("predict_image", "cloudevent")
     assert deliver(predict, inbound, "line-1/part.jpeg", image_bytes()).status_code == 200
     [message] = topic.read()
@@ -171,12 +168,11 @@ def _variant(kind: str) -> bytes:
 
 
 @pytest.mark.parametrize("kind", ["dark", "blurred", "blank", "wrong size"])
-def test_an_image_unlike_the_training_images_goes_to_a_person(buckets, monkeypatch, small_model, kind):
+def test_an_image_unlike_the_training_images_goes_to_a_person(buckets, deployed_env, small_model, kind):
     """A lamp that failed, a camera out of focus or moved: the card's ranges catch it, whatever
     the model's confidence, and say which measure failed."""
     inbound, _, topic = buckets
-    monkeypatch.setenv("CLASSIFIER_BACKEND", "onnx")
-    monkeypatch.setenv("ONNX_MODEL", str(small_model))
+    deployed_env(backend="onnx", model=str(small_model))
     predict = make_function("predict_image", "cloudevent")
     assert deliver(predict, inbound, f"line-1/{kind}.jpeg", _variant(kind)).status_code == 200
     [message] = topic.read()
@@ -185,10 +181,9 @@ def test_an_image_unlike_the_training_images_goes_to_a_person(buckets, monkeypat
     assert "outside the training range" in published["unclear_detail"]
 
 
-def test_normal_images_are_still_decided_by_the_model(buckets, monkeypatch, small_model):
+def test_normal_images_are_still_decided_by_the_model(buckets, deployed_env, small_model):
     inbound, _, topic = buckets
-    monkeypatch.setenv("CLASSIFIER_BACKEND", "onnx")
-    monkeypatch.setenv("ONNX_MODEL", str(small_model))
+    deployed_env(backend="onnx", model=str(small_model))
     predict = make_function("predict_image", "cloudevent")
     for index, defect in enumerate((None, "crack", "blowhole", None)):
         assert (

@@ -18,12 +18,14 @@ THRESHOLD = 0.8
 
 
 @pytest.fixture
-def env(monkeypatch, make_bucket, topic):
+def env(deployed_env, make_bucket, topic):
     inbound, predicted = make_bucket("inbound"), make_bucket("prediction")
-    monkeypatch.setenv("PREDICTION_BUCKET", predicted.name)
-    monkeypatch.setenv("PREDICTION_THRESHOLD", str(THRESHOLD))
-    monkeypatch.setenv("DEAD_LETTER_TOPIC", topic.path)
-    monkeypatch.setenv("INBOUND_BUCKET", inbound.name)
+    deployed_env(
+        prediction_bucket=predicted.name,
+        inbound_bucket=inbound.name,
+        threshold=THRESHOLD,
+        dead_letter_topic=topic.path,
+    )
     return inbound, predicted, topic
 
 

@@ -20,14 +20,16 @@ from tests.helpers import image_bytes, logged, make_function, prediction, push_b
 
 
 @pytest.fixture
-def env(monkeypatch, make_bucket, topic):
+def env(deployed_env, make_bucket, topic):
     inbound, predicted = make_bucket("inbound", versioned=True), make_bucket("prediction", versioned=True)
-    monkeypatch.setenv("PREDICTION_BUCKET", predicted.name)
-    monkeypatch.setenv("INBOUND_BUCKET", inbound.name)
-    monkeypatch.setenv("PREDICTION_THRESHOLD", "0.8")
-    monkeypatch.setenv("DEAD_LETTER_TOPIC", topic.path)
-    monkeypatch.setenv("PREDICTIONS_TOPIC", topic.path)
-    monkeypatch.setenv("CLASSIFIER_BACKEND", "none")
+    deployed_env(
+        prediction_bucket=predicted.name,
+        inbound_bucket=inbound.name,
+        threshold=0.8,
+        dead_letter_topic=topic.path,
+        predictions_topic=topic.path,
+        backend="none",
+    )
     return inbound, predicted, topic
 
 

@@ -35,20 +35,19 @@ def entry(line: dict, emitted_by: str) -> dict:
 
 
 @pytest.fixture
-def emitted(monkeypatch, make_bucket, topic, caplog):
+def emitted(deployed_env, make_bucket, topic, caplog):
     """Log entries from one pass through every handler: predict, move, the sweep and the review app."""
     inbound, predicted = make_bucket("inbound", versioned=True), make_bucket("prediction", versioned=True)
-    for key, value in {
-        "PREDICTION_BUCKET": predicted.name,
-        "INBOUND_BUCKET": inbound.name,
-        "PREDICTIONS_TOPIC": topic.path,
-        "DEAD_LETTER_TOPIC": topic.path,
-        "CLASSIFIER_BACKEND": "none",
-        "PREDICTION_THRESHOLD": "0.9",
-        "HELD_SUBSCRIPTION": HELD,
-        "REDRIVE_AFTER_SECONDS": "1",
-    }.items():
-        monkeypatch.setenv(key, value)
+    deployed_env(
+        prediction_bucket=predicted.name,
+        inbound_bucket=inbound.name,
+        threshold=0.9,
+        dead_letter_topic=topic.path,
+        predictions_topic=topic.path,
+        backend="none",
+        held_subscription=HELD,
+        redrive_after_s=1,
+    )
     entries = []
 
     def collect(emitted_by: str) -> None:

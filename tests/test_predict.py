@@ -28,26 +28,21 @@ def vertex():
 
 
 @pytest.fixture
-def buckets(make_bucket, monkeypatch, topic):
+def buckets(make_bucket, deployed_env, topic):
     inbound, predicted = make_bucket("inbound"), make_bucket("prediction")
-    monkeypatch.setenv("PREDICTION_BUCKET", predicted.name)
-    monkeypatch.setenv("INBOUND_BUCKET", inbound.name)
-    monkeypatch.setenv("PREDICTIONS_TOPIC", topic.path)
+    deployed_env(prediction_bucket=predicted.name, inbound_bucket=inbound.name, predictions_topic=topic.path)
     return inbound, predicted, topic
 
 
 @pytest.fixture
-def onnx_predict(buckets, monkeypatch, small_model):
-    monkeypatch.setenv("CLASSIFIER_BACKEND", "onnx")
-    monkeypatch.setenv("ONNX_MODEL", str(small_model))
+def onnx_predict(buckets, deployed_env, small_model):
+    deployed_env(backend="onnx", model=str(small_model))
     return make_function("predict_image", "cloudevent")
 
 
 @pytest.fixture
-def vertex_predict(buckets, monkeypatch, vertex):
-    monkeypatch.setenv("CLASSIFIER_BACKEND", "vertex")
-    monkeypatch.setenv("VERTEX_ENDPOINT", ENDPOINT)
-    monkeypatch.setenv("VERTEX_API_ENDPOINT", vertex.url)
+def vertex_predict(buckets, deployed_env, vertex):
+    deployed_env(backend="vertex", model=ENDPOINT, vertex_api_endpoint=vertex.url)
     return make_function("predict_image", "cloudevent")
 
 
@@ -122,11 +117,11 @@ def test_backend_trouble_is_retried_never_rejected(buckets, vertex_predict, vert
     assert topic.read(expect=1, timeout=1) == []
 
 
-def test_a_failed_publish_raises_and_keeps_the_image(buckets, monkeypatch, small_model):
+def test_a_failed_publish_raises_and_keeps_the_image(buckets, deployed_env, small_model):
     inbound, _, _ = buckets
-    monkeypatch.setenv("CLASSIFIER_BACKEND", "onnx")
-    monkeypatch.setenv("ONNX_MODEL", str(small_model))
-    monkeypatch.setenv("PREDICTIONS_TOPIC", "projects/local/topics/does-not-exist")
+    deployed_env(
+        backend="onnx", model=str(small_model), predictions_topic="projects/local/topics/does-not-exist"
+    )
     client = make_function("predict_image", "cloudevent")
     blob = upload(inbound, "keep.jpg", image_bytes())
     assert deliver(client, blob).status_code == 500
@@ -200,11 +195,11 @@ def test_importing_the_entrypoints_does_not_pull_aiplatform():
     assert "onnxruntime" not in out
 
 
-def test_day_zero_without_a_model_sends_every_image_to_a_person(buckets, monkeypatch):
+def test_day_zero_without_a_model_sends_every_image_to_a_person(buckets, deployed_env):
     """classifierBackend none: predict publishes "a person must decide", and move puts the image in
     unclear/ whatever the threshold, saying why in its metadata."""
     inbound, predicted, topic = buckets
-    monkeypatch.setenv("CLASSIFIER_BACKEND", "none")
+    deployed_env(backend="none")
     predict = make_function("predict_image", "cloudevent")
     blob = inbound.blob("line-1/part-1.jpeg")
     blob.upload_from_string(image_bytes())
@@ -214,9 +209,7 @@ def test_day_zero_without_a_model_sends_every_image_to_a_person(buckets, monkeyp
     published = json.loads(message.data)
     assert (published["model"], published["unclear_reason"]) == ("none", "no_model")
 
-    monkeypatch.setenv("PREDICTION_THRESHOLD", "0.51")
-    monkeypatch.setenv("INBOUND_BUCKET", inbound.name)
-    monkeypatch.setenv("DEAD_LETTER_TOPIC", topic.path)
+    deployed_env(threshold=0.51, dead_letter_topic=topic.path)
     move = make_function("move_image", "http")
     envelope = {"message": {"data": base64.b64encode(message.data).decode(), "messageId": "1"}}
     assert move.post("/", json=envelope).status_code == 204

@@ -18,25 +18,24 @@ WINDOW_S = 600
 
 
 @pytest.fixture
-def env(monkeypatch, make_bucket, topic):
+def env(deployed_env, make_bucket, topic):
     inbound, predicted = make_bucket("inbound", versioned=True), make_bucket("prediction", versioned=True)
-    values = {
-        "PREDICTION_BUCKET": predicted.name,
-        "INBOUND_BUCKET": inbound.name,
-        "PREDICTIONS_TOPIC": topic.path,
-        "DEAD_LETTER_TOPIC": topic.path,
-        "CLASSIFIER_BACKEND": "none",
-        "PREDICTION_THRESHOLD": "0.9",
-        "HELD_SUBSCRIPTION": "projects/local/subscriptions/nothing-held",
-        "REDRIVE_AFTER_SECONDS": str(WINDOW_S),
-    }
-    for key, value in values.items():
-        monkeypatch.setenv(key, value)
+    held = "projects/local/subscriptions/nothing-held"
+    deployed_env(
+        prediction_bucket=predicted.name,
+        inbound_bucket=inbound.name,
+        threshold=0.9,
+        dead_letter_topic=topic.path,
+        predictions_topic=topic.path,
+        backend="none",
+        held_subscription=held,
+        redrive_after_s=WINDOW_S,
+    )
     from inspection import publishing
 
-    publishing.register_local_held(values["HELD_SUBSCRIPTION"], lambda limit: [])
+    publishing.register_local_held(held, lambda limit: [])
     yield inbound, predicted, topic, SweepSettings.from_env()
-    publishing.unregister_local(values["HELD_SUBSCRIPTION"])
+    publishing.unregister_local(held)
 
 
 def sweep_at(settings, when: datetime) -> sweep.SweepReport:
