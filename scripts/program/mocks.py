@@ -131,15 +131,22 @@ def dev_config(path: str = "Pulumi.dev.yaml", **overrides: object) -> dict[str, 
 LEDGER_FIELDS = ("principal", "role", "resource", "why", "condition", "urn", "kept", "used_by", "untraced")
 
 
+def mocked(config: dict[str, str]) -> Mocks:
+    """Pulumi's mocks, set up for a program (or one component of it) to run under `config`, with
+    the graph the engine would be told recorded."""
+    mocks = Mocks(config.get("gcp:project", "project"))
+    _record_graph(mocks)
+    pulumi.runtime.set_mocks(mocks, preview=False)
+    pulumi.runtime.set_all_config(config, ["quality-inspection:iapClientSecret"])
+    return mocks
+
+
 def run_program(config: dict[str, str]) -> tuple[Mocks, list[dict]]:
     """Run the whole program under mocks; returns the mocks (with every resource) and the resolved ledger."""
     from infra import config as stack_config
     from infra import program
 
-    mocks = Mocks(config.get("gcp:project", "project"))
-    _record_graph(mocks)
-    pulumi.runtime.set_mocks(mocks, preview=False)
-    pulumi.runtime.set_all_config(config, ["quality-inspection:iapClientSecret"])
+    mocks = mocked(config)
     ledger: list[dict] = []
 
     @pulumi.runtime.test
