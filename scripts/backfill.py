@@ -49,7 +49,7 @@ from inspection.labels import LabelMap
 from inspection.model import card as model_card
 from inspection.model import images
 from inspection.routing import DEFAULT_THRESHOLD, parse_threshold
-from scripts import costs
+from scripts import costs, locations
 from scripts.training.datasets import IMAGE_SUFFIXES
 from scripts.training.models import ModelRef
 
@@ -495,7 +495,7 @@ def main(argv: list[str] | None = None, jobs=None) -> int:
     args = parser.parse_args(argv)
     if not BATCH.match(args.batch):
         parser.error("--batch must be 1 to 40 of a-z, 0-9 and '-', starting with a letter or digit")
-    if not args.archive.startswith("gs://"):
+    if not locations.remote(args.archive):
         parser.error("the archive is a gs://bucket/prefix")
     vertex = bool(VERTEX_MODEL.match(args.model))
     if not vertex:

@@ -91,7 +91,7 @@ CARD_FILE = "card.json"
 def local_model_path(location: str, companions: tuple[str, ...] = ()) -> str:
     """A gs:// model (and the files beside it that exist) is downloaded once per instance; a local
     path is used as is."""
-    if not location.startswith("gs://"):
+    if not layout.is_gs_uri(location):
         return location
     from google.api_core import exceptions as gexc
 

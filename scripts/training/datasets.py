@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from inspection.labels import DEFAULT_ALIASES
-from inspection.layout import LABELS, split_gs_uri
+from inspection.layout import LABELS
+from scripts import locations
 
 IMAGE_SUFFIXES = {".jpeg", ".jpg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff", ".ico"}
 # What Vertex AI trains image classification on: JPEG, PNG, GIF, BMP, ICO
@@ -74,27 +75,11 @@ def _image(relative: PurePosixPath, uri: str, content: str = "") -> Image | Skip
 def scan(source: str, *, decode: bool = False) -> tuple[list[Image], list[Skipped]]:
     """(images, skipped files with the reason) under a local folder or gs://bucket/prefix, sorted by
     uri. With `decode`, an image predict could not decode (by predict's own rule) is skipped too."""
-    found: list[Image | Skipped] = []
-    if source.startswith("gs://"):
-        from inspection import storage
-
-        bucket, prefix = split_gs_uri(source)
-        prefix = prefix.rstrip("/") + "/" if prefix else ""
-        for blob in storage.client().list_blobs(bucket, prefix=prefix):
-            if not blob.name.endswith(".csv"):
-                key = content_key(blob.md5_hash, blob.crc32c, blob.size)
-                found.append(
-                    _image(PurePosixPath(blob.name[len(prefix) :]), f"gs://{bucket}/{blob.name}", key)
-                )
-    else:
-        root = Path(source)
-        if not root.is_dir():
-            raise SystemExit(f"{source}: no such folder")
-        visible = (p for p in root.rglob("*") if p.is_file() and not p.name.startswith("."))
-        found = [
-            _image(PurePosixPath(p.relative_to(root).as_posix()), str(p), _local_key(p))
-            for p in sorted(visible)
-        ]
+    found: list[Image | Skipped] = [
+        _image(listed.relative, listed.uri, _key(listed))
+        for listed in locations.files(source)
+        if not listed.uri.endswith(".csv")
+    ]
     found = [f for f in found if f is not None]
     if decode:
         found = _decodable(found)
@@ -102,11 +87,14 @@ def scan(source: str, *, decode: bool = False) -> tuple[list[Image], list[Skippe
     return images, sorted((f for f in found if isinstance(f, Skipped)), key=lambda s: s.uri)
 
 
-def _local_key(path: Path) -> str:
+def _key(listed: locations.Listed) -> str:
+    """The content key of a listed file: what GCS says of an object, a local file's own MD5."""
+    if locations.remote(listed.uri):
+        return content_key(listed.md5, listed.crc32c, listed.size)
     import base64
     import hashlib
 
-    digest = hashlib.md5(path.read_bytes(), usedforsecurity=False).digest()  # as GCS keeps it
+    digest = hashlib.md5(Path(listed.uri).read_bytes(), usedforsecurity=False).digest()  # as GCS keeps it
     return base64.b64encode(digest).decode()
 
 
@@ -143,19 +131,7 @@ def read_import_file(text: str) -> list[tuple[str, str, str]]:
     return rows
 
 
-def read_text(location: str) -> str:
-    """A local file or a gs:// object, as UTF-8 text."""
-    return read_bytes(location).decode()
-
-
-def read_bytes(location: str) -> bytes:
-    """A local file or a gs:// object."""
-    if location.startswith("gs://"):
-        from inspection import storage
-
-        bucket, name = split_gs_uri(location)
-        return storage.client().bucket(bucket).blob(name).download_as_bytes()
-    return Path(location).read_bytes()
+read_text, read_bytes = locations.read_text, locations.read_bytes
 
 
 def labelled_images(root: Path, split: str) -> list[tuple[Path, str]]:

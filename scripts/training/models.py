@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from inspection import backends
 from inspection.errors import ConfigError
 from inspection.model import classifiers
+from scripts import locations
 
 FORMS = "a .onnx or .tflite file (a path or gs://…), or projects/P/locations/R/endpoints/ID"
 
@@ -48,7 +49,7 @@ class ModelRef:
     @property
     def deployable(self) -> bool:
         """Predict in the cloud reads model files from gs:// only."""
-        return backends.get(self.backend).grant != backends.FOLDER_GRANT or self.location.startswith("gs://")
+        return backends.get(self.backend).grant != backends.FOLDER_GRANT or locations.remote(self.location)
 
     def __str__(self) -> str:
         if not self.location:

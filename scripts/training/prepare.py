@@ -22,7 +22,7 @@ import sys
 from collections import Counter
 from pathlib import PurePosixPath
 
-from inspection.layout import split_gs_uri
+from scripts import locations
 from scripts.training.datasets import VERTEX_SPLITS, VERTEX_SUFFIXES, Image, Skipped, scan
 
 
@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     skipped += left_out
     if not images:
         raise SystemExit(f"no images under {args.source}: expected <split>/<def_front|ok_front>/<image>")
-    if args.gcs_base and not args.source.startswith("gs://"):
+    if args.gcs_base and not locations.remote(args.source):
         base = args.gcs_base.rstrip("/")
         root = args.source.rstrip("/")
         images = [
@@ -125,15 +125,12 @@ def main(argv: list[str] | None = None) -> int:
             f"skipped {len(which)} file(s), {reason}: {', '.join(which[:3])}{' …' if len(which) > 3 else ''}"
         )
     print(f"wrote {len(rows)} rows to {args.out}")
-    target = (args.gcs_base if not args.source.startswith("gs://") else args.source) or ""
-    if target.startswith("gs://") and not args.no_upload:
-        from inspection import storage
-
-        bucket, prefix = split_gs_uri(target)
-        name = (prefix.rstrip("/") + "/" if prefix else "") + "import.csv"
-        storage.client().bucket(bucket).blob(name).upload_from_string(text, content_type="text/csv")
-        print(f"uploaded gs://{bucket}/{name}")
-    elif not target.startswith("gs://"):
+    target = (args.gcs_base if not locations.remote(args.source) else args.source) or ""
+    if locations.remote(target) and not args.no_upload:
+        uploaded = locations.join(target, "import.csv")
+        locations.write(uploaded, text, content_type="text/csv")
+        print(f"uploaded {uploaded}")
+    elif not locations.remote(target):
         print("note: the rows hold local paths; pass --gcs-base to make a file Vertex can import")
     return 0
 

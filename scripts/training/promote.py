@@ -38,12 +38,12 @@ import json
 import os
 import sys
 from datetime import UTC, datetime
-from pathlib import Path
 
 from inspection import layout
 from inspection.errors import ConfigError
 from inspection.labels import LabelMap
 from inspection.routing import DEFAULT_THRESHOLD, parse_threshold
+from scripts import locations
 from scripts.training import evaluate, gate
 from scripts.training.models import NO_MODEL, ModelRef
 
@@ -63,19 +63,7 @@ class Registry:
         self.body: dict = {"serving": None, "previous": [], "test_set": None, "verdicts": []}
 
     def load(self) -> Registry:
-        raw = None
-        if self.location.startswith("gs://"):
-            from inspection import storage
-
-            bucket, name = layout.split_gs_uri(self.location)
-            blob = storage.client().bucket(bucket).get_blob(name)
-            if blob is not None:
-                raw, self.generation = (
-                    blob.download_as_bytes(if_generation_match=blob.generation),
-                    blob.generation,
-                )
-        elif os.path.exists(self.location):
-            raw = Path(self.location).read_bytes()
+        raw, self.generation = locations.read_versioned(self.location)
         if raw is not None:
             try:
                 self.body.update(json.loads(raw))
@@ -87,25 +75,12 @@ class Registry:
 
     def save(self) -> None:
         text = json.dumps(self.body, indent=2, sort_keys=True) + "\n"
-        if self.location.startswith("gs://"):
-            from google.api_core import exceptions as gexc
-
-            from inspection import storage
-
-            bucket, name = layout.split_gs_uri(self.location)
-            blob = storage.client().bucket(bucket).blob(name)
-            try:
-                blob.upload_from_string(text, "application/json", if_generation_match=self.generation)
-            except gexc.PreconditionFailed:
-                raise SystemExit(
-                    f"{self.location} changed while this ran (another promotion?); nothing changed; run again"
-                ) from None
-        else:
-            os.makedirs(os.path.dirname(os.path.abspath(self.location)), exist_ok=True)
-            partial = f"{self.location}.{os.getpid()}.part"
-            with open(partial, "w") as file:
-                file.write(text)
-            os.replace(partial, self.location)
+        try:
+            locations.write(self.location, text, "application/json", expect=self.generation)
+        except locations.Changed:
+            raise SystemExit(
+                f"{self.location} changed while this ran (another promotion?); nothing changed; run again"
+            ) from None
 
     @property
     def serving(self) -> ModelRef:
@@ -114,7 +89,7 @@ class Registry:
 
 
 def default_registry(candidate: ModelRef) -> str:
-    if candidate.location.startswith("gs://"):
+    if locations.remote(candidate.location):
         bucket, _ = layout.split_gs_uri(candidate.location)
         return f"gs://{bucket}/models/{REGISTRY_FILE}"
     if candidate.backend == "vertex":

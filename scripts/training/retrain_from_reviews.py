@@ -25,13 +25,14 @@ from google.api_core import exceptions as gexc
 
 from inspection import layout, storage
 from inspection.layout import split_gs_uri
+from scripts import locations
 from scripts.training.datasets import content_key, read_import_file, read_text, vertex_label
 from scripts.training.prepare import render
 
 
 def _md5_of(uri: str, cache: dict[str, dict[str, str]]) -> str | None:
     """The content key of a row's image, from one listing per bucket (or the local file)."""
-    if not uri.startswith("gs://"):
+    if not locations.remote(uri):
         path = Path(uri)
         return (
             base64.b64encode(hashlib.md5(path.read_bytes(), usedforsecurity=False).digest()).decode()

@@ -28,6 +28,7 @@ import numpy as np
 
 from inspection.model import anomaly
 from inspection.model import card as model_card
+from scripts import locations
 
 HELD_OUT = 0.2
 
@@ -36,18 +37,7 @@ def _uris(source: str) -> list[str]:
     """Every image file under a folder or gs:// prefix, at any depth (a line's folder, a day's)."""
     from scripts.training.datasets import IMAGE_SUFFIXES
 
-    if source.startswith("gs://"):
-        from inspection import storage
-        from inspection.layout import split_gs_uri
-
-        bucket, prefix = split_gs_uri(source)
-        prefix = prefix.rstrip("/") + "/" if prefix else ""
-        names = (b.name for b in storage.client().list_blobs(bucket, prefix=prefix))
-        return [f"gs://{bucket}/{n}" for n in names if Path(n).suffix.lower() in IMAGE_SUFFIXES]
-    root = Path(source)
-    if not root.is_dir():
-        raise SystemExit(f"{source}: no such folder")
-    return [str(p) for p in sorted(root.rglob("*")) if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES]
+    return [item.uri for item in locations.files(source) if Path(item.uri).suffix.lower() in IMAGE_SUFFIXES]
 
 
 def _photos(sources: list[str]) -> list[tuple[str, object]]:
@@ -137,15 +127,7 @@ def _write(model: anomaly.AnomalyModel, out: str) -> int:
     buffer = io.BytesIO()
     model.save(buffer)
     data = buffer.getvalue()
-    if out.startswith("gs://"):
-        from inspection import storage
-        from inspection.layout import split_gs_uri
-
-        bucket, name = split_gs_uri(out)
-        storage.client().bucket(bucket).blob(name).upload_from_string(data)
-    else:
-        Path(out).parent.mkdir(parents=True, exist_ok=True)
-        Path(out).write_bytes(data)
+    locations.write(out, data)
     return len(data)
 
 

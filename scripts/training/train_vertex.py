@@ -37,6 +37,7 @@ from inspection.model import images
 from inspection.model.card import ModelCard
 from inspection.model.classifiers import CARD_FILE
 from inspection.routing import DEFAULT_THRESHOLD
+from scripts import locations
 from scripts.training import evaluate, metrics
 from scripts.training.datasets import read_bytes, read_import_file, read_text
 from scripts.training.models import ModelRef
@@ -435,13 +436,13 @@ def main(argv: list[str] | None = None, vertex: Vertex | None = None) -> int:
         count = undeploy(vertex, args.endpoint)
         print(f"{count} model(s) undeployed; the endpoint no longer bills node hours")
         return 0
-    if not args.import_file or not args.import_file.startswith("gs://"):
+    if not args.import_file or not locations.remote(args.import_file):
         parser.error("--import-file gs://… is required for training")
     args.model_type = args.model_type or (EDGE_DEFAULT if args.edge else CLOUD)
     edge = args.model_type in EDGE_TYPES
     if args.deploy and edge:
         parser.error("an Edge model cannot be deployed to an endpoint; it runs inside predict (tflite)")
-    if args.export and not (edge and args.export.startswith("gs://")):
+    if args.export and not (edge and locations.remote(args.export)):
         parser.error("--export gs://… is for Edge models")
     if args.threshold is not None and not 0.5 < args.threshold <= 1:
         parser.error("--threshold must be in (0.5, 1], as predictionThreshold")

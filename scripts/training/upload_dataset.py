@@ -16,6 +16,7 @@ from pathlib import Path
 
 from inspection import storage
 from inspection.layout import split_gs_uri
+from scripts import locations
 
 
 def md5_b64(path: Path) -> str:
@@ -30,7 +31,7 @@ def upload(folder: Path, target: str, workers: int = 8, progress: bool = True) -
     """(uploaded, skipped)."""
     if not folder.is_dir():
         raise SystemExit(f"{folder}: no such folder")
-    if not target.startswith("gs://"):
+    if not locations.remote(target):
         raise SystemExit(f"{target}: expected gs://bucket/prefix")
     bucket_name, prefix = split_gs_uri(target)
     prefix = prefix.rstrip("/") + "/" if prefix else ""
