@@ -172,6 +172,19 @@ def deployed_env(monkeypatch):
             monkeypatch.setenv(key, str(value))
         return env
 
+    def pipeline(inbound, predicted, topic, threshold: float = 0.9, **more) -> dict[str, str]:
+        """The day-zero pipeline on these buckets, one topic standing in for both of its topics."""
+        return write(
+            prediction_bucket=predicted.name,
+            inbound_bucket=inbound.name,
+            threshold=threshold,
+            dead_letter_topic=topic.path,
+            predictions_topic=topic.path,
+            backend="none",
+            **more,
+        )
+
+    write.pipeline = pipeline
     return write
 
 

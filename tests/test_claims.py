@@ -15,14 +15,7 @@ from tests.helpers import logged, make_function, prediction, push_body
 @pytest.fixture
 def env(deployed_env, make_bucket, topic):
     inbound, predicted = make_bucket("inbound", versioned=True), make_bucket("prediction", versioned=True)
-    deployed_env(
-        prediction_bucket=predicted.name,
-        inbound_bucket=inbound.name,
-        threshold=0.9,
-        dead_letter_topic=topic.path,
-        predictions_topic=topic.path,
-        backend="none",
-    )
+    deployed_env.pipeline(inbound, predicted, topic)
     return inbound, predicted, topic
 
 

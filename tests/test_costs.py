@@ -26,14 +26,7 @@ def measured(fake_gcs, make_bucket, topic, deployed_env, caplog):
     """{step: (storage requests by method, bytes of log lines, record lines)} for one image routed
     automatically, one routed to unclear, and one decision as the page makes it."""
     inbound, predicted = make_bucket("inbound", versioned=True), make_bucket("prediction", versioned=True)
-    deployed_env(
-        prediction_bucket=predicted.name,
-        inbound_bucket=inbound.name,
-        predictions_topic=topic.path,
-        dead_letter_topic=topic.path,
-        backend="none",
-        threshold=0.9,
-    )
+    deployed_env.pipeline(inbound, predicted, topic)
     predict, move = make_function("predict_image", "cloudevent"), make_function("move_image", "http")
     steps, messages = {}, []
 

@@ -28,14 +28,7 @@ def world(make_bucket, topic, deployed_env, fake_gcs):
 
     def make():
         inbound, predicted = make_bucket("inbound", versioned=True), make_bucket("prediction", versioned=True)
-        env = deployed_env(
-            prediction_bucket=predicted.name,
-            inbound_bucket=inbound.name,
-            threshold=0.9,
-            dead_letter_topic=topic.path,
-            predictions_topic=topic.path,
-            backend="none",
-        )
+        env = deployed_env.pipeline(inbound, predicted, topic)
         return inbound, predicted, Child(fake_gcs, env)
 
     return make

@@ -22,14 +22,7 @@ from tests.helpers import image_bytes, logged, make_function, prediction, push_b
 @pytest.fixture
 def env(deployed_env, make_bucket, topic):
     inbound, predicted = make_bucket("inbound", versioned=True), make_bucket("prediction", versioned=True)
-    deployed_env(
-        prediction_bucket=predicted.name,
-        inbound_bucket=inbound.name,
-        threshold=0.8,
-        dead_letter_topic=topic.path,
-        predictions_topic=topic.path,
-        backend="none",
-    )
+    deployed_env.pipeline(inbound, predicted, topic, threshold=0.8)
     return inbound, predicted, topic
 
 

@@ -38,16 +38,7 @@ def entry(line: dict, emitted_by: str) -> dict:
 def emitted(deployed_env, make_bucket, topic, caplog):
     """Log entries from one pass through every handler: predict, move, the sweep and the review app."""
     inbound, predicted = make_bucket("inbound", versioned=True), make_bucket("prediction", versioned=True)
-    deployed_env(
-        prediction_bucket=predicted.name,
-        inbound_bucket=inbound.name,
-        threshold=0.9,
-        dead_letter_topic=topic.path,
-        predictions_topic=topic.path,
-        backend="none",
-        held_subscription=HELD,
-        redrive_after_s=1,
-    )
+    deployed_env.pipeline(inbound, predicted, topic, held_subscription=HELD, redrive_after_s=1)
     entries = []
 
     def collect(emitted_by: str) -> None:

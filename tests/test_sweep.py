@@ -21,16 +21,7 @@ WINDOW_S = 600
 def env(deployed_env, make_bucket, topic):
     inbound, predicted = make_bucket("inbound", versioned=True), make_bucket("prediction", versioned=True)
     held = "projects/local/subscriptions/nothing-held"
-    deployed_env(
-        prediction_bucket=predicted.name,
-        inbound_bucket=inbound.name,
-        threshold=0.9,
-        dead_letter_topic=topic.path,
-        predictions_topic=topic.path,
-        backend="none",
-        held_subscription=held,
-        redrive_after_s=WINDOW_S,
-    )
+    deployed_env.pipeline(inbound, predicted, topic, held_subscription=held, redrive_after_s=WINDOW_S)
     from inspection import publishing
 
     publishing.register_local_held(held, lambda limit: [])

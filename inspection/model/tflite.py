@@ -75,8 +75,8 @@ class TfliteClassifier:
         from inspection.model.images import resize_bilinear, rgb
 
         pixels = np.asarray(rgb(image.image))
-        resized = np.clip(resize_bilinear(pixels, int(self._height), int(self._width)), 0, 255)
-        tensor = resized.astype(np.uint8)  # as tf.cast truncates
+        resized = resize_bilinear(pixels, int(self._height), int(self._width))
+        tensor = np.clip(resized, 0, 255, out=resized).astype(np.uint8)  # as tf.cast truncates
         if self._normalise is not None:
             mean, std = self._normalise
             tensor = ((tensor.astype(np.float32) - mean) / std).astype(self._input["dtype"])
