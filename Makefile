@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 REQS := requirements.txt functions/requirements.txt review_app/requirements.txt
 
-.PHONY: demo test test-fast lint bench docs iam-doc clean
+.PHONY: demo test test-fast lint bench bench-smoke docs iam-doc clean
 
 $(STAMP): $(REQS)
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed; found " + sys.version.split()[0])'
@@ -33,6 +33,10 @@ lint: $(STAMP)
 ## make bench: performance figures, printed and written to bench/results.json
 bench: $(STAMP)
 	$(BIN)/python -m bench
+
+## make bench-smoke: every measurement once, small, to show it still runs (CI); nothing written
+bench-smoke: $(STAMP)
+	$(BIN)/python -m bench --smoke
 
 ## make docs: regenerate the permission trace, docs/iam.md (from the Pulumi program, under mocks) and docs/gcp-rules.md
 docs: $(STAMP)
