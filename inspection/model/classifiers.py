@@ -27,7 +27,6 @@ from typing import TYPE_CHECKING, Any, Protocol
 from inspection import backends, layout
 
 if TYPE_CHECKING:
-    from inspection.model.anomaly import AnomalyClassifier
     from inspection.model.images import LoadedImage
 
 
@@ -66,7 +65,7 @@ class SecondOpinion:
     classifier calls ok but that is unlike every good part to a person (predicting.assess), and show
     them where to look. A moved camera, by the anomaly model's frame, is unusual input as well."""
 
-    def __init__(self, classifier: Classifier, anomaly: AnomalyClassifier):
+    def __init__(self, classifier: Classifier, anomaly: Classifier):  # anomaly.AnomalyClassifier
         self.classifier, self.anomaly = classifier, anomaly
         self.card = getattr(classifier, "card", None)
         self.model = getattr(classifier, "model", "")
