@@ -171,6 +171,50 @@ def test_the_gate_refuses_what_the_split_proves_unsafe_or_worse(truth, serving, 
     assert all(r in reason for r, reason in zip(refused, verdict.refusals, strict=True))
 
 
+def test_the_gate_weighs_escapes_above_false_rejects():
+    """Issue 31: McNemar weighed a false reject like an escape, so a candidate that fixed five false
+    rejects of the serving model and passed five defects it had caught scored p = 1.0 and was
+    promoted. Its escape bound still met the target (5 of 2,000 defects)."""
+    truth = "d" * 2000 + "o" * 300
+    serving = "d" * 2000 + "d" * 5 + "o" * 295  # holds back 5 good parts, passes no defect
+    candidate = "o" * 5 + "d" * 1995 + "o" * 300  # passes 5 defects, holds back no good part
+    verdict = gate.judge(_decisions(truth, serving), _decisions(truth, candidate), gate.Rules())
+    assert verdict.figures["mcnemar_p"] == 1.0 and verdict.figures["escape_upper_bound"] <= 0.01
+    assert (verdict.figures["new_escapes"], verdict.figures["fixed_escapes"]) == (5, 0)
+    [refusal] = verdict.refusals
+    assert "more escapes, beyond chance (exact sign test p = 0.031)" in refusal
+    # the other way round, a candidate that holds back good parts to catch defects is not refused for it
+    reversed_verdict = gate.judge(_decisions(truth, candidate), _decisions(truth, serving), gate.Rules())
+    assert reversed_verdict.refusals == []
+
+
+def test_a_test_split_that_has_judged_too_often_must_be_renewed():
+    """Issue 31: the stored test split was reused for every promotion, which erodes its 95% guarantee."""
+    rules = gate.Rules()
+    fresh = gate.judge(_decisions(D300_O100, D300_O100), _decisions(D300_O100, D300_O100), rules, 4)
+    assert fresh.refusals == [] and fresh.figures["split_verdicts"] == 5
+    worn = gate.judge(_decisions(D300_O100, D300_O100), _decisions(D300_O100, D300_O100), rules, 5)
+    [refusal] = worn.refusals
+    assert "already judged 5 candidates" in refusal and "retrain_from_reviews" in refusal
+
+
+def test_promote_counts_the_verdicts_each_split_gave_and_a_new_split_starts_afresh(models, tmp_path, capsys):
+    paths, data = models
+    registry = str(tmp_path / "promotions.json")
+    folder = ["--folder", str(data), "--registry", registry, *RULES]
+    for _ in range(gate.Rules.split_reuse_limit):
+        status, printed = run(capsys, str(paths["good"]), *folder)
+        assert status == 0, printed
+    status, printed = run(capsys, str(paths["also_good"]), *folder)
+    assert status == 1 and "already judged 5 candidates" in printed
+    renewed = tmp_path / "renewed"
+    shutil.copytree(data, renewed)  # the reviewers' newer decisions, as a split of its own
+    status, printed = run(
+        capsys, str(paths["also_good"]), "--folder", str(renewed), "--registry", registry, *RULES
+    )
+    assert status == 0 and "PROMOTED" in printed
+
+
 @pytest.mark.parametrize(
     ("args", "complaint"),
     [

@@ -8,6 +8,16 @@
 - **Against the serving model**, image by image: McNemar's exact test on the images where exactly
   one of the two errs (statsmodels). A candidate that errs significantly more often is refused; a
   difference chance explains is not held against it.
+- **Escapes weigh more than false rejects.** McNemar counts a defect passed as ok and a good part
+  held back alike, so a candidate that trades five false rejects for five escapes scored p = 1.0
+  and was promoted. The defects alone are compared too: one-sided, the defects only the candidate
+  passes against the defects only the serving model passes (an exact sign test), and a candidate
+  that passes more of them, beyond chance, is refused whatever it gains on good parts.
+- **A test split wears out.** Each verdict on the same split is another look at it, and choosing
+  among candidates by their results erodes what the split can prove (the reusable-holdout problem:
+  https://doi.org/10.1126/science.aaa9375; with k looks, a 5% error per look allows up to k × 5% in
+  all). After `split_reuse_limit` verdicts on one split the gate refuses, and asks for fresh
+  labelled images: the reviewers' decisions since (scripts.training.retrain_from_reviews).
 - **The share sent to people** is bounded too: the one-sided 95% Wilson upper bound must stay
   within the limit, or reviewers drown.
 
@@ -33,7 +43,8 @@ CONFIDENCE = 0.95
 class Rules:
     escape_target: float = 0.01  # the escape rate the plant accepts, proven at 95%
     max_unclear: float = 0.30  # the share of photos people can take, proven at 95%
-    alpha: float = 0.05  # McNemar: how sure "worse than the serving model" must be
+    alpha: float = 0.05  # McNemar and the escape test: how sure "worse than the serving model" must be
+    split_reuse_limit: int = 5  # verdicts one test split may give before it must be renewed
 
 
 @dataclass(frozen=True)
@@ -97,6 +108,16 @@ def unclear_upper_bound(unclear: int, images: int, confidence: float = CONFIDENC
     return float(proportion_confint(unclear, images, alpha=2 * (1 - confidence), method="wilson")[1])
 
 
+def more_escapes_p(candidate_only: int, serving_only: int) -> float:
+    """One-sided exact sign test on the defects exactly one model passes as ok: how likely the
+    candidate passes at least `candidate_only` of them if both were equally safe."""
+    if candidate_only + serving_only == 0:
+        return 1.0
+    from scipy.stats import binomtest
+
+    return float(binomtest(candidate_only, candidate_only + serving_only, 0.5, alternative="greater").pvalue)
+
+
 def mcnemar_p(candidate_only: int, serving_only: int) -> float:
     """Exact McNemar p-value (two-sided) on the discordant pairs: images only the candidate gets
     wrong, and images only the serving model gets wrong."""
@@ -113,9 +134,12 @@ class Verdict:
     figures: dict  # what the table prints and the registry keeps
 
 
-def judge(serving: Decisions | None, candidate: Decisions, rules: Rules) -> Verdict:
+def judge(
+    serving: Decisions | None, candidate: Decisions, rules: Rules, earlier_verdicts: int = 0
+) -> Verdict:
     """Why the candidate may not serve (empty: it may), with the figures behind it. `serving` is
-    None when no model serves yet (day zero: people decide everything, so there is nothing to pair)."""
+    None when no model serves yet (day zero: people decide everything, so there is nothing to pair).
+    `earlier_verdicts`: how many verdicts this test split has given before this one."""
     refusals = []
     bound = escape_upper_bound(candidate.escapes, candidate.defects)
     needed = defects_needed(rules.escape_target)
@@ -161,4 +185,27 @@ def judge(serving: Decisions | None, candidate: Decisions, rules: Rules) -> Verd
                 f"only {only_serving} the serving model gets wrong: worse, beyond chance "
                 f"(McNemar exact p = {p:.3f})"
             )
+        passed = [
+            (c, s)
+            for c, s, t in zip(candidate.decided, serving.decided, candidate.truth, strict=True)
+            if t == DEFECT
+        ]
+        new_escapes = sum(1 for c, s in passed if c == OK and s != OK)
+        fixed_escapes = sum(1 for c, s in passed if s == OK and c != OK)
+        escape_p = more_escapes_p(new_escapes, fixed_escapes)
+        figures.update(new_escapes=new_escapes, fixed_escapes=fixed_escapes, escapes_p=round(escape_p, 4))
+        if new_escapes > fixed_escapes and escape_p < rules.alpha:
+            refusals.append(
+                f"it passes as ok {new_escapes} defects the serving model caught, and catches only "
+                f"{fixed_escapes} the serving model passed: more escapes, beyond chance (exact sign test "
+                f"p = {escape_p:.3f}), whatever it gains on good parts"
+            )
+    figures["split_verdicts"] = earlier_verdicts + 1
+    if earlier_verdicts >= rules.split_reuse_limit:
+        refusals.append(
+            f"this test split has already judged {earlier_verdicts} candidates (the limit is "
+            f"{rules.split_reuse_limit}): what it proves wears out with every look. Renew it with fresh "
+            "labelled images, the reviewers' decisions since it was made "
+            "(python -m scripts.training.retrain_from_reviews …), then promote with --import-file of it"
+        )
     return Verdict(refusals, figures)

@@ -171,7 +171,8 @@ def promote(args, candidate: ModelRef, current: ModelRef | None, registry: Regis
     rules = gate.Rules(args.escape_target, args.max_unclear)
     on_current = decisions(current, items, label_map, threshold)
     on_candidate = decisions(candidate, items, label_map, threshold)
-    judged = gate.judge(None if current == NO_MODEL else on_current, on_candidate, rules)
+    earlier = sum(1 for v in registry.body["verdicts"] if v.get("test_set") == test_set)
+    judged = gate.judge(None if current == NO_MODEL else on_current, on_candidate, rules, earlier)
     print(table(short(str(current)), on_current, short(str(candidate)), judged, threshold))
     refusals = judged.refusals
     verdict = {
@@ -184,6 +185,7 @@ def promote(args, candidate: ModelRef, current: ModelRef | None, registry: Regis
             "escape_target": rules.escape_target,
             "max_unclear": rules.max_unclear,
             "alpha": rules.alpha,
+            "split_reuse_limit": rules.split_reuse_limit,
         },
         "figures": judged.figures,
         "promoted": not refusals,
