@@ -41,10 +41,20 @@ def _client_for(deployable: str) -> storage.Client:
 
         project = os.environ.get("GOOGLE_CLOUD_PROJECT", "local")
         session = _traced_session() if calls.tracing() else None
-        return storage.Client(
+        made = storage.Client(
             project=project, credentials=AnonymousCredentials(), client_info=info, _http=session
         )
-    return storage.Client(client_info=info)
+    else:
+        made = storage.Client(client_info=info)
+    # The switch above stops the cache's fetches, not its checks: once a bucket is in it (any
+    # create_bucket or get_bucket fills it), every 404 sends a background `buckets.get` to see
+    # whether the bucket still exists, which our roles do not grant (an ERROR in the audit logs),
+    # and a decision's claim lookup is a 404. The library has no supported opt-out yet
+    # (https://github.com/googleapis/google-cloud-python/issues/17650, the flag proposed in
+    # https://github.com/googleapis/google-cloud-python/pull/18203), so the cache goes.
+    if getattr(made, "_bucket_metadata_cache", None) is not None:
+        made._bucket_metadata_cache = None
+    return made
 
 
 client.cache_clear = _client_for.cache_clear  # a test's new emulator, or a new trace

@@ -6,6 +6,7 @@ import csv
 import io
 import itertools
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -694,3 +695,27 @@ def test_a_csv_cell_that_a_spreadsheet_would_run_is_neutralised_after_leading_wh
 
     assert _cell(cell).startswith("'")
     assert _cell("line-1/part =1.jpeg") == "line-1/part =1.jpeg"
+
+
+def test_a_decision_asks_nothing_of_the_bucket_itself(bucket, fake_gcs):
+    """google-cloud-storage 3.x keeps a cache of bucket metadata; once a bucket is in it (this test's
+    bucket was created through the client, so it is), every 404 (a decision's claim lookup is one)
+    sends a background `buckets.get`, which no role of ours grants: in the cloud an ERROR in the
+    audit logs each time (googleapis/google-cloud-python#17650), here two of a decision's twelve
+    requests. Our clients keep no such cache (inspection/storage.py)."""
+    from tests.faults import hook
+
+    add_unclear(bucket, "line-1/part.jpeg")
+    queue = Queue(bucket.name)
+    item = queue.next_item("r@example.com")
+    seen = []
+
+    def record(call, phase):
+        if phase == "before":
+            seen.append(call.method)
+
+    with hook(fake_gcs, record):
+        Decisions(queue).decide(item.name, item.generation, "ok", "r@example.com")
+        time.sleep(0.5)  # the cache's requests come from a thread of its own
+    assert "buckets.get" not in seen, seen
+    assert len(seen) <= 10, seen
