@@ -51,10 +51,16 @@ class Decisions:
         if label not in layout.DECISIONS:
             raise NotAllowed(f"label must be one of {', '.join(layout.DECISIONS)}")
         source = storage.ObjectRef(self.prediction_bucket, name, generation)
-        standing = claims.read(self.prediction_bucket, source)
-        if standing is not None:
-            return self._answer(standing, name, label, reviewer, tab)
-        self.queue.holding(name, generation, reviewer, tab)  # or Refused, with the true reason
+        try:
+            self.queue.holding(name, generation, reviewer, tab)
+        except Refused:
+            # Not this tab's to decide now; but if a decision on it stands, that is the true answer
+            # (the same tab asking again gets its decision). Read only here: on the way to a new
+            # decision, the move reads the claim itself.
+            standing = claims.read(self.prediction_bucket, source)
+            if standing is not None:
+                return self._answer(standing, name, label, reviewer, tab)
+            raise
         target = storage.ObjectRef(
             self.prediction_bucket, layout.human_decided(label, layout.parse(name).name)
         )
