@@ -228,9 +228,9 @@
   const WORDS = { ok: "ok", defect: "defect", unusable: "not a part / unusable" };
 
   async function decide(label, byKey) {
+    if (current && !ready && !busy) checkReady();  // it may hold already, before its next check
     if (!current || !ready || busy) {
-      const why = notNow();
-      if (byKey && why) say("conflict", "Not decided: " + why);
+      if (byKey) say("conflict", "Not decided: " + (notNow() || "the photo is not ready yet; press again."));
       return;
     }
     busy = true;
