@@ -89,7 +89,7 @@ STORAGE = {
     "move, unclear": {"objects.get": 2, "objects.insert": 3, "objects.rewrite": 1, "objects.delete": 1},
     "review": {
         "objects.list": 2,
-        "objects.get": 8,
+        "objects.get": 7,
         "objects.insert": 4,
         "objects.rewrite": 1,
         "objects.delete": 3,

@@ -698,6 +698,19 @@ RULES: tuple[Rule, ...] = (
         (f"{BF}::test_an_archive_is_routed_as_predict_routes_it_and_a_rerun_writes_nothing",),
     ),
     Rule(
+        "Cloud Storage",
+        "That switch stops the metadata cache's fetches, not its checks: once a bucket is in the cache "
+        "(any `create_bucket` or `get_bucket` puts it there), every 404 sends a background "
+        "`buckets.get`, denied to object-only roles; the library has no supported opt-out yet.",
+        "Our clients drop the cache (`inspection/storage.py`): a decision, whose claim lookup is a 404, "
+        "makes no `buckets.get`.",
+        (
+            "https://github.com/googleapis/google-cloud-python/issues/17650",
+            "https://github.com/googleapis/google-cloud-python/pull/18203",
+        ),
+        ("tests/test_review_app.py::test_a_decision_asks_nothing_of_the_bucket_itself",),
+    ),
+    Rule(
         "Eventarc",
         "A storage event reaches the function as a CloudEvent in the HTTP binary mode: `ce-*` headers, "
         'whose values percent-encode characters outside printable ASCII, and `%` and `"`.',
