@@ -81,6 +81,9 @@ class Settings:
     # An anomaly model beside the classifier (the stack's anomalyModel when the backend is another
     # one): predict sends a part the classifier calls ok but the anomaly model does not to a person.
     second_opinion: str = ""
+    # The model's input guard (inputGuard; inspection/model/guard.py): a gs:// guard.json, by default
+    # the one beside a model file; backends.NO_GUARD when the stack serves the model unguarded.
+    input_guard: str = ""
 
     @property
     def has_model(self) -> bool:
@@ -550,13 +553,45 @@ def _complete(s: Settings, get: Callable[[str], str]) -> Settings:
                 "the anomaly model alone"
             )
         second_opinion = beside.location_from_config(get, s.project, s.region)
+    input_guard = _input_guard(s, model, get(GUARD_KEY).strip())
     if s.app_engine == "create":
         if not s.iap_client_id.endswith(".apps.googleusercontent.com"):
             raise _fix("iapClientId", f"is {s.iap_client_id!r}, not an OAuth client id")
         if not s.iap_client_secret:
             raise _fix("iapClientSecret", "is not set")
     return replace(
-        s, model=model, second_opinion=second_opinion, records_location=s.records_location or s.region
+        s,
+        model=model,
+        second_opinion=second_opinion,
+        input_guard=input_guard,
+        records_location=s.records_location or s.region,
+    )
+
+
+GUARD_KEY = "inputGuard"
+GUARD_URI = re.compile(r"^gs://[a-z0-9][a-z0-9._-]{1,221}/[^\x00-\x1f]+\.json$")
+
+
+def _input_guard(s: Settings, model: str, given: str) -> str:
+    """The guard predict checks photos with: inputGuard, else <model>.guard.json beside a model file."""
+    key = f"quality-inspection:{GUARD_KEY}"
+    if not s.has_model:
+        return ""
+    if given == backends.NO_GUARD:
+        return given
+    if given:
+        if not GUARD_URI.match(given):
+            raise ConfigError(
+                f"{key} is {given!r}: expected gs://<bucket>/<path>.json, the guard.json the training "
+                f"scripts wrote, or {backends.NO_GUARD}. Fix: pulumi config set {GUARD_KEY} gs://…/guard.json"
+            )
+        return given
+    if s.model_backend.grant == backends.FOLDER_GRANT:
+        return backends.guard_beside(model)
+    raise ConfigError(
+        f"{key} is not set, and a {s.backend} model has no folder to find it beside. Fix: pulumi config "
+        f"set {GUARD_KEY} gs://…/guard.json (train_vertex prints it; python -m scripts.training.guard "
+        f"fits one), or pulumi config set {GUARD_KEY} {backends.NO_GUARD} to serve it unguarded"
     )
 
 

@@ -187,6 +187,7 @@ def predict_fields(ctx: Context) -> dict:
         "backend": s.backend,
         "model": s.model or None,
         "second_opinion": s.second_opinion or None,
+        "input_guard": s.input_guard or None,
         "threshold": s.threshold,
         "label_map": s.label_map,
         "line_segment": s.line_segment,

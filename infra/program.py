@@ -21,6 +21,7 @@ from infra.records import Records
 from infra.review import ReviewApp
 from infra.storage import Buckets
 from infra.sweep import Sweep
+from inspection import backends
 
 
 @dataclass
@@ -89,6 +90,18 @@ NEXT_STEPS = """\
 """
 
 
+def guard_output(s: Settings) -> str:
+    """What stands between the model and the plant's photos, said where every `pulumi up` shows it."""
+    if not s.has_model:
+        return "no model: a person decides every photo"
+    if s.input_guard == backends.NO_GUARD:
+        return (
+            "NONE (inputGuard none): photos unlike the model's training photos are auto-decided; "
+            "the plant report counts them"
+        )
+    return s.input_guard
+
+
 def export(stack: Stack) -> None:
     b, m, a, f = stack.buckets, stack.messaging, stack.accounts, stack.functions
     pulumi.export(
@@ -113,6 +126,7 @@ def export(stack: Stack) -> None:
         "function_uris",
         {"predict": f.predict.uri, "move": f.move.uri, "sweep": stack.sweep.sweep.uri},
     )
+    pulumi.export("input_guard", guard_output(stack.settings))
     pulumi.export("review_app_url", stack.review.url)
     pulumi.export("audit_url", stack.review.audit_url)
     pulumi.export("records", stack.records.location)

@@ -166,6 +166,19 @@ BACKENDS: dict[str, Backend] = {
     )
 }
 NAMES = tuple(BACKENDS)
+# INPUT_GUARD (the stack's inputGuard) that serves a model without an input guard, on purpose: the
+# stack output and the report say so (inspection/model/guard.py).
+NO_GUARD = "none"
+
+
+def guard_beside(model: str) -> str:
+    """Where a model file's input guard lives: `<name>.guard.json` in its folder (model.onnx →
+    model.guard.json), so that two models in one folder never share a guard."""
+    folder, _, file = model.rpartition("/")
+    name = f"{file.rsplit('.', 1)[0]}.guard.json"
+    return f"{folder}/{name}" if folder else name
+
+
 # The backend whose model may also stand beside another backend's classifier, as a second opinion
 # (the stack's anomalyModel next to tfliteModel, onnxModel or a Vertex endpoint).
 SECOND_OPINION = "anomaly"

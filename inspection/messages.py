@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 
@@ -45,6 +46,9 @@ class Prediction:
     unclear_reason: str = ""
     unclear_detail: str = ""
     heatmap: str = ""  # the anomaly map predict kept in the prediction bucket (layout.heatmap), if any
+    # The input guard that checked the photo (inspection/model/guard.py: "sha256:<12 hex>" of its
+    # file); "" when none did: day zero, or a model served unguarded on purpose.
+    guard: str = ""
 
     def log_fields(self, line_segment: int = 1) -> dict:
         """The fields every log line about this prediction carries (docs/pipeline.md, "The log schema")."""
@@ -86,6 +90,7 @@ class Prediction:
             unclear_reason=_reason(body.get("unclear_reason", "")),
             unclear_detail=_detail(body.get("unclear_detail", "")),
             heatmap=_heatmap(body.get("heatmap", "")),
+            guard=_guard(body.get("guard", "")),
         )._consistent()
 
     def _consistent(self) -> Prediction:
@@ -167,6 +172,15 @@ def _detail(value: object) -> str:
 def _heatmap(value: object) -> str:
     if value != "" and not (isinstance(value, str) and HEATMAP_NAME.match(value)):
         raise MessageError("heatmap must be empty or heatmaps/<40 hex digits>.png")
+    return value
+
+
+GUARD_DIGEST = re.compile(r"^sha256:[0-9a-f]{12}$")
+
+
+def _guard(value: object) -> str:
+    if value != "" and not (isinstance(value, str) and GUARD_DIGEST.match(value)):
+        raise MessageError("guard must be empty or sha256:<12 hex digits>")
     return value
 
 

@@ -12,6 +12,7 @@ ROUTED_AT = "routed_at"
 UNCLEAR_REASON = "unclear_reason"
 UNCLEAR_DETAIL = "unclear_detail"  # for unusual_input: the measure that fell outside the training range
 HEATMAP = "heatmap"  # the anomaly map's object in the prediction bucket (layout.heatmap)
+INPUT_GUARD = "input_guard"  # the input guard that checked the photo (messages.Prediction.guard)
 # Why a file was quarantined (predict).
 REJECTED_REASON = "rejected_reason"
 REJECTED_DETAIL = "rejected_detail"

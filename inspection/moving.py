@@ -28,6 +28,7 @@ def routed_metadata(prediction: Prediction, threshold: float, source: storage.Ob
         **({metadata.UNCLEAR_REASON: prediction.unclear_reason} if prediction.unclear_reason else {}),
         **({metadata.UNCLEAR_DETAIL: prediction.unclear_detail} if prediction.unclear_detail else {}),
         **({metadata.HEATMAP: prediction.heatmap} if prediction.heatmap else {}),
+        **({metadata.INPUT_GUARD: prediction.guard} if prediction.guard else {}),
         **storage.provenance(source),
     }
 

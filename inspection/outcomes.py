@@ -75,6 +75,7 @@ class Routed(Outcome):
     threshold: float
     unclear_reason: str = ""
     unclear_detail: str = ""
+    guard: str = ""  # the input guard that checked it; "" when none did
     _bucket: str = ""
     _object_generation: int = 0
     _routed_at: str = ""  # the queue orders by it; a decision removes the entry by it
@@ -236,6 +237,7 @@ def _routed(moved: Moved, line_segment: int) -> Routed:
         threshold=number(meta.get(metadata.THRESHOLD)) or 0.0,
         unclear_reason=meta.get(metadata.UNCLEAR_REASON, ""),
         unclear_detail=meta.get(metadata.UNCLEAR_DETAIL, ""),
+        guard=meta.get(metadata.INPUT_GUARD, ""),
         _bucket=claim.bucket,
         _object_generation=moved.copy.generation or 0,
         _routed_at=meta.get(metadata.ROUTED_AT, claim.claimed_at),

@@ -10,7 +10,6 @@ from typing import Any
 from inspection import claims, events, layout, logs, moving, outcomes, publishing, routing, storage
 from inspection.labels import LabelMap
 from inspection.messages import Prediction, StorageObject
-from inspection.model import card as model_card
 from inspection.model import images
 from inspection.model.classifiers import Classifier
 from inspection.settings import PredictSettings
@@ -89,6 +88,7 @@ class Assessment:
     unclear_reason: str = ""
     unclear_detail: str = ""
     anomaly: Any = field(default=None, compare=False, repr=False)  # inspection.model.anomaly.Scored
+    guard: str = ""  # the input guard that checked the photo; "" when none did
 
     def prediction(self, source: storage.ObjectRef, heatmap: str = "") -> Prediction:
         """The message about `source` that says this."""
@@ -104,19 +104,18 @@ class Assessment:
             unclear_reason=self.unclear_reason,
             unclear_detail=self.unclear_detail,
             heatmap=heatmap,
+            guard=self.guard,
         )
 
 
 def assess(loaded: images.LoadedImage, classifier: Classifier, label_map: LabelMap) -> Assessment:
     """Classify, map the model's class names to ours, and say when a person must decide whatever
-    the scores (no model, an image unlike the card's training images). Evaluation and the promotion
+    the scores (no model, a photo the input guard stops). Evaluation and the promotion
     gate call this too, so a model is judged as it serves."""
     result = classifier.classify(loaded)
-    unusual = classifier.card.unusual(model_card.measure(loaded.image)) if classifier.card else ""
     scores = label_map.normalise(result.confidences)
     label = max(scores, key=scores.__getitem__)
-    reason = result.unclear_reason or (model_card.UNUSUAL_INPUT if unusual else "")
-    detail = unusual or result.unclear_detail
+    reason, detail = result.unclear_reason, result.unclear_detail
     # An escape prevented: the classifier calls it ok, but it is unlike every good part the anomaly
     # model learned (0.5 is the edge of normal). A model that never saw this kind of defect is
     # confidently wrong; the anomaly model is not trained on defects, so it is not blind to new ones.
@@ -131,6 +130,7 @@ def assess(loaded: images.LoadedImage, classifier: Classifier, label_map: LabelM
         unclear_reason=reason,
         unclear_detail=detail,
         anomaly=result.anomaly,
+        guard=result.guard,
     )
 
 

@@ -82,6 +82,9 @@ SELECT
     APPROX_QUANTILE(CASE WHEN event = 'decided' THEN waited_s END, 0.5) AS wait_p50_s,
     APPROX_QUANTILE(CASE WHEN event = 'decided' THEN waited_s END, 0.9) AS wait_p90_s,
     STRING_AGG(DISTINCT CASE WHEN event = 'routed' THEN model END, ', ') AS models,
+    STRING_AGG(DISTINCT CASE WHEN event = 'routed' AND guard <> '' THEN guard END, ', ') AS guards,
+    SUM(CASE WHEN event = 'routed' AND COALESCE(guard, '') = '' AND model <> 'none' THEN 1 ELSE 0 END)
+        AS unguarded,
     STRING_AGG(DISTINCT CASE WHEN event = 'routed' THEN CAST(threshold AS VARCHAR) END, ', ') AS thresholds
 FROM kept
 GROUP BY line, day

@@ -181,6 +181,10 @@ class EnvSettings:
 # --- the deployables -------------------------------------------------------------------------------
 
 
+GUARD_HINT = "<model>.guard.json the training scripts write beside the model (scripts/training/guard.py)"
+GUARD_FILE = re.compile(r"^(gs://[a-z0-9][a-z0-9._-]{1,221}/)?[^\x00-\x1f]*\.json$")
+
+
 @dataclass(frozen=True)
 class PredictSettings(EnvSettings):
     """What the predict function (and the sweep, which runs its core) needs; docs/configure.md."""
@@ -211,6 +215,9 @@ class PredictSettings(EnvSettings):
     max_image_pixels: int = var(
         "MAX_IMAGE_PIXELS", integer(10_000, 500_000_000), str(DEFAULT_LIMITS.max_pixels)
     )
+    # The input guard in front of the model (inspection/model/guard.py): its guard.json, local or
+    # gs://; or "none", to serve a model unguarded on purpose. Required when a model serves.
+    input_guard: str = var("INPUT_GUARD", optional, "")
     # An anomaly model beside the classifier (ANOMALY_MODEL when the backend is another): a part the
     # classifier calls ok but the anomaly model finds unlike every good part goes to a person.
     second_opinion: str = field(default="", metadata={"model": True})
@@ -231,6 +238,14 @@ class PredictSettings(EnvSettings):
                     f"is none: set CLASSIFIER_BACKEND={beside.name} to serve it alone"
                 )
             values["second_opinion"] = beside.check(env[beside.variable])
+        guard = values["input_guard"]
+        if backend.name != "none" and not guard:
+            raise ConfigError(
+                f"INPUT_GUARD is not set: a model serves behind its input guard, the {GUARD_HINT}; or "
+                f"INPUT_GUARD={backends.NO_GUARD} to serve it unguarded, on purpose"
+            )
+        if guard and guard != backends.NO_GUARD and not GUARD_FILE.match(guard):
+            raise ConfigError(f"INPUT_GUARD={guard!r} is not valid: expected the {GUARD_HINT}, or none")
         if backend.name == "vertex":
             values["vertex_api_endpoint"] = values["vertex_api_endpoint"] or backends.vertex_api_url(
                 values["model"]

@@ -30,6 +30,7 @@ the last shard to finish writes the complete summary.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import re
@@ -43,11 +44,11 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime
 from pathlib import PurePosixPath
 
-from inspection import claims, layout, metadata, moving, predicting, routing, storage
+from inspection import backends, claims, layout, metadata, moving, predicting, routing, storage
 from inspection.errors import ConfigError, Held
 from inspection.labels import LabelMap
-from inspection.model import card as model_card
 from inspection.model import images
+from inspection.model.guard import UNUSUAL_INPUT
 from inspection.routing import DEFAULT_THRESHOLD, parse_threshold
 from scripts import costs, locations
 from scripts.training.datasets import IMAGE_SUFFIXES
@@ -77,6 +78,7 @@ class Result:
     model: str = ""
     threshold: float = 0.0
     unusual: bool = False
+    guard: str = ""  # the input guard that checked it; "" when none did
     fresh: bool = True  # this run classified and copied it (False: an earlier run had)
     problem: str = ""
     pending: bool = False  # another shard's, not finished yet
@@ -166,7 +168,8 @@ def _already(blob, args) -> Result | None:
         score=float(meta.get(metadata.PREDICTED_SCORE) or 0),
         model=meta.get(metadata.MODEL, ""),
         threshold=float(meta.get(metadata.THRESHOLD) or 0),
-        unusual=meta.get(metadata.UNCLEAR_REASON) == model_card.UNUSUAL_INPUT,
+        unusual=meta.get(metadata.UNCLEAR_REASON) == UNUSUAL_INPUT,
+        guard=meta.get(metadata.INPUT_GUARD, ""),
         fresh=False,
     )
 
@@ -208,7 +211,8 @@ def route(blob, assessment: predicting.Assessment | images.ImageRejected, args) 
             score=assessment.score,
             model=assessment.model,
             threshold=args.threshold,
-            unusual=assessment.unclear_reason == model_card.UNUSUAL_INPUT,
+            unusual=assessment.unclear_reason == UNUSUAL_INPUT,
+            guard=assessment.guard,
         )
     destination = _destination(args.prediction_bucket, args.batch, folder, blob.name)
     if len(destination.name.encode()) > layout.MAX_NAME_BYTES - layout.ALONGSIDE_BYTES:
@@ -220,6 +224,26 @@ def route(blob, assessment: predicting.Assessment | images.ImageRejected, args) 
     except Held as held:
         return Result(**{**asdict(base), "problem": held.reason})
     return Result(**{**asdict(base), **result})
+
+
+def _guarded(blob, assessment: predicting.Assessment, args) -> predicting.Assessment | images.ImageRejected:
+    """A batch job's answer behind the input guard, as predict puts its endpoint's answers."""
+    if args.guard == backends.NO_GUARD:
+        return assessment
+    from inspection.model import guard
+
+    if not hasattr(args, "loaded_guard"):
+        args.loaded_guard = guard.load(args.guard)
+    data = storage.read(storage.ObjectRef(blob.bucket.name, blob.name, blob.generation))
+    try:
+        unusual = args.loaded_guard.check(images.load(data).image) if data is not None else ""
+    except images.ImageRejected as rejected:
+        return rejected  # kept in rejected/, as predict keeps it
+    if not unusual:
+        return dataclasses.replace(assessment, guard=args.loaded_guard.digest)
+    return dataclasses.replace(
+        assessment, unclear_reason=UNUSUAL_INPUT, unclear_detail=unusual, guard=args.loaded_guard.digest
+    )
 
 
 # --- in-function backends: the model runs here -----------------------------------------------------------
@@ -324,7 +348,7 @@ def run_on_vertex(blobs, args, jobs=None) -> list[Result]:
             )
             label = max(scores, key=scores.__getitem__)
             assessment = predicting.Assessment(label, scores[label], scores, args.model)
-            results[blob.name] = route(blob, assessment, args)
+            results[blob.name] = route(blob, _guarded(blob, assessment, args), args)
         for blob in todo:
             results.setdefault(
                 blob.name,
@@ -453,6 +477,10 @@ def report_html(results: list[Result]) -> str:
             day.unusual += r.unusual
             day.models = r.model
             day.thresholds = f"{r.threshold:g}"
+            if r.guard:
+                day.guards = r.guard
+            else:
+                day.unguarded += 1
     period = sorted({d for per_day in lines.values() for d in per_day}) or [datetime.now(UTC).date()]
     span = [date.fromordinal(o) for o in range(period[0].toordinal(), period[-1].toordinal() + 1)]
     return render(lines, span, {}, None)
@@ -474,6 +502,15 @@ def main(argv: list[str] | None = None, jobs=None) -> int:
         "--model", required=True, help="a .tflite or .onnx model, or projects/P/locations/R/models/ID"
     )
     parser.add_argument("--threshold", type=float, help="predictionThreshold (default: the model card's)")
+    parser.add_argument(
+        "--guard",
+        help="the model's input guard (default: <model>.guard.json beside a model file)",
+    )
+    parser.add_argument(
+        "--unguarded",
+        action="store_true",
+        help="classify without an input guard, on purpose: the report says so",
+    )
     parser.add_argument("--label-map", default="", help="as the LABEL_MAP setting")
     parser.add_argument(
         "--line-segment", type=int, default=1, help="as LINE_SEGMENT: which folder names the line"
@@ -507,6 +544,12 @@ def main(argv: list[str] | None = None, jobs=None) -> int:
             parser.error(
                 "an endpoint serves online; a batch runs on the Model: projects/P/locations/R/models/ID"
             )
+        args.model_ref = args.model_ref.guarded(args.guard, args.unguarded)
+        args.guard = args.model_ref.guard
+    else:
+        from scripts.training import guard as training_guard
+
+        args.guard = training_guard.required(args.model, args.guard, args.unguarded)
     if args.threshold is None:
         card = None if vertex else args.model_ref.open().card
         chosen = (card.evaluation or {}).get("threshold") if card else None

@@ -50,6 +50,8 @@ class Day:
     wait_p90_s: float | None = None
     models: str = ""
     thresholds: str = ""
+    guards: str = ""  # the input guards that checked the day's photos
+    unguarded: int = 0  # photos a model decided with no input guard (inputGuard: none)
 
     @classmethod
     def of(cls, row: dict) -> Day:
@@ -207,7 +209,9 @@ def render(
             "<th>unclear</th><th>overruled</th><th>waited (median, 90%)</th><th>not a part</th>"
             "<th>rejected</th><th title='called ok by the classifier, sent to a person by the anomaly model; "
             "in brackets, how many a person found defective (escapes prevented)'>anomalous (defects)</th>"
-            "<th>threshold</th><th>model</th></tr></thead><tbody>"
+            "<th>threshold</th><th>model</th><th title='the input guard that sends photos unlike the "
+            "model's training photos to a person; in brackets, how many it sent'>input guard</th>"
+            "</tr></thead><tbody>"
         )
         for day in period:
             d = per_day.get(day)
@@ -223,11 +227,21 @@ def render(
                 f"<td class='waited'>{_duration(d.wait_p50_s)}, {_duration(d.wait_p90_s)}</td>"
                 f"<td class='unusable'>{d.human_unusable}</td><td class='rejected'>{d.rejected}</td>"
                 f"<td class='anomalous'>{d.anomalous} ({d.escapes_prevented})</td>"
-                f"<td>{html.escape(d.thresholds or '–')}</td><td>{html.escape(d.models or '–')}</td></tr>"
+                f"<td>{html.escape(d.thresholds or '–')}</td><td>{html.escape(d.models or '–')}</td>"
+                f"<td class='guard'>{_guard(d)}</td></tr>"
             )
         out.append("</tbody></table></section>")
     out.append("</body></html>")
     return "\n".join(out)
+
+
+def _guard(d: Day) -> str:
+    """Which guard checked the day's photos, and, loudly, how many a model decided unguarded."""
+    shown = f"{html.escape(d.guards)} ({d.unusual})" if d.guards else ""
+    if d.unguarded:
+        warning = f"<span class='warn'>none: {d.unguarded} photos decided unguarded</span>"
+        shown = f"{shown}; {warning}" if shown else warning
+    return shown or "–"
 
 
 def _line_baselines(items: list[str]) -> dict[str, float]:

@@ -18,11 +18,11 @@ from cloudevents.conversion import to_binary
 from PIL import Image, ImageDraw
 
 from inspection import backends, layout, predicting
+from inspection.backends import guard_beside
 from inspection.errors import ConfigError
 from inspection.labels import LabelMap
 from inspection.messages import Prediction
-from inspection.model import anomaly, images
-from inspection.model import card as model_card
+from inspection.model import anomaly, classifiers, guard, images
 from scripts.local.vertex import VertexStandIn
 from scripts.training import anomalib_fixture, metrics, sample_data, train_anomaly
 from tests.helpers import make_function, storage_event
@@ -93,7 +93,8 @@ def test_predict_serves_it_through_the_backend_registry_with_its_card(fitted):
     )
     assert good.label == "ok" and good.score > 0.5 and good.unclear_reason == ""
     assert classifier.card is not None and classifier.card.preprocessing == anomaly.METHOD
-    assert set(classifier.card.input_stats) == set(model_card.MEASURES)
+    written = guard.load(guard_beside(str(out)))
+    assert set(written.ranges) == set(guard.MEASURES), "the good photos make its input guard"
 
 
 def test_the_heatmap_points_at_the_defect(fitted):
@@ -114,15 +115,15 @@ def test_the_heatmap_points_at_the_defect(fitted):
 
 def test_a_moved_camera_goes_to_a_person_whatever_the_score(fitted):
     out, _ = fitted
-    classifier = backends.get("anomaly").open(str(out))
+    classifier = classifiers.open_model("anomaly", str(out), input_guard=guard_beside(str(out)))
     moved = good_part(7).transform((300, 300), Image.Transform.AFFINE, (1, 0, 45, 0, 1, 30), fillcolor=35)
 
     assessed = predicting.assess(
         images.load(jpeg(moved)), classifier, LabelMap.parse("defect=defect,ok=ok", "LABEL_MAP")
     )
 
-    assert assessed.unclear_reason == model_card.UNUSUAL_INPUT
-    assert "centre_offset" in assessed.unclear_detail
+    assert assessed.unclear_reason == guard.UNUSUAL_INPUT
+    assert "offset" in assessed.unclear_detail
 
 
 def test_an_anomalib_onnx_export_runs_unchanged(tmp_path):
@@ -175,6 +176,7 @@ def second_opinion(make_bucket, topic, deployed_env, fitted):
         model="projects/demo/locations/europe-west4/endpoints/1234",
         vertex_api_endpoint=stand_in.url,
         second_opinion=str(fitted[0]),
+        input_guard=guard_beside(str(fitted[0])),
     )
     yield inbound, predicted, topic, make_function("predict_image", "cloudevent")
     stand_in.stop()

@@ -18,10 +18,12 @@ import numpy as np
 import pytest
 
 from inspection import predicting, routing, storage
+from inspection.backends import guard_beside
 from inspection.labels import LabelMap
 from inspection.model import classifiers, images
 from scripts import backfill
 from scripts.local.standin import StandIn
+from scripts.training import unfamiliar
 from scripts.training.sample_data import draw_part
 from tests.faults import hook
 
@@ -66,7 +68,7 @@ def plant(archive, make_bucket):
 
 def expected_folders(photos, model) -> dict[str, str]:
     """What predict's own assessment and move's rule decide for each photo."""
-    classifier = classifiers.open_model("onnx", str(model))
+    classifier = classifiers.open_model("onnx", str(model), input_guard=guard_beside(str(model)))
     found = {}
     for index, data in enumerate(photos):
         assessment = predicting.assess(images.load(data), classifier, LabelMap())
@@ -255,13 +257,19 @@ class JobServiceStub(StandIn):
         return {"name": f"{self.P}/batchPredictionJobs/7", "state": "JOB_STATE_PENDING"}
 
 
-def test_a_vertex_model_backfills_through_a_batch_prediction_job_on_the_model(make_bucket, photos, capsys):
+def test_a_vertex_model_backfills_through_a_batch_prediction_job_on_the_model(
+    make_bucket, photos, small_model, capsys
+):
     from google.auth.credentials import AnonymousCredentials
     from google.cloud import aiplatform_v1
 
     archive, predicted = make_bucket("archive"), make_bucket("prediction", versioned=True)
     for index in range(20):
         archive.blob(f"2024/line-1/part-{index:02d}.jpeg").upload_from_string(photos[index])
+    # a lamp on one side: Vertex calls it ok, the guard sends it to a person
+    lit = io.BytesIO()
+    unfamiliar.gradient_left_right(3).save(lit, format="JPEG", quality=92)
+    archive.blob("2024/line-1/part-lamp.jpeg").upload_from_string(lit.getvalue())
     stub = JobServiceStub(predicted)
     jobs = aiplatform_v1.JobServiceClient(
         transport="rest", client_options={"api_endpoint": stub.url}, credentials=AnonymousCredentials()
@@ -275,6 +283,8 @@ def test_a_vertex_model_backfills_through_a_batch_prediction_job_on_the_model(ma
         predicted.name,
         "--model",
         model,
+        "--guard",
+        guard_beside(str(small_model)),
         "--yes",
         "--poll-seconds",
         "0",
@@ -286,9 +296,15 @@ def test_a_vertex_model_backfills_through_a_batch_prediction_job_on_the_model(ma
         assert "$2.222 per node hour" in capsys.readouterr().out
         found = copies(predicted, "vertex-2024")
         assert {n: f for n, f in found.items()} == {
-            f"2024/line-1/part-{i:02d}.jpeg": ["defect" if "7" in f"part-{i:02d}.jpeg" else "ok"]
-            for i in range(20)
+            **{
+                f"2024/line-1/part-{i:02d}.jpeg": ["defect" if "7" in f"part-{i:02d}.jpeg" else "ok"]
+                for i in range(20)
+            },
+            "2024/line-1/part-lamp.jpeg": ["unclear"],
         }
+        [lamp] = predicted.list_blobs(prefix="backfill/vertex-2024/unclear/")
+        assert lamp.metadata["unclear_reason"] == "unusual_input"
+        assert lamp.metadata["input_guard"].startswith("sha256:")
         assert backfill.main(args, jobs=jobs) == 0 and len(stub.created) == 1, (
             "a finished batch asks Vertex nothing"
         )

@@ -89,6 +89,9 @@ def test_valid_move_settings():
         ({"CLASSIFIER_BACKEND": "onnx", "ONNX_MODEL": "m", "PREDICTIONS_TOPIC": "t"}, "PREDICTIONS_TOPIC"),
         ({"CLASSIFIER_BACKEND": "onnx", "ONNX_MODEL": "m", "MIN_IMAGE_SIDE": "0"}, "MIN_IMAGE_SIDE"),
         ({"CLASSIFIER_BACKEND": "onnx", "ONNX_MODEL": "m", "LABEL_MAP": "Bad=maybe"}, "LABEL_MAP"),
+        # a model serves behind its input guard, or without one only when told so
+        ({"CLASSIFIER_BACKEND": "onnx", "ONNX_MODEL": "m.onnx"}, "INPUT_GUARD is not set"),
+        ({"CLASSIFIER_BACKEND": "onnx", "ONNX_MODEL": "m.onnx", "INPUT_GUARD": "m.guard.txt"}, "INPUT_GUARD"),
     ],
 )
 def test_bad_predict_settings_name_the_key(env, key):
@@ -105,6 +108,7 @@ def test_vertex_api_endpoint_follows_the_region():
             "INBOUND_BUCKET": "i",
             "CLASSIFIER_BACKEND": "vertex",
             "VERTEX_ENDPOINT": "projects/p/locations/europe-west4/endpoints/42",
+            "INPUT_GUARD": "none",
         }
     )
     assert settings.vertex_api_endpoint == "https://europe-west4-aiplatform.googleapis.com"

@@ -14,6 +14,7 @@ import pytest
 from cloudevents.conversion import to_binary
 from PIL import Image
 
+from inspection.backends import guard_beside
 from scripts.local.vertex import VertexStandIn
 from tests.helpers import image_bytes, logged, make_function, storage_event
 
@@ -36,13 +37,19 @@ def buckets(make_bucket, deployed_env, topic):
 
 @pytest.fixture
 def onnx_predict(buckets, deployed_env, small_model):
-    deployed_env(backend="onnx", model=str(small_model))
+    deployed_env(backend="onnx", model=str(small_model), input_guard=guard_beside(str(small_model)))
     return make_function("predict_image", "cloudevent")
 
 
 @pytest.fixture
-def vertex_predict(buckets, deployed_env, vertex):
-    deployed_env(backend="vertex", model=ENDPOINT, vertex_api_endpoint=vertex.url)
+def vertex_predict(buckets, deployed_env, vertex, small_model):
+    # an endpoint's guard is wherever the stack names it: here, one fitted on the same sample's photos
+    deployed_env(
+        backend="vertex",
+        model=ENDPOINT,
+        vertex_api_endpoint=vertex.url,
+        input_guard=guard_beside(str(small_model)),
+    )
     return make_function("predict_image", "cloudevent")
 
 
@@ -120,7 +127,10 @@ def test_backend_trouble_is_retried_never_rejected(buckets, vertex_predict, vert
 def test_a_failed_publish_raises_and_keeps_the_image(buckets, deployed_env, small_model):
     inbound, _, _ = buckets
     deployed_env(
-        backend="onnx", model=str(small_model), predictions_topic="projects/local/topics/does-not-exist"
+        backend="onnx",
+        model=str(small_model),
+        input_guard=guard_beside(str(small_model)),
+        predictions_topic="projects/local/topics/does-not-exist",
     )
     client = make_function("predict_image", "cloudevent")
     blob = upload(inbound, "keep.jpg", image_bytes())
@@ -185,6 +195,7 @@ def test_importing_the_entrypoints_does_not_pull_aiplatform():
     code = (
         "import os, sys; os.environ.update(PREDICTIONS_TOPIC='projects/p/topics/t', PREDICTION_BUCKET='b',"
         " CLASSIFIER_BACKEND='vertex', VERTEX_ENDPOINT='projects/p/locations/l/endpoints/1',"
+        " INPUT_GUARD='none',"
         " PREDICTION_THRESHOLD='0.9', DEAD_LETTER_TOPIC='projects/p/topics/d', INBOUND_BUCKET='i');"
         " sys.path[:0] = ['.', 'functions/predict']; import main;"
         " sys.path[1] = 'functions/move'; del sys.modules['main']; import main;"

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from inspection.backends import guard_beside
 from scripts.local.vertex import VertexStandIn
 from scripts.training import gate, promote, sample_data, train_local
 
@@ -51,6 +52,7 @@ def test_the_gate_refuses_a_worse_model_promotes_a_good_one_and_rolls_back(model
     assert status == 0 and "PROMOTED" in printed, printed
     assert "none (every image to a person)" in printed, "the first model is judged against day zero"
     assert f"pulumi config set onnxModel {paths['good']}" in printed
+    assert f"pulumi config set inputGuard {guard_beside(str(paths['good']))}" in printed, "behind its guard"
 
     status, printed = run(
         capsys, str(paths["mislabelled"]), "--registry", registry, *RULES
@@ -106,6 +108,7 @@ def test_a_tflite_candidate_is_compared_with_a_vertex_endpoint(models, tmp_path,
         status, printed = run(
             capsys,
             str(edge / "model.tflite"),
+            "--unguarded",  # the contract fixture was trained on nothing a guard could be fitted from
             "--current",
             "projects/demo/locations/europe-west4/endpoints/1234",
             "--folder",
@@ -117,8 +120,21 @@ def test_a_tflite_candidate_is_compared_with_a_vertex_endpoint(models, tmp_path,
     assert stub.requests and stub.requests[0]["path"].endswith("/endpoints/1234:predict")
     assert status == 0 and "vertex:projects/demo/locations/europe-west4/endpoints/1234" in printed
     assert "pulumi config set classifierBackend tflite" in printed
+    assert "pulumi config set inputGuard none" in printed, "unguarded, as asked, and said so"
+    assert "has no input guard beside it: judged without one" in printed, "the endpoint serving now"
     registry = json.loads((edge / "promotions.json").read_text())
     assert registry["previous"][-1]["backend"] == "vertex", "rollback returns to the endpoint"
+
+
+def test_a_candidate_without_an_input_guard_is_refused_unless_told_so(models, tmp_path, capsys):
+    paths, data = models
+    bare = tmp_path / "bare" / "model.onnx"
+    bare.parent.mkdir()
+    shutil.copy(paths["good"], bare)  # the model without the guard train_local wrote beside it
+    with pytest.raises(SystemExit, match=r"no input guard at .*model\.guard\.json"):
+        promote.main([str(bare), "--folder", str(data), *RULES])
+    status, printed = run(capsys, str(bare), "--unguarded", "--folder", str(data), *RULES)
+    assert status == 0 and "(no input guard)" in printed and "pulumi config set inputGuard none" in printed
 
 
 def test_the_gates_statistics_are_the_known_values():

@@ -10,7 +10,9 @@ from pathlib import Path
 import pytest
 from cloudevents.conversion import to_binary
 
-from inspection.model.card import MEASURES, ModelCard
+from inspection.backends import guard_beside
+from inspection.model import guard
+from inspection.model.card import ModelCard
 from scripts.local.standin import StandIn
 from scripts.training import (
     evaluate,
@@ -524,14 +526,17 @@ def test_edge_training_exports_evaluates_with_predicts_code_and_writes_the_card(
     folder = "models/model-33/tflite/2026-11-25T10:00:00.000000Z"
     assert sorted(b.name.rsplit("/", 1)[-1] for b in training.list_blobs(prefix=folder)) == [
         "card.json",
+        "model.guard.json",
         "model.tflite",
     ]
     card = ModelCard.parse(training.blob(f"{folder}/card.json").download_as_bytes(), "the card")
     assert card.labels == ("Defect", "Ok"), "read from inside the model"
     # the fixture passes no defect as ok at any threshold, so the validation split picks the lowest
     assert card.evaluation["threshold"] == metrics.THRESHOLDS[0] and card.evaluation["test_images"] == 20
-    assert set(card.input_stats) == set(MEASURES), "every measure, from the training images"
-    assert card.input_stats["width"][0] <= 300 <= card.input_stats["width"][1]
+    written = guard.InputGuard.parse(training.blob(f"{folder}/model.guard.json").download_as_bytes(), "it")
+    assert set(written.ranges) == set(guard.MEASURES), "every measure, from the training images"
+    assert written.ranges["width"][0] <= 300 <= written.ranges["width"][1]
+    assert written.reference["photos"] == 60, "the training and validation rows, not the test rows"
 
     printed = capsys.readouterr().out
     sweep_lines = [line for line in printed.splitlines() if re.match(r"^\s+0\.\d\d\s", line)]
@@ -557,6 +562,7 @@ def test_edge_training_exports_evaluates_with_predicts_code_and_writes_the_card(
         "PREDICTIONS_TOPIC": topic.path,
         "CLASSIFIER_BACKEND": "tflite",
         "TFLITE_MODEL": exported,
+        "INPUT_GUARD": guard_beside(exported),
     }.items():
         monkeypatch.setenv(name, value)
     predict = make_function("predict_image", "cloudevent")

@@ -22,10 +22,12 @@ def claim_advance(iam: Grants, roles, buckets, member, key: str) -> None:
 
 
 def model_grant(iam: Grants, ctx: Context, member, key: str) -> None:
-    """Access to exactly the configured models (a classifier's, and an anomaly model beside it), only
+    """Access to exactly the configured models (a classifier's, and an anomaly model beside it) and the
+    input guard, only
     when configured; the backend says which kind (inspection/backends.py). A model in one of our
     buckets makes the grant wait for it."""
-    s, roles, buckets = ctx.settings, ctx.roles, ctx.buckets
+    s, roles = ctx.settings, ctx.roles
+    folders = set()
     for index, (backend, location) in enumerate(s.served):
         name = f"iam-{key}-model" if index == 0 else f"iam-{key}-second-opinion"
         if backend.grant == backends.ENDPOINT_GRANT:
@@ -42,22 +44,47 @@ def model_grant(iam: Grants, ctx: Context, member, key: str) -> None:
             )
             iam.grants += endpoint.grants
         elif backend.grant == backends.FOLDER_GRANT:
-            bucket_name, path = layout.split_gs_uri(location)
-            folder = path.rpartition("/")[0]
-            ours = buckets.by_name.get(bucket_name)
-            # A project's custom role can be granted only inside that project
-            # (https://cloud.google.com/iam/docs/understanding-custom-roles), and a bucket this stack
-            # does not declare may be another project's: there the predefined reader role stands in.
-            iam.bucket(
-                name,
-                ours if ours is not None else bucket_name,
+            folders.add(location.rpartition("/")[0])
+            _read_folder(
+                iam,
+                ctx,
                 member,
-                roles.name("objectRead") if ours is not None else "roles/storage.objectViewer",
+                name,
+                location,
                 f"{key} downloads the {'model' if index == 0 else 'anomaly model beside it'} once per "
                 "instance, from the folder models live in",
-                condition=bucket_condition(f"only {folder}", bucket_name, folder) if folder else None,
-                untraced=""
-                if ours is not None
-                else "the model's bucket is not this stack's and may be another project's, where this "
-                "project's custom roles cannot be granted; the reader role also lists the folder",
             )
+    guard = s.input_guard
+    if guard and guard != backends.NO_GUARD and guard.rpartition("/")[0] not in folders:
+        # beside a model file, the model's grant reads it; an endpoint's guard lives elsewhere
+        _read_folder(
+            iam,
+            ctx,
+            member,
+            f"iam-{key}-guard",
+            guard,
+            f"{key} downloads the model's input guard once per instance",
+        )
+
+
+def _read_folder(iam: Grants, ctx: Context, member, name: str, location: str, reason: str) -> None:
+    """Object reads in the folder of one gs:// file, in its bucket."""
+    roles, buckets = ctx.roles, ctx.buckets
+    bucket_name, path = layout.split_gs_uri(location)
+    folder = path.rpartition("/")[0]
+    ours = buckets.by_name.get(bucket_name)
+    # A project's custom role can be granted only inside that project
+    # (https://cloud.google.com/iam/docs/understanding-custom-roles), and a bucket this stack
+    # does not declare may be another project's: there the predefined reader role stands in.
+    iam.bucket(
+        name,
+        ours if ours is not None else bucket_name,
+        member,
+        roles.name("objectRead") if ours is not None else "roles/storage.objectViewer",
+        reason,
+        condition=bucket_condition(f"only {folder}", bucket_name, folder) if folder else None,
+        untraced=""
+        if ours is not None
+        else "the model's bucket is not this stack's and may be another project's, where this "
+        "project's custom roles cannot be granted; the reader role also lists the folder",
+    )

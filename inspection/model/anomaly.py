@@ -31,7 +31,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from inspection import backends
-from inspection.model.card import UNUSUAL_INPUT, ModelCard
+from inspection.model import part
+from inspection.model.card import ModelCard
 from inspection.model.classifiers import Classification, local_model_path
 from inspection.model.images import LoadedImage
 
@@ -43,7 +44,7 @@ BINS = 96  # radius bins of the brightness profile (out to 1.4 radii)
 SHRINK = 1.0  # added to each covariance's diagonal: grey levels² (keeps it invertible, damps noise)
 METHOD = "padim-geometric-v1"
 
-_grid = np.mgrid[0:SIZE, 0:SIZE].astype(np.float32)
+_grid = part.grid(SIZE)
 
 
 @dataclass(frozen=True)
@@ -71,80 +72,25 @@ class Frame:
         rows, cols = np.meshgrid(centres, centres, indexing="ij")
         ref_rows = (SIZE / 2 + (rows - self.cy) / self.scale) / PATCH - 0.5
         ref_cols = (SIZE / 2 + (cols - self.cx) / self.scale) / PATCH - 0.5
-        return _sample(heat, ref_rows, ref_cols)
-
-
-def _blur(a: np.ndarray, sigma: float) -> np.ndarray:
-    """A Gaussian blur with edges repeated (numpy only: the function ships no scipy)."""
-    reach = int(4 * sigma + 0.5)
-    taps = np.exp(-0.5 * (np.arange(-reach, reach + 1) / sigma) ** 2)
-    taps /= taps.sum()
-    for axis in (0, 1):
-        padded = np.pad(a, [(reach, reach) if ax == axis else (0, 0) for ax in (0, 1)], mode="edge")
-        length = a.shape[axis]
-        a = sum(w * padded.take(range(i, i + length), axis=axis) for i, w in enumerate(taps))
-    return a
-
-
-def _sample(image: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
-    """Bilinear sampling at fractional coordinates, clamped to the edges."""
-    rows = np.clip(rows, 0, image.shape[0] - 1.001)
-    cols = np.clip(cols, 0, image.shape[1] - 1.001)
-    r0, c0 = rows.astype(int), cols.astype(int)
-    fr, fc = rows - r0, cols - c0
-    top = image[r0, c0] * (1 - fc) + image[r0, c0 + 1] * fc
-    bottom = image[r0 + 1, c0] * (1 - fc) + image[r0 + 1, c0 + 1] * fc
-    return top * (1 - fr) + bottom * fr
-
-
-_ANGLES = 90
-
-
-def _rim(part: np.ndarray) -> tuple[float, float, float]:
-    """The part's centre and radius, from its rim: the outermost part pixel in each of _ANGLES
-    directions, fitted with a circle twice, the second time without the directions that disagree
-    with the first (a chip takes a bite out of the rim, a burr sticks out of it; neither may move
-    the frame, or the whole part would look misplaced around it)."""
-    yy, xx = _grid
-    cy, cx = float(yy[part].mean()), float(xx[part].mean())
-    ys, xs = yy[part] - cy, xx[part] - cx
-    radii = np.hypot(ys, xs)
-    bins = ((np.arctan2(ys, xs) + np.pi) / (2 * np.pi) * _ANGLES).astype(int) % _ANGLES
-    outer = np.full(_ANGLES, -1.0)
-    np.maximum.at(outer, bins, radii)
-    seen = outer > 0
-    angles = (np.arange(_ANGLES) + 0.5) * 2 * np.pi / _ANGLES - np.pi
-    py, px = cy + outer * np.sin(angles), cx + outer * np.cos(angles)
-    keep = seen
-    for _ in range(2):
-        # x² + y² + D·x + E·y + F = 0, in least squares (Kåsa's circle fit)
-        a = np.stack([px[keep], py[keep], np.ones(int(keep.sum()))], 1)
-        d, e, f = np.linalg.lstsq(a, -(px[keep] ** 2 + py[keep] ** 2), rcond=None)[0]
-        fx, fy = -d / 2, -e / 2
-        fr = float(np.sqrt(max(fx * fx + fy * fy - f, 1.0)))
-        off = np.abs(np.hypot(px - fx, py - fy) - fr)
-        spread = float(np.median(off[seen])) * 1.4826 + 0.5
-        keep = seen & (off <= 3 * spread)
-    return float(fy), float(fx), fr
+        return part.sample(heat, ref_rows, ref_cols)
 
 
 def aligned_residual(gray: np.ndarray) -> tuple[np.ndarray, Frame]:
     """A SIZE × SIZE grey image → what is left after resampling it to the reference frame and taking
     away the brightness expected at each radius; and where the part was."""
     yy, xx = _grid
-    low, high = np.percentile(gray, [5, 95])
-    part = gray > (low + high) / 2
-    if part.sum() < 50:  # nothing in view: the whole image is unlike a part
+    found = part.mask(gray)
+    if found.sum() < 50:  # nothing in view: the whole image is unlike a part
         return np.full((SIZE, SIZE), -255.0, np.float32), Frame(0.0, 0.0, 0.0)
-    cy, cx, radius = _rim(part)
+    cy, cx, radius = part.rim(found)
     scale = radius / (RIM * SIZE)
-    aligned = _sample(gray, cy + (yy - SIZE / 2) * scale, cx + (xx - SIZE / 2) * scale)
+    aligned = part.sample(gray, cy + (yy - SIZE / 2) * scale, cx + (xx - SIZE / 2) * scale)
     ring = np.minimum(
         (np.hypot(xx - SIZE / 2, yy - SIZE / 2) / (RIM * SIZE) / 1.4 * BINS).astype(int), BINS - 1
     )
     counts = np.bincount(ring.ravel(), minlength=BINS)
     profile = np.bincount(ring.ravel(), aligned.ravel(), BINS) / np.maximum(counts, 1)
-    residual = _blur(aligned - profile[ring], 1.0)
+    residual = part.blur(aligned - profile[ring], 1.0)
     return residual.astype(np.float32), Frame(cy, cx, scale)
 
 
@@ -190,7 +136,7 @@ class AnomalyModel:
         """GRID × GRID Mahalanobis distances, smoothed over a patch's neighbours."""
         centred = embedding - self.mean
         squared = np.einsum("ijd,ijde,ije->ij", centred, self.inverse, centred)
-        return _blur(np.sqrt(np.maximum(squared, 0)), 1.0)
+        return part.blur(np.sqrt(np.maximum(squared, 0)), 1.0)
 
     def calibrate(self, held_out: list[np.ndarray], quantile: float = 0.995, margin: float = 1.15) -> None:
         """The edge of normal from held-out good photos' raw scores: their `quantile`, times `margin`
@@ -311,25 +257,7 @@ class AnomalyClassifier:
             self._scorer = AnomalyModel.load(path)
             card = self._scorer.card
         self.card = ModelCard.parse(json.dumps(card), f"in {path}") if card else None
-        self._frame = (card or {}).get("frame") or {}
 
     def classify(self, image: LoadedImage) -> Classification:
         scored = self._scorer.score(image.image)
-        moved = self._moved(scored.frame)
-        return Classification(
-            {"defect": scored.score, "ok": 1.0 - scored.score},
-            self.model,
-            unclear_reason=UNUSUAL_INPUT if moved else "",
-            unclear_detail=moved,
-            anomaly=scored,
-        )
-
-    def _moved(self, frame) -> str:
-        """The camera moved, or this is another part: it sits outside where the good parts sat."""
-        for name in ("centre_offset", "radius"):
-            if name in self._frame:
-                low, high = self._frame[name]
-                value = getattr(frame, name)
-                if not low <= value <= high:
-                    return f"the part's {name} {value:.3f} is outside the training range [{low:g}, {high:g}]"
-        return ""
+        return Classification({"defect": scored.score, "ok": 1.0 - scored.score}, self.model, anomaly=scored)

@@ -37,6 +37,7 @@ class Classification:
     unclear_reason: str = ""  # set when a person must decide, whatever the scores say
     unclear_detail: str = ""  # why, in words
     anomaly: Any = None  # an anomaly model's score and map (inspection.model.anomaly.Scored), when one ran
+    guard: str = ""  # the input guard that checked the photo (its digest); "" when none did
 
 
 NO_MODEL = "none"
@@ -63,7 +64,7 @@ class SecondOpinion:
     """A classifier, and beside it an anomaly model of good parts. The classifier's scores decide;
     the anomaly model's score and map travel with them, so that predict can send a part the
     classifier calls ok but that is unlike every good part to a person (predicting.assess), and show
-    them where to look. A moved camera, by the anomaly model's frame, is unusual input as well."""
+    them where to look."""
 
     def __init__(self, classifier: Classifier, anomaly: Classifier):  # anomaly.AnomalyClassifier
         self.classifier, self.anomaly = classifier, anomaly
@@ -72,14 +73,28 @@ class SecondOpinion:
 
     def classify(self, image: LoadedImage) -> Classification:
         decided = self.classifier.classify(image)
-        second = self.anomaly.classify(image)
-        if decided.unclear_reason or not second.unclear_reason:
-            return dataclasses.replace(decided, anomaly=second.anomaly)
+        return dataclasses.replace(decided, anomaly=self.anomaly.classify(image).anomaly)
+
+
+class Guarded:
+    """A model behind its input guard (guard.py): a photo unlike the model's reference photos goes
+    to a person whatever the scores say, and every classification names the guard that checked it."""
+
+    def __init__(self, classifier: Classifier, guard):  # guard.InputGuard
+        self.classifier, self.guard = classifier, guard
+        self.card = getattr(classifier, "card", None)
+        self.model = getattr(classifier, "model", "")
+
+    def classify(self, image: LoadedImage) -> Classification:
+        from inspection.model.guard import UNUSUAL_INPUT
+
+        decided = self.classifier.classify(image)
+        unusual = "" if decided.unclear_reason else self.guard.check(image.image)
         return dataclasses.replace(
             decided,
-            unclear_reason=second.unclear_reason,
-            unclear_detail=second.unclear_detail,
-            anomaly=second.anomaly,
+            unclear_reason=UNUSUAL_INPUT if unusual else decided.unclear_reason,
+            unclear_detail=unusual or decided.unclear_detail,
+            guard=self.guard.digest,
         )
 
 
@@ -128,30 +143,46 @@ def local_model_path(location: str, companions: tuple[str, ...] = ()) -> str:
 
 
 def create(settings) -> Classifier:
-    """The backend the settings name; says so once when a model has no card."""
-    classifier = _create(settings)
-    if settings.backend != "none" and classifier.card is None:
+    """The backend the settings name, behind its input guard; says so once when a model serves
+    without one (INPUT_GUARD=none, on purpose)."""
+    classifier = open_model(
+        settings.backend,
+        settings.model,
+        settings.vertex_api_endpoint,
+        settings.max_request_bytes,
+        second_opinion=settings.second_opinion,
+        input_guard=settings.input_guard,
+    )
+    if settings.backend != NO_MODEL and not isinstance(classifier, Guarded):
         from inspection import logs
 
         logs.warning(
-            "the model has no card: images unlike its training images are not sent to a person",
+            "the model serves without an input guard (INPUT_GUARD=none): photos unlike its training "
+            "photos are auto-decided",
             model=getattr(classifier, "model", settings.backend),
         )
     return classifier
 
 
-def _create(settings) -> Classifier:
-    classifier = open_model(
-        settings.backend, settings.model, settings.vertex_api_endpoint, settings.max_request_bytes
-    )
-    if settings.second_opinion:
-        return SecondOpinion(classifier, open_model(backends.SECOND_OPINION, settings.second_opinion))
-    return classifier
-
-
 def open_model(
-    backend: str, location: str, vertex_api_endpoint: str = "", max_request_bytes: int = 0
+    backend: str,
+    location: str,
+    vertex_api_endpoint: str = "",
+    max_request_bytes: int = 0,
+    second_opinion: str = "",
+    input_guard: str = "",
 ) -> Classifier:
-    """One backend's classifier for one model: predict, the sweep, evaluate and promote all open
-    models here, so a model is judged by exactly the code that serves it."""
-    return backends.get(backend).open(location, backends.Opening(vertex_api_endpoint, max_request_bytes))
+    """One backend's classifier for one model, with the anomaly model beside it and the input guard
+    in front of it when given: predict, the sweep, evaluate, promote and the backfill all open models
+    here, so a model is judged by exactly the code that serves it."""
+    opening = backends.Opening(vertex_api_endpoint, max_request_bytes)
+    classifier = backends.get(backend).open(location, opening)
+    if second_opinion:
+        classifier = SecondOpinion(
+            classifier, backends.get(backends.SECOND_OPINION).open(second_opinion, opening)
+        )
+    if input_guard and input_guard != backends.NO_GUARD and backend != NO_MODEL:
+        from inspection.model import guard
+
+        classifier = Guarded(classifier, guard.load(input_guard))
+    return classifier

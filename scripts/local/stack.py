@@ -17,7 +17,7 @@ from google.api_core import exceptions as gexc
 from google.cloud import storage as gcs_types
 from werkzeug.serving import WSGIRequestHandler, make_server
 
-from inspection import layout, publishing, records, storage
+from inspection import backends, layout, publishing, records, storage
 from inspection.settings import MoveSettings, SweepSettings
 from scripts.local.events import EventBridge
 from scripts.local.gcs import FakeGcs
@@ -33,6 +33,7 @@ PROJECT = "local"
 class StackConfig:
     model_path: Path
     anomaly_path: Path | None = None  # an anomaly model beside the classifier (the stack's anomalyModel)
+    input_guard: str = ""  # the model's input guard; "": the one beside it (backends.guard_beside)
     threshold: float = 0.9
     state_dir: Path | None = None  # None keeps objects in memory
     gcs_port: int = 0
@@ -138,6 +139,7 @@ class LocalStack:
                     backend="onnx",
                     model=str(c.model_path),
                     second_opinion=str(c.anomaly_path) if c.anomaly_path else None,
+                    input_guard=c.input_guard or backends.guard_beside(str(c.model_path)),
                     threshold=c.threshold,
                     inbound_bucket=c.inbound_bucket,
                     held_subscription=held_subscription(c.dead_letter_topic),

@@ -110,7 +110,7 @@ class Recorder:
 
 def run(workdir: Path | None = None) -> list[Traced]:
     """Drive every deployable through its paths; returns every call made (the harness's too)."""
-    from scripts.program.mocks import MODEL_ANOMALY, MODEL_ONNX, VERTEX_ENDPOINT, dev_config
+    from scripts.program.mocks import MODEL_ANOMALY, MODEL_ONNX, VERTEX_ENDPOINT, VERTEX_GUARD, dev_config
 
     config = dev_config()
     prefix, project = config["quality-inspection:prefix"], config["gcp:project"]
@@ -122,7 +122,7 @@ def run(workdir: Path | None = None) -> list[Traced]:
         saved = dict(os.environ)
         stack.callback(lambda: (os.environ.clear(), os.environ.update(saved)))
         models = {MODEL_ONNX: model, MODEL_ANOMALY: anomaly_model}
-        return _drive(names, models, VERTEX_ENDPOINT, workdir)
+        return _drive(names, models, VERTEX_ENDPOINT, VERTEX_GUARD, workdir)
 
 
 @dataclass(frozen=True)
@@ -172,7 +172,7 @@ def _anomaly_model(workdir: Path) -> Path:
 
 def _photo(seed: int, defect: bool = False, unusual: bool = False) -> bytes:
     """A cast part as the sample draws it; `unusual`: smaller than any the model learned from, so
-    the model card sends it to a person."""
+    the input guard sends it to a person."""
     import numpy as np
 
     from scripts.training.sample_data import draw_part
@@ -185,8 +185,11 @@ def _photo(seed: int, defect: bool = False, unusual: bool = False) -> bytes:
     return buffer.getvalue()
 
 
-def _drive(names: _Names, models: dict[str, Path], endpoint_id: str, workdir: Path) -> list[Traced]:
-    """`models`: where the stack's models live (the classifier's first) → the local files."""
+def _drive(
+    names: _Names, models: dict[str, Path], endpoint_id: str, endpoint_guard: str, workdir: Path
+) -> list[Traced]:
+    """`models`: where the stack's models live (the classifier's first) → the local files; the
+    endpoint's guard is where the vertex stack keeps it."""
     from inspection import backends, storage
     from scripts.local.stack import LocalStack, StackConfig
 
@@ -203,7 +206,11 @@ def _drive(names: _Names, models: dict[str, Path], endpoint_id: str, workdir: Pa
         redrive_after_s=1,
         records_dir=workdir / "records",
         # predict and the sweep download both, as in the cloud
-        extra_env={onnx.variable: model_uri, anomaly.variable: anomaly_uri},
+        extra_env={
+            onnx.variable: model_uri,
+            anomaly.variable: anomaly_uri,
+            "INPUT_GUARD": backends.guard_beside(model_uri),
+        },
     )
     recorder = Recorder()
     with LocalStack(config) as stack:
@@ -212,6 +219,8 @@ def _drive(names: _Names, models: dict[str, Path], endpoint_id: str, workdir: Pa
                 bucket_path, model_name = layout.split_gs_uri(uri)
                 training = storage.client().bucket(bucket_path)
                 training.blob(model_name).upload_from_filename(str(model))
+                guard = Path(backends.guard_beside(str(model)))
+                training.blob(backends.guard_beside(model_name)).upload_from_filename(str(guard))
                 card = model.with_name("card.json")
                 if card.exists() and uri == model_uri:
                     training.blob(model_name.rpartition("/")[0] + "/card.json").upload_from_filename(
@@ -223,7 +232,7 @@ def _drive(names: _Names, models: dict[str, Path], endpoint_id: str, workdir: Pa
             _sweep_paths(stack, names)
             _review_paths(stack, names)
         with recorder.installed(stack.gcs, "vertex"):
-            _vertex(stack, names, endpoint_id)
+            _vertex(stack, names, endpoint_id, endpoint_guard, backends.guard_beside(str(models[model_uri])))
     return recorder.calls()
 
 
@@ -433,8 +442,9 @@ def _show_photo(url: str) -> None:
     assert response.status_code == 200, (url, response.status_code, response.text[:200])
 
 
-def _vertex(stack, names: _Names, endpoint_id: str) -> None:
-    """Predict with an AutoML model on a Vertex AI endpoint (a stand-in that speaks its API)."""
+def _vertex(stack, names: _Names, endpoint_id: str, guard_uri: str, guard_file: str) -> None:
+    """Predict with an AutoML model on a Vertex AI endpoint (a stand-in that speaks its API), behind
+    the guard the stack names for it."""
     import functions_framework
     from cloudevents.conversion import to_binary
     from cloudevents.http import CloudEvent
@@ -454,8 +464,12 @@ def _vertex(stack, names: _Names, endpoint_id: str) -> None:
                 "CLASSIFIER_BACKEND": "vertex",
                 backends.BACKENDS["vertex"].variable: endpoint,
                 "VERTEX_API_ENDPOINT": stand_in.url,
+                "INPUT_GUARD": guard_uri,
             }
         )
+        with calls.acting_as(LOCAL):
+            bucket, name = layout.split_gs_uri(guard_uri)
+            storage.client().bucket(bucket).blob(name).upload_from_filename(guard_file)
         functions = Path(__file__).resolve().parents[2] / "functions"
         predict = functions_framework.create_app(
             "predict_image", str(functions / "predict/main.py"), "cloudevent"

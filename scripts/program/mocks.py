@@ -231,12 +231,17 @@ MODEL_ONNX = "gs://acme-qi-training/models/model.onnx"
 MODEL_TFLITE = "gs://acme-qi-training/models/edge/model.tflite"
 MODEL_ANOMALY = "gs://acme-qi-training/models/anomaly/line-1.npz"
 VERTEX_ENDPOINT = "1234567890123456789"
+VERTEX_GUARD = "gs://acme-qi-training/models/vertex/endpoint.guard.json"  # an endpoint has no folder
 VARIANTS: dict[str, dict[str, object]] = {
     "day zero": {},
     "onnx": {"classifierBackend": "onnx", "onnxModel": MODEL_ONNX},
     "onnx and anomaly": {"classifierBackend": "onnx", "onnxModel": MODEL_ONNX, "anomalyModel": MODEL_ANOMALY},
     "tflite": {"classifierBackend": "tflite", "tfliteModel": MODEL_TFLITE},
-    "vertex": {"classifierBackend": "vertex", "vertexEndpointId": VERTEX_ENDPOINT},
+    "vertex": {
+        "classifierBackend": "vertex",
+        "vertexEndpointId": VERTEX_ENDPOINT,
+        "inputGuard": VERTEX_GUARD,
+    },
     "report readers": {"reportReaders": ["user:quality-lead@example.com"]},
     "old Pub/Sub agent": {"pubsubAgentTokenCreator": True},
 }

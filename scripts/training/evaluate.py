@@ -160,6 +160,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--label-map", default="", help="as the LABEL_MAP setting")
     parser.add_argument("--plot", help="write the threshold sweep as a PNG here")
+    parser.add_argument("--guard", help="the model's input guard (default: <model>.guard.json beside it)")
+    parser.add_argument("--unguarded", action="store_true", help="evaluate without an input guard")
     args = parser.parse_args(argv)
 
     try:
@@ -167,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
             ModelRef("anomaly", args.anomaly)
             if args.anomaly
             else ModelRef.parse(args.onnx or args.tflite or args.endpoint)
-        )
+        ).guarded(args.guard, args.unguarded)
         classifier = ref.open()
     except ConfigError as exc:
         parser.error(str(exc))

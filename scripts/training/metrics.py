@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from inspection import routing
 from inspection.layout import DEFECT, LABELS, OK
-from inspection.model.card import UNUSUAL_INPUT
+from inspection.model.guard import UNUSUAL_INPUT
 
 THRESHOLDS = (0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9, 0.92, 0.94, 0.96, 0.98, 0.99)
 

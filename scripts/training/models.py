@@ -4,6 +4,7 @@ knows the `pulumi config set` lines that make predict serve it."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass
 
@@ -17,8 +18,11 @@ FORMS = "a .onnx or .tflite file (a path or gs://…), or projects/P/locations/R
 
 @dataclass(frozen=True)
 class ModelRef:
-    backend: str  # onnx | tflite | vertex | none
+    backend: str  # onnx | tflite | vertex | anomaly | none
     location: str  # the file, or the endpoint's resource name; "" for none
+    # its input guard's guard.json (scripts/training/guard.py); backends.NO_GUARD: none, on purpose;
+    # "": not looked for yet (`guarded`)
+    guard: str = ""
 
     @classmethod
     def parse(cls, raw: str, key: str = "model") -> ModelRef:
@@ -32,18 +36,32 @@ class ModelRef:
 
     @classmethod
     def from_dict(cls, body: dict) -> ModelRef:
-        return cls(body["backend"], body["location"])
+        # registries written before the guard name none: such a model was served unguarded
+        return cls(body["backend"], body["location"], body.get("guard") or backends.NO_GUARD)
 
     def to_dict(self) -> dict:
-        return {"backend": self.backend, "location": self.location}
+        return {"backend": self.backend, "location": self.location, "guard": self.guard}
+
+    def guarded(self, given: str | None = None, unguarded: bool = False) -> ModelRef:
+        """This model with its input guard: `given`, else <model>.guard.json beside a model file. Without
+        one the script stops, unless told `unguarded` (scripts/training/guard.py)."""
+        if self.backend == "none":
+            return self
+        from scripts.training import guard
+
+        return dataclasses.replace(self, guard=guard.required(self.location, given, unguarded))
 
     def open(self) -> classifiers.Classifier:
         """VERTEX_API_ENDPOINT, as predict reads it, points the vertex backend at a stand-in."""
-        return classifiers.open_model(self.backend, self.location, os.environ.get("VERTEX_API_ENDPOINT", ""))
+        return classifiers.open_model(
+            self.backend, self.location, os.environ.get("VERTEX_API_ENDPOINT", ""), input_guard=self.guard
+        )
 
     def config_lines(self) -> list[str]:
-        """What makes the deployed predict function serve this model."""
+        """What makes the deployed predict function serve this model, behind its guard."""
         values = backends.get(self.backend).config_values(self.location)
+        if self.backend != "none":
+            values = [*values, ("inputGuard", self.guard or backends.NO_GUARD)]
         return [f"pulumi config set {key} {value}" for key, value in values]
 
     @property
@@ -54,6 +72,8 @@ class ModelRef:
     def __str__(self) -> str:
         if not self.location:
             return f"{self.backend} (every image to a person)"
+        if self.guard == backends.NO_GUARD:
+            return f"{self.backend}:{self.location} (no input guard)"
         return f"{self.backend}:{self.location}"
 
 

@@ -6,9 +6,10 @@ worse than the model serving now.
     python -m scripts.training.promote gs://acme-qi-training/models/model.onnx   # the split is remembered
     python -m scripts.training.promote --rollback --registry gs://acme-qi-training/models/promotions.json
 
-It runs the candidate and the serving model through predict's own code (backend, label map, model
-card) on the same test split, at the candidate's threshold (chosen on the validation split when it
-was trained; never on this split), prints both side by side, and promotes the candidate only if
+It runs the candidate and the serving model through predict's own code (backend, input guard,
+label map, model card) on the same test split, at the candidate's threshold (chosen on the
+validation split when it was trained; never on this split), prints both side by side, and
+promotes the candidate only if
 (scripts/training/gate.py says how each is computed):
 
 - the split can prove the escape target at all: enough defects that, with none passed as ok, the
@@ -23,6 +24,11 @@ A model is a `.onnx`, `.tflite` or `.npz` (train_anomaly's model of good parts) 
 or a Vertex AI endpoint
 (projects/P/locations/R/endpoints/ID). With no model serving yet, people decide every image, so
 there is nothing to pair the candidate with: the first two rules decide.
+
+A candidate is judged, and served, behind its input guard (inspection/model/guard.py): <model>.guard.json
+beside a model file, or `--guard` (an endpoint's, or one scripts.training.guard fitted). Without
+one it is refused, unless `--unguarded` says so on purpose; the printed config then sets
+`inputGuard none`, which the stack output and the plant report show.
 
 The registry (JSON; default `models/promotions.json` in the candidate's bucket, or beside a local
 candidate) remembers the serving model, the ones before it, the test split, and every verdict.
@@ -234,7 +240,9 @@ def print_config(ref: ModelRef, threshold: float | None) -> None:
     and served at another would be unjudged)."""
     if not ref.deployable:
         print(f"note: {ref.location} is local: the local stack can serve it, but predict in the cloud")
-        print("reads gs:// only: upload it (a TF Lite export with its card.json) and promote that copy.")
+        print(
+            "reads gs:// only: upload it (with its card.json and <model>.guard.json) and promote that copy."
+        )
     print("Serve it:")
     for line in ref.config_lines():
         print(f"  {line}")
@@ -288,6 +296,15 @@ def threshold(raw: str) -> float:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def serving_now(ref: ModelRef) -> ModelRef:
+    """The model serving now, judged as it serves: behind the guard beside it, or none."""
+    try:
+        return ref.guarded()
+    except SystemExit:
+        print(f"{ref.location} has no input guard beside it: judged without one, as it serves")
+        return ref.guarded(unguarded=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m scripts.training.promote",
@@ -324,6 +341,14 @@ def main(argv: list[str] | None = None) -> int:
         "--registry", help=f"where {REGISTRY_FILE} is (default: beside the candidate's models)"
     )
     parser.add_argument("--label-map", default="", help="as the LABEL_MAP setting")
+    parser.add_argument(
+        "--guard", help="the candidate's input guard (default: <model>.guard.json beside a model file)"
+    )
+    parser.add_argument(
+        "--unguarded",
+        action="store_true",
+        help="judge and serve the candidate without an input guard, on purpose: the stack and report say so",
+    )
     args = parser.parse_args(argv)
     if args.rollback:
         if args.candidate or not args.registry:
@@ -332,8 +357,8 @@ def main(argv: list[str] | None = None) -> int:
     if not args.candidate:
         parser.error("give the CANDIDATE model, or --rollback")
     try:
-        candidate = ModelRef.parse(args.candidate, key="CANDIDATE")
-        current = ModelRef.parse(args.current, key="--current") if args.current else None
+        candidate = ModelRef.parse(args.candidate, key="CANDIDATE").guarded(args.guard, args.unguarded)
+        current = serving_now(ModelRef.parse(args.current, key="--current")) if args.current else None
     except ConfigError as exc:
         parser.error(str(exc))
     registry = Registry(args.registry or default_registry(candidate)).load()

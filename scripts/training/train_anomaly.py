@@ -7,8 +7,8 @@
 No labels, no GPU, no torch: PaDiM's per-position Gaussians over a fixed geometric embedding
 (inspection/model/anomaly.py says why that suits round, centred cast parts, and where it does not). A
 share of the photos is held out: their scores place the edge of normal (0.5), and the card keeps
-their distribution, the photos' brightness, contrast and sharpness, and where the part sat in
-the frame, so that predict sends a photo from a moved camera to a person.
+their distribution; and the photos make the model's input guard (<model>.guard.json beside it), so that
+predict sends a photo from a moved camera, a failed lamp or another part to a person.
 
 With --test (a folder with ok_* and def_* subfolders, as the sample and Kaggle's casting data
 have), it prints the image AUROC on it. Serve the model with the printed `pulumi config set`
@@ -29,6 +29,7 @@ import numpy as np
 from inspection.model import anomaly
 from inspection.model import card as model_card
 from scripts import locations
+from scripts.training import guard as training_guard
 
 HELD_OUT = 0.2
 
@@ -64,12 +65,10 @@ def fit(sources: list[str], out: str, seed: int = 7) -> dict:
         )
     order = np.random.default_rng(seed).permutation(len(photos))
     held = max(2, int(len(photos) * HELD_OUT))
-    embeddings, frames, measured = [], [], []
+    embeddings = []
     for _, image in photos:
-        residual, frame = anomaly.aligned_residual(anomaly.gray_of(image))
+        residual, _ = anomaly.aligned_residual(anomaly.gray_of(image))
         embeddings.append(anomaly.embed(residual))
-        frames.append(frame)
-        measured.append(model_card.measure(image))
     fitted = [embeddings[i] for i in order[held:]]
     model = anomaly.AnomalyModel.fit(np.stack(fitted))
     model.calibrate([embeddings[i] for i in order[:held]])
@@ -95,15 +94,10 @@ def fit(sources: list[str], out: str, seed: int = 7) -> dict:
                 "calibration": "0.5 = held-out good photos' 99.5th percentile × 1.15",
                 "threshold": threshold_for(held_scores),
             },
-            input_stats=model_card.ranges(measured),
         ).to_json()
     )
-    # where the part sat, widened as the card's ranges are: a camera that moved beyond it is noticed
-    model.card["frame"] = {
-        name: model_card.widened([getattr(f, name) for f in frames], 0.005, digits=4)
-        for name in ("centre_offset", "radius")
-    }
     written = _write(model, out)
+    guard_at = training_guard.write_beside(out, [image for _, image in photos], ", ".join(sources))
     return {
         "photos": len(photos),
         "held_out": held,
@@ -111,6 +105,7 @@ def fit(sources: list[str], out: str, seed: int = 7) -> dict:
         "threshold": model.card["evaluation"]["threshold"],
         "seconds": round(time.monotonic() - started, 1),
         "bytes": written,
+        "guard": guard_at,
     }
 
 
@@ -200,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
         hits, total = localisation(args.out, args.test)
         if total:
             print(f"localisation: the map peaks on {hits} of {total} defects ({hits / total:.0%})")
-    print(f"model written to {args.out}")
+    print(f"model written to {args.out}; its input guard to {result['guard']}")
     return 0
 
 

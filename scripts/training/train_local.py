@@ -18,10 +18,10 @@ from pathlib import Path
 import numpy as np
 
 from inspection.layout import DEFECT, LABELS
-from inspection.model import card as model_card
 from inspection.model import features, images
 from inspection.model.card import ModelCard
 from inspection.routing import DEFAULT_THRESHOLD
+from scripts.training import guard as training_guard
 from scripts.training import metrics
 from scripts.training.datasets import labelled_images
 
@@ -29,9 +29,9 @@ MODEL_NAME = "local-geometry-logreg"
 
 
 def featurise(
-    items: list[tuple[Path, str]], desc: str, measured: list | None = None
+    items: list[tuple[Path, str]], desc: str, reference: list | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Feature rows and labels; with `measured`, each image's card measures are appended to it."""
+    """Feature rows and labels; with `reference`, each image is appended to it (for the guard)."""
     from tqdm import tqdm
 
     rows, labels, skipped = [], [], []
@@ -43,8 +43,8 @@ def featurise(
             continue
         rows.append(features.extract(loaded.image))
         labels.append(LABELS.index(label))
-        if measured is not None:
-            measured.append(model_card.measure(loaded.image))
+        if reference is not None:
+            reference.append(loaded.image)
     if skipped:
         print(f"{desc}: skipped {len(skipped)} unusable file(s): {', '.join(skipped[:3])}")
     if len(set(labels)) < len(LABELS):
@@ -111,8 +111,8 @@ def report(probabilities: np.ndarray, truth: np.ndarray, threshold: float) -> di
 def train(root: Path, out: Path, threshold: float = DEFAULT_THRESHOLD) -> dict:
     """Fit on train/, evaluate on test/, export; returns the test report."""
     started = time.perf_counter()
-    measured: list[dict] = []
-    x_train, y_train = featurise(labelled_images(root, "train"), "features (train)", measured)
+    reference: list = []
+    x_train, y_train = featurise(labelled_images(root, "train"), "features (train)", reference)
     x_test, y_test = featurise(labelled_images(root, "test"), "features (test)")
     model = fit(x_train, y_train)
     probabilities = model.predict_proba(x_test)
@@ -122,11 +122,11 @@ def train(root: Path, out: Path, threshold: float = DEFAULT_THRESHOLD) -> dict:
         model=MODEL_NAME,
         labels=LABELS,
         preprocessing=features.PREPROCESSING_VERSION,
-        source={"kind": "train_local", "data": str(root), "training_images": len(measured)},
+        source={"kind": "train_local", "data": str(root), "training_images": len(reference)},
         evaluation=evaluation,
-        input_stats={name: tuple(bounds) for name, bounds in model_card.ranges(measured).items()},
     )
     export(model, out, card)
+    result["guard"] = training_guard.write_beside(str(out), reference, f"{root}/train")
     result["seconds"] = round(time.perf_counter() - started, 1)
     return result
 
@@ -160,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     result = train(args.data, args.out, args.threshold)
     print(describe(result))
-    print(f"model written to {args.out} in {result['seconds']}s")
+    print(f"model written to {args.out} in {result['seconds']}s; its input guard to {result['guard']}")
     return 0
 
 

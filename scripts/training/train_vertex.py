@@ -32,13 +32,13 @@ from dataclasses import dataclass
 from inspection import layout
 from inspection.errors import ConfigError
 from inspection.labels import LabelMap
-from inspection.model import card as model_card
 from inspection.model import images
 from inspection.model.card import ModelCard
 from inspection.model.classifiers import CARD_FILE
 from inspection.routing import DEFAULT_THRESHOLD
 from scripts import locations
 from scripts.training import evaluate, metrics
+from scripts.training import guard as training_guard
 from scripts.training.datasets import read_bytes, read_import_file, read_text
 from scripts.training.models import ModelRef
 
@@ -273,19 +273,15 @@ def agreement_with_vertex(vertex_result: dict, scored, label_map: LabelMap) -> l
     return problems
 
 
-def input_stats(rows: list[tuple[str, str, str]]) -> dict[str, tuple[float, float]]:
-    """The card's ranges, measured on the images the model learned from."""
+def training_photos(rows: list[tuple[str, str, str]]):
+    """The images the model learned from, as predict would read them: the input guard's reference."""
     from tqdm import tqdm
 
-    measured = []
     for _, uri, _ in tqdm(rows, desc="measure training images", unit="img"):
         try:
-            measured.append(model_card.measure(images.load(read_bytes(uri)).image))
+            yield images.load(read_bytes(uri)).image
         except images.ImageRejected:
             continue  # prepare already left out what predict cannot decode
-    if not measured:
-        raise SystemExit("no training image could be measured for the model card")
-    return {name: tuple(bounds) for name, bounds in model_card.ranges(measured).items()}
 
 
 def edge_model(args, vertex: Vertex, model: str, pipeline: str, name: str, vertex_result: dict) -> ModelRef:
@@ -317,9 +313,12 @@ def edge_model(args, vertex: Vertex, model: str, pipeline: str, name: str, verte
             "import_file": args.import_file,
             "export": folder,
         },
-        input_stats=input_stats(trained),
     )
-    classifier.card = card  # judged with its card, as predict will run it
+    guard_at = training_guard.write_beside(ref.location, training_photos(trained), args.import_file)
+    ref = dataclasses.replace(ref, guard=guard_at)
+    print(f"input guard written to {guard_at}")
+    classifier = ref.open()  # judged behind its guard, as predict will run it
+    classifier.card = card
     label_map = LabelMap.parse(args.label_map, key="--label-map")
     threshold = args.threshold
     if threshold is None and validated:
@@ -346,6 +345,23 @@ def edge_model(args, vertex: Vertex, model: str, pipeline: str, name: str, verte
     storage.client().bucket(bucket).blob(path).upload_from_string(card.to_json(), "application/json")
     print(f"model card written to gs://{bucket}/{path}")
     return ref
+
+
+def endpoint_guard(args, name: str) -> str:
+    """The endpoint's input guard, fitted on the training rows of the import file. An endpoint has
+    no folder: it goes where an Edge export of the model would. When the photos cannot be read
+    here, the line to fit it later is printed instead, and the stack refuses the endpoint until
+    inputGuard names a guard (or `none`)."""
+    location = f"{args.export or default_export(args.import_file)}/{name}/endpoint.guard.json"
+    try:
+        trained = [row for row in read_import_file(read_text(args.import_file)) if row[0] != "test"]
+        return training_guard.write(training_guard.fit(training_photos(trained), args.import_file), location)
+    except (OSError, SystemExit) as exc:
+        print(
+            f"no input guard written ({exc}); fit it from the training photos, then serve it:\n"
+            f"  python -m scripts.training.guard {args.import_file} {location}"
+        )
+        return location
 
 
 def default_export(import_file: str) -> str:
@@ -473,9 +489,11 @@ def main(argv: list[str] | None = None, vertex: Vertex | None = None) -> int:
         print("  pulumi up")
     elif args.deploy:
         endpoint_id = deploy(vertex, model, name)
-        print(f"endpoint {endpoint_id} serves the model. Point the pipeline at it:")
+        guard_at = endpoint_guard(args, name)
+        print(f"endpoint {endpoint_id} serves the model. Point the pipeline at it, behind its guard:")
         print(f"  pulumi config set vertexEndpointId {endpoint_id}")
         print(f"  pulumi config set vertexRegion {args.region}")
+        print(f"  pulumi config set inputGuard {guard_at}")
         print("  pulumi up")
         print(
             "stop the hourly cost later with: python -m scripts.training.train_vertex "
