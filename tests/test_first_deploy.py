@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from scripts.program.mocks import PROJECT_NUMBER, dev_config, run_program
+from scripts.program.mocks import PROJECT_NUMBER, VARIANTS, dev_config, run_program
 
 REGION = "europe-west4"
 FUNCTION = "gcp:cloudfunctionsv2/function:Function"
@@ -261,7 +261,7 @@ def test_a_vertex_grant_allows_prediction_only():
     """`roles/aiplatform.user` also allows changing, undeploying and deleting endpoints; prediction
     needs only `aiplatform.endpoints.predict`. Source:
     https://cloud.google.com/vertex-ai/docs/general/access-control#aiplatform.user"""
-    mocks, _ = run_program(dev_config(classifierBackend="vertex", vertexEndpointId="1234567890123456789"))
+    mocks, _ = run_program(dev_config(**VARIANTS["vertex"]))
     graph = Graph(mocks)
     grants = graph.of_type("AiEndpointIamMember")
     assert grants, "predict (and the sweep, which runs predict's core) need the endpoint"

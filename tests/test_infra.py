@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from scripts.program.mocks import PROJECT_NUMBER, dev_config, run_program
+from scripts.program.mocks import PROJECT_NUMBER, VARIANTS, VERTEX_GUARD, dev_config, run_program
 
 PROJECT = "my-factory-project"
 SA = f"@{PROJECT}.iam.gserviceaccount.com"
@@ -425,7 +425,7 @@ def test_onnx_backend_swaps_the_vertex_grant_for_the_model_bucket():
         (r["inputs"]["role"], r["inputs"].get("bucket")) for r in iam(run_program(elsewhere)[0].resources)
     }
     assert ("roles/storage.objectViewer", "models-of-the-plant") in roles
-    switched = dev_config(classifierBackend="vertex", vertexEndpointId="1234567890123456789")
+    switched = dev_config(**VARIANTS["vertex"])
     f = one(run_program(switched)[0].resources, "function-predict")["serviceConfig"]["environmentVariables"]
     assert f["VERTEX_ENDPOINT"] == f"projects/{PROJECT}/locations/europe-west4/endpoints/1234567890123456789"
     assert not of_type(resources, "AiEndpointIamMember")
@@ -495,6 +495,13 @@ def test_an_anomaly_model_beside_a_classifier_is_granted_shipped_and_named_to_pr
             "names one member twice",
         ),
         ({"adoptKept": "yes"}, "quality-inspection:adoptKept", "true or false"),
+        # an endpoint has no folder to find its input guard beside: say where it is, or none
+        (
+            {**VARIANTS["vertex"], "inputGuard": None},
+            "quality-inspection:inputGuard",
+            "scripts.training.guard",
+        ),
+        ({**VARIANTS["onnx"], "inputGuard": "guard.json"}, "quality-inspection:inputGuard", "gs://"),
     ],
 )
 def test_bad_config_stops_with_the_key_and_the_fix(change, key, hint):
@@ -628,3 +635,40 @@ def test_the_program_loads_none_of_the_runtime():
         "inspection.model.classifiers",
     }
     assert cores.isdisjoint(loaded), sorted(cores & set(loaded))
+
+
+@pytest.mark.parametrize(
+    ("variant", "extra", "guard", "shown"),
+    [
+        (
+            "onnx",
+            {},
+            "gs://acme-qi-training/models/model.guard.json",
+            "gs://acme-qi-training/models/model.guard",
+        ),
+        ("onnx", {"inputGuard": "none"}, "none", "NONE (inputGuard none)"),
+        ("vertex", {}, VERTEX_GUARD, VERTEX_GUARD),
+        ("day zero", {}, None, "no model"),
+    ],
+)
+def test_a_model_serves_behind_its_input_guard_or_the_stack_output_says_it_does_not(
+    variant, extra, guard, shown
+):
+    """Issue 31: the guard beside a model file by default; an endpoint's where the stack names it,
+    read by its own grant on its own folder; none only when asked, and then said on every `up`."""
+    import pulumi
+
+    from infra import config, program
+
+    settings = dev_config(**VARIANTS[variant], **extra)
+    resources = run_program(settings)[0].resources
+    env = one(resources, "function-predict")["serviceConfig"]["environmentVariables"]
+    assert env.get("INPUT_GUARD") == guard
+    pulumi.runtime.set_all_config(settings, [])
+    assert program.guard_output(config.load()).startswith(shown)
+    guard_grants = [r["inputs"] for r in iam(resources) if r["name"].endswith("-guard")]
+    if variant == "vertex":
+        assert {g["condition"]["title"] for g in guard_grants} == {"only models/vertex"}
+        assert len(guard_grants) == 2, "predict, and the sweep that runs its core"
+    else:
+        assert guard_grants == [], "beside a model file, the model's own grant reads it"
