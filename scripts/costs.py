@@ -108,8 +108,8 @@ CLASS_OF = {
     "objects.delete": "free",
 }
 # Bytes of our own JSON log lines per step (rounded up to 100), and the Pub/Sub messages.
-LOG_BYTES = {"predict": 400, "move": 500, "move, unclear": 500, "review": 600}
-RECORD_BYTES = {"routed": 500, "decided": 600}  # the record line's payload, which the sink stores
+LOG_BYTES = {"predict": 400, "move": 600, "move, unclear": 600, "review": 600}
+RECORD_BYTES = {"routed": 600, "decided": 600}  # the record line's payload, which the sink stores
 PUBSUB_REQUESTS = 4  # Eventarc's transport: the storage event published and pushed; ours: the same
 PUBSUB_MIN_BYTES = 1000  # every message here is smaller; each request is billed 1,000 bytes
 

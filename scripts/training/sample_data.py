@@ -29,15 +29,19 @@ FAINT_SHARE = 0.2
 MASK_LEVELS = 8  # a pixel the defect changed by at least this many grey levels is in its mask
 
 
-def draw_part(rng: np.random.Generator, defect: str | None, faint: bool) -> Image.Image:
+def draw_part(
+    rng: np.random.Generator, defect: str | None, faint: bool, strength: float = 1.0
+) -> Image.Image:
     """One 300×300 grayscale cast part; `defect` is one of DEFECT_KINDS or None."""
-    return draw_part_and_mask(rng, defect, faint)[0]
+    return draw_part_and_mask(rng, defect, faint, strength)[0]
 
 
 def draw_part_and_mask(
-    rng: np.random.Generator, defect: str | None, faint: bool
+    rng: np.random.Generator, defect: str | None, faint: bool, strength: float = 1.0
 ) -> tuple[Image.Image, Image.Image]:
-    """The part, and where its defect is: the pixels the defect changed (all black without one)."""
+    """The part, and where its defect is: the pixels the defect changed (all black without one).
+    `strength` scales the defect: how much darker a blowhole or crack is, how deep a chip bites,
+    how far a burr sticks out (the bench's half, third and quarter depths)."""
     yy, xx = np.mgrid[0:SIZE, 0:SIZE].astype(np.float32)
     cx, cy = SIZE / 2 + rng.normal(0, 6, 2)
     radius = rng.uniform(110, 124)
@@ -66,7 +70,7 @@ def draw_part_and_mask(
             hx, hy = cx + hr * math.cos(ha), cy + hr * math.sin(ha)
             size = rng.uniform(3, 4) if faint else rng.uniform(3.5, 8)
             depth = rng.uniform(38, 50) if faint else rng.uniform(60, 90)
-            img -= depth * np.exp(-((np.hypot(xx - hx, yy - hy) / size) ** 4))
+            img -= strength * depth * np.exp(-((np.hypot(xx - hx, yy - hy) / size) ** 4))
     elif defect == "crack":
         hr, ha = rng.uniform(0.35, 0.85) * radius, rng.uniform(0, 2 * math.pi)
         x, y = cx + hr * math.cos(ha), cy + hr * math.sin(ha)
@@ -84,18 +88,18 @@ def draw_part_and_mask(
             win = (slice(y0, int(y) + 5), slice(x0, int(x) + 5))
             spot = np.exp(-((np.hypot(xx[win] - x, yy[win] - y) / 1.3) ** 2))
             crack[win] = np.maximum(crack[win], spot)
-        img -= depth * crack * body
+        img -= strength * depth * crack * body
     elif defect == "chip":
         angle = rng.uniform(-math.pi, math.pi)
         width = rng.uniform(0.05, 0.08) if faint else rng.uniform(0.1, 0.25)
         depth = rng.uniform(5, 7) if faint else rng.uniform(9, 20)
         gap = np.abs(np.angle(np.exp(1j * (theta - angle)))) < width
-        img[gap & (r > radius - depth) & body] = img[0, 0]
+        img[gap & (r > radius - max(strength * depth, 1.0)) & body] = img[0, 0]
     elif defect == "burr":
         angle = rng.uniform(-math.pi, math.pi)
         bx, by = cx + (radius + 3) * math.cos(angle), cy + (radius + 3) * math.sin(angle)
         size = rng.uniform(3, 4) if faint else rng.uniform(5, 9)
-        img = np.maximum(img, 150 * (np.hypot(xx - bx, yy - by) < size))
+        img = np.maximum(img, 150 * (np.hypot(xx - bx, yy - by) < max(strength * size, 1.0)))
 
     mask = Image.fromarray(((np.abs(img - flawless) >= MASK_LEVELS) * 255).astype(np.uint8), "L")
     img += rng.normal(0, 5, img.shape)
