@@ -21,7 +21,7 @@ RESULTS = Path(__file__).with_name("results.json")
 SMOKE = {
     "imports": {"runs": 1},
     "backends": {"images_count": 10, "runs": 1},
-    "anomaly": {"runs": 1},
+    "anomaly": {"runs": 1, "depth_photos": 4, "good_photos": 4},
     "review": {"sizes": (20, 60), "samples": 3, "painted": 3},
     "pipeline": {"sizes": (20,)},
 }

@@ -24,7 +24,14 @@ from inspection.labels import LabelMap
 from inspection.messages import Prediction
 from inspection.model import anomaly, classifiers, guard, images
 from scripts.local.vertex import VertexStandIn
-from scripts.training import anomalib_fixture, metrics, sample_data, train_anomaly
+from scripts.training import (
+    anomalib_fixture,
+    metrics,
+    sample_data,
+    train_anomaly,
+    train_local,
+)
+from scripts.training import second_opinion as faint
 from tests.helpers import make_function, storage_event
 
 
@@ -242,3 +249,19 @@ def test_auroc_is_the_chance_a_defect_scores_above_a_good_part():
     assert metrics.auroc([False, False, True, True], [0.1, 0.2, 0.8, 0.9]) == 1.0
     assert metrics.auroc([False, True], [0.5, 0.5]) == 0.5
     assert metrics.auroc([False, False, True, True], [0.1, 0.9, 0.05, 0.2]) == 0.25  # 1 pair of 4 in order
+
+
+def test_the_second_opinion_catches_most_of_the_classifiers_escapes_at_a_quarter_of_the_depth(
+    anomaly_sample, tmp_path
+):
+    """Issue 31: with one scale, and the light and the blades left in, the anomaly model caught 2
+    of the classifier's 32 escapes at a quarter depth. Alignment (light plane, blade pattern) and a
+    second, finer scale make it catch most of them, while it sends few good parts to a person."""
+    sample, model, _ = anomaly_sample
+    classifier = tmp_path / "classifier.onnx"
+    train_local.train(sample, classifier)
+    found = faint.at_depth(str(classifier), str(model), faint.DEPTHS["quarter"], photos=60)
+    assert found.escapes_alone >= 5, "faint enough that the classifier alone passes some"
+    assert found.caught >= 0.75 * found.escapes_alone, found
+    decided, sent = faint.good_parts_sent(str(classifier), str(model), photos=60)
+    assert decided >= 55 and sent <= 0.05 * decided

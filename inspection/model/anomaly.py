@@ -42,7 +42,7 @@ GRID = SIZE // PATCH
 RIM = 0.42  # the part's radius in the reference frame, as a share of SIZE
 BINS = 96  # radius bins of the brightness profile (out to 1.4 radii)
 SHRINK = 1.0  # added to each covariance's diagonal: grey levels² (keeps it invertible, damps noise)
-METHOD = "padim-geometric-v1"
+METHOD = "padim-geometric-v2"  # v1 (one scale, light and blades left in) needs refitting
 
 _grid = part.grid(SIZE)
 
@@ -75,29 +75,55 @@ class Frame:
         return part.sample(heat, ref_rows, ref_cols)
 
 
+_rr = np.hypot(_grid[1] - SIZE / 2, _grid[0] - SIZE / 2)
+_RING = np.minimum((_rr / (RIM * SIZE) / 1.4 * BINS).astype(int), BINS - 1)
+ANGLES = 120  # angle bins of the blades' pattern
+_ANGLE = ((np.arctan2(_grid[0] - SIZE / 2, _grid[1] - SIZE / 2) + np.pi) / (2 * np.pi) * ANGLES).astype(
+    int
+) % ANGLES
+_HUB = (_rr > 0.3 * RIM * SIZE) & (_rr < 0.74 * RIM * SIZE)
+_ON_PART = _rr < 0.97 * RIM * SIZE
+_PLANE = np.stack([_grid[1] / SIZE - 0.5, _grid[0] / SIZE - 0.5, np.ones((SIZE, SIZE), np.float32)], -1)
+_PLANE_FIT = np.linalg.pinv(_PLANE[_ON_PART])
+DETAIL_SIGMA = 4.0  # the fine scale: what differs from its own surroundings within ~4 pixels
+
+
 def aligned_residual(gray: np.ndarray) -> tuple[np.ndarray, Frame]:
-    """A SIZE × SIZE grey image → what is left after resampling it to the reference frame and taking
-    away the brightness expected at each radius; and where the part was."""
+    """A SIZE × SIZE grey image → SIZE × SIZE × 2, at two scales, of what is left once the part is
+    resampled to the reference frame and what every good part varies by is taken away: the
+    brightness expected at each radius, the light's plane across the part, and the blades' pattern
+    around the hub (a median over each direction, so that a crack along it stays). Channel 0 is
+    that residual; channel 1 its detail, the residual less its own surroundings, where a faint
+    crack or pit stands out of the slow variation that hides it in channel 0. And where the part was."""
     yy, xx = _grid
     found = part.mask(gray)
     if found.sum() < 50:  # nothing in view: the whole image is unlike a part
-        return np.full((SIZE, SIZE), -255.0, np.float32), Frame(0.0, 0.0, 0.0)
+        return np.full((SIZE, SIZE, 2), -255.0, np.float32), Frame(0.0, 0.0, 0.0)
     cy, cx, radius = part.rim(found)
     scale = radius / (RIM * SIZE)
     aligned = part.sample(gray, cy + (yy - SIZE / 2) * scale, cx + (xx - SIZE / 2) * scale)
-    ring = np.minimum(
-        (np.hypot(xx - SIZE / 2, yy - SIZE / 2) / (RIM * SIZE) / 1.4 * BINS).astype(int), BINS - 1
-    )
-    counts = np.bincount(ring.ravel(), minlength=BINS)
-    profile = np.bincount(ring.ravel(), aligned.ravel(), BINS) / np.maximum(counts, 1)
-    residual = part.blur(aligned - profile[ring], 1.0)
-    return residual.astype(np.float32), Frame(cy, cx, scale)
+    counts = np.bincount(_RING.ravel(), minlength=BINS)
+    profile = np.bincount(_RING.ravel(), aligned.ravel(), BINS) / np.maximum(counts, 1)
+    residual = aligned - profile[_RING]
+    residual -= (_PLANE @ (_PLANE_FIT @ residual[_ON_PART])) * _ON_PART
+    blades = part.medians(_ANGLE[_HUB], residual[_HUB], ANGLES)
+    residual -= np.where(_HUB, np.nan_to_num(blades)[_ANGLE], 0)
+    residual = part.blur(residual, 1.0)
+    detail = residual - part.blur(residual, DETAIL_SIGMA)
+    return np.stack([residual, detail], -1).astype(np.float32), Frame(cy, cx, scale)
 
 
 def embed(residual: np.ndarray) -> np.ndarray:
-    """GRID × GRID × 3: each patch's mean, darkest and brightest residual."""
-    blocks = residual.reshape(GRID, PATCH, GRID, PATCH)
-    return np.stack([blocks.mean((1, 3)), blocks.min((1, 3)), blocks.max((1, 3))], -1)
+    """GRID × GRID × FEATURES: each patch's mean, darkest and brightest residual, and its darkest
+    and brightest detail."""
+    coarse = residual[..., 0].reshape(GRID, PATCH, GRID, PATCH)
+    fine = residual[..., 1].reshape(GRID, PATCH, GRID, PATCH)
+    return np.stack(
+        [coarse.mean((1, 3)), coarse.min((1, 3)), coarse.max((1, 3)), fine.min((1, 3)), fine.max((1, 3))], -1
+    )
+
+
+FEATURES = 5
 
 
 def gray_of(image) -> np.ndarray:
@@ -150,14 +176,17 @@ class AnomalyModel:
             "good_raw": [round(float(v), 4) for v in np.sort(raw)],
         }
 
-    def normalise(self, raw: np.ndarray | float):
+    def normalise(self, raw: np.ndarray | float, top: float | None = 1.0):
+        """0.5 at the edge of normal; clipped to [0, 1] for a score. A map keeps its values above 1
+        (`top=None`), so that its peak is where the defect is most unlike, not the first of the
+        cells that reach 1; its picture clips them (heatmap_png)."""
         c = self.calibration
-        return np.clip((np.asarray(raw) - c["threshold"]) / (c["high"] - c["low"]) + 0.5, 0.0, 1.0)
+        return np.clip((np.asarray(raw) - c["threshold"]) / (c["high"] - c["low"]) + 0.5, 0.0, top)
 
     def score(self, image) -> Scored:
         residual, frame = aligned_residual(gray_of(image))
         distances = self.distance(embed(residual))
-        heat = frame.to_photo(self.normalise(distances)) if frame.scale else np.ones((GRID, GRID))
+        heat = frame.to_photo(self.normalise(distances, top=None)) if frame.scale else np.ones((GRID, GRID))
         return Scored(float(self.normalise(distances.max())), heat, frame)
 
     def save(self, out) -> None:
@@ -179,7 +208,7 @@ class AnomalyModel:
             raise ConfigError(
                 f"ANOMALY_MODEL {path} was fitted by {meta.get('method')!r}; this code runs {METHOD!r}"
             )
-        if mean.shape != (GRID, GRID, 3) or inverse.shape != (GRID, GRID, 3, 3):
+        if mean.shape != (GRID, GRID, FEATURES) or inverse.shape != (GRID, GRID, FEATURES, FEATURES):
             raise ConfigError(f"ANOMALY_MODEL {path} has arrays of the wrong shape")
         return cls(mean, inverse, meta["calibration"], meta.get("card") or {})
 

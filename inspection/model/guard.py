@@ -102,7 +102,7 @@ def describe(image) -> Description:
     r = np.hypot(yy - cy, xx - cx) / max(radius, 1.0)
     bins = (r / PROFILE_REACH * PROFILE_BINS).astype(int)
     near = bins < PROFILE_BINS
-    profile = _medians(bins[near], g[near], PROFILE_BINS)
+    profile = part.medians(bins[near], g[near], PROFILE_BINS)
 
     # What is left once the part's own brightness at each radius is taken away: the light.
     means = np.bincount(bins[near], g[near], PROFILE_BINS) / np.maximum(
@@ -134,15 +134,6 @@ def describe(image) -> Description:
         "background_texture": float(behind.std()) if enough else math.nan,
     }
     return Description(measures, profile)
-
-
-def _medians(bins: np.ndarray, values: np.ndarray, count: int) -> np.ndarray:
-    """Each bin's median value (NaN for a bin with none)."""
-    order = np.lexsort((values, bins))
-    sizes = np.bincount(bins, minlength=count)
-    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
-    middle = np.minimum(starts + sizes // 2, len(values) - 1)
-    return np.where(sizes > 0, values[order][middle], np.nan).astype(np.float32)
 
 
 @dataclass(frozen=True)

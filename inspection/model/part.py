@@ -72,3 +72,12 @@ def rim(part: np.ndarray) -> tuple[float, float, float]:
         spread = float(np.median(off[seen])) * 1.4826 + 0.5
         keep = seen & (off <= 3 * spread)
     return float(fy), float(fx), fr
+
+
+def medians(bins: np.ndarray, values: np.ndarray, count: int) -> np.ndarray:
+    """Each bin's median value (NaN for a bin with none)."""
+    order = np.lexsort((values, bins))
+    sizes = np.bincount(bins, minlength=count)
+    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    middle = np.minimum(starts + sizes // 2, len(values) - 1)
+    return np.where(sizes > 0, values[order][middle], np.nan).astype(np.float32)
