@@ -149,6 +149,24 @@ def test_an_anomalib_onnx_export_runs_unchanged(tmp_path):
     assert alarmed.anomaly.heat.shape == (64, 64)
 
 
+def test_a_centre_cropped_anomalib_exports_map_lies_over_the_centre_of_the_photo(tmp_path):
+    """anomalib 2.x may end the pre-processing in a centre crop (PatchCore's and CFA's
+    `center_crop_size`): its map covers the centre 224 of the 256 input. Stretched over the whole
+    photo it would point beside the defect; placed, it points at it."""
+    export = tmp_path / "cropped.onnx"
+    anomalib_fixture.write(export, size=256, crop=224)
+    classifier = backends.get("anomaly").open(str(export))
+    spotted = Image.new("RGB", (256, 256), (150, 150, 150))
+    ImageDraw.Draw(spotted).ellipse((50, 50, 62, 62), fill=(10, 10, 10))  # off centre, inside the crop
+
+    heat = classifier.classify(images.load(jpeg(spotted))).anomaly.heat
+
+    assert heat.shape == (256, 256)
+    row, col = np.unravel_index(int(np.argmax(heat)), heat.shape)
+    assert abs(row - 56) <= 8 and abs(col - 56) <= 8, "on the spot (stretched, it would be 17 px off)"
+    assert heat[:16].max() == 0 and heat[:, :16].max() == 0, "the border the model never saw"
+
+
 def test_an_onnx_file_without_anomalibs_outputs_is_refused_with_what_it_has(tmp_path, small_model):
     with pytest.raises(ConfigError, match=r"not an anomalib export.*pred_score"):
         backends.get("anomaly").open(str(small_model))

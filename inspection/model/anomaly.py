@@ -243,9 +243,21 @@ class AnomalibExport:
         rgb = image.convert("RGB").resize((self.size[1], self.size[0]), Image.Resampling.BILINEAR)
         tensor = (np.asarray(rgb, np.float32) / 255.0).transpose(2, 0, 1)[None]
         score, heat = self._session.run(["pred_score", "anomaly_map"], {"input": tensor})
-        return Scored(
-            float(np.ravel(score)[0]), np.asarray(heat, np.float32).reshape(heat.shape[-2:]), Frame()
-        )
+        return Scored(float(np.ravel(score)[0]), self.placed(np.asarray(heat, np.float32)), Frame())
+
+    def placed(self, heat: np.ndarray) -> np.ndarray:
+        """The map as it lies over the whole photo. An export whose pre-processing ends in a centre
+        crop (anomalib 2.x's `center_crop_size`, for PatchCore and CFA) maps only the centre of
+        its resized input: a map smaller than the input is that centre, and the border it never
+        saw is left at 0, below the edge of normal, rather than stretched over the photo."""
+        heat = heat.reshape(heat.shape[-2:])
+        height, width = self.size
+        if heat.shape == (height, width) or heat.shape[0] > height or heat.shape[1] > width:
+            return heat
+        whole = np.zeros((height, width), np.float32)
+        top, left = (height - heat.shape[0]) // 2, (width - heat.shape[1]) // 2
+        whole[top : top + heat.shape[0], left : left + heat.shape[1]] = heat
+        return whole
 
 
 def heatmap_png(heat: np.ndarray, size: int = 128) -> bytes:
