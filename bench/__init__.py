@@ -11,6 +11,7 @@ ENTRYPOINT_ENV = {
         inbound_bucket="i",
         backend="vertex",
         model="projects/p/locations/europe-west4/endpoints/1",
+        input_guard="none",  # importing reads no guard; opening the model does (bench/backends.py)
     ),
     "move": MoveSettings.environment(
         prediction_bucket="b", threshold=0.9, dead_letter_topic="projects/p/topics/d", inbound_bucket="i"

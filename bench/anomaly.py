@@ -22,6 +22,7 @@ from pathlib import Path
 
 from bench.backends import cold_start
 from inspection import predicting
+from inspection.backends import guard_beside
 from inspection.labels import LabelMap
 from inspection.model import anomaly, classifiers, images
 from inspection.settings import PredictSettings
@@ -63,6 +64,7 @@ def measure(runs: int = 5, depth_photos: int = 100, good_photos: int = 200) -> d
             inbound_bucket="i",
             backend="anomaly",
             model=str(model),
+            input_guard=guard_beside(str(model)),
         )
         return {
             "anomaly_fit_s_200_good_photos": fitted["seconds"],

@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 from inspection import predicting
+from inspection.backends import guard_beside
 from inspection.labels import LabelMap
 from inspection.model import classifiers, images
 from inspection.settings import PredictSettings
@@ -102,6 +103,8 @@ def measure(images_count: int = 200, runs: int = 5) -> dict[str, float]:
         image.write_bytes(data[0])
         stub = VertexStandIn()
         try:
+            # each behind the guard train_local fitted on the sample: a cold start reads it too
+            guard = guard_beside(str(model))
             backends = {
                 "vertex": {"backend": "vertex", "model": ENDPOINT, "vertex_api_endpoint": stub.url},
                 "onnx": {"backend": "onnx", "model": str(model)},
@@ -112,6 +115,7 @@ def measure(images_count: int = 200, runs: int = 5) -> dict[str, float]:
                     predictions_topic="projects/p/topics/t",
                     prediction_bucket="b",
                     inbound_bucket="i",
+                    input_guard=guard,
                     **fields,
                 )
                 figures.update(cold_start(backend, env, image, runs))
