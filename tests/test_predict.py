@@ -235,7 +235,7 @@ def test_a_model_several_requests_open_at_once_is_downloaded_whole(make_bucket, 
     from under another (seen in the permission trace: FileNotFoundError on the .part file)."""
     import threading
 
-    from inspection.model import classifiers
+    from inspection.model import files
 
     bucket = make_bucket("training")
     content = bytes(range(256)) * 4096
@@ -246,7 +246,7 @@ def test_a_model_several_requests_open_at_once_is_downloaded_whole(make_bucket, 
     def open_it():
         start.wait()
         try:
-            found.append(classifiers.local_model_path(uri))
+            found.append(files.local_model_path(uri))
         except Exception as exc:
             failed.append(exc)
 

@@ -33,7 +33,8 @@ import numpy as np
 from inspection import backends
 from inspection.model import part
 from inspection.model.card import ModelCard
-from inspection.model.classifiers import Classification, local_model_path
+from inspection.model.classifiers import Classification
+from inspection.model.files import local_model_path
 from inspection.model.images import LoadedImage
 
 SIZE = 256  # the working resolution

@@ -22,6 +22,18 @@ from inspection.errors import ConfigError
 CARD_VERSION = 1
 
 
+def document(raw: str | bytes, key: str, version: int, bad) -> dict:
+    """A versioned JSON object (a card, a guard): `{key: version, ...}`; `bad(problem)` makes the
+    error that names the file."""
+    try:
+        body = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise bad(f"not JSON ({exc})") from None
+    if not isinstance(body, dict) or body.get(key) != version:
+        raise bad(f'expected a JSON object with "{key}": {version}')
+    return body
+
+
 @dataclass(frozen=True)
 class ModelCard:
     model: str
@@ -37,12 +49,7 @@ class ModelCard:
         def bad(problem: str) -> ConfigError:
             return ConfigError(f"model card {where}: {problem}")
 
-        try:
-            body = json.loads(raw)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise bad(f"not JSON ({exc})") from None
-        if not isinstance(body, dict) or body.get("card") != CARD_VERSION:
-            raise bad(f'expected a JSON object with "card": {CARD_VERSION}')
+        body = document(raw, "card", CARD_VERSION, bad)
         labels = body.get("labels")
         if (
             not isinstance(labels, list)

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from inspection.errors import ConfigError
-from inspection.model import part
+from inspection.model import card, part
 
 GUARD_VERSION = 1
 METHOD = "guard-v1"
@@ -225,12 +225,7 @@ class InputGuard:
         def bad(problem: str) -> ConfigError:
             return ConfigError(f"input guard {where}: {problem}")
 
-        try:
-            body = json.loads(raw)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise bad(f"not JSON ({exc})") from None
-        if not isinstance(body, dict) or body.get("guard") != GUARD_VERSION:
-            raise bad(f'expected a JSON object with "guard": {GUARD_VERSION}')
+        body = card.document(raw, "guard", GUARD_VERSION, bad)
         if body.get("method") != METHOD:
             raise bad(f"measured by {body.get('method')!r}; this code measures {METHOD!r}")
         ranges = {}
@@ -280,7 +275,7 @@ def load(location: str) -> InputGuard:
     """A guard file, local or gs:// (downloaded once per instance, as models are)."""
     from pathlib import Path
 
-    from inspection.model.classifiers import local_model_path
+    from inspection.model.files import local_model_path
 
     path = local_model_path(location)
     try:

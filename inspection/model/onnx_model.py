@@ -8,7 +8,8 @@ import os
 from inspection import backends
 from inspection.errors import ConfigError
 from inspection.model.card import ModelCard
-from inspection.model.classifiers import Classification, local_model_path
+from inspection.model.classifiers import Classification
+from inspection.model.files import local_model_path
 from inspection.model.images import LoadedImage
 
 

@@ -8,7 +8,8 @@ from pathlib import Path
 from inspection import backends
 from inspection.errors import ConfigError
 from inspection.model.card import ModelCard
-from inspection.model.classifiers import CARD_FILE, LABELS_FILE, Classification, local_model_path
+from inspection.model.classifiers import CARD_FILE, LABELS_FILE, Classification
+from inspection.model.files import local_model_path
 from inspection.model.images import LoadedImage
 
 
