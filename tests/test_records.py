@@ -133,6 +133,24 @@ def test_time_to_decide_and_the_model_in_force(sink):
     assert (figures.models, figures.thresholds) == ("m1", "0.9")
 
 
+def test_the_report_names_the_guard_and_counts_what_no_guard_checked(sink):
+    """Issue 31: a model served with `inputGuard: none` is said in the plant report, photo by photo."""
+    from dataclasses import replace
+
+    from scripts.report import render
+
+    outcomes.record(replace(routed(1, "ok"), guard="sha256:0123456789ab"))
+    outcomes.record(
+        replace(routed(2, "unclear"), guard="sha256:0123456789ab", unclear_reason="unusual_input")
+    )
+    outcomes.record(routed(3, "ok"))  # decided by a model nothing guarded
+    outcomes.record(replace(routed(4, "unclear"), model="none"))  # day zero: no model to guard
+    [figures] = report(sink).values()
+    assert (figures.guards, figures.unusual, figures.unguarded) == ("sha256:0123456789ab", 1, 1)
+    page = render({"line-1": {DAY: figures}}, [DAY], {}, None)
+    assert "sha256:0123456789ab (1)" in page and "none: 1 photos decided unguarded" in page
+
+
 def test_the_audit_pages_through_a_period_oldest_first_and_filters(sink):
     made = [decided(n, "ok" if n % 3 else "defect", reviewer=f"r{n % 2}@example.com") for n in range(25)]
     for outcome in made:
