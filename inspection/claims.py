@@ -270,7 +270,11 @@ def move(
     if source.generation is None:
         raise ValueError("a move needs the source generation")
     held = storage.get(source)  # None once the source generation is gone
-    claim = read(destination.bucket, source, scope)
+    # With the source there, the claim is written at once, not looked for first: the write that
+    # finds one already there reads it (_create), so a first attempt, by far the most common, saves
+    # a request, and a repeated one costs one more. Without the source, only a claim can say where
+    # it went, and none may be written.
+    claim = read(destination.bucket, source, scope) if held is None else None
     created = False
     if claim is None:
         if held is None:

@@ -62,7 +62,7 @@ BATCH_PREDICTION_NODE_HOUR = (
 # One image's storage requests, as tests/test_backfill.py counts them: the claim read (none yet;
 # once more inside the move), the source's bytes and its metadata; the claim made, the copy, the
 # claim marked done.
-STORAGE_PER_IMAGE = {"objects.get": 4, "objects.insert": 2, "objects.rewrite": 1}
+STORAGE_PER_IMAGE = {"objects.get": 3, "objects.insert": 2, "objects.rewrite": 1}
 CLASS_A_PER_IMAGE = sum(n for m, n in STORAGE_PER_IMAGE.items() if costs.CLASS_OF[m] == "A")
 CLASS_B_PER_IMAGE = sum(n for m, n in STORAGE_PER_IMAGE.items() if costs.CLASS_OF[m] == "B")
 

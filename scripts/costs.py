@@ -85,11 +85,11 @@ PRICES = {
 STORAGE = {
     "upload": {"objects.insert": 1},
     "predict": {"objects.get": 1},
-    "move": {"objects.get": 2, "objects.insert": 2, "objects.rewrite": 1, "objects.delete": 1},
-    "move, unclear": {"objects.get": 2, "objects.insert": 3, "objects.rewrite": 1, "objects.delete": 1},
+    "move": {"objects.get": 1, "objects.insert": 2, "objects.rewrite": 1, "objects.delete": 1},
+    "move, unclear": {"objects.get": 1, "objects.insert": 3, "objects.rewrite": 1, "objects.delete": 1},
     "review": {
         "objects.list": 2,
-        "objects.get": 7,
+        "objects.get": 6,
         "objects.insert": 4,
         "objects.rewrite": 1,
         "objects.delete": 3,
