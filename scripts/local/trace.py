@@ -271,9 +271,36 @@ def _pipeline(stack, names: _Names) -> None:
         },
     )
     _settled(stack, names)
+    _redelivered_after_set_aside(stack, names, "line-1/notes.txt")
     # The camera sends the same name again: a new generation, routed beside the first.
     _upload(stack, names, {"line-1/part-0.jpeg": _photo(100)})
     _settled(stack, names)
+
+
+def _redelivered_after_set_aside(stack, names: _Names, name: str) -> None:
+    """Eventarc delivers a file's event again after predict set the file aside: the generation is
+    gone, and predict reads the claim the first delivery left to finish its work, if unfinished."""
+    import requests
+
+    from inspection import metadata, storage
+    from scripts.local.events import cloud_event_headers
+
+    with calls.acting_as(LOCAL):
+        [kept] = [
+            b
+            for b in storage.client().list_blobs(names.prediction, prefix=f"{layout.REJECTED}/")
+            if (b.metadata or {}).get(metadata.SOURCE_NAME) == name
+        ]
+    resource = {
+        **kept._properties,
+        "bucket": names.inbound,
+        "name": name,
+        "generation": kept.metadata[metadata.SOURCE_GENERATION],
+    }
+    answer = requests.post(
+        stack.bridge.endpoint, json=resource, headers=cloud_event_headers(resource), timeout=60
+    )
+    assert answer.status_code < 300, answer.text[:200]
 
 
 def _push(stack, body: dict) -> int:
