@@ -188,7 +188,7 @@ class InputGuard:
             value = described.measures.get(name, math.nan)
             words = MEASURES[name][0]
             if math.isnan(value):
-                return f"the {words} cannot be measured: the part fills the view"
+                return f"the {words} cannot be measured: the part fills the view, or too little is in it"
             if not low <= value <= high:
                 return f"the {words} {value:.3g} is outside the reference range [{low:.3g}, {high:.3g}]"
         if np.isnan(described.profile).any():
