@@ -30,7 +30,7 @@ the last shard to finish writes the complete summary.
 from __future__ import annotations
 
 import argparse
-import dataclasses
+import functools
 import json
 import os
 import re
@@ -47,7 +47,7 @@ from pathlib import PurePosixPath
 from inspection import backends, claims, layout, metadata, moving, predicting, routing, storage
 from inspection.errors import ConfigError, Held
 from inspection.labels import LabelMap
-from inspection.model import images
+from inspection.model import classifiers, images
 from inspection.model.guard import UNUSUAL_INPUT
 from inspection.routing import DEFAULT_THRESHOLD, parse_threshold
 from scripts import costs, locations
@@ -226,24 +226,38 @@ def route(blob, assessment: predicting.Assessment | images.ImageRejected, args) 
     return Result(**{**asdict(base), **result})
 
 
-def _guarded(blob, assessment: predicting.Assessment, args) -> predicting.Assessment | images.ImageRejected:
-    """A batch job's answer behind the input guard, as predict puts its endpoint's answers."""
-    if args.guard == backends.NO_GUARD:
-        return assessment
+@dataclass(frozen=True)
+class _Answered:
+    """A batch job's answer for one photo, as a classifier gives it, so that it goes through
+    predict's own assessment, and behind the same input guard (classifiers.Guarded)."""
+
+    confidences: dict[str, float]
+    model: str
+
+    def classify(self, image) -> classifiers.Classification:
+        return classifiers.Classification(dict(self.confidences), self.model)
+
+
+@functools.cache
+def _guard(location: str):
     from inspection.model import guard
 
-    if not hasattr(args, "loaded_guard"):
-        args.loaded_guard = guard.load(args.guard)
-    data = storage.read(storage.ObjectRef(blob.bucket.name, blob.name, blob.generation))
+    return guard.load(location)
+
+
+def _assessed(blob, answered: _Answered, args, label_map: LabelMap):
+    """The answer, assessed as predict assesses its endpoint's: behind the guard, the photo read
+    to check it (a photo predict would reject is kept in rejected/, as predict keeps it)."""
+    data = None
+    if args.guard != backends.NO_GUARD:
+        data = storage.read(storage.ObjectRef(blob.bucket.name, blob.name, blob.generation))
+    if data is None:  # unguarded (the answer needs no photo), or gone: route() says so
+        return predicting.assess(None, answered, label_map)
     try:
-        unusual = args.loaded_guard.check(images.load(data).image) if data is not None else ""
+        loaded = images.load(data)
     except images.ImageRejected as rejected:
-        return rejected  # kept in rejected/, as predict keeps it
-    if not unusual:
-        return dataclasses.replace(assessment, guard=args.loaded_guard.digest)
-    return dataclasses.replace(
-        assessment, unclear_reason=UNUSUAL_INPUT, unclear_detail=unusual, guard=args.loaded_guard.digest
-    )
+        return rejected
+    return predicting.assess(loaded, classifiers.Guarded(answered, _guard(args.guard)), label_map)
 
 
 # --- in-function backends: the model runs here -----------------------------------------------------------
@@ -340,15 +354,14 @@ def run_on_vertex(blobs, args, jobs=None) -> list[Result]:
             blob = by_uri.get(uri)
             if blob is None:
                 continue
-            scores = label_map.normalise(
+            answered = _Answered(
                 {
                     str(n): float(c)
                     for n, c in zip(prediction["displayNames"], prediction["confidences"], strict=True)
-                }
+                },
+                args.model,
             )
-            label = max(scores, key=scores.__getitem__)
-            assessment = predicting.Assessment(label, scores[label], scores, args.model)
-            results[blob.name] = route(blob, _guarded(blob, assessment, args), args)
+            results[blob.name] = route(blob, _assessed(blob, answered, args, label_map), args)
         for blob in todo:
             results.setdefault(
                 blob.name,

@@ -148,7 +148,7 @@ class InputGuard:
     @classmethod
     def fit(cls, images, source: str = "", seed: int = 7) -> InputGuard:
         """From reference photos (PIL images): the model's training photos, or photos like them."""
-        described = [d for d in map(describe, images)]
+        described = list(map(describe, images))
         usable = [d for d in described if d.part_in_view and not np.isnan(d.profile).any()]
         if len(usable) < 10:
             raise ValueError(

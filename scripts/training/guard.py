@@ -22,8 +22,6 @@ from inspection import backends
 from inspection.model import guard
 from scripts import locations
 
-MIN_PHOTOS = 10
-
 
 def reference_uris(sources: list[str]) -> list[str]:
     """Every photo under folders or gs:// prefixes, or listed by import files (their TRAINING rows,
@@ -43,10 +41,15 @@ def reference_uris(sources: list[str]) -> list[str]:
     return found
 
 
-def photos(uris: list[str]):
-    """The PIL images of the photos predict would accept (it rejects the others before any model)."""
+def photos(uris: list[str], progress: str = ""):
+    """The PIL images of the photos predict would accept (it rejects the others before any model);
+    with `progress`, a progress bar of that name."""
     from inspection.model import images
 
+    if progress:
+        from tqdm import tqdm
+
+        uris = tqdm(uris, desc=progress, unit="img")
     for uri in uris:
         try:
             yield images.load(locations.read_bytes(uri)).image
@@ -62,10 +65,6 @@ def fit(reference, source: str) -> guard.InputGuard:
         raise SystemExit(f"no input guard from {source}: {exc}") from None
 
 
-def beside(model: str) -> str:
-    return backends.guard_beside(model)
-
-
 def write(fitted: guard.InputGuard, out: str) -> str:
     locations.write(out, fitted.to_json().encode(), "application/json")
     return out
@@ -73,7 +72,7 @@ def write(fitted: guard.InputGuard, out: str) -> str:
 
 def write_beside(model: str, reference, source: str) -> str:
     """Fit from the reference images and write it beside the model (backends.guard_beside); its location."""
-    return write(fit(reference, source), beside(model))
+    return write(fit(reference, source), backends.guard_beside(model))
 
 
 def required(model: str, given: str | None, unguarded: bool) -> str:
@@ -81,7 +80,7 @@ def required(model: str, given: str | None, unguarded: bool) -> str:
     None, on purpose (`--unguarded`), is backends.NO_GUARD. A model with no guard stops the script."""
     if unguarded:
         return backends.NO_GUARD
-    location = given or (beside(model) if model.endswith(FILE_MODELS) else "")
+    location = given or (backends.guard_beside(model) if backends.of_file(model) else "")
     if not location:
         raise SystemExit(
             f"{model} has no input guard to judge it with: give --guard (python -m "
@@ -95,9 +94,6 @@ def required(model: str, given: str | None, unguarded: bool) -> str:
             "or give --unguarded to go on without one"
         ) from None
     return location
-
-
-FILE_MODELS = (".onnx", ".tflite", ".npz")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -34,31 +34,9 @@ from scripts.training import guard as training_guard
 HELD_OUT = 0.2
 
 
-def _uris(source: str) -> list[str]:
-    """Every image file under a folder or gs:// prefix, at any depth (a line's folder, a day's)."""
-    from scripts.training.datasets import IMAGE_SUFFIXES
-
-    return [item.uri for item in locations.files(source) if Path(item.uri).suffix.lower() in IMAGE_SUFFIXES]
-
-
-def _photos(sources: list[str]) -> list[tuple[str, object]]:
-    """(uri, image) of every photo predict could use; the others are skipped, as predict rejects them."""
-    from inspection.model import images
-    from scripts.training.datasets import read_bytes
-
-    found = []
-    for source in sources:
-        for uri in _uris(source):
-            try:
-                found.append((uri, images.load(read_bytes(uri)).image))
-            except images.ImageRejected:
-                continue
-    return found
-
-
 def fit(sources: list[str], out: str, seed: int = 7) -> dict:
     started = time.monotonic()
-    photos = _photos(sources)
+    photos = list(training_guard.photos(training_guard.reference_uris(sources)))
     if len(photos) < 10:
         raise SystemExit(
             f"{len(photos)} photos of good parts under {', '.join(sources)}: at least 10 are needed"
@@ -66,7 +44,7 @@ def fit(sources: list[str], out: str, seed: int = 7) -> dict:
     order = np.random.default_rng(seed).permutation(len(photos))
     held = max(2, int(len(photos) * HELD_OUT))
     embeddings = []
-    for _, image in photos:
+    for image in photos:
         residual, _ = anomaly.aligned_residual(anomaly.gray_of(image))
         embeddings.append(anomaly.embed(residual))
     fitted = [embeddings[i] for i in order[held:]]
@@ -97,7 +75,7 @@ def fit(sources: list[str], out: str, seed: int = 7) -> dict:
         ).to_json()
     )
     written = _write(model, out)
-    guard_at = training_guard.write_beside(out, [image for _, image in photos], ", ".join(sources))
+    guard_at = training_guard.write_beside(out, photos, ", ".join(sources))
     return {
         "photos": len(photos),
         "held_out": held,

@@ -32,14 +32,13 @@ from dataclasses import dataclass
 from inspection import layout
 from inspection.errors import ConfigError
 from inspection.labels import LabelMap
-from inspection.model import images
 from inspection.model.card import ModelCard
 from inspection.model.classifiers import CARD_FILE
 from inspection.routing import DEFAULT_THRESHOLD
 from scripts import locations
 from scripts.training import evaluate, metrics
 from scripts.training import guard as training_guard
-from scripts.training.datasets import read_bytes, read_import_file, read_text
+from scripts.training.datasets import read_import_file, read_text
 from scripts.training.models import ModelRef
 
 SCHEMAS = "gs://google-cloud-aiplatform/schema"
@@ -273,17 +272,6 @@ def agreement_with_vertex(vertex_result: dict, scored, label_map: LabelMap) -> l
     return problems
 
 
-def training_photos(rows: list[tuple[str, str, str]]):
-    """The images the model learned from, as predict would read them: the input guard's reference."""
-    from tqdm import tqdm
-
-    for _, uri, _ in tqdm(rows, desc="measure training images", unit="img"):
-        try:
-            yield images.load(read_bytes(uri)).image
-        except images.ImageRejected:
-            continue  # prepare already left out what predict cannot decode
-
-
 def edge_model(args, vertex: Vertex, model: str, pipeline: str, name: str, vertex_result: dict) -> ModelRef:
     """Export the Edge model, evaluate it locally as predict would run it, and put its card beside it."""
     from inspection import storage
@@ -314,7 +302,11 @@ def edge_model(args, vertex: Vertex, model: str, pipeline: str, name: str, verte
             "export": folder,
         },
     )
-    guard_at = training_guard.write_beside(ref.location, training_photos(trained), args.import_file)
+    guard_at = training_guard.write_beside(
+        ref.location,
+        training_guard.photos([uri for _, uri, _ in trained], "measure training images"),
+        args.import_file,
+    )
     ref = dataclasses.replace(ref, guard=guard_at)
     print(f"input guard written to {guard_at}")
     classifier = ref.open()  # judged behind its guard, as predict will run it
@@ -355,7 +347,13 @@ def endpoint_guard(args, name: str) -> str:
     location = f"{args.export or default_export(args.import_file)}/{name}/endpoint.guard.json"
     try:
         trained = [row for row in read_import_file(read_text(args.import_file)) if row[0] != "test"]
-        return training_guard.write(training_guard.fit(training_photos(trained), args.import_file), location)
+        return training_guard.write(
+            training_guard.fit(
+                training_guard.photos([uri for _, uri, _ in trained], "measure training images"),
+                args.import_file,
+            ),
+            location,
+        )
     except (OSError, SystemExit) as exc:
         print(
             f"no input guard written ({exc}); fit it from the training photos, then serve it:\n"
