@@ -68,6 +68,11 @@ CASES = {
         [f"{TRAINING}/objects/models/edge/model.tflite", f"{TRAINING}/objects/models/edge/card.json"],
         [f"{TRAINING}/objects/models/anomaly/line-1.npz", f"{TRAINING}/objects/models/edge-old/model.tflite"],
     ),
+    # an endpoint's input guard (issue 31): its own folder, not the models beside it
+    "only models/vertex": (
+        [f"{TRAINING}/objects/models/vertex/endpoint.guard.json"],
+        [f"{TRAINING}/objects/models/model.onnx", f"{TRAINING}/objects/models/vertex-2/endpoint.guard.json"],
+    ),
     "only models/anomaly": (
         [f"{TRAINING}/objects/models/anomaly/line-1.npz"],
         [f"{TRAINING}/objects/models/edge/model.tflite", f"{TRAINING}/objects/models/anomaly-2/x.npz"],
@@ -102,12 +107,14 @@ def conditions(config: dict) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def declared() -> dict[str, str]:
-    """Every condition of the example stack and of each backend that grants a model folder."""
+    """Every condition of the example stack, of each backend that grants a model folder, and of an
+    endpoint's guard."""
     found = conditions(dev_config())
     found.update(
         conditions(dev_config(classifierBackend="onnx", onnxModel="gs://acme-qi-training/models/model.onnx"))
     )
     found.update(conditions(dev_config(**VARIANTS["tflite"], anomalyModel=MODEL_ANOMALY)))
+    found.update(conditions(dev_config(**VARIANTS["vertex"])))
     return found
 
 

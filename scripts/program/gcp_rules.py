@@ -533,15 +533,21 @@ RULES: tuple[Rule, ...] = (
         "An anomalib ONNX export takes `input` (N × 3 × H × W, RGB in [0, 1]) and answers `pred_score`, "
         "`pred_label`, `anomaly_map` and `pred_mask`, with its pre- and post-processing in the graph "
         "(scores normalised so that 0.5 is the threshold). Not Google's: the format a workstation "
-        "model arrives in.",
-        "The `anomaly` backend runs such a file unchanged, and refuses one without those names.",
+        "model arrives in. Its pre-processing may end in an optional centre crop (PatchCore's and "
+        "CFA's `center_crop_size`, exported as ExportableCenterCrop): the map then covers only the "
+        "centre of the resized input.",
+        "The `anomaly` backend runs such a file unchanged, and refuses one without those names; a map "
+        "smaller than the input is placed over the centre of the photo, not stretched over it.",
         (
             "https://github.com/open-edge-platform/anomalib/blob/main/src/anomalib/models/components/base/export_mixin.py",
             "https://github.com/open-edge-platform/anomalib/blob/main/src/anomalib/data/dataclasses/torch/base.py",
+            "https://github.com/open-edge-platform/anomalib/pull/2623",
+            "https://github.com/open-edge-platform/anomalib/pull/2203",
         ),
         (
             "tests/test_anomaly.py::test_an_anomalib_onnx_export_runs_unchanged",
             "tests/test_anomaly.py::test_an_onnx_file_without_anomalibs_outputs_is_refused_with_what_it_has",
+            "tests/test_anomaly.py::test_a_centre_cropped_anomalib_exports_map_lies_over_the_centre_of_the_photo",
         ),
     ),
     Rule(
