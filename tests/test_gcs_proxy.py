@@ -191,3 +191,26 @@ def test_a_client_that_dies_mid_upload_does_not_stall_everyone_else(make_bucket,
     # Not retried, and bounded: before, this upload waited the emulator's 60 s behind the dead one.
     bucket.blob("after").upload_from_string(b"next camera", timeout=10, retry=None)
     assert [b.name for b in bucket.list_blobs()] == ["after"]
+
+
+def test_the_proxy_asks_the_emulator_again_only_for_what_a_request_names(make_bucket, fake_gcs, monkeypatch):
+    """Every request to fake-gcs-server scans its bucket (docs/measurements.md), so a read, copy or
+    delete without preconditions or a generation is forwarded as is; with them, it is checked."""
+    bucket = make_bucket()
+    blob = bucket.blob("a.jpeg")
+    blob.upload_from_string(b"x")
+    asked: list[str] = []
+    forward = type(fake_gcs).upstream
+
+    def counted(self, method, path, *args, **kwargs):
+        asked.append(method)
+        return forward(self, method, path, *args, **kwargs)
+
+    monkeypatch.setattr(type(fake_gcs), "upstream", counted)
+    bucket.get_blob("a.jpeg")
+    bucket.copy_blob(blob, bucket, "b.jpeg")
+    bucket.delete_blob("b.jpeg")
+    assert len(asked) == 3  # one forward each
+    asked.clear()
+    bucket.delete_blob("a.jpeg", if_generation_match=blob.generation)
+    assert len(asked) == 2  # the check, then the forward
