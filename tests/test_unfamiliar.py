@@ -201,3 +201,22 @@ def test_the_guard_reads_the_part_where_it_is_not_where_the_view_is(plant):
     assert fitted.unusual(described).startswith("the width in pixels 600")
     assert abs(described.measures["radius"] - guard.describe(part).measures["radius"]) < 0.01
     assert np.allclose(described.profile, guard.describe(part).profile, atol=6)
+
+
+def test_the_few_column_fits_answer_as_an_svd_would_and_never_fail_on_a_degenerate_design():
+    """part.least_squares stands in for np.linalg.lstsq in the plane and circle fits (features,
+    guard, rim): the same coefficients on the designs those fits build, and the least-norm answer,
+    not an error, when the design is degenerate (every point on one line)."""
+    from inspection.model import part
+
+    rng = np.random.default_rng(7)
+    yy, xx = part.grid(64)
+    inside = rng.random((64, 64)) < 0.6
+    design = np.stack([xx[inside] - 32, yy[inside] - 32, np.ones(int(inside.sum()), np.float32)], 1)
+    values = (0.4 * design[:, 0] - 0.2 * design[:, 1] + 7 + rng.normal(0, 3, len(design))).astype(np.float32)
+    expected = np.linalg.lstsq(design.astype(np.float64), values.astype(np.float64), rcond=None)[0]
+    assert np.allclose(part.least_squares(design, values), expected, rtol=1e-9, atol=1e-9)
+
+    on_a_line = np.stack([np.arange(10.0), np.arange(10.0), np.ones(10)], 1)
+    degenerate = part.least_squares(on_a_line, np.arange(10.0) * 2)
+    assert np.allclose(on_a_line @ degenerate, np.arange(10.0) * 2)

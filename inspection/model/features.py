@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
+from inspection.model import part
 from inspection.model.images import grayscale
 
 PREPROCESSING_VERSION = "geom-v1"
@@ -44,7 +45,7 @@ def extract(image: Image.Image) -> np.ndarray:
     gray = grayscale(image).resize((INPUT_SIZE, INPUT_SIZE), Image.Resampling.BILINEAR)
     pixels = np.asarray(gray, dtype=np.float32)
     size = INPUT_SIZE
-    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
+    yy, xx = part.grid(size)
 
     low, high = np.percentile(pixels, [5, 95])
     mask = pixels > (low + high) / 2
@@ -73,7 +74,7 @@ def extract(image: Image.Image) -> np.ndarray:
     hub_sums = np.bincount(angle_bin[hub_band], weights=residual[hub_band], minlength=ANGLE_BINS)
     residual = residual - np.where(hub_band, (hub_sums / np.maximum(hub_counts, 1))[angle_bin], 0)
     design = np.stack([xx[inside] - cx, yy[inside] - cy, np.ones(int(inside.sum()), np.float32)], axis=1)
-    plane, *_ = np.linalg.lstsq(design, residual[inside], rcond=None)
+    plane = part.least_squares(design, residual[inside]).astype(np.float32)
     values = residual[inside] - design @ plane
     smooth = _box3(np.where(inside, residual - (plane[0] * (xx - cx) + plane[1] * (yy - cy) + plane[2]), 0))
     smooth_in = smooth[inside]

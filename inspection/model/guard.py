@@ -110,7 +110,7 @@ def describe(image) -> Description:
     )
     left = g[near] - means[bins[near]]
     design = np.stack([xx[near] / WORK - 0.5, yy[near] / WORK - 0.5, np.ones(int(near.sum()))], 1)
-    plane, *_ = np.linalg.lstsq(design, left, rcond=None)
+    plane = part.least_squares(design, left)
     flat = np.zeros_like(g)
     flat[near] = left - design @ plane
     # At the scale of an eighth of the view, far larger than a defect: the mean of each block that
