@@ -203,7 +203,7 @@ def test_the_proxy_asks_the_emulator_again_only_for_what_a_request_names(make_bu
     forward = type(fake_gcs).upstream
 
     def counted(self, method, path, *args, **kwargs):
-        asked.append(method)
+        asked.append(f"{method} {path}")
         return forward(self, method, path, *args, **kwargs)
 
     monkeypatch.setattr(type(fake_gcs), "upstream", counted)
@@ -212,5 +212,17 @@ def test_the_proxy_asks_the_emulator_again_only_for_what_a_request_names(make_bu
     bucket.delete_blob("b.jpeg")
     assert len(asked) == 3  # one forward each
     asked.clear()
+    bucket.get_blob("a.jpeg", generation=blob.generation)
+    assert len(asked) == 1  # the check read the very answer
+    asked.clear()
+    bucket.get_blob("a.jpeg", generation=blob.generation).download_as_bytes()
+    # the check that answered, then the bytes, through the proxy: the answer's link names it
+    assert asked == [asked[0], f"GET /download/storage/v1/b/{bucket.name}/o/a.jpeg?alt=media"], asked
+    asked.clear()
     bucket.delete_blob("a.jpeg", if_generation_match=blob.generation)
     assert len(asked) == 2  # the check, then the forward
+    asked.clear()
+    blob.upload_from_string(b"y")
+    asked.clear()
+    bucket.delete_blob("a.jpeg", generation=blob.generation)
+    assert len(asked) == 2  # the check, then the forward: the live object is read once

@@ -338,36 +338,46 @@ class FakeGcs:
         conditions = any(k.startswith("if") and not k.startswith("ifSource") for k in query)
         if len(parts) == 11 and parts[6] in ("copyTo", "rewriteTo"):
             if source_conditions or "sourceGeneration" in query:
-                source = self._generation_of(bucket, name, query.get("sourceGeneration"))
+                source, _ = self._generation_of(bucket, name, query.get("sourceGeneration"))
                 _match(source, query, "ifSource")
             if conditions:
                 _match(self.current(unquote(parts[8]), unquote(parts[10])), query, "if")
         elif len(parts) == 6 and (conditions or "generation" in query):
-            target = self._generation_of(bucket, name, query.get("generation"))
+            target, live = self._generation_of(bucket, name, query.get("generation"))
             if target is None:
                 return None  # the emulator answers 404 itself
             _match(target, query, "if")
             if method == "DELETE" and "generation" in query:
-                return self._delete_generation(bucket, name, target)
+                return self._delete_generation(bucket, name, target, live)
+            if method == "GET" and query.get("alt") != "media" and target is live:
+                # Just read, so asking again would say the same; but its links name the emulator,
+                # which a client must reach only through this proxy.
+                upstream, proxy = f"{HOST}:{self._upstream_port}", f"{HOST}:{self.port}"
+                return 200, json.dumps(live).replace(upstream, proxy).encode()
         return None
 
-    def _generation_of(self, bucket: str, name: str, generation: str | None) -> dict | None:
-        """The live object, or the generation asked for as GCS would serve it; 404 where GCS would."""
+    def _generation_of(
+        self, bucket: str, name: str, generation: str | None
+    ) -> tuple[dict | None, dict | None]:
+        """(the live object or the generation asked for, as GCS would serve it; the live object).
+        404 where GCS would answer it."""
         live = self.current(bucket, name)
         if generation is None or (live is not None and live["generation"] == generation):
-            return live
+            return live, live
         if self.versioned(bucket) and generation in self._generations.get((bucket, name), ()):
             status, _, body = self.upstream("GET", f"{_object_path(bucket, name)}?generation={generation}")
             if status == 200:
-                return json.loads(body)
+                return json.loads(body), live
         raise Precondition(404, f"No such object: {bucket}/{name}#{generation}")
 
-    def _delete_generation(self, bucket: str, name: str, target: dict) -> tuple[int, bytes] | None:
+    def _delete_generation(
+        self, bucket: str, name: str, target: dict, live: dict | None
+    ) -> tuple[int, bytes] | None:
         """Delete exactly one generation. The emulator would delete the live object instead, so a
-        noncurrent one is only forgotten here; the live one is forwarded."""
+        noncurrent one is only forgotten here; the live one is forwarded. Both were read under the
+        write lock, so `live` is still the live object."""
         self._forget(bucket, name, target["generation"])
-        live = self.current(bucket, name)
-        if live is not None and live["generation"] == target["generation"]:
+        if target is live:
             return None
         return 204, b""
 
