@@ -11,6 +11,7 @@ from pathlib import Path
 from inspection import storage
 from inspection.model import images
 from inspection.model.onnx_model import OnnxClassifier
+from scripts.local.handlers import Spawned
 from scripts.local.stack import LocalStack, StackConfig
 from scripts.training import sample_data, train_local
 
@@ -30,10 +31,11 @@ def bare_classifier(model: Path, data: list[bytes]) -> float:
     return len(data) / (time.perf_counter() - started)
 
 
-def through_pipeline(model: Path, data: list[bytes]) -> tuple[float, float]:
+def through_pipeline(model: Path, data: list[bytes]) -> tuple[float, float, int]:
     """(images per second, storage requests per routed image: the pipeline's own, the upload
-    included, the bench's polling left out)."""
-    with LocalStack(StackConfig(model_path=model)) as stack:
+    included, the bench's polling left out, and 1 when the functions ran in processes of their own
+    as in Cloud Run, 0 when in threads of this one: without Google's Pub/Sub emulator)."""
+    with LocalStack(StackConfig(model_path=model, handler_processes=None)) as stack:
         bucket = storage.client().bucket(stack.config.inbound_bucket)
         names = {f"bench/part-{i:05d}.jpeg" for i in range(len(data))}
         counted, polling = stack.gcs.requests, 0
@@ -59,7 +61,7 @@ def through_pipeline(model: Path, data: list[bytes]) -> tuple[float, float]:
                 routed = {n for found in stack.routed().values() for n in found}
                 if not names <= routed:
                     raise RuntimeError(f"inbound is empty but {len(names - routed)} image(s) were not routed")
-                return rate, requests
+                return rate, requests, int(isinstance(stack.move, Spawned))
             time.sleep(0.05)
         raise RuntimeError("the pipeline did not route every image in time")
 
@@ -73,9 +75,10 @@ def measure(sizes=(100, 1000)) -> dict[str, float]:
         train_local.train(root / "data", model)
         for size in sizes:
             bare = bare_classifier(model, data[:size])
-            pipeline, requests = through_pipeline(model, data[:size])
+            pipeline, requests, processes = through_pipeline(model, data[:size])
             figures[f"pipeline_images_per_s_{size}"] = round(pipeline, 1)
             figures[f"pipeline_storage_requests_per_image_{size}"] = round(requests, 2)
             figures[f"classifier_images_per_s_{size}"] = round(bare, 1)
             figures[f"pipeline_to_classifier_ratio_{size}"] = round(pipeline / bare, 3)
+            figures[f"pipeline_handler_processes_{size}"] = processes
     return figures

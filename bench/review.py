@@ -125,7 +125,7 @@ def measure_painted(decisions: int = 40) -> dict[str, float]:
     from PIL import Image, ImageDraw
 
     from review_app import create_app
-    from scripts.local.stack import _Served
+    from scripts.local.handlers import Served
 
     chromium = shutil.which("chromium") or "/usr/bin/chromium"
     if not os.path.exists(chromium):
@@ -153,7 +153,7 @@ def measure_painted(decisions: int = 40) -> dict[str, float]:
             blob.upload_from_string(data.getvalue(), content_type="image/jpeg")
             review_index.add(review_index.Entry(bucket.name, blob.name, blob.generation, routed_at))
         app = create_app({"PREDICTION_BUCKET": bucket.name, "REVIEW_AUTH": "local", "UNDO_SECONDS": "3600"})
-        served = _Served(app, "bench-review")
+        served = Served(app, "bench-review")
         try:
             with sync_playwright() as playwright:
                 browser = playwright.chromium.launch(executable_path=chromium, args=["--no-sandbox"])

@@ -61,6 +61,11 @@ def send_to(stream) -> None:  # None: stdout again
     _stream = stream
 
 
+def stream():
+    """Where log lines go now: what `send_to` named, or stdout."""
+    return _stream or sys.stdout
+
+
 def log(severity: int, message: str, **fields: object) -> None:
     LOGGER.log(severity, message, extra={"fields": fields})
 

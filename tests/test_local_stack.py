@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -12,6 +13,7 @@ import pytest
 from inspection import storage
 from scripts.local.pubsub import find_emulator_jar
 from scripts.local.stack import LocalStack, StackConfig
+from tests.faults import hook
 from tests.helpers import image_bytes, logged
 
 BAD = {"bad/notes.txt": b"not an image", "bad/empty.jpg": b"", "bad/cut.jpg": image_bytes()[:1200]}
@@ -90,6 +92,34 @@ def test_a_mixed_batch_with_bad_files_loses_nothing(tmp_path, small_model, isola
         assert sorted(routed["rejected"]) == sorted(BAD)
         exactly_once(routed, set(good) | set(BAD))
         assert stack.dead_letters() == []
+
+
+def test_functions_in_processes_of_their_own_survive_a_killed_instance(small_model, isolated_env):
+    """As Cloud Run runs them: predict, move and the sweep each in a process of their own. Move's
+    process is killed (SIGKILL) right after its first copy took effect, before the source is
+    deleted; it is started again, Pub/Sub redelivers, and every image still ends in exactly one
+    place, with exactly one record in the store (written by the handlers' own processes)."""
+    if find_emulator_jar() is None:
+        pytest.skip("SKIPPED LOUDLY: Google's Pub/Sub emulator is not installed")
+    images = {f"line/part-{i:03d}.jpg": image_bytes(defect="blowhole" if i % 3 else None) for i in range(12)}
+    with LocalStack(StackConfig(model_path=small_model, handler_processes=True)) as stack:
+        killed = []
+
+        def kill_after_first_copy(call, phase):
+            if phase == "after" and call.caller == "move" and call.method == "objects.rewrite" and not killed:
+                killed.append(stack.move.process.pid)
+                os.kill(stack.move.process.pid, signal.SIGKILL)
+            return None
+
+        with hook(stack.gcs, kill_after_first_copy):
+            upload(stack, images)
+            routed = wait_routed(stack, set(images))
+        exactly_once(routed, set(images))
+        assert killed and killed[0] != os.getpid()
+        assert stack.move.restarts == 1 and stack.move.process.pid != killed[0]
+        assert stack.dead_letters() == []
+        assert stack.wait_for_records(len(images)) == len(images)
+        assert not list(stack.records_dir.rglob(f"{os.getpid()}-*.parquet")), "written by the handlers"
 
 
 def test_a_restart_mid_run_loses_nothing(tmp_path, small_model, isolated_env):

@@ -24,6 +24,7 @@ from pathlib import Path
 
 from inspection import layout, logs, storage
 from scripts import report
+from scripts.local.handlers import Spawned
 from scripts.local.stack import LocalStack, StackConfig
 from scripts.local.state import DEFAULT_STATE, RECORDS, STACK_FILE
 from scripts.training import metrics, sample_data, train_anomaly, train_local
@@ -161,6 +162,7 @@ def run(args: argparse.Namespace) -> int:
         gcs_port=args.gcs_port,
         sweep_every_s=SWEEP_EVERY_S,
         records_dir=state / RECORDS,
+        handler_processes=None,  # each function in a process of its own, as Cloud Run runs them
     )
     stack_file = state / STACK_FILE
     try:
@@ -180,7 +182,10 @@ def run(args: argparse.Namespace) -> int:
 
 def _run_stack(stack: LocalStack, config: StackConfig, args: argparse.Namespace, data: Path) -> int:
     print(f"storage: fake-gcs-server at {stack.gcs.url}; Pub/Sub: {stack.pubsub.description}")
-    print(f"handlers: predict at {stack.predict.url}, move at {stack.move.url} (functions-framework)")
+    where = "a process each" if isinstance(stack.move, Spawned) else "threads of this process"
+    print(
+        f"handlers: predict at {stack.predict.url}, move at {stack.move.url} (functions-framework, {where})"
+    )
 
     tests = labelled_images(data, "test")
     truth = {object_name(path): label for path, label in tests}

@@ -15,17 +15,15 @@ from pathlib import Path
 
 from google.api_core import exceptions as gexc
 from google.cloud import storage as gcs_types
-from werkzeug.serving import WSGIRequestHandler, make_server
 
-from inspection import backends, layout, publishing, records, storage
+from inspection import backends, layout, logs, publishing, records, storage
 from inspection.settings import MoveSettings, SweepSettings
 from scripts.local.events import EventBridge
 from scripts.local.gcs import FakeGcs
-from scripts.local.ports import HOST, free_port
+from scripts.local.handlers import Served, Spawned, create_app
 from scripts.local.pubsub import InProcessPubSub, PubSubEmulator, find_emulator_jar, held_subscription
 from scripts.local.sink import RecordSink
 
-ROOT = Path(__file__).resolve().parents[2]
 PROJECT = "local"
 
 
@@ -49,29 +47,11 @@ class StackConfig:
     )
     redrive_after_s: int = 60  # an inbound image this old is stranded (the cloud default is 900)
     sweep_every_s: float | None = None  # run the re-drive sweep on a timer, as Cloud Scheduler does
-
-
-class _QuietHandler(WSGIRequestHandler):
-    disable_nagle_algorithm = True  # headers and body are separate writes; don't wait for delayed ACKs
-
-    def log_request(self, *args, **kwargs) -> None:  # the handlers log each decision themselves
-        pass
-
-
-class _Served:
-    """A WSGI app on a free loopback port, in a daemon thread."""
-
-    def __init__(self, app, name: str, port: int = 0):
-        self.server = make_server(
-            HOST, port or free_port(), app, threaded=True, request_handler=_QuietHandler
-        )
-        self.url = f"http://{HOST}:{self.server.server_port}/"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True, name=name)
-        self.thread.start()
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+    # Where the functions run (scripts/local/handlers.py). False: in threads of this process, where
+    # a test can read their log lines and put an outage in front of move (`move_outage`). True: each
+    # in a process of its own, as Cloud Run runs instances; that needs Google's Pub/Sub emulator
+    # (the in-process stand-in pushes only within this process). None: processes when it runs.
+    handler_processes: bool | None = False
 
 
 class LocalStack:
@@ -94,8 +74,6 @@ class LocalStack:
         self.stop()
 
     def start(self) -> None:
-        import functions_framework
-
         c = self.config
         self.records_dir = c.records_dir
         if self.records_dir is None:
@@ -154,23 +132,26 @@ class LocalStack:
                 **c.extra_env,
             }
         )
-        functions = ROOT / "functions"
-        self.predict = _Served(
-            functions_framework.create_app(
-                "predict_image", str(functions / "predict" / "main.py"), "cloudevent"
-            ),
-            "predict",
-        )
-        self._stoppers.append(self.predict.stop)
+        in_processes = c.handler_processes
+        if in_processes is None:
+            in_processes = isinstance(self.pubsub, PubSubEmulator)
+        elif in_processes and not isinstance(self.pubsub, PubSubEmulator):
+            raise RuntimeError(
+                "handler_processes=True needs Google's Pub/Sub emulator: the in-process stand-in "
+                "pushes only within this process"
+            )
         self.move_outage = threading.Event()  # set: move answers 503, as during an outage or rollout
-        move = functions_framework.create_app("move_image", str(functions / "move" / "main.py"), "http")
-        self.move = _Served(_unavailable_while(self.move_outage, move), "move")
-        self._stoppers.append(self.move.stop)
+        for function in ("predict", "move", "sweep"):
+            if in_processes:
+                served = Spawned(function, self.records_dir, logs.stream())
+            else:
+                app = create_app(function)
+                if function == "move":
+                    app = _unavailable_while(self.move_outage, app)
+                served = Served(app, function)
+            self._stoppers.append(served.stop)
+            setattr(self, "sweeper" if function == "sweep" else function, served)
         self.pubsub.push_topic(c.predictions_topic, self.move.url, c.dead_letter_topic)
-        self.sweeper = _Served(
-            functions_framework.create_app("sweep", str(functions / "sweep" / "main.py"), "http"), "sweep"
-        )
-        self._stoppers.append(self.sweeper.stop)
         if c.sweep_every_s:
             stop = threading.Event()
             threading.Thread(
