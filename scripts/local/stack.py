@@ -140,7 +140,9 @@ class LocalStack:
                 "handler_processes=True needs Google's Pub/Sub emulator: the in-process stand-in "
                 "pushes only within this process"
             )
-        self.move_outage = threading.Event()  # set: move answers 503, as during an outage or rollout
+        # Set: move answers 503, as during an outage or rollout. None when move runs in a process
+        # of its own, which this process cannot put anything in front of.
+        self.move_outage = None if in_processes else threading.Event()
         for function in ("predict", "move", "sweep"):
             if in_processes:
                 served = Spawned(function, self.records_dir, logs.stream())
