@@ -65,14 +65,15 @@ def push_body(data: bytes | dict) -> dict:
 
 def make_function(target: str, signature: str):
     """Load a function from its source file through functions-framework, as Cloud Run does."""
-    import functions_framework
-
     from inspection import publishing, storage
+    from scripts.local.handlers import FUNCTIONS, create_app
 
     storage.client.cache_clear()
     publishing._publisher.cache_clear()
-    kind = {"predict_image": "predict", "move_image": "move", "sweep": "sweep"}[target]
-    return functions_framework.create_app(target, f"functions/{kind}/main.py", signature).test_client()
+    [function] = [
+        name for name, (entry, _, kind) in FUNCTIONS.items() if (entry, kind) == (target, signature)
+    ]
+    return create_app(function).test_client()
 
 
 def logged(caplog, message: str | None = None, severity: str | None = None) -> list[dict]:

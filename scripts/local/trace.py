@@ -472,11 +472,11 @@ def _show_photo(url: str) -> None:
 def _vertex(stack, names: _Names, endpoint_id: str, guard_uri: str, guard_file: str) -> None:
     """Predict with an AutoML model on a Vertex AI endpoint (a stand-in that speaks its API), behind
     the guard the stack names for it."""
-    import functions_framework
     from cloudevents.conversion import to_binary
     from cloudevents.http import CloudEvent
 
     from inspection import backends, storage
+    from scripts.local import handlers
     from scripts.local.vertex import VertexStandIn
 
     region = "europe-west4"
@@ -497,10 +497,7 @@ def _vertex(stack, names: _Names, endpoint_id: str, guard_uri: str, guard_file: 
         with calls.acting_as(LOCAL):
             bucket, name = layout.split_gs_uri(guard_uri)
             storage.client().bucket(bucket).blob(name).upload_from_filename(guard_file)
-        functions = Path(__file__).resolve().parents[2] / "functions"
-        predict = functions_framework.create_app(
-            "predict_image", str(functions / "predict/main.py"), "cloudevent"
-        ).test_client()
+        predict = handlers.create_app("predict").test_client()
         stack.gcs.on_finalize.clear()
         _upload(stack, names, {"line-4/vertex.jpeg": _photo(4)})
         with calls.acting_as(LOCAL):
@@ -517,9 +514,7 @@ def _vertex(stack, names: _Names, endpoint_id: str, guard_uri: str, guard_file: 
         assert predict.post("/", headers=headers, data=body).status_code == 200
         # The sweep finishes predict's work for a photo Eventarc never announced: it asks the same
         # endpoint, as its own account.
-        sweep = functions_framework.create_app(
-            "sweep", str(functions / "sweep/main.py"), "http"
-        ).test_client()
+        sweep = handlers.create_app("sweep").test_client()
         _upload(stack, names, {"line-4/vertex-stranded.jpeg": _photo(5)})
         time.sleep(1.1)  # older than redrive_after_s
         assert sweep.post("/").status_code == 200
