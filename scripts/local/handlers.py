@@ -76,6 +76,7 @@ class Spawned:
         self.restarts = 0  # times the process died and was started again
         self._command = [
             sys.executable,
+            "-u",  # each log line written whole as it is logged, as Cloud Run reads them
             "-m",
             "scripts.local.handlers",
             function,
@@ -93,7 +94,8 @@ class Spawned:
             cwd=ROOT,
             stdout=self._log,
             stderr=subprocess.STDOUT if self._log is not None else None,
-            preexec_fn=die_with_parent,
+            # No preexec_fn: running Python between fork and exec in this threaded process (gRPC's
+            # included) can hang the child before it starts; the child asks to die with us itself.
         )
         # Listening is ready: the app is loaded before the server binds. A request would run the
         # function (a GET to move is a malformed message, to sweep a sweep).
@@ -141,6 +143,7 @@ def main(argv: list[str]) -> None:
     from scripts.local.sink import RecordSink
 
     function, port, records_dir = argv
+    die_with_parent()
     sink = RecordSink(records_dir).install()
     served = Served(create_app(function), function, int(port))
     stopping = threading.Event()
