@@ -13,7 +13,9 @@ from functools import partial
 from inspection import review_index, storage
 from review_app.decisions import Decisions
 from review_app.unclear_queue import Queue
-from scripts.local.gcs import FakeGcs
+from scripts.local.gcs import FakeGcs, round_trips
+
+ROUND_TRIP_LATENCY_S = 0.05  # added to each storage request while round trips are counted
 
 
 def _fill(bucket, count: int) -> None:
@@ -42,6 +44,25 @@ def _timed(gcs: FakeGcs, call) -> tuple[float, float, int]:
     assert call() is not None
     wall = time.perf_counter() - started
     return wall, gcs.serving_time() - serving, gcs.requests - requests
+
+
+def _round_trips(gcs: FakeGcs, prepared, samples: int = 5) -> float:
+    """Storage round trips one after another of the call `prepared()` gives, median of `samples`:
+    what multiplies GCS's latency per request in the cloud, whatever the emulator's speed."""
+    counts = []
+    gcs.latency_s = ROUND_TRIP_LATENCY_S
+    try:
+        for _ in range(samples):
+            call = prepared()
+            gcs.serving_time()  # everything before the call is answered
+            gcs.spans = []
+            assert call() is not None
+            gcs.serving_time()
+            counts.append(round_trips(gcs.spans))
+            gcs.spans = None
+    finally:
+        gcs.latency_s, gcs.spans = 0.0, None
+    return statistics.median(counts)
 
 
 def _figures(key: str, samples: list[tuple[float, float, int]]) -> dict[str, float]:
@@ -76,6 +97,18 @@ def measure(sizes=(100, 10_000), samples: int = 40, painted: int = 40) -> dict[s
                 _timed(gcs, partial(queue.next_item, f"reviewer-{i}@example.com")) for i in range(samples)
             ]
             figures.update(_figures(f"review_next_%s_{size}", nexts))
+            if size == sizes[0]:
+
+                def next_one(queue=queue):
+                    return partial(queue.next_item, f"reviewer-{time.perf_counter_ns()}@example.com")
+
+                figures["review_next_round_trips"] = _round_trips(gcs, next_one)
+
+                def deciding(queue=queue, decide=decide):
+                    item = queue.next_item("round-trips@example.com")
+                    return partial(decide, item.name, item.generation, "ok", "round-trips@example.com")
+
+                figures["review_decide_round_trips"] = _round_trips(gcs, deciding)
             if size == sizes[-1]:
                 decisions = []
                 for _ in range(samples):

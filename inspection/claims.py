@@ -243,6 +243,7 @@ def _advance(claim: Claim, **changes) -> Claim | None:
 # --- the move -----------------------------------------------------------------------------------------
 
 Record = Callable[[Moved], None]
+UNREAD = object()  # move's `held` when the caller has not read the source
 Metadata = Mapping[str, str] | Callable[[Mapping[str, str]], Mapping[str, str]]
 
 
@@ -256,6 +257,7 @@ def move(
     record: Record | None = None,
     keep_source: bool = False,
     scope: str = "",
+    held: object = UNREAD,
 ) -> Moved:
     """Move one source generation to `destination` (bucket and name); see the module docstring.
     With `keep_source` it is a copy, claimed and recorded the same way (the backfill of an archive,
@@ -266,10 +268,13 @@ def move(
     `context` is kept in the claim for the record, and not copied onto the object.
     `record(moved)` is called by the attempt that finishes the move, before the claim says done;
     it must build what it records from `moved.claim` (the decision that stands), and be idempotent.
+    `held` is the source as the caller just read it (storage.get), read side by side with its own
+    checks; the move reads it itself when not given.
     """
     if source.generation is None:
         raise ValueError("a move needs the source generation")
-    held = storage.get(source)  # None once the source generation is gone
+    if held is UNREAD:
+        held = storage.get(source)  # None once the source generation is gone
     # With the source there, the claim is written at once, not looked for first: the write that
     # finds one already there reads it (_create), so a first attempt, by far the most common, saves
     # a request, and a repeated one costs one more. Without the source, only a claim can say where

@@ -52,7 +52,10 @@ class Decisions:
             raise NotAllowed(f"label must be one of {', '.join(layout.DECISIONS)}")
         source = storage.ObjectRef(self.prediction_bucket, name, generation)
         try:
-            self.queue.holding(name, generation, reviewer, tab)
+            # The source is read beside the check that this tab holds it: one round trip, not two.
+            _, held = storage.at_once(
+                lambda: self.queue.holding(name, generation, reviewer, tab), lambda: storage.get(source)
+            )
         except Refused:
             # Not this tab's to decide now; but if a decision on it stands, that is the true answer
             # (the same tab asking again gets its decision). Read only here: on the way to a new
@@ -83,6 +86,7 @@ class Decisions:
             owner=reviewer,
             context={"tab": tab},
             record=outcomes.recorder(self.line_segment),
+            held=held,
         )
         if result.claim is None:
             raise Refused("gone", "this image is no longer waiting for a decision")

@@ -116,7 +116,10 @@ class Queue:
         """Lease the image that has waited longest and nobody else holds. At the end of the queue,
         an image another tab only prefetched is taken over for one that will show it. `reclaim`:
         the reviewer's other tabs are gone; what they held may be taken back (`_make_room`)."""
-        leases = self._finish_abandoned(self.leases.all())
+        # The two listings wait one round trip together: the queue's first page is read before the
+        # leases say what is free, and an entry that is stale by then is dropped when met.
+        all_leases, first_page = storage.at_once(self.leases.all, self._page)
+        leases = self._finish_abandoned(all_leases)
         mine = [lease for lease in leases.values() if lease.live() and lease.reviewer == reviewer]
         own = [lease for lease in mine if lease.tab == tab and lease.name not in exclude]
         if kind == VIEW and own:
@@ -125,13 +128,13 @@ class Queue:
             if item is not None:
                 return item
         self._make_room(reviewer, tab, leases, kind, reclaim)
-        found = self._take_first(reviewer, tab, kind, exclude, leases, takeover=False)
+        found = self._take_first(reviewer, tab, kind, exclude, leases, first_page, takeover=False)
         if found is None and kind == VIEW:
-            found = self._take_first(reviewer, tab, kind, exclude, leases, takeover=True)
+            found = self._take_first(reviewer, tab, kind, exclude, leases, first_page, takeover=True)
         return found
 
-    def _take_first(self, reviewer, tab, kind, exclude, leases, takeover: bool) -> Item | None:
-        for entry, listed in self._entries():
+    def _take_first(self, reviewer, tab, kind, exclude, leases, first_page, takeover: bool) -> Item | None:
+        for entry, listed in self._entries(first_page):
             holder = leases.get(entry.name)
             if entry.name in exclude or not entry.open_to(f"{reviewer}\t{tab}", now()):
                 continue
@@ -232,18 +235,24 @@ class Queue:
         storage.delete_quietly(self.prediction_bucket, listed.name, listed.generation)
         return True
 
-    def _entries(self):
-        """(entry, index object) oldest first, in bounded pages."""
-        token = None
-        for _ in range(MAX_PAGES):
-            page = self.bucket.list_blobs(prefix=review_index.PREFIX, max_results=PAGE_SIZE, page_token=token)
-            for listed in list(page):
+    def _entries(self, first_page: tuple[list, str | None]):
+        """(entry, index object) oldest first, in bounded pages, from the first page as listed."""
+        listed_page, token = first_page
+        for number in range(MAX_PAGES):
+            if number:
+                listed_page, token = self._page(token)
+            for listed in listed_page:
                 entry = review_index.of_blob(self.prediction_bucket, listed)
                 if entry is not None:
                     yield entry, listed
-            token = page.next_page_token
             if not token:
                 return
+
+    def _page(self, token: str | None = None) -> tuple[list, str | None]:
+        """One page of the queue's index, oldest first, and the token for the next."""
+        page = self.bucket.list_blobs(prefix=review_index.PREFIX, max_results=PAGE_SIZE, page_token=token)
+        listed = list(page)
+        return listed, page.next_page_token
 
     def _item(self, name: str, generation: int, lease: Lease) -> Item | None:
         blob = self.bucket.get_blob(name, generation=generation)

@@ -83,11 +83,16 @@ class Child:
         self.requests = []
         process: list[subprocess.Popen] = []
         ready = threading.Event()
+        serving = threading.local()  # the proxy answers each request in a thread of its own
+        counting = threading.Lock()
 
         def count(call: Call, when: str):
             if when == "before":
-                self.requests.append(call)
-            if kill_at is not None and len(self.requests) == kill_at and when == phase:
+                with counting:
+                    self.requests.append(call)
+                    serving.number = len(self.requests)
+            # The n-th request itself, also when requests sent side by side overlap.
+            if kill_at is not None and serving.number == kill_at and when == phase:
                 ready.wait(10)
                 process[0].send_signal(signal.SIGKILL)
                 process[0].wait()

@@ -166,6 +166,18 @@ def classify(
     return Call(kind.get(method, f"objects:{method}"), bucket, name, generation, "", "", pre, caller, http)
 
 
+def round_trips(spans: list[tuple[float, float]]) -> int:
+    """How many storage round trips one after another the requests in `spans` (received, answered)
+    took: the longest chain of requests each sent after the one before was answered. Against GCS a
+    call costs about this many times a request's latency, however many requests run side by side.
+    Measured with `latency_s` set, so that requests sent together overlap however the threads run."""
+    chain, answered = 0, float("-inf")
+    for received, done in sorted(spans, key=lambda span: span[1]):
+        if received >= answered:
+            chain, answered = chain + 1, done
+    return chain
+
+
 class DropConnection(Exception):
     """Raised by a hook: close the client's connection without an answer, as a process that died
     mid-request leaves it (before the request reached storage, or after it took effect)."""
@@ -204,6 +216,7 @@ class FakeGcs:
         self.serving_s = 0.0
         self.answered = 0  # requests whose serving_s is counted
         self.latency_s = 0.0  # added to every request, for tests of races at the cloud's latency
+        self.spans: list[tuple[float, float]] | None = None  # (received, answered) while a list: round_trips
         self.hooks: list[Hook] = []  # see Hook: fail, delay or kill at a request boundary
         self.trace: list[Call] | None = None  # a list to keep every call in, while tracing
         self._versioned: dict[str, bool] = {}
@@ -498,6 +511,8 @@ class _ProxyHandler(BaseHTTPRequestHandler):
             with self.gcs._counting:
                 self.gcs.answered += 1
                 self.gcs.serving_s += time.perf_counter() - started
+                if self.gcs.spans is not None:
+                    self.gcs.spans.append((started, time.perf_counter()))
 
     def _serve(self) -> None:
         if self.gcs.latency_s:
