@@ -13,7 +13,7 @@ from functools import partial
 from inspection import review_index, storage
 from review_app.decisions import Decisions
 from review_app.unclear_queue import Queue
-from scripts.local.gcs import FakeGcs, round_trips
+from scripts.local.gcs import FakeGcs
 
 ROUND_TRIP_LATENCY_S = 0.05  # added to each storage request while round trips are counted
 
@@ -53,15 +53,11 @@ def _round_trips(gcs: FakeGcs, prepared, samples: int = 5) -> float:
     gcs.latency_s = ROUND_TRIP_LATENCY_S
     try:
         for _ in range(samples):
-            call = prepared()
-            gcs.serving_time()  # everything before the call is answered
-            gcs.spans = []
-            assert call() is not None
-            gcs.serving_time()
-            counts.append(round_trips(gcs.spans))
-            gcs.spans = None
+            result, trips, _ = gcs.round_trips_of(prepared())
+            assert result is not None
+            counts.append(trips)
     finally:
-        gcs.latency_s, gcs.spans = 0.0, None
+        gcs.latency_s = 0.0
     return statistics.median(counts)
 
 

@@ -726,26 +726,13 @@ def test_what_a_reviewer_waits_for_is_few_storage_round_trips(bucket, fake_gcs, 
     page takes the next key only once the decision is stored (review.js). Independent reads go
     side by side: the next image lists the leases and the queue at once (4 round trips before),
     and a decision reads the image beside its lease check (8 before)."""
-    from scripts.local.gcs import round_trips
-
     for index in range(3):
         add_unclear(bucket, f"line-1/part-{index}.jpeg")
-    queue, decisions = Queue(bucket.name), Decisions(Queue(bucket.name))
-
-    def counted(call):
-        fake_gcs.serving_time()
-        fake_gcs.spans = []
-        try:
-            result = call()
-            fake_gcs.serving_time()
-            return result, round_trips(fake_gcs.spans), len(fake_gcs.spans)
-        finally:
-            fake_gcs.spans = None
-
-    item, trips, requests = counted(lambda: queue.next_item("r@example.com"))
+    queue = Queue(bucket.name)
+    item, trips, requests = fake_gcs.round_trips_of(lambda: queue.next_item("r@example.com"))
     assert item is not None and (trips, requests) == (3, 4)
-    decision, trips, requests = counted(
-        lambda: decisions.decide(item.name, item.generation, "ok", "r@example.com")
+    decision, trips, requests = fake_gcs.round_trips_of(
+        lambda: Decisions(queue).decide(item.name, item.generation, "ok", "r@example.com")
     )
     assert decision.name == f"human_decided/ok/{layout.parse(item.name).name}"
     assert (trips, requests) == (7, 8)

@@ -279,6 +279,18 @@ class FakeGcs:
             time.sleep(0.0005)
         return self.serving_s
 
+    def round_trips_of(self, call: Callable[[], object]) -> tuple[object, int, int]:
+        """(what `call()` returned, the storage round trips it waited for one after another, its
+        storage requests). Set `latency_s` first, so that requests sent together overlap."""
+        self.serving_time()  # everything before the call is answered
+        self.spans = []
+        try:
+            result = call()
+            self.serving_time()
+            return result, round_trips(self.spans), len(self.spans)
+        finally:
+            self.spans = None
+
     def __enter__(self) -> FakeGcs:
         return self.start()
 
@@ -508,11 +520,12 @@ class _ProxyHandler(BaseHTTPRequestHandler):
         try:
             self._serve()
         finally:
+            answered = time.perf_counter()
             with self.gcs._counting:
                 self.gcs.answered += 1
-                self.gcs.serving_s += time.perf_counter() - started
+                self.gcs.serving_s += answered - started
                 if self.gcs.spans is not None:
-                    self.gcs.spans.append((started, time.perf_counter()))
+                    self.gcs.spans.append((started, answered))
 
     def _serve(self) -> None:
         if self.gcs.latency_s:
