@@ -38,12 +38,10 @@ def _percentiles(samples: list[float]) -> tuple[float, float]:
 
 
 def _timed(gcs: FakeGcs, call) -> tuple[float, float, int]:
-    """(wall seconds, seconds the storage emulator spent answering, storage requests) of one call."""
-    requests, serving = gcs.requests, gcs.serving_time()
-    started = time.perf_counter()
-    assert call() is not None
-    wall = time.perf_counter() - started
-    return wall, gcs.serving_time() - serving, gcs.requests - requests
+    """(wall seconds, seconds with a storage request in flight, storage requests) of one call."""
+    seen = gcs.observe(call)
+    assert seen.result is not None
+    return seen.wall_s, seen.storage_s, seen.requests
 
 
 def _round_trips(gcs: FakeGcs, prepared, samples: int = 5) -> float:
@@ -53,19 +51,19 @@ def _round_trips(gcs: FakeGcs, prepared, samples: int = 5) -> float:
     gcs.latency_s = ROUND_TRIP_LATENCY_S
     try:
         for _ in range(samples):
-            result, trips, _ = gcs.round_trips_of(prepared())
-            assert result is not None
-            counts.append(trips)
+            seen = gcs.observe(prepared())
+            assert seen.result is not None
+            counts.append(seen.round_trips)
     finally:
         gcs.latency_s = 0.0
     return statistics.median(counts)
 
 
 def _figures(key: str, samples: list[tuple[float, float, int]]) -> dict[str, float]:
-    """Wall time (median and p95), the storage emulator's share, our own side (wall less storage),
-    and the storage requests. fake-gcs-server scans the whole bucket for most requests, so its share
-    grows with the queue where GCS's does not (docs/measurements.md); our side and the request
-    count are what this code controls."""
+    """Wall time (median and p95), the time with a storage request in flight, our own side (the
+    rest), and the storage requests. fake-gcs-server scans the whole bucket for most requests, so
+    its share grows with the queue where GCS's does not (docs/measurements.md); our side and the
+    request count are what this code controls."""
     wall, p95 = _percentiles([s[0] for s in samples])
     return {
         key % "ms_median": round(wall, 1),

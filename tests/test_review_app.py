@@ -729,10 +729,11 @@ def test_what_a_reviewer_waits_for_is_few_storage_round_trips(bucket, fake_gcs, 
     for index in range(3):
         add_unclear(bucket, f"line-1/part-{index}.jpeg")
     queue = Queue(bucket.name)
-    item, trips, requests = fake_gcs.round_trips_of(lambda: queue.next_item("r@example.com"))
-    assert item is not None and (trips, requests) == (3, 4)
-    decision, trips, requests = fake_gcs.round_trips_of(
+    seen = fake_gcs.observe(lambda: queue.next_item("r@example.com"))
+    item = seen.result
+    assert item is not None and (seen.round_trips, seen.requests) == (3, 4)
+    seen = fake_gcs.observe(
         lambda: Decisions(queue).decide(item.name, item.generation, "ok", "r@example.com")
     )
-    assert decision.name == f"human_decided/ok/{layout.parse(item.name).name}"
-    assert (trips, requests) == (7, 8)
+    assert seen.result.name == f"human_decided/ok/{layout.parse(item.name).name}"
+    assert (seen.round_trips, seen.requests) == (7, 8)

@@ -178,6 +178,34 @@ def round_trips(spans: list[tuple[float, float]]) -> int:
     return chain
 
 
+def busy(spans: list[tuple[float, float]]) -> float:
+    """Seconds in which at least one of the requests in `spans` was being answered. Requests side
+    by side count once: a sum of their times would exceed the wall time of the call that sent them."""
+    total, covered = 0.0, float("-inf")
+    for received, done in sorted(spans):
+        if done > covered:
+            total += done - max(received, covered)
+            covered = done
+    return total
+
+
+@dataclass(frozen=True)
+class Observed:
+    """What one call did to storage, seen at the proxy (`FakeGcs.observe`)."""
+
+    result: object
+    wall_s: float  # the call, start to return
+    requests: int
+    round_trips: int  # one after another: see round_trips
+    storage_s: float  # some request of it was being answered: see busy
+
+    @property
+    def own_s(self) -> float:
+        """The call's time with no storage request in flight: our side, whatever the emulator's
+        speed (fake-gcs-server slows as a bucket grows where GCS does not: docs/measurements.md)."""
+        return self.wall_s - self.storage_s
+
+
 class DropConnection(Exception):
     """Raised by a hook: close the client's connection without an answer, as a process that died
     mid-request leaves it (before the request reached storage, or after it took effect)."""
@@ -209,14 +237,10 @@ class FakeGcs:
         self._counting = threading.Lock()
         self._events: queue.Queue = queue.Queue()
         self._local = threading.local()
-        self.requests = 0  # requests served, for benchmarks that count calls rather than time
-        # Seconds spent answering them, from request read to response written: what a benchmark
-        # takes away from a wall time to leave its own side (the emulator is slower than GCS as a
-        # bucket grows: docs/measurements.md).
-        self.serving_s = 0.0
-        self.answered = 0  # requests whose serving_s is counted
+        self.requests = 0  # requests received, for benchmarks that count calls rather than time
+        self.answered = 0  # requests answered, and recorded in spans while observing
         self.latency_s = 0.0  # added to every request, for tests of races at the cloud's latency
-        self.spans: list[tuple[float, float]] | None = None  # (received, answered) while a list: round_trips
+        self.spans: list[tuple[float, float]] | None = None  # (received, answered) while observing
         self.hooks: list[Hook] = []  # see Hook: fail, delay or kill at a request boundary
         self.trace: list[Call] | None = None  # a list to keep every call in, while tracing
         self._versioned: dict[str, bool] = {}
@@ -271,25 +295,28 @@ class FakeGcs:
         self._process = None
         self._events.put(None)
 
-    def serving_time(self) -> float:
-        """serving_s once every request received so far is answered (a client may read its answer
-        a moment before the proxy's thread has counted it)."""
+    def _settled(self) -> None:
+        """Wait until every request received so far is recorded as answered (a client may read its
+        answer a moment before the proxy's thread has recorded it)."""
         deadline = time.monotonic() + 5
         while self.answered < self.requests and time.monotonic() < deadline:
             time.sleep(0.0005)
-        return self.serving_s
 
-    def round_trips_of(self, call: Callable[[], object]) -> tuple[object, int, int]:
-        """(what `call()` returned, the storage round trips it waited for one after another, its
-        storage requests). Set `latency_s` first, so that requests sent together overlap."""
-        self.serving_time()  # everything before the call is answered
+    def observe(self, call: Callable[[], object]) -> Observed:
+        """Run `call()` and say what it asked of storage: its requests, the round trips it waited
+        for one after another (set `latency_s` first, so that requests sent together overlap), and
+        the time storage was answering it."""
+        self._settled()  # nothing from before the call is counted in it
         self.spans = []
         try:
+            started = time.perf_counter()
             result = call()
-            self.serving_time()
-            return result, round_trips(self.spans), len(self.spans)
+            returned = time.perf_counter()
+            self._settled()
+            spans = [(max(received, started), min(done, returned)) for received, done in self.spans]
         finally:
             self.spans = None
+        return Observed(result, returned - started, len(spans), round_trips(spans), busy(spans))
 
     def __enter__(self) -> FakeGcs:
         return self.start()
@@ -523,7 +550,6 @@ class _ProxyHandler(BaseHTTPRequestHandler):
             answered = time.perf_counter()
             with self.gcs._counting:
                 self.gcs.answered += 1
-                self.gcs.serving_s += answered - started
                 if self.gcs.spans is not None:
                     self.gcs.spans.append((started, answered))
 
