@@ -15,7 +15,8 @@ receives the copy), and it records how far the move got:
    (`if_generation_match=0`). A different object already holding that name keeps it; ours goes
    beside it (layout.candidates). Each copy names the object it was made of (`copied_from`).
 3. **Done.** Exactly the source generation is deleted, the caller records the outcome
-   (`record`), and the claim says `done`, with where the copy is.
+   (`record`), and the claim says `done`, with where the copy is. What the record hands back (a
+   change that is repaired where it is met if it is lost) is made side by side with `done`.
 
 Every update of the claim names the generation it read, so two attempts never both advance it.
 A retry never copies again once the copy exists or existed:
@@ -38,6 +39,7 @@ one it is stored for, is never acted on: the move is `Held` for a person.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Callable, Mapping
@@ -242,7 +244,8 @@ def _advance(claim: Claim, **changes) -> Claim | None:
 
 # --- the move -----------------------------------------------------------------------------------------
 
-Record = Callable[[Moved], None]
+# The record of a finished move; what it returns is made side by side with the claim's `done`.
+Record = Callable[[Moved], Callable[[], object] | None]
 UNREAD = object()  # move's `held` when the caller has not read the source
 Metadata = Mapping[str, str] | Callable[[Mapping[str, str]], Mapping[str, str]]
 
@@ -268,6 +271,8 @@ def move(
     `context` is kept in the claim for the record, and not copied onto the object.
     `record(moved)` is called by the attempt that finishes the move, before the claim says done;
     it must build what it records from `moved.claim` (the decision that stands), and be idempotent.
+    What it returns is called side by side with the write of `done`, so it must be something whose
+    loss, when the process dies there, is repaired wherever it is met.
     `held` is the source as the caller just read it (storage.get), read side by side with its own
     checks; the move reads it itself when not given.
     """
@@ -310,9 +315,11 @@ def move(
             return moved  # claimed, but the source vanished before anything was copied
         if not keep_source:
             storage.delete_generation(source)
-        if record is not None:
-            record(moved)
-        done = _advance(claim, state=State.DONE, copy=moved.copy.name, copy_generation=moved.copy.generation)
+        alongside = record(moved) if record is not None else None
+        advance = functools.partial(
+            _advance, claim, state=State.DONE, copy=moved.copy.name, copy_generation=moved.copy.generation
+        )
+        done = storage.at_once(advance, alongside)[0] if alongside is not None else advance()
         if done is not None:
             return moved
         claim = read(destination.bucket, source, scope) or claim  # another attempt advanced it: look again

@@ -7,7 +7,8 @@ and `record(outcome)` is the one place that turns it into its side effects:
 - one structured log line, which is also the plant's record: the Logging sink delivers exactly
   these lines to the analytical store (docs/operations.md, "The plant's records"), and the
   log-based metrics count them;
-- the change it makes to the reviewers' arrival-ordered queue, if any.
+- the change it makes to the reviewers' arrival-ordered queue, if any (a removal is handed back, to
+  go side by side with the claim's done).
 
 `image` always means the inbound object name (`line-1/part-0042.jpeg`), whichever folder the image
 is in now; `object` is where it is now. `event_id` is derived from the claim that decided the
@@ -17,8 +18,10 @@ done) is the same record twice, and the store keeps one.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, ClassVar
@@ -166,8 +169,13 @@ KINDS: tuple[type[Outcome], ...] = (Routed, Rejected, Decided, Undone)
 BY_MESSAGE = {kind.MESSAGE: kind for kind in KINDS}
 
 
-def record(outcome: Outcome, **log_only: object) -> None:
+def record(outcome: Outcome, **log_only: object) -> Callable[[], None] | None:
     """The one writer: the record's log line, then the queue change. Safe to repeat.
+
+    An entry to add is written here, before the caller's claim says done: an image left out of
+    the queue waits for the sweep. An entry to remove is returned for the caller to make side by
+    side with its claim's done, one round trip for both: if it is lost, the entry is stale, and
+    whoever meets it drops it (review_app/unclear_queue.py).
 
     `log_only` fields (a latency, say) go on the log line but are not part of the record: a record
     written twice must be the same record."""
@@ -175,9 +183,13 @@ def record(outcome: Outcome, **log_only: object) -> None:
     # `time` as the entry's timestamp, which is what the store partitions by.
     logs.log(outcome.SEVERITY, outcome.MESSAGE, **log_only, **outcome.fields(), time=outcome.occurred_at)
     change = outcome.queue_change()
-    if change is not None:
-        action, entry = change
-        (review_index.add if action == "add" else review_index.remove)(entry)
+    if change is None:
+        return None
+    action, entry = change
+    if action == "remove":
+        return functools.partial(review_index.remove, entry)
+    review_index.add(entry)
+    return None
 
 
 # --- the outcome of a move, from the claim that decided it -------------------------------------------
@@ -200,9 +212,9 @@ def of_move(moved: Moved, line_segment: int) -> Outcome:
 def recorder(line_segment: int, started: float | None = None):
     """The `record` of a claimed move: its outcome, recorded (with the attempt's latency)."""
 
-    def write(moved: Moved) -> None:
+    def write(moved: Moved) -> Callable[[], None] | None:
         extra = {} if started is None else {"latency_ms": round((time.perf_counter() - started) * 1000, 1)}
-        record(of_move(moved, line_segment), **extra)
+        return record(of_move(moved, line_segment), **extra)
 
     return write
 
