@@ -226,6 +226,20 @@ def test_malformed_messages_go_to_the_dead_letter_topic_and_are_acknowledged(env
     assert line["severity"] == "ERROR" and line["payload"] == body.decode()
 
 
+@pytest.mark.parametrize("method", ["GET", "PUT", "DELETE", "PATCH"])
+def test_a_request_that_is_not_a_post_is_refused_and_nothing_is_dead_lettered(env, move, method, caplog):
+    """Pub/Sub and Eventarc deliver by POST. Anything else (a browser, a health probe, a scanner)
+    is no message: before, a GET was dead-lettered as a malformed prediction, one message for a
+    person each time."""
+    _, _, topic = env
+    response = move.open("/", method=method)
+    assert response.status_code == 405 and response.headers["Allow"] == "POST"
+    assert "POST" in response.get_data(as_text=True)
+    assert topic.read(expect=1, timeout=1) == []
+    [line] = logged(caplog, "not a delivery: move accepts only POST")
+    assert line["severity"] == "WARNING" and line["method"] == method
+
+
 def test_storage_trouble_is_retried_not_acknowledged(env, move, fake_gcs):
     """Storage refuses the copy (a missing grant answers 403, which no client retries): move
     answers 500 so that Pub/Sub delivers again, and nothing is dead-lettered or lost."""

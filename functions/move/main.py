@@ -4,9 +4,11 @@ It accepts a Pub/Sub push body (`{"message": …, "subscription": …}`, from th
 Pulumi program declares with a dead-letter topic) and an Eventarc `messagePublished` CloudEvent.
 Both carry the same `message`. 2xx acknowledges; 5xx makes Pub/Sub redeliver.
 
-Whatever the body, a message that cannot be understood is never answered with 5xx: it is logged
-with its raw payload, published to the dead-letter topic and acknowledged. So is a move that must
-be held for a person (an unreadable claim, one naming another bucket): the image stays in inbound.
+A request by any other method than POST is no delivery: it is answered 405 and logged, and
+nothing is dead-lettered. Whatever the body, a message that cannot be understood is never answered
+with 5xx: it is logged with its raw payload, published to the dead-letter topic and acknowledged.
+So is a move that must be held for a person (an unreadable claim, one naming another bucket): the
+image stays in inbound.
 """
 
 from __future__ import annotations
@@ -31,6 +33,13 @@ MAX_BODY_BYTES = 1_000_000  # Pub/Sub messages are at most 10 MB; ours are well 
 @calls.serves("move")
 def move_image(request: Request):
     """Entry point: unwrap the envelope, route valid predictions, dead-letter the rest."""
+    if request.method != "POST":  # Pub/Sub and Eventarc deliver by POST; anything else is no message
+        logs.warning("not a delivery: move accepts only POST", method=request.method)
+        return (
+            "move accepts only POST: Pub/Sub and Eventarc deliver predictions by POST\n",
+            405,
+            {"Allow": "POST"},
+        )
     raw = request.get_data(cache=False)[: MAX_BODY_BYTES + 1]
     try:
         prediction = _prediction(request, raw)

@@ -98,7 +98,7 @@ class Spawned:
             # included) can hang the child before it starts; the child asks to die with us itself.
         )
         # Listening is ready: the app is loaded before the server binds. A request would run the
-        # function (a GET to move is a malformed message, to sweep a sweep).
+        # function (a GET to sweep is a sweep).
         deadline = time.monotonic() + 60
         while True:
             try:
