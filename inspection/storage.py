@@ -171,7 +171,15 @@ def delete_generation(ref: ObjectRef) -> None:
         ref.blob().delete()
 
 
-def delete_quietly(bucket: str, name: str, generation: int | None = None) -> None:
-    """Delete if it is still there (at that generation, when given); otherwise do nothing."""
+def delete_quietly(
+    bucket: str, name: str, generation: int | None = None, retry_for: float | None = None
+) -> None:
+    """Delete if it is still there (at that generation, when given); otherwise do nothing.
+    `retry_for`: seconds to retry a failing delete, instead of the client's two minutes."""
+    options = {}
+    if retry_for is not None:
+        from google.cloud.storage.retry import DEFAULT_RETRY
+
+        options["retry"] = DEFAULT_RETRY.with_timeout(retry_for)
     with contextlib.suppress(gexc.NotFound, gexc.PreconditionFailed):
-        client().bucket(bucket).blob(name).delete(if_generation_match=generation)
+        client().bucket(bucket).blob(name).delete(if_generation_match=generation, **options)

@@ -738,3 +738,27 @@ def test_what_a_reviewer_waits_for_is_few_storage_round_trips(bucket, fake_gcs, 
     )
     assert seen.result.name == f"human_decided/ok/{layout.parse(item.name).name}"
     assert (seen.round_trips, seen.requests) == (6, 8)
+
+
+def test_a_decision_whose_queue_entry_removal_fails_is_saved_and_the_entry_dropped_when_met(
+    bucket, fake_gcs, caplog
+):
+    """The entry's removal goes beside the claim's `done`, after the decision is stored: a storage
+    error there must not tell the reviewer "not saved" (the screen never lies). The stale entry is
+    dropped by the next request that meets it."""
+    from tests.faults import failing
+
+    add_unclear(bucket, "line-1/part-1.jpeg")
+    queue = Queue(bucket.name)
+    item = queue.next_item("r@example.com")
+    with failing(
+        fake_gcs, lambda call: call.method == "objects.delete" and call.name.startswith("review/queue/")
+    ) as failed:
+        decision = Decisions(queue).decide(item.name, item.generation, "ok", "r@example.com")
+    assert failed and decision.name == "human_decided/ok/line-1/part-1.jpeg"
+    assert names(bucket, "unclear/") == [] and names(bucket, "human_decided/") == [decision.name]
+    [line] = logged(caplog, "a change beside the claim's done failed; it is repaired where it is met")
+    assert line["severity"] == "WARNING" and "503" in line["error"]
+    assert len(list(bucket.list_blobs(prefix=review_index.PREFIX))) == 1  # stale until met
+    assert queue.next_item("another@example.com") is None
+    assert list(bucket.list_blobs(prefix=review_index.PREFIX)) == []
