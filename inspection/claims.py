@@ -319,28 +319,17 @@ def move(
         advance = functools.partial(
             _advance, claim, state=State.DONE, copy=moved.copy.name, copy_generation=moved.copy.generation
         )
-        done = storage.at_once(advance, _beside(alongside, source))[0] if alongside is not None else advance()
+        if alongside is None:
+            done = advance()
+        else:  # the outcome is stored by then: `alongside` may fail without failing the move
+            beside = functools.partial(
+                storage.tidy, alongside, "a change beside the claim's done", **source.log_fields()
+            )
+            done = storage.at_once(advance, beside)[0]
         if done is not None:
             return moved
         claim = read(destination.bucket, source, scope) or claim  # another attempt advanced it: look again
     return Moved(relation, claim, claim.copy_ref)
-
-
-def _beside(change: Callable[[], object], source: ObjectRef) -> Callable[[], None]:
-    """`change`, made beside the claim's done: it may fail without failing the move, whose outcome
-    is stored by then, since what it leaves undone is repaired where it is met."""
-
-    def made() -> None:
-        try:
-            change()
-        except Exception as exc:  # any failure here is a loss that is repaired later
-            logs.warning(
-                "a change beside the claim's done failed; it is repaired where it is met",
-                **source.log_fields(),
-                error=f"{type(exc).__name__}: {exc}"[:1000],
-            )
-
-    return made
 
 
 def release(bucket: str, source: ObjectRef) -> Claim | None:

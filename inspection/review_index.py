@@ -66,13 +66,10 @@ def add(entry: Entry) -> None:
         blob.upload_from_string(b"", if_generation_match=0)
 
 
-REMOVE_RETRY_S = 5.0
-
-
 def remove(entry: Entry) -> None:
-    """Best effort: a stale entry is dropped by whoever meets it, so a failing storage does not
-    hold the reviewer who decided the image through the client's two minutes of retries."""
-    storage.delete_quietly(entry.bucket, entry.object_name, retry_for=REMOVE_RETRY_S)
+    """A stale entry is dropped by whoever meets it, so a failing storage does not hold the
+    reviewer who decided the image through the client's two minutes of retries."""
+    storage.delete_quietly(entry.bucket, entry.object_name, retry_for=storage.TIDY_RETRY_S)
 
 
 def of_blob(bucket: str, blob) -> Entry | None:

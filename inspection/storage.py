@@ -18,7 +18,7 @@ from typing import TypeVar
 from google.api_core import exceptions as gexc
 from google.cloud import storage
 
-from inspection import calls, layout, metadata
+from inspection import calls, layout, logs, metadata
 
 T = TypeVar("T")
 
@@ -169,6 +169,23 @@ def delete_generation(ref: ObjectRef) -> None:
     """Delete exactly that generation, current or noncurrent; gone already is fine."""
     with contextlib.suppress(gexc.NotFound):
         ref.blob().delete()
+
+
+TIDY_RETRY_S = 5.0  # how long a tidy-up's delete is retried: see tidy
+
+
+def tidy(change: Callable[[], object], what: str, **fields: object) -> None:
+    """Make `change`, which tidies after something already stored and is repaired where it is met
+    if it is lost (a stale queue entry, a lease on a decided image). A failure is logged and never
+    raised, so the caller still answers truly that the thing is stored."""
+    try:
+        change()
+    except Exception as exc:  # any failure here is a loss that is repaired later
+        logs.warning(
+            f"{what} failed; it is repaired where it is met",
+            **fields,
+            error=f"{type(exc).__name__}: {exc}"[:1000],
+        )
 
 
 def delete_quietly(

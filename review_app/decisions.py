@@ -15,6 +15,7 @@ written first, so a dead undo is finished the same way. Both record their outcom
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -92,7 +93,12 @@ class Decisions:
             raise Refused("gone", "this image is no longer waiting for a decision")
         if (result.claim.owner, result.claim.context.get("tab", "")) != (reviewer, tab):
             return self._answer(result.claim, name, label, reviewer, tab)
-        storage.delete_quietly(self.prediction_bucket, layout.lease(name))
+        # Stored: a lease left by a failing storage runs out by itself, and must not make the page
+        # say "not saved".
+        lease = functools.partial(
+            storage.delete_quietly, self.prediction_bucket, layout.lease(name), retry_for=storage.TIDY_RETRY_S
+        )
+        storage.tidy(lease, "dropping a decided image's lease", image=name)
         return _decision(result.claim, result.copy, name)
 
     def _answer(self, standing: claims.Claim, name: str, label: str, reviewer: str, tab: str) -> Decision:

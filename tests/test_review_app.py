@@ -762,3 +762,22 @@ def test_a_decision_whose_queue_entry_removal_fails_is_saved_and_the_entry_dropp
     assert len(list(bucket.list_blobs(prefix=review_index.PREFIX))) == 1  # stale until met
     assert queue.next_item("another@example.com") is None
     assert list(bucket.list_blobs(prefix=review_index.PREFIX)) == []
+
+
+def test_a_decision_whose_lease_cannot_be_dropped_is_still_answered_saved(app, iap, bucket, fake_gcs, caplog):
+    """The lease goes after the decision is stored. A storage error there answered 500 after two
+    minutes of retries, and the page said "not saved" for a stored decision."""
+    from tests.faults import failing
+
+    add_unclear(bucket, "line-1/part-1.jpeg")
+    tab = reviewer(app, iap, "alice@example.com")
+    item = tab.next()
+    with failing(
+        fake_gcs, lambda call: call.method == "objects.delete" and call.name.startswith(layout.LEASES)
+    ):
+        answer = tab.decide(item, "defect")
+    assert answer.status_code == 200, answer.get_json()
+    assert answer.get_json()["name"] == "human_decided/defect/line-1/part-1.jpeg"
+    assert names(bucket, "human_decided/") == ["human_decided/defect/line-1/part-1.jpeg"]
+    [line] = logged(caplog, "dropping a decided image's lease failed; it is repaired where it is met")
+    assert line["severity"] == "WARNING" and line["image"] == item["name"]
