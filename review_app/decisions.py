@@ -170,7 +170,9 @@ class Decisions:
         if result.claim is None or result.claim.owner != reviewer or result.copy is None or result.handed_on:
             raise AlreadyDecided(decided_name, "the image changed since; nothing was undone", "changed")
         lease = self.queue.hold(result.copy.name, result.copy.generation, reviewer, tab)
-        self.queue.leases.drop(pending)
+        # Done and held for the tab: the undo's own lease only tidies now, and runs out by itself.
+        drop = functools.partial(self.queue.leases.drop, pending, retry_for=storage.TIDY_RETRY_S)
+        storage.tidy(drop, "dropping an undo's own lease", image=decided_name)
         return Item.of(result.copy.name, result.copy.generation, result.claim.metadata, lease)
 
 

@@ -114,9 +114,9 @@ class Leases:
             lease.generation,
         )
 
-    def drop(self, lease: Lease) -> None:
-        """Release exactly this lease (not one someone took since)."""
-        storage.delete_quietly(self.bucket_name, layout.lease(lease.name), lease.generation)
+    def drop(self, lease: Lease, retry_for: float | None = None) -> None:
+        """Release exactly this lease (not one someone took since); see storage.delete_quietly."""
+        storage.delete_quietly(self.bucket_name, layout.lease(lease.name), lease.generation, retry_for)
 
     def _write(self, lease: Lease, precondition: int) -> Lease | None:
         blob = self.bucket.blob(layout.lease(lease.name))

@@ -781,3 +781,23 @@ def test_a_decision_whose_lease_cannot_be_dropped_is_still_answered_saved(app, i
     assert names(bucket, "human_decided/") == ["human_decided/defect/line-1/part-1.jpeg"]
     [line] = logged(caplog, "dropping a decided image's lease failed; it is repaired where it is met")
     assert line["severity"] == "WARNING" and line["image"] == item["name"]
+
+
+def test_an_undo_whose_pending_lease_cannot_be_dropped_is_still_answered_done(
+    app, iap, bucket, fake_gcs, caplog
+):
+    """The undo's own lease, which names the move while it runs, goes once the image is back and
+    leased to the tab. A storage error there answered 500 for an undo that was done."""
+    from tests.faults import failing
+
+    add_unclear(bucket, "line-1/part-1.jpeg")
+    tab = reviewer(app, iap, "alice@example.com")
+    decision = tab.decide(tab.next(), "defect").get_json()
+    pending = layout.lease(decision["name"])
+    with failing(fake_gcs, lambda call: call.method == "objects.delete" and call.name == pending):
+        answer = tab.undo(decision)
+    assert answer.status_code == 200, answer.get_json()
+    assert answer.get_json()["name"] == "unclear/line-1/part-1.jpeg"
+    assert names(bucket) == ["unclear/line-1/part-1.jpeg"]
+    [line] = logged(caplog, "dropping an undo's own lease failed; it is repaired where it is met")
+    assert line["severity"] == "WARNING"
