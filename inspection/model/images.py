@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import io
+import threading
 import warnings
 from dataclasses import dataclass, field
 
@@ -106,26 +107,70 @@ def resize_bilinear(pixels, height: int, width: int):
     import numpy as np
 
     source = np.asarray(pixels)
-    top, bottom, dy = _axis(height, source.shape[0])
-    left, right, dx = _axis(width, source.shape[1])
-    # TensorFlow's arithmetic, in its order (top, bottom, then between them), so every value is
-    # the same to the last bit; the four corners are gathered from the 8-bit pixels, each row once,
-    # (np.take, faster than indexing here) and the sums are made in place (make bench).
-    above, below = np.take(source, top, axis=0), np.take(source, bottom, axis=0)
-    upper = np.take(above, right, axis=1).astype(np.float32)
-    corner = np.take(above, left, axis=1).astype(np.float32)
-    upper -= corner
-    upper *= dx[None, :, None]
-    upper += corner
-    lower = np.take(below, right, axis=1).astype(np.float32)
-    corner = np.take(below, left, axis=1).astype(np.float32)
-    lower -= corner
-    lower *= dx[None, :, None]
-    lower += corner
+    channels = source.shape[2] if source.ndim == 3 else 1
+    rows, above, below, dy = _rows(height, source.shape[0])
+    left, right, dx = _columns(width, source.shape[1], channels)
+    # TensorFlow's arithmetic, in its order (along each row, then between rows), so every value is
+    # the same to the last bit. Each source row is blended along its length once, whether it is
+    # the row above a pixel or the one below, and as one run of width × channels values (numpy's
+    # loops over a last axis of 3 channels were slow). The work arrays are kept between calls:
+    # fresh ones cost more in page faults than the arithmetic (make bench).
+    span, wide = source.shape[1] * channels, width * channels
+    picked = _work("picked", (len(rows), *source.shape[1:]), source.dtype)
+    picked = np.take(source, rows, axis=0, out=picked, mode="clip").reshape(len(rows), span)
+    gathered = _work("gathered", (len(rows), wide), source.dtype)
+    along, corner = _work("along", gathered.shape, np.float32), _work("corner", gathered.shape, np.float32)
+    np.copyto(along, np.take(picked, right, axis=1, out=gathered, mode="clip"))
+    np.copyto(corner, np.take(picked, left, axis=1, out=gathered, mode="clip"))
+    along -= corner
+    along *= dx
+    along += corner
+    upper = np.take(along, above, axis=0, out=_work("upper", (height, wide), np.float32), mode="clip")
+    lower = np.take(along, below, axis=0)  # the result: the caller's to keep
     lower -= upper
-    lower *= dy[:, None, None]
+    lower *= dy[:, None]
     lower += upper
-    return lower
+    return lower.reshape(height, width, *source.shape[2:])
+
+
+_WORK = threading.local()
+
+
+def _work(name: str, shape: tuple, dtype):
+    """A work array of this thread's, kept for the next call of the same shape."""
+    import numpy as np
+
+    kept = getattr(_WORK, name, None)
+    if kept is None or kept.shape != shape or kept.dtype != dtype:
+        kept = np.empty(shape, dtype)
+        setattr(_WORK, name, kept)
+    return kept
+
+
+@functools.cache
+def _rows(out: int, size: int):
+    """The source rows a resize to `out` rows reads; for each output row, where its row above and
+    its row below are among them; and how far between."""
+    import numpy as np
+
+    top, bottom, dy = _axis(out, size)
+    rows, at = np.unique(np.concatenate([top, bottom]), return_inverse=True)
+    return rows, at[:out], at[out:], dy
+
+
+@functools.cache
+def _columns(out: int, size: int, channels: int):
+    """`_axis` along a row held as size × channels values: each output value's left and right
+    source values, and how far between."""
+    import numpy as np
+
+    left, right, dx = _axis(out, size)
+    offsets = np.arange(channels)
+    return (
+        (left[:, None] * channels + offsets).ravel(),
+        (right[:, None] * channels + offsets).ravel(),
+        np.repeat(dx, channels)[None, :],
+    )
 
 
 @functools.cache
