@@ -724,15 +724,15 @@ def test_a_decision_asks_nothing_of_the_bucket_itself(bucket, fake_gcs):
 def test_what_a_reviewer_waits_for_is_few_storage_round_trips(bucket, fake_gcs, latency):
     """Against GCS a reviewer waits about one request's latency per storage round trip, and the
     page takes the next key only once the decision is stored (review.js). Independent reads go
-    side by side: the next image lists the leases and the queue at once (4 round trips before),
-    a decision reads the image beside its lease check (8 before), and removes its queue entry beside
-    its claim's done (7 before)."""
+    side by side: the next image lists the leases and the queue at once, and reads the image beside
+    taking its lease (4 and 3 round trips before); a decision reads the image beside its lease
+    check (8 before), and removes its queue entry beside its claim's done (7 before)."""
     for index in range(3):
         add_unclear(bucket, f"line-1/part-{index}.jpeg")
     queue = Queue(bucket.name)
     seen = fake_gcs.observe(lambda: queue.next_item("r@example.com"))
     item = seen.result
-    assert item is not None and (seen.round_trips, seen.requests) == (3, 4)
+    assert item is not None and (seen.round_trips, seen.requests) == (2, 4)
     seen = fake_gcs.observe(
         lambda: Decisions(queue).decide(item.name, item.generation, "ok", "r@example.com")
     )
@@ -801,3 +801,16 @@ def test_an_undo_whose_pending_lease_cannot_be_dropped_is_still_answered_done(
     assert names(bucket) == ["unclear/line-1/part-1.jpeg"]
     [line] = logged(caplog, "dropping an undo's own lease failed; it is repaired where it is met")
     assert line["severity"] == "WARNING"
+
+
+def test_a_stale_queue_entry_is_dropped_when_met_and_leaves_no_lease(bucket, fake_gcs):
+    """An entry whose image is gone (its removal was lost) is passed over: its entry goes, no lease
+    is left on it, and the reviewer gets the next image."""
+    gone = add_unclear(bucket, "line-1/part-1.jpeg")
+    add_unclear(bucket, "line-1/part-2.jpeg")
+    gone.delete()
+    queue = Queue(bucket.name)
+    item = queue.next_item("r@example.com")
+    assert item.name == "unclear/line-1/part-2.jpeg"
+    assert [lease.name for lease in queue.leases.all().values()] == [item.name]
+    assert [b.metadata["name"] for b in bucket.list_blobs(prefix=review_index.PREFIX)] == [item.name]
