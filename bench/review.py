@@ -13,7 +13,7 @@ from functools import partial
 from inspection import review_index, storage
 from review_app.decisions import Decisions
 from review_app.unclear_queue import Queue
-from scripts.local.gcs import FakeGcs
+from scripts.local.gcs import FakeGcs, Observed
 
 ROUND_TRIP_LATENCY_S = 0.05  # added to each storage request while round trips are counted
 
@@ -37,11 +37,11 @@ def _percentiles(samples: list[float]) -> tuple[float, float]:
     return statistics.median(ordered) * 1000, ordered[int(0.95 * (len(ordered) - 1))] * 1000
 
 
-def _timed(gcs: FakeGcs, call) -> tuple[float, float, int]:
-    """(wall seconds, seconds with a storage request in flight, storage requests) of one call."""
+def _timed(gcs: FakeGcs, call) -> Observed:
+    """What one call did: its wall time, its time with a storage request in flight, its requests."""
     seen = gcs.observe(call)
     assert seen.result is not None
-    return seen.wall_s, seen.storage_s, seen.requests
+    return seen
 
 
 def _round_trips(gcs: FakeGcs, prepared, samples: int = 5) -> float:
@@ -59,18 +59,18 @@ def _round_trips(gcs: FakeGcs, prepared, samples: int = 5) -> float:
     return statistics.median(counts)
 
 
-def _figures(key: str, samples: list[tuple[float, float, int]]) -> dict[str, float]:
+def _figures(key: str, samples: list[Observed]) -> dict[str, float]:
     """Wall time (median and p95), the time with a storage request in flight, our own side (the
     rest), and the storage requests. fake-gcs-server scans the whole bucket for most requests, so
     its share grows with the queue where GCS's does not (docs/measurements.md); our side and the
     request count are what this code controls."""
-    wall, p95 = _percentiles([s[0] for s in samples])
+    wall, p95 = _percentiles([s.wall_s for s in samples])
     return {
         key % "ms_median": round(wall, 1),
         key % "ms_p95": round(p95, 1),
-        key % "storage_ms_median": round(statistics.median(s[1] for s in samples) * 1000, 1),
-        key % "own_ms_median": round(statistics.median(s[0] - s[1] for s in samples) * 1000, 1),
-        key % "storage_requests": statistics.median(s[2] for s in samples),
+        key % "storage_ms_median": round(statistics.median(s.storage_s for s in samples) * 1000, 1),
+        key % "own_ms_median": round(statistics.median(s.own_s for s in samples) * 1000, 1),
+        key % "storage_requests": statistics.median(s.requests for s in samples),
     }
 
 

@@ -158,7 +158,10 @@ class Queue:
                 stale = functools.partial(
                     storage.delete_quietly, self.prediction_bucket, listed.name, listed.generation
                 )
-                storage.at_once(stale, *([functools.partial(self.leases.drop, lease)] if lease else []))
+                if lease is None:
+                    stale()
+                else:
+                    storage.at_once(stale, functools.partial(self.leases.drop, lease))
                 continue
             if lease is not None:
                 return _item_of(blob, lease)
